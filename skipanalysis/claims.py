@@ -1,0 +1,238 @@
+"""Claims from the literature, and the record of how each one fared here.
+
+The catalogue below is the project's claim list (IDs D1..S1, one owner
+notebook each; wording is ours, sources in ``REFERENCES``). A notebook records
+each of its claims with the numbers it measured, the rule that turned those
+numbers into a verdict, and the verdict. ``ClaimBook`` stores them as JSON in
+``<report_dir>/claims/<notebook>.json``; ``report.py`` gathers them into the
+paper's claims table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERDICTS = ("supported", "refuted", "inconclusive", "not measured here")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    notebook: str  # owner notebook, without the .ipynb suffix
+    text: str  # the claim in one sentence, our wording
+    sources: tuple[str, ...]  # keys of REFERENCES
+
+
+REFERENCES: dict[str, str] = {
+    "he2016": "K. He, X. Zhang, S. Ren, J. Sun. Deep Residual Learning for Image Recognition. CVPR 2016.",
+    "huang2017": "G. Huang, Z. Liu, L. van der Maaten, K. Q. Weinberger. Densely Connected Convolutional Networks. CVPR 2017.",
+    "srivastava2015": "R. K. Srivastava, K. Greff, J. Schmidhuber. Training Very Deep Networks (Highway Networks). NeurIPS 2015.",
+    "veit2016": "A. Veit, M. Wilber, S. Belongie. Residual Networks Behave Like Ensembles of Relatively Shallow Networks. NeurIPS 2016.",
+    "balduzzi2017": "D. Balduzzi et al. The Shattered Gradients Problem: If resnets are the answer, then what is the question? ICML 2017.",
+    "xiong2020": "R. Xiong et al. On Layer Normalization in the Transformer Architecture. ICML 2020.",
+    "liu2020": "L. Liu et al. Understanding the Difficulty of Training Transformers. EMNLP 2020.",
+    "ronneberger2015": "O. Ronneberger, P. Fischer, T. Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
+    "li2018": "H. Li, Z. Xu, G. Taylor, C. Studer, T. Goldstein. Visualizing the Loss Landscape of Neural Nets. NeurIPS 2018.",
+    "pleiss2017": "G. Pleiss et al. Memory-Efficient Implementation of DenseNets. arXiv:1707.06990, 2017.",
+    "seed000": "Seed text 000: an essay on residual, dense and hybrid skip-connection trade-offs (memory, FLOPs, hardware).",
+    "seed001": "Seed text 001: a Q&A thread on how ResNet and DenseNet differ, with the concatenation-as-sum derivation.",
+    "seed002": "Seed text 002: a tutorial on skip connections (degradation, the identity construction, ResNet, DenseNet, U-Net).",
+}
+
+_C = Claim
+CATALOGUE: dict[str, Claim] = {c.id: c for c in [
+    _C("D1", "01_degradation", "A deeper plain network ends with higher training error than a shallower plain one trained the same way.", ("seed002", "he2016")),
+    _C("D2", "01_degradation", "Identity shortcuts remove degradation: the deeper residual net trains at least as well as the shallower one and better than the deep plain net.", ("seed000", "seed002", "he2016")),
+    _C("D3", "01_degradation", "A deep plain net built from a trained shallow one plus identity layers starts no worse than it; trained from scratch it ends worse.", ("seed002",)),
+    _C("D4", "01_degradation", "Trained plain layers stay far from the identity map, so extra layers cannot easily learn to do nothing.", ("seed002",)),
+    _C("D5", "01_degradation", "Highway (gated) shortcuts also fix degradation, but identity shortcuts train as well or better.", ("seed002", "srivastava2015", "he2016")),
+    _C("G1", "02_gradient_flow", "With batch norm and He initialisation, gradient norms of a deep plain net do not vanish.", ("seed002", "he2016")),
+    _C("G2", "02_gradient_flow", "Without normalisation, early-layer gradients of plain nets shrink with depth; residual nets keep them.", ("seed000", "seed002")),
+    _C("G3", "02_gradient_flow", "Gradients of deep plain nets shatter: their correlation across nearby inputs decays faster with depth than in residual nets.", ("balduzzi2017",)),
+    _C("G4", "02_gradient_flow", "Dense connectivity gives early layers relatively larger gradients (implicit deep supervision) than residual or plain nets.", ("seed000", "seed001")),
+    _C("G5", "02_gradient_flow", "A residual net acts like an ensemble of shorter paths: deleting one block barely hurts it but ruins a plain net.", ("veit2016", "seed001")),
+    _C("G6", "02_gradient_flow", "Denser skip connectivity eases gradient flow, up to a point.", ("seed001",)),
+    _C("E1", "03_equivalence", "ResNet merges a shortcut by addition, DenseNet by concatenation.", ("seed001", "seed002")),
+    _C("E2", "03_equivalence", "A convolution over a concatenation equals the sum of per-piece convolutions with the matching weight slices.", ("seed001",)),
+    _C("E3", "03_equivalence", "A ResNet layer is the tied-weight special case of a dense layer; a dense layer is strictly more expressive.", ("seed001",)),
+    _C("E4", "03_equivalence", "A dense block of L layers has L(L+1)/2 direct connections and each layer adds only k new feature maps.", ("seed000", "huang2017")),
+    _C("E5", "03_equivalence", "Earlier outputs are individually recoverable from a DenseNet layer's input but not from a ResNet layer's summed input.", ("seed001",)),
+    _C("C1", "04_cost", "DenseNet-121 has roughly one third of ResNet-50's parameters.", ("seed000", "huang2017")),
+    _C("C2", "04_cost", "DenseNet-121 needs fewer FLOPs than ResNet-50.", ("seed000",)),
+    _C("C3", "04_cost", "Activation memory kept for training grows quadratically with depth in a dense block, linearly in a residual stage.", ("seed000", "seed001")),
+    _C("C4", "04_cost", "Concatenation widens later convolutions' inputs and the 1x1 bottlenecks absorb a growing share of the work.", ("seed000",)),
+    _C("C5", "04_cost", "The residual addition itself costs almost nothing.", ("seed000",)),
+    _C("C6", "04_cost", "On GPUs DenseNet is slower in wall-clock time than ResNet despite fewer FLOPs.", ("seed000",)),
+    _C("C7", "04_cost", "Recomputing concatenations in backward makes DenseNet training memory grow linearly at a modest time cost.", ("pleiss2017",)),
+    _C("C8", "04_cost", "Where storage or bandwidth dominate DenseNet's small size wins; where accelerator throughput dominates ResNet wins.", ("seed000",)),
+    _C("T1", "05_transformer_norm", "At initialisation post-norm gradients near the output are large and depth-independent; pre-norm ones shrink with depth.", ("xiong2020",)),
+    _C("T2", "05_transformer_norm", "Post-norm needs learning-rate warm-up to train stably; pre-norm does not.", ("xiong2020",)),
+    _C("T3", "05_transformer_norm", "Deep post-norm stacks diverge where pre-norm stacks of the same depth train.", ("liu2020",)),
+    _C("T4", "05_transformer_norm", "Attention is a learned, input-dependent dense connectivity that lets any token reach any other.", ("seed000",)),
+    _C("U1", "06_unet_skips", "Long encoder-decoder skips preserve fine detail: without them segmentation quality drops, most at boundaries.", ("seed000", "seed002", "ronneberger2015")),
+    _C("U2", "06_unet_skips", "The loss from dropping skips grows as structures get finer.", ("seed002",)),
+    _C("U3", "06_unet_skips", "Concatenated and added skips compared: which wins and by how much.", ("seed002",)),
+    _C("L1", "07_loss_landscape", "Loss surfaces with skip connections are smoother and more convex, increasingly so with depth.", ("seed002", "li2018")),
+    _C("A1", "08_param_efficiency", "DenseNet matches ResNet's accuracy with about a third of the parameters.", ("seed000", "seed001", "huang2017")),
+    _C("A2", "08_param_efficiency", "DenseNet overfits less than ResNet when training data are scarce.", ("seed000",)),
+    _C("A3", "08_param_efficiency", "Partial dense (CSP) and squeeze-and-excitation hybrids improve the accuracy-cost trade-off.", ("seed000",)),
+    _C("S1", "report", "There is no universal winner: the best connection pattern depends on data, hardware and task.", ("seed000",)),
+]}
+
+
+def decide(supported: bool, refuted: bool | None = None) -> str:
+    """Turn the outcome of a stated rule into a verdict.
+
+    Args:
+        supported: the rule's condition for support held.
+        refuted: the rule's condition for refutation held. ``None`` means
+            "whatever is not supported is refuted".
+
+    Returns:
+        ``supported``, ``refuted`` or ``inconclusive`` (neither held).
+    """
+    if supported and refuted:
+        raise ValueError("a rule cannot both support and refute a claim; check its thresholds")
+    if supported:
+        return "supported"
+    if refuted is None or refuted:
+        return "refuted"
+    return "inconclusive"
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, tuples and NaN to plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays/scalars, torch tensors
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass
+class ClaimRecord:
+    id: str
+    claim: str
+    verdict: str
+    rule: str
+    evidence: dict[str, Any]
+    headline: str  # one sentence with the key number(s), quoted in the abstract
+    device: str
+    notebook: str
+
+
+@dataclass
+class ClaimBook:
+    """Collects the claims one notebook decides and writes them as JSON.
+
+    Args:
+        notebook: the notebook's name, e.g. ``03_equivalence``.
+        report_dir: the reports folder; the file goes to ``claims/<notebook>.json``.
+        device: the device label the numbers were measured on.
+        profile: the parameter profile the notebook ran with.
+        fingerprint: the machine fingerprint (``hardware.fingerprint``).
+    """
+
+    notebook: str
+    report_dir: str | os.PathLike
+    device: str
+    profile: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, ClaimRecord] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.report_dir) / "claims" / f"{self.notebook}.json"
+
+    def record(self, claim_id: str, *, verdict: str, rule: str, evidence: dict[str, Any], headline: str,
+               device: str | None = None) -> ClaimRecord:
+        """Record one claim's verdict with its evidence and rule, then save the book.
+
+        Raises:
+            ValueError: unknown claim ID, a claim owned by another notebook,
+                a verdict outside ``VERDICTS``, or an empty rule.
+        """
+        if claim_id not in CATALOGUE:
+            raise ValueError(f"claim_id={claim_id!r} is not in the project's claim list; known: {', '.join(CATALOGUE)}")
+        owner = CATALOGUE[claim_id].notebook
+        if owner != self.notebook:
+            raise ValueError(f"claim {claim_id} belongs to notebook {owner!r}, not {self.notebook!r}")
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict={verdict!r} for {claim_id} is not allowed; choose one of {VERDICTS}")
+        if not rule or not rule.strip():
+            raise ValueError(f"claim {claim_id}: state the rule that turned the numbers into the verdict")
+        rec = ClaimRecord(id=claim_id, claim=CATALOGUE[claim_id].text, verdict=verdict, rule=rule.strip(),
+                          evidence=_jsonable(evidence), headline=headline.strip(), device=device or self.device,
+                          notebook=self.notebook)
+        self.records[claim_id] = rec
+        self.save()
+        return rec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "device": self.device,
+            "fingerprint": _jsonable(self.fingerprint),
+            "claims": [asdict(r) for r in self.records.values()],
+        }
+
+    def save(self) -> Path:
+        """Write the book atomically (a crash never leaves half a JSON file)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, self.to_dict())
+        return self.path
+
+    def table(self):
+        """The recorded claims as a pandas DataFrame (for display in the notebook)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"ID": r.id, "verdict": r.verdict, "headline": r.headline, "rule": r.rule}
+                             for r in self.records.values()])
+
+    def missing(self) -> list[str]:
+        """Claim IDs this notebook owns but has not recorded yet."""
+        return [c.id for c in CATALOGUE.values() if c.notebook == self.notebook and c.id not in self.records]
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_claims(report_dir: str | os.PathLike, notebooks: list[str] | None = None) -> list[dict[str, Any]]:
+    """Load the claim books written under ``<report_dir>/claims``.
+
+    Args:
+        notebooks: when given, only these notebooks' books, in this order.
+    """
+    folder = Path(report_dir) / "claims"
+    names = notebooks if notebooks is not None else sorted(p.stem for p in folder.glob("*.json"))
+    books = []
+    for name in names:
+        p = folder / f"{name}.json"
+        if p.exists():
+            books.append(json.loads(p.read_text(encoding="utf-8")))
+    return books

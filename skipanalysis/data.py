@@ -1,0 +1,115 @@
+"""Datasets: procedural ones generated from a seed, and real ones through torchvision.
+
+Procedural data make the ``smoke`` and ``quick`` profiles download-free and
+bit-for-bit reproducible: the same seed gives the same tensors on any machine.
+
+- ``texture_classification``: images of oriented sinusoidal gratings, one
+  orientation/frequency pair per class, with random phase, colour, a strong
+  distractor grating and noise. Hard enough that depth and optimisation matter.
+- ``cifar10``: torchvision's CIFAR-10 under ``data/datasets/`` (the ``full``
+  profile), with a clear error naming the folder and the fix when it is absent
+  and the machine is offline.
+- ``image_folder``: a user's own images, one sub-folder per class.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+DATA_ROOT = Path(__file__).resolve().parent.parent / "data" / "datasets"
+
+
+def _check_positive(**kw: int) -> None:
+    for name, value in kw.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}: expected a positive integer")
+
+
+def texture_classification(n: int, size: int = 16, n_classes: int = 10, seed: int = 0, channels: int = 3,
+                           noise: float = 0.8) -> TensorDataset:
+    """Procedural texture classification.
+
+    Class ``c`` is a grating at orientation ``pi * c / n_classes`` (jittered by
+    +-0.15 rad) and one of two spatial frequencies; each image adds a distractor
+    grating of random orientation at 0.9 amplitude, a random colour mix per
+    channel and Gaussian noise, then is standardised.
+
+    Args:
+        n: number of images.
+        size: height and width in pixels.
+        n_classes: number of classes (labels balanced, then shuffled).
+        seed: generator seed; same seed, same tensors.
+        channels: image channels.
+        noise: standard deviation of the pixel noise.
+
+    Returns:
+        A ``TensorDataset`` of float32 images ``(n, channels, size, size)`` and int64 labels.
+    """
+    _check_positive(n=n, size=size, n_classes=n_classes, channels=channels)
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % n_classes
+    labels = labels[torch.randperm(n, generator=g)]
+    coords = torch.linspace(-1, 1, size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+
+    def grating(theta: torch.Tensor, freq: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        proj = xx * torch.cos(theta)[:, None, None] + yy * torch.sin(theta)[:, None, None]
+        return torch.sin(math.pi * freq[:, None, None] * proj + phase[:, None, None])
+
+    theta = math.pi * labels.double() / n_classes + 0.15 * (2 * torch.rand(n, generator=g, dtype=torch.float64) - 1)
+    freq = torch.where(labels % 2 == 0, 2.0, 3.5).double() * size / 16
+    signal = grating(theta, freq, 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64))
+    distract = grating(math.pi * torch.rand(n, generator=g, dtype=torch.float64),
+                       (1.5 + 3 * torch.rand(n, generator=g, dtype=torch.float64)) * size / 16,
+                       2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64))
+    colour = 0.5 + torch.rand(n, channels, 1, 1, generator=g, dtype=torch.float64)
+    img = colour * (signal + 0.9 * distract)[:, None] + noise * torch.randn(n, channels, size, size, generator=g,
+                                                                           dtype=torch.float64)
+    img = (img - img.mean()) / img.std()
+    return TensorDataset(img.float(), labels.long())
+
+
+def train_test_split(data: TensorDataset, n_test: int) -> tuple[TensorDataset, TensorDataset]:
+    """Split the last ``n_test`` examples off as a held-out set (the data are already shuffled)."""
+    x, y = data.tensors
+    if not 0 < n_test < len(x):
+        raise ValueError(f"n_test={n_test!r}: must be between 1 and {len(x) - 1}")
+    return TensorDataset(x[:-n_test], y[:-n_test]), TensorDataset(x[-n_test:], y[-n_test:])
+
+
+def cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True, transform=None):
+    """CIFAR-10 through torchvision, stored under ``data/datasets/cifar10``.
+
+    Raises:
+        RuntimeError: the dataset is not there and cannot be downloaded, naming
+            the expected file and how to get it.
+    """
+    import torchvision
+
+    root = Path(root) if root else DATA_ROOT / "cifar10"
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        return torchvision.datasets.CIFAR10(str(root), train=train, download=download, transform=transform)
+    except Exception as exc:  # offline: URLError, or torchvision's "Dataset not found"
+        expected = root / "cifar-10-batches-py"
+        raise RuntimeError(
+            f"CIFAR-10 is not available: expected {expected} (or the archive cifar-10-python.tar.gz in {root}) "
+            f"and the download failed ({type(exc).__name__}: {exc}). Fix: run once on a machine that is online, "
+            f"or copy cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into {root}; "
+            "the smoke and quick profiles need no download."
+        ) from exc
+
+
+def image_folder(path: str | os.PathLike, transform=None):
+    """A user's own images, one sub-folder per class, through torchvision's ``ImageFolder``."""
+    import torchvision
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"image folder {path} does not exist; expected <path>/<class>/<image files>")
+    return torchvision.datasets.ImageFolder(str(path), transform=transform)

@@ -1,0 +1,150 @@
+"""CIFAR-style residual and plain networks.
+
+He, Zhang, Ren, Sun. "Deep Residual Learning for Image Recognition", CVPR 2016,
+section 4.2: depth 6n+2, three stages of 2n 3x3 convolutions with {16, 32, 64}
+filters, batch norm, He initialisation, and option A shortcuts (identity,
+strided subsampling plus zero channel padding when the shape changes), so a
+plain and a residual net of one depth have exactly the same parameters.
+
+``PreActBlock`` follows He et al., "Identity Mappings in Deep Residual
+Networks", ECCV 2016: with BN-ReLU before each convolution and nothing after
+the addition, a stage's output is exactly its input plus the sum of the
+branches' outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ShortcutA(nn.Module):
+    """Parameter-free shortcut: identity, or strided subsampling plus zero channel padding."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        if out_ch < in_ch:
+            raise ValueError(f"option A shortcut cannot shrink channels ({in_ch} -> {out_ch})")
+        self.in_ch, self.out_ch, self.stride = in_ch, out_ch, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        pad = self.out_ch - self.in_ch
+        if pad:
+            x = F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2))
+        return x
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers; with ``shortcut=True`` the block adds its (option A) input.
+
+    Args:
+        in_ch, out_ch: channels in and out.
+        stride: stride of the first convolution (2 at a stage's start).
+        shortcut: residual (True) or plain (False); the parameters are the same.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.shortcut = ShortcutA(in_ch, out_ch, stride) if shortcut else None
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class CifarResNet(nn.Module):
+    """The depth 6n+2 CIFAR network, plain or residual.
+
+    Args:
+        depth: 6n+2 (20, 32, 44, 56, 110, ...).
+        shortcut: True for ResNet, False for the plain net of the same layers.
+        num_classes: output classes.
+        width: multiplier on the {16, 32, 64} stage widths.
+        in_channels: image channels.
+    """
+
+    def __init__(self, depth: int = 20, shortcut: bool = True, num_classes: int = 10, width: int = 1,
+                 in_channels: int = 3):
+        super().__init__()
+        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"depth={depth!r} is not allowed: the CIFAR family needs depth = 6n+2 with n >= 1 "
+                             "(8, 14, 20, 32, 44, 56, 110, ...)")
+        if width < 1:
+            raise ValueError(f"width={width!r}: the width multiplier must be a positive integer")
+        n = (depth - 2) // 6
+        widths = [16 * width, 32 * width, 64 * width]
+        self.depth, self.shortcut = depth, shortcut
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        blocks, in_ch = [], widths[0]
+        for stage, out_ch in enumerate(widths):
+            for i in range(n):
+                stride = 2 if (stage > 0 and i == 0) else 1
+                blocks.append(BasicBlock(in_ch, out_ch, stride, shortcut))
+                in_ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(in_ch, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
+def cifar_resnet(depth: int, kind: str = "residual", **kw) -> CifarResNet:
+    """Build a CIFAR net by kind: ``residual`` or ``plain``."""
+    if kind not in ("residual", "plain"):
+        raise ValueError(f"kind={kind!r} is not allowed; choose 'residual' or 'plain'")
+    return CifarResNet(depth, shortcut=(kind == "residual"), **kw)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block: ``x + conv(relu(bn(conv(relu(bn(x))))))``, constant width."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResidualStageNet(nn.Module):
+    """Stem conv, one stage of ``n_blocks`` pre-activation blocks at constant width, pool, linear.
+
+    Small enough to train on a CPU in seconds; used where an exact sum of branch
+    outputs matters (notebook 03).
+    """
+
+    def __init__(self, width: int = 32, n_blocks: int = 6, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.blocks = nn.ModuleList(PreActBlock(width) for _ in range(n_blocks))
+        self.norm = nn.BatchNorm2d(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(F.adaptive_avg_pool2d(F.relu(self.norm(x)), 1).flatten(1))

@@ -1,0 +1,82 @@
+"""The notebook contract in code: validate parameters, pick the device, open the claim book.
+
+Every notebook starts with ``ctx = setup(...)`` right after its parameters
+cell: bad values stop there with a message that names the parameter, the value
+and what is allowed, before any heavy work; the device and the machine
+fingerprint are printed and go into the claims file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import plotting
+from .claims import ClaimBook
+from .hardware import device_label, fingerprint, select_device
+from .runner import PROFILES
+
+
+def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    """Require an integer in ``[lo, hi]``; the error names the parameter, the value and the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo) or (
+            hi is not None and value > hi):
+        allowed = f"an integer{'' if lo is None else f' >= {lo}'}{'' if hi is None else f' and <= {hi}'}"
+        raise ValueError(f"parameter {name}={value!r} is not allowed; expected {allowed}")
+    return value
+
+
+def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> float:
+    """Require a real number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value <= hi
+    if not ok:
+        low = "" if lo is None else f" {'>' if lo_open else '>='} {lo}"
+        high = "" if hi is None else f" and <= {hi}"
+        raise ValueError(f"parameter {name}={value!r} is not allowed; expected a number{low}{high}")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple | list) -> Any:
+    """Require ``value`` to be one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"parameter {name}={value!r} is not allowed; choose one of {list(choices)}")
+    return value
+
+
+@dataclass
+class Context:
+    """What a notebook needs after setup: device, fingerprint, claim book and a bound ``save_figure``."""
+
+    name: str
+    device: torch.device
+    fingerprint: dict[str, Any]
+    claims: ClaimBook
+    report_dir: Path
+    save_figure: Callable[..., dict]
+
+
+def setup(name: str, *, profile: str, device: str, report_dir: str | os.PathLike, seed: int = 0) -> Context:
+    """Validate the common parameters, select the device, print the fingerprint, open the claim book."""
+    check_choice("profile", profile, PROFILES)
+    check_int("seed", seed, 0)
+    dev = select_device(device)
+    fp = fingerprint(dev)
+    label = device_label(fp)
+    report_dir = Path(report_dir)
+    plotting.set_theme()
+    book = ClaimBook(notebook=name, report_dir=report_dir, device=label, profile=profile, fingerprint=fp)
+    print(f"notebook {name} | profile {profile} | device {label}")
+    print(json.dumps(fp, indent=1, default=str))
+    return Context(name, dev, fp, book, report_dir,
+                   partial(plotting.save_figure, notebook=name, report_dir=report_dir))

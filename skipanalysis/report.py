@@ -1,0 +1,392 @@
+"""Assemble the executed notebooks into one paper: ``reports/report.html`` and ``reports/report.pdf``.
+
+``python -m skipanalysis.report html --reports reports --profile quick 03_equivalence ...``
+builds ``report.ipynb`` (the paper as a notebook) and the self-contained
+``report.html``; ``python -m skipanalysis.report pdf reports/report.ipynb reports/report.pdf``
+renders the PDF through nbconvert's LaTeX exporter and xelatex.
+
+The paper: a title, an abstract quoting the claims' headline numbers, the
+claims table (ID, claim, evidence, verdict, device; verdicts coloured), one
+section per notebook (code hidden, the parameter cells removed, figures
+numbered), the closing argument on claim S1, references, and an appendix with
+the machine fingerprints, profile, package versions and git commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import html
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from .claims import CATALOGUE, REFERENCES, VERDICTS, load_claims
+from .hardware import device_label
+
+VERDICT_COLORS = {"supported": "1A9850", "refuted": "D73027", "inconclusive": "B8860B", "not measured here": "7F7F7F"}
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "nbconvert", "nbformat",
+            "fvcore", "tqdm", "pyyaml", "latex2mathml", "skipanalysis")
+PDF_HINT = ("PDF skipped: xelatex (and pandoc) not found. Debian/Ubuntu: sudo apt-get install texlive-xetex "
+            "texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui "
+            "&& brew install pandoc. Then run make report again.")
+
+# S1 is argued from which pattern each supported claim favours.
+FAVOURS = {"dense": ("C1", "C2", "A1", "A2", "E3", "E5", "G4"), "residual": ("C3", "C6", "C4")}
+
+
+# --- small text helpers ---------------------------------------------------------------------------------------------
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text."""
+    repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+            ">": r"\textgreater{}"}
+    return "".join(repl.get(ch, ch) for ch in str(text))
+
+
+def format_evidence(evidence: dict[str, Any], limit: int = 220) -> str:
+    """A compact ``key=value`` line of a claim's evidence (numbers to 3 significant digits)."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        if isinstance(v, list):
+            inner = ", ".join(fmt(x) for x in v[:6])
+            return f"[{inner}{', ...' if len(v) > 6 else ''}]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in list(v.items())[:4]) + "}"
+        return str(v)
+
+    text = "; ".join(f"{k}={fmt(v)}" for k, v in evidence.items())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_MATH_RE = re.compile(r"(?<!\\)\$\$(.+?)\$\$|(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$", re.S)
+_CODE_RE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+
+
+def markdown_math_to_mathml(source: str) -> str:
+    """Replace ``$...$`` and ``$$...$$`` in markdown with MathML, which browsers render with no script."""
+    from latex2mathml.converter import convert
+
+    def conv(m: re.Match) -> str:
+        display = m.group(1) is not None
+        tex = m.group(1) if display else m.group(2)
+        try:
+            return convert(tex.strip(), display="block" if display else "inline")
+        except Exception:  # leave what the converter cannot parse as TeX source
+            return m.group(0)
+
+    parts = _CODE_RE.split(source)
+    return "".join(p if i % 2 else _MATH_RE.sub(conv, p) for i, p in enumerate(parts))
+
+
+def git_commit(repo: str | os.PathLike = ".") -> str:
+    """The current git commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if sha.returncode:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# --- building blocks of the paper -----------------------------------------------------------------------------------
+
+def _rich_cell(html_text: str, latex_text: str, markdown_text: str | None = None) -> nbformat.NotebookNode:
+    """A (hidden) code cell whose one output has HTML for the web page and LaTeX for the PDF."""
+    data = {"text/html": html_text, "text/latex": latex_text, "text/plain": markdown_text or ""}
+    cell = new_code_cell(source="", outputs=[new_output("display_data", data=data)])
+    cell.metadata["tags"] = ["report-generated"]
+    return cell
+
+
+def claims_table_cell(records: list[dict[str, Any]]) -> nbformat.NotebookNode:
+    """The claims table, verdicts coloured, as HTML and as a LaTeX longtable."""
+    rows_html, rows_tex = [], []
+    for r in records:
+        colour = VERDICT_COLORS[r["verdict"]]
+        ev = format_evidence(r["evidence"])
+        rows_html.append(
+            f"<tr><td><b>{html.escape(r['id'])}</b></td><td>{html.escape(r['claim'])}</td>"
+            f"<td>{html.escape(r['headline'])}<br><small>{html.escape(ev)}</small></td>"
+            f"<td><span class='verdict' style='background:#{colour};color:white;padding:2px 6px;border-radius:3px;"
+            f"white-space:nowrap'>{html.escape(r['verdict'])}</span><br><small>{html.escape(r['rule'])}</small></td>"
+            f"<td>{html.escape(r['device'])}</td></tr>")
+        rows_tex.append(
+            f"\\textbf{{{latex_escape(r['id'])}}} & {latex_escape(r['claim'])} & {latex_escape(r['headline'])} "
+            f"{{\\scriptsize {latex_escape(ev)}}} & \\textbf{{\\textcolor[HTML]{{{colour}}}{{{latex_escape(r['verdict'])}}}}} "
+            f"{{\\scriptsize {latex_escape(r['rule'])}}} & {{\\scriptsize {latex_escape(r['device'])}}} \\\\ \\midrule")
+    html_text = ("<table class='claims-table'><thead><tr><th>ID</th><th>Claim</th><th>Evidence</th><th>Verdict "
+                 "(rule)</th><th>Device</th></tr></thead><tbody>" + "".join(rows_html) + "</tbody></table>")
+    latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.25\\linewidth}p{0.3\\linewidth}"
+                  "p{0.22\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & \\textbf{Evidence} & "
+                  "\\textbf{Verdict (rule)} & \\textbf{Device} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex) +
+                  "\n\\end{longtable}}")
+    return _rich_cell(html_text, latex_text)
+
+
+def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, str]:
+    """The closing argument for S1, computed from the other verdicts, per device.
+
+    Rule: S1 (no universal winner) is supported on a device when at least one
+    supported claim there favours dense connectivity and at least one favours
+    residual connectivity; refuted when claims of both kinds were measured there
+    and every supported one favours the same pattern; otherwise inconclusive.
+    """
+    by_device: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_device.setdefault(r["device"], []).append(r)
+    lines, verdicts = [], []
+    for dev, recs in by_device.items():
+        measured = {r["id"] for r in recs if r["verdict"] in ("supported", "refuted")}
+        won = {side: sorted(i for i in ids if i in measured and any(r["id"] == i and r["verdict"] == "supported"
+                                                                     for r in recs))
+               for side, ids in FAVOURS.items()}
+        tried = {side: sorted(i for i in ids if i in measured) for side, ids in FAVOURS.items()}
+        if won["dense"] and won["residual"]:
+            v = "supported"
+        elif tried["dense"] and tried["residual"] and (bool(won["dense"]) != bool(won["residual"])):
+            v = "refuted"
+        else:
+            v = "inconclusive"
+        verdicts.append(v)
+        lines.append(f"- **{dev}**: {v}. Supported claims favouring dense connectivity: "
+                     f"{', '.join(won['dense']) or 'none'} (of {', '.join(tried['dense']) or 'none'} measured); "
+                     f"favouring residual connectivity: {', '.join(won['residual']) or 'none'} "
+                     f"(of {', '.join(tried['residual']) or 'none'} measured).")
+    text = ("## Conclusion: is there a universal winner? (S1)\n\n"
+            "Rule: S1 holds on a device when at least one supported claim there favours dense connectivity "
+            f"({', '.join(FAVOURS['dense'])}) and at least one favours residual connectivity "
+            f"({', '.join(FAVOURS['residual'])}); it is refuted when claims of both kinds were measured and every "
+            "supported one points the same way; otherwise it is inconclusive until more notebooks have run.\n\n"
+            + ("\n".join(lines) if lines else "- No claims were measured."))
+    overall = "supported" if verdicts and all(v == "supported" for v in verdicts) else (
+        "refuted" if verdicts and all(v == "refuted" for v in verdicts) else "inconclusive")
+    return text, overall
+
+
+_HEADING_RE = re.compile(r"^(#{1,5}) ", re.M)
+
+
+def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[int]) -> list[nbformat.NotebookNode]:
+    """The cells of one executed notebook, cleaned for the paper."""
+    cells = []
+    titled = False
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & {"parameters", "injected-parameters", "remove-from-report"}:
+            continue
+        cell = copy.deepcopy(cell)
+        if cell.cell_type == "markdown":
+            src = cell.source
+            if not titled and src.lstrip().startswith("# "):
+                src = re.sub(r"^\s*# ", f"## {number}. ", src, count=1)
+                titled = True
+            else:
+                src = _HEADING_RE.sub(lambda m: "#" + m.group(1) + " ", src)
+            cell.source = src
+            cell.pop("attachments", None) if not cell.get("attachments") else None
+            cells.append(cell)
+            continue
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                continue  # progress bars and warnings
+            if out.get("output_type") == "error":
+                continue
+            meta = out.get("metadata", {}).get("skipanalysis", {})
+            if "caption" in meta:
+                fig_counter[0] += 1
+                out = copy.deepcopy(out)
+                text = f"**Figure {fig_counter[0]}.** {meta['caption']} (file: `figures/{meta['figure']}.png`)"
+                out["data"] = {"text/markdown": text, "text/plain": text}
+            outputs.append(out)
+        cell.outputs = outputs
+        if outputs:
+            cells.append(cell)
+    return cells
+
+
+def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) -> nbformat.NotebookNode:
+    """Assemble the paper notebook from ``<reports>/<name>.ipynb`` and ``<reports>/claims/<name>.json``."""
+    reports = Path(reports)
+    present = [n for n in notebooks if (reports / f"{n}.ipynb").exists()]
+    books = load_claims(reports, present)
+    records = [c for b in books for c in b["claims"]]
+    counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
+    devices = sorted({b["device"] for b in books})
+    commit = git_commit(Path(__file__).resolve().parent.parent)
+    cells = [new_markdown_cell(
+        "# Skip connections under measurement\n\n"
+        f"*A reproducible study of residual, dense, highway and long skip connections.* Profile **{profile}**; "
+        f"measured on {', '.join(devices) or 'no device'}; built "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from commit `{commit[:12]}`.")]
+    s1_text, s1_verdict = conclusion_s1(records)
+    abstract = ["## Abstract\n",
+                "Skip connections come in several forms: addition (ResNet), concatenation (DenseNet), gated "
+                "addition (highway networks), pre- and post-norm residual transformers, and the long encoder-decoder "
+                "skips of U-Net. Each notebook of this study puts claims from the literature to a measurement and "
+                f"computes a verdict by a stated rule. Of {len(records)} claims measured in {len(present)} "
+                f"notebook(s), {counts['supported']} are supported, {counts['refuted']} refuted, "
+                f"{counts['inconclusive']} inconclusive and {counts['not measured here']} not measured here; "
+                f"the closing claim S1 (no universal winner) is **{s1_verdict}**. Headline numbers:\n"]
+    abstract += [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in records]
+    cells.append(new_markdown_cell("\n".join(abstract)))
+    cells.append(new_markdown_cell("## Claims and verdicts\n\nEach verdict comes from the rule printed under it, "
+                                   "applied to numbers measured in the notebook named in its section below."))
+    cells.append(claims_table_cell(records))
+    fig_counter = [0]
+    for i, name in enumerate(present, start=1):
+        nb = nbformat.read(reports / f"{name}.ipynb", as_version=4)
+        cells.extend(_notebook_section(nb, i, fig_counter))
+    cells.append(new_markdown_cell(s1_text))
+    cited = sorted({s for r in records for s in CATALOGUE[r["id"]].sources} | set(CATALOGUE["S1"].sources))
+    cells.append(new_markdown_cell("## References\n\n" + "\n".join(f"- [{k}] {REFERENCES[k]}" for k in cited)))
+    appendix = ["## Appendix: machine, profile and versions\n", f"- Profile: **{profile}**",
+                f"- Git commit: `{commit}`", f"- Notebooks: {', '.join(present) or 'none'}"]
+    missing = [n for n in notebooks if n not in present]
+    if missing:
+        appendix.append(f"- Not executed (no output found): {', '.join(missing)}")
+    appendix.append("\n### Package versions\n")
+    appendix += [f"- {k}: {v}" for k, v in package_versions().items()]
+    seen = set()
+    for b in books:
+        fp = b.get("fingerprint", {})
+        key = (fp.get("hostname"), b["device"])
+        if key in seen:
+            continue
+        seen.add(key)
+        appendix.append(f"\n### Machine: {b['device']} (notebook {b['notebook']})\n")
+        appendix += [f"- {k}: `{v}`" for k, v in fp.items()]
+    cells.append(new_markdown_cell("\n".join(appendix)))
+    paper = new_notebook(cells=cells)
+    paper.metadata["title"] = "Skip connections under measurement"
+    paper.metadata["authors"] = [{"name": "skipanalysis"}]
+    paper.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    paper.metadata["skipanalysis"] = {"profile": profile, "commit": commit, "s1": s1_verdict}
+    return paper
+
+
+# --- exporters ------------------------------------------------------------------------------------------------------
+
+_REPORT_CSS = """<style>
+.jp-Notebook { max-width: 980px; margin: auto; }
+table.claims-table { border-collapse: collapse; font-size: 0.85em; }
+table.claims-table td, table.claims-table th { border-bottom: 1px solid #ccc; padding: 4px 6px; vertical-align: top;
+  text-align: left; }
+</style>"""
+
+
+def _write_atomic(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def export_html(paper: nbformat.NotebookNode) -> str:
+    """Self-contained HTML: inputs hidden, images inline, math as MathML, no external scripts."""
+    from nbconvert import HTMLExporter
+
+    nb = copy.deepcopy(paper)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = markdown_math_to_mathml(cell.source)
+        for out in cell.get("outputs", []):
+            if "text/markdown" in out.get("data", {}):
+                out["data"]["text/markdown"] = markdown_math_to_mathml(out["data"]["text/markdown"])
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, embed_images=True)
+    body, _ = exporter.from_notebook_node(nb)
+    # Drop every script or stylesheet fetched from the network (MathJax, require.js, mermaid): not needed offline.
+    body = re.sub(r"<script[^>]*src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
+    body = re.sub(r"<script[^>]*>[^<]*(?:mathjax|MathJax)[^<]*</script>", "", body, flags=re.S)
+    body = re.sub(r"<script type=\"module\">\s*document\.addEventListener\(\"DOMContentLoaded\", async \(\) => \{"
+                  r".*?mermaid.*?</script>", "", body, flags=re.S)
+    body = re.sub(r"<link[^>]*href=\"https?://[^\"]*\"[^>]*>", "", body)
+    return body.replace("</head>", _REPORT_CSS + "\n</head>", 1)
+
+
+def have_latex() -> bool:
+    return shutil.which("xelatex") is not None and shutil.which("pandoc") is not None
+
+
+def export_pdf(paper: nbformat.NotebookNode) -> bytes:
+    """The paper as PDF through nbconvert's LaTeX exporter and xelatex (inputs hidden)."""
+    from nbconvert import PDFExporter
+
+    exporter = PDFExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.verbose = False
+    pdf, _ = exporter.from_notebook_node(paper)
+    return pdf
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Build the paper from executed notebooks.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    h = sub.add_parser("html", help="assemble report.ipynb and report.html")
+    h.add_argument("notebooks", nargs="*", help="notebook names in order (default: every executed one)")
+    h.add_argument("--reports", default="reports")
+    h.add_argument("--profile", default="quick")
+    p = sub.add_parser("pdf", help="render report.ipynb to PDF with xelatex")
+    p.add_argument("paper", nargs="?", default="reports/report.ipynb")
+    p.add_argument("output", nargs="?", default="reports/report.pdf")
+    args = ap.parse_args(argv)
+    if args.cmd == "html":
+        reports = Path(args.reports)
+        names = args.notebooks or sorted(p.stem for p in reports.glob("[0-9]*.ipynb"))
+        paper = build_paper(reports, names, args.profile)
+        _write_atomic(reports / "report.ipynb", nbformat.writes(paper))
+        _write_atomic(reports / "report.html", export_html(paper))
+        books = load_claims(reports, names)
+        from .claims import write_json_atomic
+
+        write_json_atomic(reports / "claims.json", {"profile": args.profile, "notebooks": books,
+                                                    "s1": paper.metadata["skipanalysis"]["s1"]})
+        print(f"[report] wrote {reports / 'report.html'} ({len(paper.cells)} cells)")
+        return 0
+    if not have_latex():
+        print(PDF_HINT)
+        return 0
+    paper = nbformat.read(args.paper, as_version=4)
+    try:
+        pdf = export_pdf(paper)
+    except Exception as exc:
+        print(f"[report] PDF failed ({type(exc).__name__}: {str(exc)[:2000]}); the HTML report is unaffected",
+              file=sys.stderr)
+        return 1
+    _write_atomic(Path(args.output), pdf)
+    print(f"[report] wrote {args.output} ({len(pdf) // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Execute one notebook with papermill for a profile, atomically.
+
+``python -m skipanalysis.runner notebooks/03_equivalence.ipynb reports/03_equivalence.ipynb --profile quick``
+
+The notebook's parameters come from ``notebooks/params/<profile>.yaml`` (the
+section named after the notebook) plus ``profile``, ``device`` and
+``report_dir``. The run writes into a private staging folder; only when every
+cell succeeded are its figures and claims moved into ``reports/`` and the
+executed notebook renamed into place (last, because it is what make checks).
+A failure prints the notebook, the failing cell and the error, keeps the
+partial notebook under ``reports/failed/`` for inspection, and leaves every
+earlier result untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES = ("smoke", "quick", "full")
+RESERVED = ("profile", "device", "report_dir")
+
+
+class ParameterError(ValueError):
+    """A profile, device or notebook parameter that is not allowed."""
+
+
+def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[str, Any]]:
+    """Read ``<params_dir>/<profile>.yaml``: a mapping from notebook name to its parameters."""
+    if profile not in PROFILES:
+        raise ParameterError(f"PROFILE={profile!r} is not allowed; choose one of {', '.join(PROFILES)}")
+    path = Path(params_dir) / f"{profile}.yaml"
+    if not path.exists():
+        raise ParameterError(f"profile file {path} is missing")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise ParameterError(f"{path}: expected a mapping of notebook name -> mapping of parameters")
+    return {k: (v or {}) for k, v in data.items()}
+
+
+def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, report_dir: str | os.PathLike,
+                        params_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The parameters papermill injects into ``notebook`` for ``profile``.
+
+    Raises:
+        ParameterError: the profile or device is not allowed, or the profile names
+            a parameter the notebook's ``parameters`` cell does not define.
+    """
+    import papermill as pm
+
+    from .hardware import DEVICE_CHOICES
+
+    notebook = Path(notebook)
+    params_dir = Path(params_dir) if params_dir else notebook.parent / "params"
+    kind = device.split(":", 1)[0]
+    if kind not in DEVICE_CHOICES:
+        raise ParameterError(f"DEVICE={device!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
+    section = load_profile(params_dir, profile).get(notebook.stem, {})
+    declared = pm.inspect_notebook(str(notebook))
+    if not declared:
+        raise ParameterError(f"{notebook}: no cell tagged 'parameters' (see README, 'Adding a notebook')")
+    unknown = sorted(set(section) - set(declared))
+    if unknown:
+        raise ParameterError(f"{params_dir / (profile + '.yaml')}, section {notebook.stem}: parameter(s) {unknown} "
+                             f"are not defined in the notebook; it defines {sorted(declared)}")
+    missing = [r for r in RESERVED if r not in declared]
+    if missing:
+        raise ParameterError(f"{notebook}: its parameters cell must define {missing} (see README)")
+    return {**section, "profile": profile, "device": device, "report_dir": str(Path(report_dir).resolve())}
+
+
+def _move_results(staging: Path, reports: Path, name: str) -> None:
+    """Move a successful run's figures and claims from staging into ``reports``."""
+    figures = reports / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    new = {p.name for p in (staging / "figures").glob("*")}
+    for old in figures.glob(f"{name}-*"):
+        if old.name not in new:  # a figure this run no longer makes
+            old.unlink()
+    for p in (staging / "figures").glob("*"):
+        os.replace(p, figures / p.name)
+    (reports / "claims").mkdir(parents=True, exist_ok=True)
+    for p in (staging / "claims").glob("*.json"):
+        os.replace(p, reports / "claims" / p.name)
+
+
+def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
+                 device: str = "auto", kernel_name: str = "python3", progress: bool = True) -> Path:
+    """Execute ``notebook`` into ``output`` with papermill (see the module docstring).
+
+    Returns:
+        The executed notebook's path.
+
+    Raises:
+        ParameterError: bad profile, device or parameters (before anything runs).
+        papermill.PapermillExecutionError: a cell failed (after cleaning up).
+    """
+    import papermill as pm
+
+    notebook, output = Path(notebook), Path(output)
+    name = notebook.stem
+    reports = output.parent
+    reports.mkdir(parents=True, exist_ok=True)
+    staging = reports / ".staging" / name
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    params = notebook_parameters(notebook, profile, device, staging)
+    partial = staging / f"{name}.ipynb"
+    try:
+        pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
+                            cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,
+                            report_mode=False)
+        _move_results(staging, reports, name)
+        os.replace(partial, output)
+    except BaseException:
+        if partial.exists():
+            failed = reports / "failed"
+            failed.mkdir(exist_ok=True)
+            os.replace(partial, failed / f"{name}.ipynb")
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    failed_copy = reports / "failed" / f"{name}.ipynb"
+    if failed_copy.exists():
+        failed_copy.unlink()
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("notebook")
+    ap.add_argument("output")
+    ap.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)}")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, mps or xla")
+    ap.add_argument("--kernel", default="python3")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    import papermill as pm
+
+    name = Path(args.notebook).stem
+    print(f"[{name}] running with profile={args.profile} device={args.device}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress)
+    except ParameterError as exc:
+        print(f"[{name}] bad input: {exc}", file=sys.stderr)
+        return 2
+    except pm.PapermillExecutionError as exc:
+        print(f"\n[{name}] FAILED in cell {exc.cell_index} (execution count {exc.exec_count}): "
+              f"{exc.ename}: {exc.evalue}\n[{name}] the partial notebook is kept in "
+              f"{Path(args.output).parent / 'failed' / (name + '.ipynb')}; nothing else was changed.",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n[{name}] interrupted; nothing was changed", file=sys.stderr)
+        return 130
+    print(f"[{name}] done in {time.perf_counter() - t0:.1f} s -> {args.output}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
