@@ -157,8 +157,8 @@ class ClaimBook:
         return Path(self.report_dir) / "claims" / f"{self.notebook}.json"
 
     def record(self, claim_id: str, *, verdict: str, rule: str, evidence: dict[str, Any], headline: str,
-               device: str | None = None) -> ClaimRecord:
-        """Record one claim's verdict with its evidence and rule, then save the book.
+               device: str | None = None) -> None:
+        """Record one claim's verdict with its evidence and rule, save the book, and show the verdict.
 
         Raises:
             ValueError: unknown claim ID, a claim owned by another notebook,
@@ -178,7 +178,14 @@ class ClaimBook:
                           notebook=self.notebook)
         self.records[claim_id] = rec
         self.save()
-        return rec
+        try:
+            from IPython import get_ipython
+            from IPython.display import Markdown, display
+
+            if get_ipython() is not None:
+                display(Markdown(f"**{claim_id}: {verdict}.** {rec.headline}. *Rule:* {rec.rule}."))
+        except ImportError:
+            pass
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -54,6 +54,39 @@ def check_choice(name: str, value: Any, choices: tuple | list) -> Any:
     return value
 
 
+def _show_fingerprint(fp: dict[str, Any]) -> None:
+    """Print the fingerprint; the output is tagged so the report moves it to its appendix."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            text = json.dumps(fp, indent=1, default=str)
+            display({"text/plain": text}, raw=True, metadata={"skipanalysis": {"role": "fingerprint"}})
+            return
+    except ImportError:
+        pass
+    print(json.dumps(fp, indent=1, default=str))
+
+
+def _register_latex_tables() -> None:
+    """Give DataFrames a LaTeX rendering too, so tables stay tables in the PDF report."""
+    try:
+        import pandas as pd
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+
+    def to_latex(df: "pd.DataFrame") -> str:
+        body = df.head(30).to_latex(float_format="%.4g", escape=True)
+        return "\\begin{center}\n" + body + "\\end{center}"
+
+    ip.display_formatter.formatters["text/latex"].for_type(pd.DataFrame, to_latex)
+
+
 @dataclass
 class Context:
     """What a notebook needs after setup: device, fingerprint, claim book and a bound ``save_figure``."""
@@ -77,6 +110,7 @@ def setup(name: str, *, profile: str, device: str, report_dir: str | os.PathLike
     plotting.set_theme()
     book = ClaimBook(notebook=name, report_dir=report_dir, device=label, profile=profile, fingerprint=fp)
     print(f"notebook {name} | profile {profile} | device {label}")
-    print(json.dumps(fp, indent=1, default=str))
+    _show_fingerprint(fp)
+    _register_latex_tables()
     return Context(name, dev, fp, book, report_dir,
                    partial(plotting.save_figure, notebook=name, report_dir=report_dir))

@@ -15,7 +15,6 @@ the machine fingerprints, profile, package versions and git commit.
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
 import html
 import importlib.metadata
@@ -33,7 +32,6 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from .claims import CATALOGUE, REFERENCES, VERDICTS, load_claims
-from .hardware import device_label
 
 VERDICT_COLORS = {"supported": "1A9850", "refuted": "D73027", "inconclusive": "B8860B", "not measured here": "7F7F7F"}
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "nbconvert", "nbformat",
@@ -222,6 +220,8 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
             if out.get("output_type") == "error":
                 continue
             meta = out.get("metadata", {}).get("skipanalysis", {})
+            if meta.get("role") == "fingerprint":
+                continue  # the appendix lists every machine
             if "caption" in meta:
                 fig_counter[0] += 1
                 out = copy.deepcopy(out)
@@ -243,8 +243,9 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
     counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     devices = sorted({b["device"] for b in books})
     commit = git_commit(Path(__file__).resolve().parent.parent)
-    cells = [new_markdown_cell(
-        "# Skip connections under measurement\n\n"
+    # The PDF takes its title from the metadata; LaTeX numbering is off because sections carry their own numbers.
+    cells = [_rich_cell("<h1>Skip connections under measurement</h1>", "\\setcounter{secnumdepth}{0}"),
+             new_markdown_cell(
         f"*A reproducible study of residual, dense, highway and long skip connections.* Profile **{profile}**; "
         f"measured on {', '.join(devices) or 'no device'}; built "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from commit `{commit[:12]}`.")]

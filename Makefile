@@ -1,0 +1,78 @@
+# skipanalysis: `make report` regenerates every finding; `make test` runs the tests.
+#
+#   make report                    quick profile, best device, into reports/
+#   PROFILE=smoke make report      smoke | quick | full (notebooks/params/<profile>.yaml)
+#   DEVICE=cpu make report         auto | cpu | cuda | mps | xla, passed to every notebook
+#   make report PYTHON=python      use an environment you already have (conda, ...) instead of .venv
+#   make -j2 report                run notebooks in parallel
+#
+# Make's dependencies do the caching: an executed notebook is remade only when
+# the notebook, its profile file, the package, PROFILE or DEVICE changed.
+
+SHELL := /bin/bash
+PYTHON ?= .venv/bin/python
+BOOTSTRAP_PYTHON ?= python3
+PROFILE ?= quick
+DEVICE ?= auto
+REPORTS ?= reports
+
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+NAMES := $(basename $(notdir $(NOTEBOOKS)))
+EXECUTED := $(NAMES:%=$(REPORTS)/%.ipynb)
+# Everything the notebooks import; report.py only affects the paper.
+PACKAGE := $(filter-out skipanalysis/report.py,$(wildcard skipanalysis/*.py skipanalysis/models/*.py))
+
+ifeq ($(PYTHON),.venv/bin/python)
+ENV := .venv/.installed
+else
+ENV :=
+endif
+
+PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
+
+.PHONY: report test lab setup clean help FORCE
+.DELETE_ON_ERROR:
+
+report: $(REPORTS)/report.html $(REPORTS)/report.pdf
+	@echo "[report] done: $(REPORTS)/report.html$(if $(wildcard $(REPORTS)/report.pdf), and $(REPORTS)/report.pdf)"
+
+help:
+	@sed -n '1,12p' Makefile
+
+setup: $(ENV)
+
+.venv/.installed: pyproject.toml
+	@echo "[setup] creating .venv and installing skipanalysis[dev] (the first time takes a few minutes)"
+	@test -x .venv/bin/python || $(BOOTSTRAP_PYTHON) -m venv .venv
+	.venv/bin/python -m pip install --progress-bar off -e ".[dev]"
+	@touch $@
+
+# Rewritten only when PROFILE or DEVICE changes, so switching profiles re-runs the notebooks.
+$(REPORTS)/.settings: FORCE
+	@mkdir -p $(REPORTS)
+	@echo "PROFILE=$(PROFILE) DEVICE=$(DEVICE)" | cmp -s - $@ || echo "PROFILE=$(PROFILE) DEVICE=$(DEVICE)" > $@
+
+# The runner writes into a staging folder and renames the executed notebook into place
+# only after every cell succeeded: a failed run leaves no target behind.
+$(EXECUTED): $(REPORTS)/%.ipynb: notebooks/%.ipynb notebooks/params/$(PROFILE).yaml $(PACKAGE) $(REPORTS)/.settings | $(ENV)
+	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE)
+
+$(REPORTS)/report.html: $(EXECUTED) skipanalysis/report.py skipanalysis/claims.py | $(ENV)
+	@echo "[report] assembling $(words $(EXECUTED)) notebook(s) into $@"
+	@$(PYTHON) -m skipanalysis.report html --reports $(REPORTS) --profile $(PROFILE) $(NAMES)
+
+$(REPORTS)/report.pdf: $(REPORTS)/report.html
+	@if command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
+		echo "[report] rendering $@ with xelatex"; \
+		$(PYTHON) -m skipanalysis.report pdf $(REPORTS)/report.ipynb $@; \
+	else echo "$(PDF_HINT)"; fi
+
+test: | $(ENV)
+	$(PYTHON) -m pytest
+
+lab: | $(ENV)
+	$(PYTHON) -m ipykernel install --sys-prefix --name skipanalysis --display-name "Python (skipanalysis)"
+	$(PYTHON) -m jupyter lab notebooks/
+
+clean:
+	rm -rf $(REPORTS)

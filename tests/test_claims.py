@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from skipanalysis.claims import CATALOGUE, ClaimBook, decide, load_claims
+
+
+def book(tmp_path, name="03_equivalence"):
+    return ClaimBook(notebook=name, report_dir=tmp_path, device="cpu (test)", profile="smoke")
+
+
+def test_catalogue_covers_every_id():
+    expected = {f"D{i}" for i in range(1, 6)} | {f"G{i}" for i in range(1, 7)} | {f"E{i}" for i in range(1, 6)} \
+        | {f"C{i}" for i in range(1, 9)} | {f"T{i}" for i in range(1, 5)} | {"U1", "U2", "U3", "L1"} \
+        | {"A1", "A2", "A3", "S1"}
+    assert set(CATALOGUE) == expected
+
+
+def test_unknown_claim_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="'Z9' is not in the project's claim list"):
+        book(tmp_path).record("Z9", verdict="supported", rule="r", evidence={}, headline="h")
+
+
+def test_claim_of_another_notebook_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="belongs to notebook '01_degradation'"):
+        book(tmp_path).record("D1", verdict="supported", rule="r", evidence={}, headline="h")
+
+
+def test_bad_verdict_and_missing_rule(tmp_path):
+    with pytest.raises(ValueError, match="verdict='yes'"):
+        book(tmp_path).record("E1", verdict="yes", rule="r", evidence={}, headline="h")
+    with pytest.raises(ValueError, match="state the rule"):
+        book(tmp_path).record("E1", verdict="supported", rule=" ", evidence={}, headline="h")
+
+
+def test_record_round_trip(tmp_path):
+    import numpy as np
+
+    b = book(tmp_path)
+    b.record("E2", verdict=decide(True), rule="err < 1e-10", evidence={"err": np.float64(1e-13), "n": np.int64(3),
+                                                                       "nan": float("nan")}, headline="tiny error")
+    data = json.loads(b.path.read_text())
+    assert data["claims"][0]["evidence"] == {"err": 1e-13, "n": 3, "nan": "nan"}
+    assert load_claims(tmp_path)[0]["notebook"] == "03_equivalence"
+    assert b.missing() == ["E1", "E3", "E4", "E5"]
+    assert not list(tmp_path.glob("claims/.*tmp"))
+
+
+def test_decide():
+    assert decide(True) == "supported"
+    assert decide(False) == "refuted"
+    assert decide(False, refuted=False) == "inconclusive"
+    assert decide(False, refuted=True) == "refuted"
+    with pytest.raises(ValueError):
+        decide(True, refuted=True)

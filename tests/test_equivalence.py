@@ -1,0 +1,108 @@
+"""Notebook 03's helpers against hand-worked values and independent formulas."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skipanalysis import equivalence as eq
+from skipanalysis.models import DenseBlock, DenseLayer, DenseStageNet, ResidualStageNet, dense_layer_params
+
+
+def test_concat_identity_by_hand():
+    # 1x1 convolution, two one-channel pieces: out = 2*a + 3*b + bias, worked by hand.
+    a = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
+    b = torch.tensor([[[[10.0, 0.0], [-1.0, 5.0]]]], dtype=torch.float64)
+    w = torch.tensor([[[[2.0]], [[3.0]]]], dtype=torch.float64)
+    bias = torch.tensor([0.5], dtype=torch.float64)
+    whole, parts = eq.conv_concat_split([a, b], w, bias, stride=1, padding=0)
+    expected = torch.tensor([[[[32.5, 4.5], [3.5, 23.5]]]], dtype=torch.float64)
+    assert torch.equal(whole, expected)
+    assert torch.allclose(parts, expected, atol=0, rtol=0)
+
+
+def test_concat_identity_random_shapes_float64():
+    df = eq.conv_concat_trials(60, seed=3)
+    assert len(df) == 60 and df.stride.nunique() > 1 and df.padding.nunique() > 1
+    assert df.max_abs_err.max() < 1e-10
+
+
+def test_concat_split_detects_wrong_slicing():
+    # The check must be able to fail: swapping the weight slices changes the result.
+    g = torch.Generator().manual_seed(0)
+    pieces = [torch.randn(1, 2, 5, 5, generator=g, dtype=torch.float64) for _ in range(2)]
+    w = torch.randn(3, 4, 3, 3, generator=g, dtype=torch.float64)
+    whole = F.conv2d(torch.cat(pieces, 1), w)
+    swapped = F.conv2d(pieces[0], w[:, 2:]) + F.conv2d(pieces[1], w[:, :2])
+    assert (whole - swapped).abs().max() > 1e-3
+
+
+def test_tied_weights_equal_resnet_layer():
+    assert eq.tied_dense_equivalence(n_inputs=5, seed=1) < 1e-10
+
+
+@pytest.mark.parametrize("m", [1, 2, 4, 8])
+def test_tied_fit_residual_matches_formula(m):
+    measured = eq.best_tied_residual(m, channels=32, out_ch=32, n_samples=20000, seed=2)
+    expected = math.sqrt(1 - 1 / m)
+    assert measured == pytest.approx(expected, abs=0.03 if m > 1 else 1e-8)
+
+
+@pytest.mark.parametrize("L", [1, 2, 5, 12])
+def test_dense_connections_count(L):
+    census = eq.dense_connection_census(L, growth=4)
+    assert census.connections.sum() == L * (L + 1) // 2
+    assert (census.new_maps == 4).all()
+    assert list(census.in_channels) == [8 + 4 * i for i in range(L)]
+    assert (census.params == census.params_formula).all()
+
+
+def test_dense_layer_params_by_hand():
+    # in 10, k 2, bottleneck 8: BN(10)=20, 1x1 10*8=80, BN(8)=16, 3x3 8*9*2=144 -> 260
+    assert dense_layer_params(10, 2, 4) == 260
+    assert sum(p.numel() for p in DenseLayer(10, 2, 4).parameters()) == 260
+
+
+def test_merge_check_values():
+    m = eq.merge_check()
+    assert m["residual_add_max_dev"] < 1e-12
+    assert m["dense_prefix_max_dev"] == 0
+    assert m["dense_out_channels"] == m["dense_expected_channels"]
+
+
+def test_ridge_r2_exact_and_independent():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 5, generator=g, dtype=torch.float64)
+    w = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    assert eq.ridge_r2(x[:1000], x[:1000] @ w, x[1000:], x[1000:] @ w, alpha=1e-8) == pytest.approx(1, abs=1e-6)
+    noise = torch.randn(2000, 3, generator=g, dtype=torch.float64)
+    assert abs(eq.ridge_r2(x[:1000], noise[:1000], x[1000:], noise[1000:])) < 0.02
+
+
+def test_sources_reproduce_last_layer_input():
+    x = torch.randn(3, 3, 8, 8)
+    for model, sources, last in [(ResidualStageNet(8, 4), eq.residual_sources, lambda m: m.blocks[-1]),
+                                 (DenseStageNet(4, 4), eq.dense_sources, lambda m: m.block.layers[-1])]:
+        model.eval()
+        seen = {}
+        h = last(model).register_forward_pre_hook(lambda mod, args: seen.setdefault(
+            "x", args[0] if isinstance(args[0], torch.Tensor) else list(args[0])))
+        with torch.no_grad():
+            model(x)
+        h.remove()
+        srcs, inp = sources(model, x)
+        real = seen["x"] if isinstance(seen["x"], torch.Tensor) else torch.cat(seen["x"], 1)
+        assert torch.allclose(inp, real, atol=1e-5)
+        assert len(srcs) == 4
+
+
+def test_residual_input_is_the_sum_of_sources():
+    model = ResidualStageNet(8, 5)
+    srcs, inp = eq.residual_sources(model, torch.randn(2, 3, 8, 8))
+    assert torch.allclose(sum(srcs), inp, atol=1e-5)
+
+
+def test_dense_block_rejects_zero_layers():
+    with pytest.raises(ValueError, match="n_layers"):
+        DenseBlock(4, 0, 2)

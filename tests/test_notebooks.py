@@ -1,0 +1,95 @@
+"""The notebooks and the paper: contract, smoke runs, the report's content and the PDF."""
+
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+import papermill as pm
+import pytest
+import yaml
+
+from skipanalysis.claims import CATALOGUE
+from conftest import NOTEBOOKS, ROOT, have_latex
+
+NAMES = [nb.stem for nb in NOTEBOOKS]
+
+
+def test_there_are_notebooks():
+    assert "03_equivalence" in NAMES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_parameters_cell_equals_quick_profile(path):
+    declared = pm.inspect_notebook(str(path))
+    for reserved in ("profile", "device", "report_dir"):
+        assert reserved in declared
+    assert declared["profile"]["default"] == '"quick"'
+    quick = yaml.safe_load((ROOT / "notebooks/params/quick.yaml").read_text()).get(path.stem, {})
+    for key, value in quick.items():
+        assert key in declared, f"quick.yaml sets {key}, which {path.name} does not define"
+        assert eval(declared[key]["default"]) == value, f"{path.name}: default {key} differs from quick.yaml"
+    for profile in ("smoke", "full"):
+        section = yaml.safe_load((ROOT / f"notebooks/params/{profile}.yaml").read_text()).get(path.stem, {})
+        assert set(section) <= set(declared), f"{profile}.yaml names parameters {path.name} lacks"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_run_records_every_owned_claim(smoke_reports, name):
+    nb = nbformat.read(smoke_reports / f"{name}.ipynb", as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    book = json.loads((smoke_reports / "claims" / f"{name}.json").read_text())
+    owned = {c.id for c in CATALOGUE.values() if c.notebook == name}
+    assert {c["id"] for c in book["claims"]} == owned
+    for c in book["claims"]:
+        assert c["verdict"] in ("supported", "refuted", "inconclusive", "not measured here")
+        assert c["rule"] and c["evidence"]
+    assert book["fingerprint"]["cpu_model"]
+    assert list((smoke_reports / "figures").glob(f"{name}-*.png"))
+
+
+def test_report_html_content(smoke_reports):
+    html = (smoke_reports / "report.html").read_text()
+    assert "Skip connections under measurement" in html and "Abstract" in html
+    assert "claims-table" in html
+    for name in NAMES:
+        for cid in (c.id for c in CATALOGUE.values() if c.notebook == name):
+            assert f"<b>{cid}</b>" in html, f"claim {cid} missing from the table"
+    sections = re.findall(r"<h2[^>]*>\s*(\d+)\. ", html)
+    assert len(sections) == len(NAMES)
+    figures = re.findall(r"Figure (\d+)\.", html)
+    assert figures and [int(f) for f in figures] == list(range(1, len(figures) + 1))
+    assert html.count("data:image/png;base64,") >= len(figures)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html), "the HTML must work offline"
+    assert "<math" in html  # math rendered as MathML, no MathJax needed
+    assert "injected-parameters" not in html and 'profile = "' not in html
+    assert "Appendix" in html and "Package versions" in html and "Git commit" in html
+    assert "References" in html and "Conclusion" in html
+
+
+def test_report_claims_json(smoke_reports):
+    data = json.loads((smoke_reports / "claims.json").read_text())
+    assert data["profile"] == "smoke" and data["s1"] in ("supported", "refuted", "inconclusive")
+
+
+@pytest.mark.skipif(not have_latex(), reason="xelatex/pandoc not installed")
+def test_report_pdf(smoke_reports):
+    from pypdf import PdfReader
+
+    out = smoke_reports / "report.pdf"
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "pdf", str(smoke_reports / "report.ipynb"),
+                           str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    reader = PdfReader(out)
+    assert len(reader.pages) >= 3
+    text = " ".join(p.extract_text() for p in reader.pages)
+    assert "Claims and verdicts" in text and "E2" in text and "Figure 1." in text
+    assert sum(len(p.images) for p in reader.pages) >= 1

@@ -1,0 +1,110 @@
+"""The Makefile and the runner as a user meets them: caching, failures, bad input."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from conftest import ROOT
+
+
+def _tiny_notebook(path: Path, body: str) -> None:
+    params = new_code_cell('profile = "quick"\ndevice = "auto"\nreport_dir = "../reports"\nvalue = 1')
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_code_cell("# title"), params, new_code_cell(body)])
+    nb.cells[0] = nbformat.v4.new_markdown_cell("# A tiny notebook")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def project(tmp_path):
+    """A copy of the project whose notebooks are two tiny ones, so make's behaviour is quick to test."""
+    for item in ("Makefile", "skipanalysis", "pyproject.toml"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    (tmp_path / "notebooks" / "params").mkdir(parents=True)
+    for profile in ("smoke", "quick", "full"):
+        (tmp_path / "notebooks" / "params" / f"{profile}.yaml").write_text("91_a:\n  value: 2\n")
+    _tiny_notebook(tmp_path / "notebooks" / "91_a.ipynb", "print('a', value)")
+    _tiny_notebook(tmp_path / "notebooks" / "92_b.ipynb", "print('b', value)")
+    return tmp_path
+
+
+def make(project, *args, env=None):
+    e = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(project), **(env or {})}
+    t0 = time.perf_counter()
+    proc = subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, env=e)
+    return proc, time.perf_counter() - t0
+
+
+def test_make_report_caching_and_parallel(project):
+    proc, _ = make(project, "-j2", "report", "PROFILE=smoke")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (project / "reports" / "91_a.ipynb").exists() and (project / "reports" / "report.html").exists()
+    out = nbformat.read(project / "reports" / "91_a.ipynb", as_version=4)
+    assert "a 2" in str(out.cells[-1].outputs)  # the profile's value reached the notebook
+
+    proc, seconds = make(project, "report", "PROFILE=smoke")
+    assert proc.returncode == 0 and "running" not in proc.stdout and "assembling" not in proc.stdout
+    assert seconds < 5
+
+    time.sleep(1.1)
+    (project / "notebooks" / "92_b.ipynb").touch()
+    proc, _ = make(project, "report", "PROFILE=smoke")
+    assert "[92_b] running" in proc.stdout and "[91_a] running" not in proc.stdout
+    assert "assembling" in proc.stdout
+
+    proc, _ = make(project, "report", "PROFILE=quick")  # a new profile re-runs everything
+    assert "[91_a] running" in proc.stdout and "[92_b] running" in proc.stdout
+
+
+def test_failed_notebook_leaves_no_target(project):
+    proc, _ = make(project, "report", "PROFILE=smoke")
+    assert proc.returncode == 0
+    good_html = (project / "reports" / "report.html").read_bytes()
+    _tiny_notebook(project / "notebooks" / "93_fail.ipynb", "raise RuntimeError('boom from the test')")
+    proc, _ = make(project, "report", "PROFILE=smoke")
+    assert proc.returncode != 0
+    assert "[93_fail] FAILED in cell" in proc.stderr and "RuntimeError: boom from the test" in proc.stderr
+    assert not (project / "reports" / "93_fail.ipynb").exists()
+    assert (project / "reports" / "failed" / "93_fail.ipynb").exists()
+    assert (project / "reports" / "report.html").read_bytes() == good_html
+    assert not list((project / "reports").glob(".staging/*"))
+    proc, _ = make(project, "report", "PROFILE=smoke")  # still failing: make does not take it as done
+    assert "[93_fail] running" in proc.stdout and proc.returncode != 0
+
+
+def test_bad_profile_and_device_stop_before_running(project):
+    proc, _ = make(project, "report", "PROFILE=huge")
+    assert proc.returncode != 0
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(project / "notebooks" / "91_a.ipynb"),
+                           str(project / "x.ipynb"), "--profile", "huge"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "PROFILE='huge' is not allowed; choose one of smoke, quick, full" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(project / "notebooks" / "91_a.ipynb"),
+                           str(project / "x.ipynb"), "--device", "gpu"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "DEVICE='gpu' is not allowed" in proc.stderr
+
+
+def test_unknown_profile_parameter_is_named(project):
+    (project / "notebooks" / "params" / "smoke.yaml").write_text("91_a:\n  valu: 2\n")
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(project / "notebooks" / "91_a.ipynb"),
+                           str(project / "x.ipynb"), "--profile", "smoke"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "['valu']" in proc.stderr and "not defined in the notebook" in proc.stderr
+
+
+def test_notebook_validates_its_parameters():
+    from skipanalysis.notebook import check_float, check_int, setup
+
+    with pytest.raises(ValueError, match=r"parameter epochs=-1 is not allowed; expected a number > 0"):
+        check_float("epochs", -1, 0, lo_open=True)
+    with pytest.raises(ValueError, match=r"parameter n_train=2.5 is not allowed; expected an integer >= 10"):
+        check_int("n_train", 2.5, 10)
+    with pytest.raises(ValueError, match=r"parameter profile='fast'"):
+        setup("03_equivalence", profile="fast", device="cpu", report_dir="/tmp")
