@@ -10,6 +10,7 @@ bit-for-bit reproducible: the same seed gives the same tensors on any machine.
   profile), with a clear error naming the folder and the fix when it is absent
   and the machine is offline.
 - ``image_folder``: a user's own images, one sub-folder per class.
+- ``load_classification``: one entry point for the notebooks over all three.
 """
 
 from __future__ import annotations
@@ -113,3 +114,67 @@ def image_folder(path: str | os.PathLike, transform=None):
     if not path.is_dir():
         raise ValueError(f"image folder {path} does not exist; expected <path>/<class>/<image files>")
     return torchvision.datasets.ImageFolder(str(path), transform=transform)
+
+
+DATASETS = ("texture", "cifar10", "folder")
+
+
+def _tensors_from(ds, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack a torchvision dataset of PIL images into float tensors in [0, 1] at ``size`` x ``size``."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    xs, ys = [], []
+    for img, label in ds:
+        arr = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+        xs.append(arr)
+        ys.append(label)
+    x = torch.stack(xs).float() / 255 if len({t.shape for t in xs}) == 1 else None
+    if x is None or x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.stack([F.interpolate(t[None].float() / 255, size=(size, size), mode="bilinear",
+                                       align_corners=False)[0] for t in xs])
+    return x, torch.tensor(ys, dtype=torch.long)
+
+
+def load_classification(dataset: str, n_train: int, n_test: int, image_size: int = 16, seed: int = 0,
+                        path: str | os.PathLike | None = None) -> tuple[TensorDataset, TensorDataset]:
+    """Train and test sets for a classification notebook, as ``TensorDataset`` on the CPU.
+
+    Args:
+        dataset: ``texture`` (procedural), ``cifar10`` (torchvision, ``data/datasets``) or
+            ``folder`` (``path``/<class>/<images>, split by ``seed``).
+        n_train, n_test: sizes; for ``cifar10`` 0 means the whole split.
+        image_size: side in pixels (``cifar10`` is resized only when this is not 32).
+        path: the image folder, or another CIFAR-10 root.
+
+    Real images get He et al.'s per-pixel mean subtraction (the training set's mean image).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset={dataset!r} is not allowed; choose one of {', '.join(DATASETS)}")
+    if dataset == "texture":
+        return train_test_split(texture_classification(n_train + n_test, image_size, seed=seed), n_test)
+    g = torch.Generator().manual_seed(seed)
+    if dataset == "cifar10":
+        xtr, ytr = _tensors_from(cifar10(True, root=path), image_size)
+        xte, yte = _tensors_from(cifar10(False, root=path), image_size)
+        if n_train:
+            keep = torch.randperm(len(xtr), generator=g)[:n_train]
+            xtr, ytr = xtr[keep], ytr[keep]
+        if n_test:
+            xte, yte = xte[:n_test], yte[:n_test]
+    else:
+        if not path:
+            raise ValueError("dataset='folder' needs data_path=<folder with one sub-folder per class>")
+        x, y = _tensors_from(image_folder(path), image_size)
+        order = torch.randperm(len(x), generator=g)
+        x, y = x[order], y[order]
+        if n_train + n_test > len(x):
+            raise ValueError(f"n_train + n_test = {n_train + n_test} but {path} holds only {len(x)} images")
+        xtr, ytr, xte, yte = x[:n_train], y[:n_train], x[n_train:n_train + n_test], y[n_train:n_train + n_test]
+    mean = xtr.mean(0, keepdim=True)
+    return TensorDataset(xtr - mean, ytr), TensorDataset(xte - mean, yte)
+
+
+def to_device(data: TensorDataset, device: torch.device | str) -> TensorDataset:
+    """Move a ``TensorDataset`` onto ``device`` once, so training never copies batches (the GPU path)."""
+    return TensorDataset(*(t.to(device) for t in data.tensors))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 
@@ -38,7 +39,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "constant", "cosine" or "step"
     milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of training where lr /= 10
-    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
+    warmup_steps: int = 0  # warm-up steps: linear from lr/warmup_steps to lr, or constant warmup_lr if set
+    warmup_lr: float | None = None  # He et al. 2016's ResNet-110 recipe: 0.01 for the first ~400 steps
     seed: int = 0
     eval_every: int = 0  # evaluate on the test set every N steps (0: once per epoch)
     diverge_factor: float = 10.0  # loss above this multiple of the first loss counts as diverged
@@ -68,7 +70,7 @@ class TrainResult:
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     """The learning rate at ``step`` (0-based) of ``total``."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+        return cfg.warmup_lr if cfg.warmup_lr is not None else cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "cosine":
         t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * t))
@@ -84,7 +86,9 @@ def evaluate(model: nn.Module, data: TensorDataset, device: torch.device | str =
     was_training = model.training
     model.eval()
     loss, wrong, n = 0.0, 0, 0
-    for x, y in DataLoader(data, batch_size=batch_size):
+    x_all, y_all = data.tensors
+    for i in range(0, len(x_all), batch_size):
+        x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
         x, y = x.to(device), y.to(device)
         out = model(x)
         loss += F.cross_entropy(out, y, reduction="sum").item()
@@ -94,9 +98,41 @@ def evaluate(model: nn.Module, data: TensorDataset, device: torch.device | str =
     return {"loss": loss / n, "err": wrong / n}
 
 
+def batches(data: TensorDataset, batch_size: int, generator: torch.Generator):
+    """Shuffled mini-batches of a ``TensorDataset`` by indexing its tensors where they live.
+
+    The permutation comes from a CPU generator (same order on every device); a
+    dataset already on the GPU never leaves it.
+    """
+    x, y = data.tensors
+    order = torch.randperm(len(x), generator=generator)
+    for i in range(0, len(x), batch_size):
+        idx = order[i:i + batch_size].to(x.device)
+        yield x[idx], y[idx]
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """He et al. 2016's CIFAR augmentation on a batch, on its own device: zero-pad, random crop, random flip."""
+    b, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, w)
+    cols = ox[:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :].expand(b, c, h, w)
+    batch_idx = torch.arange(b, device=x.device)[:, None, None, None]
+    chan_idx = torch.arange(c, device=x.device)[None, :, None, None]
+    return xp[batch_idx, chan_idx, rows, cols]
+
+
 def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_data: TensorDataset | None = None,
-          device: torch.device | str = "cpu") -> TrainResult:
+          device: torch.device | str = "cpu",
+          augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> TrainResult:
     """Train ``model`` with cross-entropy on ``train_data``.
+
+    ``augment(x, generator)``, when given, transforms each training batch
+    (e.g. ``random_crop_flip``) on the batch's device.
 
     Returns:
         A ``TrainResult``; ``diverged`` is True when the loss became NaN/inf or
@@ -110,18 +146,19 @@ def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_da
     else:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=g, drop_last=False)
-    per_epoch = len(loader)
+    per_epoch = math.ceil(len(train_data) / cfg.batch_size)
     total = max(1, round(cfg.epochs * per_epoch))
     eval_every = cfg.eval_every or per_epoch
     rows, diverged, first_loss, step = [], False, None, 0
     bar = tqdm(total=total, desc=cfg.desc, disable=not cfg.progress, leave=False)
     while step < total and not diverged:
-        for x, y in loader:
+        for x, y in batches(train_data, cfg.batch_size, g):
             lr = lr_at(step, total, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = x.to(device), y.to(device)
+            if augment is not None:
+                x = augment(x, g)
             out = model(x)
             loss = F.cross_entropy(out, y)
             value = loss.item()

@@ -1,4 +1,4 @@
-"""CIFAR-style residual and plain networks.
+"""CIFAR-style plain, residual and highway networks.
 
 He, Zhang, Ren, Sun. "Deep Residual Learning for Image Recognition", CVPR 2016,
 section 4.2: depth 6n+2, three stages of 2n 3x3 convolutions with {16, 32, 64}
@@ -64,20 +64,27 @@ class BasicBlock(nn.Module):
         return F.relu(out)
 
 
+KINDS = ("plain", "residual", "highway")
+
+
 class CifarResNet(nn.Module):
-    """The depth 6n+2 CIFAR network, plain or residual.
+    """The depth 6n+2 CIFAR network: plain, residual or highway.
 
     Args:
         depth: 6n+2 (20, 32, 44, 56, 110, ...).
-        shortcut: True for ResNet, False for the plain net of the same layers.
+        kind: ``residual`` (ResNet), ``plain`` (the same layers, no shortcut) or
+            ``highway`` (gated shortcut, see ``highway.HighwayBlock``).
         num_classes: output classes.
         width: multiplier on the {16, 32, 64} stage widths.
         in_channels: image channels.
+        gate_bias: initial bias of the highway gates (negative: start close to carrying the input).
     """
 
-    def __init__(self, depth: int = 20, shortcut: bool = True, num_classes: int = 10, width: int = 1,
-                 in_channels: int = 3):
+    def __init__(self, depth: int = 20, kind: str = "residual", num_classes: int = 10, width: int = 1,
+                 in_channels: int = 3, gate_bias: float = -1.0):
         super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth={depth!r} is not allowed: the CIFAR family needs depth = 6n+2 with n >= 1 "
                              "(8, 14, 20, 32, 44, 56, 110, ...)")
@@ -85,19 +92,25 @@ class CifarResNet(nn.Module):
             raise ValueError(f"width={width!r}: the width multiplier must be a positive integer")
         n = (depth - 2) // 6
         widths = [16 * width, 32 * width, 64 * width]
-        self.depth, self.shortcut = depth, shortcut
+        self.depth, self.kind, self.width = depth, kind, width
+        self.stage_blocks = n
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         blocks, in_ch = [], widths[0]
         for stage, out_ch in enumerate(widths):
             for i in range(n):
                 stride = 2 if (stage > 0 and i == 0) else 1
-                blocks.append(BasicBlock(in_ch, out_ch, stride, shortcut))
+                if kind == "highway":
+                    from .highway import HighwayBlock
+
+                    blocks.append(HighwayBlock(in_ch, out_ch, stride, gate_bias))
+                else:
+                    blocks.append(BasicBlock(in_ch, out_ch, stride, kind == "residual"))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(in_ch, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not getattr(m, "is_gate", False):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.Linear):
                 nn.init.kaiming_normal_(m.weight)
@@ -111,10 +124,8 @@ class CifarResNet(nn.Module):
 
 
 def cifar_resnet(depth: int, kind: str = "residual", **kw) -> CifarResNet:
-    """Build a CIFAR net by kind: ``residual`` or ``plain``."""
-    if kind not in ("residual", "plain"):
-        raise ValueError(f"kind={kind!r} is not allowed; choose 'residual' or 'plain'")
-    return CifarResNet(depth, shortcut=(kind == "residual"), **kw)
+    """Build a CIFAR net by kind: ``residual``, ``plain`` or ``highway``."""
+    return CifarResNet(depth, kind, **kw)
 
 
 class PreActBlock(nn.Module):

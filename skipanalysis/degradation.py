@@ -1,0 +1,176 @@
+"""The degradation problem: depth studies, the identity construction, distance to identity, highway gates.
+
+He et al. 2016 (sections 1 and 4.2): a deeper plain net can end with a higher
+*training* error than a shallower one, and identity shortcuts remove the gap.
+The construction argument (He et al. 2016, section 1; seed text 002): a deep
+net built from a trained shallow one plus identity layers is at least as good,
+so the deep plain net's failure is one of optimisation. Srivastava et al. 2015
+for the highway gates.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from . import train as tr
+from .models.highway import HighwayBlock
+from .models.resnet import BasicBlock, CifarResNet, cifar_resnet
+
+
+def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,
+                test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Train every (kind, depth, seed) with the same recipe.
+
+    Returns:
+        ``(history, final, models)``: per-step history with kind/depth/seed
+        columns, one row of final train/test error per run (NaN and
+        ``diverged=True`` for a diverged run), and the trained models by
+        ``(kind, depth, seed)``.
+    """
+    histories, finals, models = [], [], {}
+    num_classes = int(train_set.tensors[1].max()) + 1
+    in_ch = train_set.tensors[0].shape[1]
+    for kind in kinds:
+        for depth in depths:
+            for seed in seeds:
+                tr.seed_everything(seed)
+                model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch)
+                res = tr.train(model, train_set, replace(cfg, seed=seed, desc=f"{kind}-{depth} s{seed}"), test_set,
+                               device)
+                histories.append(res.history.assign(kind=kind, depth=depth, seed=seed))
+                finals.append({"kind": kind, "depth": depth, "seed": seed, "diverged": res.diverged,
+                               "params": sum(p.numel() for p in model.parameters()),
+                               "train_err": res.final.get("train_err", float("nan")),
+                               "test_err": res.final.get("test_err", float("nan"))})
+                models[(kind, depth, seed)] = model
+    return pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models
+
+
+# --- D3: the identity construction ---------------------------------------------------------------------------------
+
+def _dirac_(conv: nn.Conv2d) -> None:
+    with torch.no_grad():
+        nn.init.dirac_(conv.weight)
+
+
+def _identity_bn_(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor) -> None:
+    """Set a BN so that, with these running statistics, eval mode returns its input."""
+    with torch.no_grad():
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.weight.copy_(torch.sqrt(var + bn.eps))
+        bn.bias.copy_(mean)
+
+
+def identity_block(width: int, mean: torch.Tensor, var: torch.Tensor) -> BasicBlock:
+    """A plain CIFAR block that is the identity (in eval mode) on non-negative inputs with these statistics.
+
+    The convolutions are Dirac kernels; each BN's scale and shift undo its own
+    normalisation; the ReLUs pass the (post-ReLU, hence non-negative) input.
+    """
+    block = BasicBlock(width, width, 1, shortcut=False)
+    _dirac_(block.conv1)
+    _dirac_(block.conv2)
+    _identity_bn_(block.bn1, mean, var)
+    _identity_bn_(block.bn2, mean, var)
+    return block
+
+
+@torch.no_grad()
+def deepen_with_identity(shallow: CifarResNet, depth: int, calibration: torch.Tensor) -> CifarResNet:
+    """Build a deeper plain net: the shallow net's layers plus identity blocks at the end of each stage.
+
+    Args:
+        shallow: a trained plain CIFAR net.
+        depth: the target depth (6n+2, at least the shallow depth).
+        calibration: input images whose activations set the identity blocks' BN statistics.
+    """
+    if shallow.kind != "plain":
+        raise ValueError(f"deepen_with_identity expects a plain net, got kind={shallow.kind!r}")
+    deep = cifar_resnet(depth, "plain", num_classes=shallow.head.out_features, width=shallow.width,
+                        in_channels=shallow.stem[0].in_channels)
+    n_old, n_new = shallow.stage_blocks, deep.stage_blocks
+    if n_new < n_old:
+        raise ValueError(f"depth={depth} is shallower than the shallow net ({shallow.depth})")
+    shallow.eval()
+    acts, h = [], shallow.stem(calibration)
+    for i, block in enumerate(shallow.blocks):
+        h = block(h)
+        if (i + 1) % n_old == 0:
+            acts.append(h)  # each stage's output
+    deep.stem.load_state_dict(shallow.stem.state_dict())
+    deep.head.load_state_dict(shallow.head.state_dict())
+    blocks = []
+    for stage in range(3):
+        blocks += [copy.deepcopy(b) for b in shallow.blocks[stage * n_old:(stage + 1) * n_old]]
+        a = acts[stage]
+        mean, var = a.mean((0, 2, 3)), a.var((0, 2, 3), unbiased=False)
+        blocks += [identity_block(a.shape[1], mean, var) for _ in range(n_new - n_old)]
+    deep.blocks = nn.Sequential(*blocks)
+    return deep
+
+
+# --- D4: how far trained blocks are from identity and from zero ----------------------------------------------------
+
+@torch.no_grad()
+def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
+    """Per block, on inputs ``x`` (eval mode): relative distance of the block's map to identity and to zero.
+
+    ``to_identity = ||B(h) - S(h)|| / ||S(h)||`` with S the option A shortcut
+    (the identity where shapes match); ``to_zero = ||B(h)|| / ||S(h)||``; also
+    the conv weights' distance to a Dirac (identity) kernel relative to its norm,
+    and their norm relative to it (near 0: weights near zero).
+    """
+    from .models.resnet import ShortcutA
+
+    model.eval()
+    h = model.stem(x)
+    rows = []
+    for i, block in enumerate(model.blocks):
+        out = block(h)
+        s = ShortcutA(block.conv1.in_channels, block.conv1.out_channels, block.conv1.stride[0])(h)
+        ref = s.norm()
+        w = block.conv2.weight
+        dirac = torch.zeros_like(w)
+        nn.init.dirac_(dirac)
+        rows.append({"block": i + 1, "to_identity": ((out - s).norm() / ref).item(),
+                     "to_zero": (out.norm() / ref).item(),
+                     "w_to_dirac": ((w - dirac).norm() / dirac.norm()).item(),
+                     "w_norm_rel": (w.norm() / dirac.norm()).item()})
+        h = out
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def gate_openness(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
+    """Mean transform-gate value T per highway block on ``x`` (0: carry the input, 1: transform)."""
+    model.eval()
+    model(x)
+    return pd.DataFrame([{"block": i + 1, "gate_mean": b.last_gate_mean}
+                         for i, b in enumerate(model.blocks) if isinstance(b, HighwayBlock)])
+
+
+@torch.no_grad()
+def error_rate(model: nn.Module, data: TensorDataset, device: torch.device | str = "cpu") -> float:
+    """Error rate of ``model`` on ``data`` in eval mode."""
+    return tr.evaluate(model, data, device)["err"]
+
+
+def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+    """Largest absolute difference of two models' logits on ``x`` (eval mode), relative to the logits' scale."""
+    a.eval(), b.eval()
+    with torch.no_grad():
+        ya, yb = a(x), b(x)
+    return ((ya - yb).abs().max() / ya.abs().max()).item()
+
+
+__all__ = ["depth_study", "deepen_with_identity", "identity_block", "block_distances", "gate_openness",
+           "error_rate", "max_output_difference", "F"]
