@@ -24,10 +24,18 @@ from .models.highway import HighwayBlock
 from .models.resnet import BasicBlock, CifarResNet, cifar_resnet
 
 
+# He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+
+
 def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,
-                test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1
+                test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1,
+                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Train every (kind, depth, seed) with the same recipe.
+
+    ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
+    warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
 
     Returns:
         ``(history, final, models)``: per-step history with kind/depth/seed
@@ -42,9 +50,12 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         for depth in depths:
             for seed in seeds:
                 tr.seed_everything(seed)
-                model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch)
-                res = tr.train(model, train_set, replace(cfg, seed=seed, desc=f"{kind}-{depth} s{seed}"), test_set,
-                               device)
+                model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch,
+                                     gate_bias=gate_bias)
+                run_cfg = replace(cfg, seed=seed, desc=f"{kind}-{depth} s{seed}")
+                if depth < warmup_min_depth:
+                    run_cfg = replace(run_cfg, warmup_steps=0)
+                res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
                 histories.append(res.history.assign(kind=kind, depth=depth, seed=seed))
                 finals.append({"kind": kind, "depth": depth, "seed": seed, "diverged": res.diverged,
                                "params": sum(p.numel() for p in model.parameters()),
@@ -174,3 +185,56 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
 
 __all__ = ["depth_study", "deepen_with_identity", "identity_block", "block_distances", "gate_openness",
            "error_rate", "max_output_difference", "F"]
+
+
+# --- figures --------------------------------------------------------------------------------------------------------
+
+def plot_error_curves(history: pd.DataFrame, kinds: list[str], smooth: int = 20):
+    """He et al. Fig. 6 layout: one panel per kind, error vs iteration; bold = training, thin = test; colour = depth.
+
+    Training error is the running mini-batch error (rolling mean over ``smooth``
+    steps), averaged over seeds; test error is measured at the evaluation steps.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    depths = sorted(history.depth.unique())
+    colors = dict(zip(depths, sns.color_palette("rocket_r", len(depths) + 1)[1:]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        h = history[history.kind == kind]
+        for depth in depths:
+            d = h[h.depth == depth]
+            if d.empty:
+                continue
+            run = d.groupby("seed", group_keys=False).apply(
+                lambda g: g.assign(smooth=g.err.rolling(smooth, min_periods=1).mean()))
+            mean_train = run.groupby("step").smooth.mean()
+            ax.plot(mean_train.index, 100 * mean_train.values, color=colors[depth], lw=2.2, label=f"{kind}-{depth}")
+            if "test_err" in d:
+                t = d.dropna(subset=["test_err"]).groupby("step").test_err.mean()
+                ax.plot(t.index, 100 * t.values, color=colors[depth], lw=0.9, ls="--")
+        ax.set(title=kind, xlabel="iteration")
+        ax.legend(fontsize="small")
+    axes[0][0].set_ylabel("error (%)  bold: train, dashed: test")
+    fig.tight_layout()
+    return fig
+
+
+def plot_final_errors(summary: pd.DataFrame, value_label: str = "final training error (%)"):
+    """Mean final error per kind and depth with the 95% interval as an error bar."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import FAMILY_COLORS
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    kinds = list(dict.fromkeys(summary.kind))
+    for i, kind in enumerate(kinds):
+        s = summary[summary.kind == kind]
+        lo = (s["mean"] - s.ci_low.clip(lower=0)).clip(lower=0)
+        hi = (s.ci_high.clip(upper=1) - s["mean"]).clip(lower=0)
+        ax.errorbar(s.depth + (i - 1) * 1.2, 100 * s["mean"], yerr=[100 * lo, 100 * hi], fmt="o-", capsize=3,
+                    color=FAMILY_COLORS.get(kind), label=kind)
+    ax.set(xlabel="depth", ylabel=value_label, xticks=sorted(summary.depth.unique()))
+    ax.legend()
+    return fig

@@ -3,7 +3,8 @@
 Srivastava, Greff, Schmidhuber. "Training Very Deep Networks", NeurIPS 2015:
 ``y = T(x) * H(x) + (1 - T(x)) * x`` with a learned transform gate
 ``T(x) = sigmoid(W_T x + b_T)`` whose bias starts negative, so a new network
-begins close to carrying its input through. Here H is the two-convolution
+begins close to carrying its input through (they suggest -1 to -3, more
+negative for deeper nets; the default here is -2). Here H is the two-convolution
 branch of the CIFAR basic block, x passes through the same parameter-free
 option A shortcut, and T is a 1x1 convolution of that shortcut, one gate per
 channel and position.
@@ -21,7 +22,7 @@ from .resnet import BasicBlock, ShortcutA
 class HighwayBlock(BasicBlock):
     """A CIFAR basic block whose shortcut is gated: ``relu(T * H(x) + (1 - T) * shortcut(x))``."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, gate_bias: float = -1.0):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, gate_bias: float = -2.0):
         super().__init__(in_ch, out_ch, stride, shortcut=True)
         self.gate = nn.Conv2d(out_ch, out_ch, 1, bias=True)
         self.gate.is_gate = True

@@ -81,7 +81,7 @@ class CifarResNet(nn.Module):
     """
 
     def __init__(self, depth: int = 20, kind: str = "residual", num_classes: int = 10, width: int = 1,
-                 in_channels: int = 3, gate_bias: float = -1.0):
+                 in_channels: int = 3, gate_bias: float = -2.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
