@@ -113,6 +113,11 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     staging.mkdir(parents=True)
     params = notebook_parameters(notebook, profile, device, staging)
     partial = staging / f"{name}.ipynb"
+    # The kernel imports the package of the checkout this notebook belongs to, whatever else is installed.
+    repo = str(notebook.resolve().parent.parent)
+    if (Path(repo) / "skipanalysis").is_dir():
+        os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in os.environ.get("PYTHONPATH", "").split(
+            os.pathsep) if p])
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
                             cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,
