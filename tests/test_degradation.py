@@ -1,0 +1,99 @@
+"""Notebook 01's helpers: the identity construction, distances, gates, intervals, augmentation, the full path."""
+
+import math
+
+import numpy as np
+import papermill as pm
+import pytest
+import torch
+from PIL import Image
+
+from skipanalysis import data, degradation as dg, stats, train
+from skipanalysis.models import cifar_resnet
+from conftest import ROOT
+
+
+def _trained_plain(depth=8, steps=3):
+    torch.manual_seed(0)
+    ds = data.texture_classification(128, 8, seed=0)
+    m = cifar_resnet(depth, "plain")
+    train.train(m, ds, train.TrainConfig(epochs=steps / 4, batch_size=32, lr=0.05, progress=False))
+    return m, ds
+
+
+def test_identity_blocks_reproduce_the_shallow_net():
+    shallow, ds = _trained_plain(8)
+    deep = dg.deepen_with_identity(shallow, 20, ds.tensors[0][:100])
+    assert len(deep.blocks) == 9 and sum(1 for _ in deep.parameters()) > sum(1 for _ in shallow.parameters())
+    assert dg.max_output_difference(shallow, deep, ds.tensors[0][100:]) < 1e-5
+    with pytest.raises(ValueError, match="plain"):
+        dg.deepen_with_identity(cifar_resnet(8, "residual"), 20, ds.tensors[0][:10])
+
+
+def test_block_distances_zero_for_identity_residual_blocks():
+    m = cifar_resnet(14, "residual")
+    for b in m.blocks:  # zero the branch: every block becomes relu(shortcut(h)) == shortcut(h) on h >= 0
+        torch.nn.init.zeros_(b.bn2.weight)
+    d = dg.block_distances(m, torch.randn(4, 3, 8, 8))
+    assert d.to_identity.max() < 1e-6 and (d.to_zero - 1).abs().max() < 1e-6
+
+
+def test_closed_highway_gates_carry_the_input():
+    m = cifar_resnet(8, "highway", gate_bias=-50.0)
+    ref = cifar_resnet(8, "residual")
+    ref.load_state_dict({k: v for k, v in m.state_dict().items() if "gate" not in k})
+    for b in ref.blocks:
+        torch.nn.init.zeros_(b.bn2.weight)
+        torch.nn.init.zeros_(b.bn2.bias)
+    x = torch.randn(2, 3, 8, 8)
+    m.eval(), ref.eval()
+    assert torch.allclose(m(x), ref(x), atol=1e-5)
+    assert dg.gate_openness(m, x).gate_mean.max() < 1e-10
+
+
+def test_mean_ci_by_hand():
+    m, lo, hi = stats.mean_ci([1.0, 2.0, 3.0])
+    assert m == 2 and hi - m == pytest.approx(4.303 / math.sqrt(3))
+    assert stats.clearly_greater((5, 4, 6), (2, 1, 3)) and not stats.clearly_greater((5, 2.5, 6), (2, 1, 3))
+    assert stats.mean_ci([1.0])[1] == -math.inf
+
+
+def test_random_crop_flip():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(train.random_crop_flip(x, g, pad=0)[0], x[0]) or \
+        torch.equal(train.random_crop_flip(x, g, pad=0)[0], x[0].flip(-1))
+    many = torch.stack([train.random_crop_flip(x, g, pad=0)[0] for _ in range(20)])
+    assert any(torch.equal(v, x[0].flip(-1)) for v in many) and any(torch.equal(v, x[0]) for v in many)
+    y = train.random_crop_flip(x, g, pad=2)
+    assert y.shape == x.shape
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for c in ("cats", "dogs"):
+        (tmp_path / c).mkdir()
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    return tmp_path
+
+
+def test_folder_dataset_and_mean_subtraction(image_folder):
+    tr, te = data.load_classification("folder", 16, 8, image_size=8, seed=0, path=image_folder)
+    assert tr.tensors[0].shape == (16, 3, 8, 8) and set(tr.tensors[1].tolist()) <= {0, 1}
+    assert tr.tensors[0].mean(0).abs().max() < 1e-5  # the per-pixel mean image was subtracted
+    with pytest.raises(ValueError, match="holds only 24 images"):
+        data.load_classification("folder", 20, 8, path=image_folder)
+
+
+def test_full_profile_path_runs_on_an_image_folder(image_folder, tmp_path):
+    """The notebook with the full profile's recipe (step schedule, warm-up, augmentation) on a tiny folder."""
+    out = tmp_path / "out.ipynb"
+    params = {"profile": "smoke", "device": "cpu", "report_dir": str(tmp_path / "reports"), "dataset": "folder",
+              "data_path": str(image_folder), "n_train": 14, "n_test": 10, "image_size": 8, "depths": [8, 14],
+              "seeds": 2, "highway_seeds": 1, "epochs": 1.0, "batch_size": 8, "lr": 0.1, "schedule": "step",
+              "warmup_steps": 1, "warmup_min_depth": 14, "augment": True, "construct_epochs": 0.5, "eval_points": 1}
+    pm.execute_notebook(str(ROOT / "notebooks" / "01_degradation.ipynb"), str(out), parameters=params,
+                        cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+    assert (tmp_path / "reports" / "claims" / "01_degradation.json").exists()
