@@ -77,10 +77,11 @@ def texture_classification(n: int, size: int = 16, n_classes: int = 10, seed: in
 
 def train_test_split(data: TensorDataset, n_test: int) -> tuple[TensorDataset, TensorDataset]:
     """Split the last ``n_test`` examples off as a held-out set (the data are already shuffled)."""
-    x, y = data.tensors
-    if not 0 < n_test < len(x):
-        raise ValueError(f"n_test={n_test!r}: must be between 1 and {len(x) - 1}")
-    return TensorDataset(x[:-n_test], y[:-n_test]), TensorDataset(x[-n_test:], y[-n_test:])
+    tensors = data.tensors
+    n = len(tensors[0])
+    if not 0 < n_test < n:
+        raise ValueError(f"n_test={n_test!r}: must be between 1 and {n - 1}")
+    return TensorDataset(*(t[:-n_test] for t in tensors)), TensorDataset(*(t[-n_test:] for t in tensors))
 
 
 def cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True, transform=None):
@@ -178,3 +179,86 @@ def load_classification(dataset: str, n_train: int, n_test: int, image_size: int
 def to_device(data: TensorDataset, device: torch.device | str) -> TensorDataset:
     """Move a ``TensorDataset`` onto ``device`` once, so training never copies batches (the GPU path)."""
     return TensorDataset(*(t.to(device) for t in data.tensors))
+
+
+# --- procedural segmentation -----------------------------------------------------------------------------------------
+
+def _pixel_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    c = torch.arange(size, dtype=torch.float64)
+    return torch.meshgrid(c, c, indexing="ij")  # (row, col) pixel centres
+
+
+def draw_curve(size: int, p0, p1, p2, width: float) -> torch.Tensor:
+    """Pixels within ``width / 2`` of the quadratic Bezier curve p0 -> p2 with control point p1 (row, col).
+
+    The curve is sampled at ``4 * size`` points (spacing well under a pixel) and a
+    pixel belongs to it when its centre lies within ``width / 2`` of a sample.
+    """
+    yy, xx = _pixel_grid(size)
+    t = torch.linspace(0, 1, 4 * size, dtype=torch.float64)[:, None]
+    p0, p1, p2 = (torch.as_tensor(p, dtype=torch.float64) for p in (p0, p1, p2))
+    pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2  # (T, 2)
+    # Only pixels inside the curve's bounding box (grown by the width) can be hit.
+    lo = (pts.min(0).values - width).floor().clamp(min=0).long()
+    hi = (pts.max(0).values + width).ceil().clamp(max=size - 1).long()
+    out = torch.zeros(size, size, dtype=torch.bool)
+    ys, xs = yy[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1], xx[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1]
+    d2 = (ys.reshape(-1, 1) - pts[:, 0]) ** 2 + (xs.reshape(-1, 1) - pts[:, 1]) ** 2
+    out[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1] = (d2.min(1).values <= (width / 2) ** 2 + 1e-9).reshape(ys.shape)
+    return out
+
+
+def draw_ellipse(size: int, centre, radii) -> torch.Tensor:
+    """Pixels inside the axis-aligned ellipse with this centre (row, col) and radii (row, col)."""
+    yy, xx = _pixel_grid(size)
+    return ((yy - float(centre[0])) / float(radii[0])) ** 2 + ((xx - float(centre[1])) / float(radii[1])) ** 2 <= 1 + 1e-9
+
+
+def segmentation_categories(max_width: int) -> dict[int, str]:
+    """Names of the structure categories in ``segmentation_shapes``'s category map (0 is background)."""
+    names = {w: f"line w={w}px" for w in range(1, max_width + 1)}
+    names[max_width + 1] = "small blob"
+    names[max_width + 2] = "large region"
+    return names
+
+
+def segmentation_shapes(n: int, size: int = 32, max_width: int = 3, seed: int = 0, noise: float = 0.5,
+                        contrast: float = 1.0) -> TensorDataset:
+    """Procedural binary segmentation with structures of controlled fineness.
+
+    Each image holds two thin curves (quadratic Bezier, width drawn from
+    1..``max_width`` px), two small blobs (radius 1 to 2 px) and one large
+    ellipse, drawn ``contrast`` brighter than a textured background (smooth
+    random field plus Gaussian noise of std ``noise``).
+
+    Returns:
+        ``TensorDataset(images (n,1,S,S) float32, masks (n,1,S,S) float32 in {0,1},
+        categories (n,S,S) int64)``: the category map gives, per pixel, the
+        structure drawn there last (see ``segmentation_categories``; 0: background).
+    """
+    _check_positive(n=n, size=size, max_width=max_width)
+    if size < 16:
+        raise ValueError(f"size={size!r}: segmentation images need at least 16 px per side")
+    g = torch.Generator().manual_seed(seed)
+    u = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    cats = torch.zeros(n, size, size, dtype=torch.long)
+    for i in range(n):
+        cat = cats[i]
+        r0, r1 = size / 6, size / 4
+        c = 2 + u(2) * (size - 4)
+        cat[draw_ellipse(size, c, r0 + u(2) * (r1 - r0))] = max_width + 2
+        for _ in range(2):
+            ends = 1 + u(3, 2) * (size - 2)
+            w = int(torch.randint(1, max_width + 1, (1,), generator=g))
+            cat[draw_curve(size, ends[0], ends[1], ends[2], w)] = w
+        for _ in range(2):
+            c = 2 + u(2) * (size - 4)
+            r = 1 + u(1).item()
+            cat[draw_ellipse(size, c, (r, r))] = max_width + 1
+    low = torch.randn(n, 1, size // 8, size // 8, generator=g, dtype=torch.float64)
+    import torch.nn.functional as F
+
+    background = 0.8 * F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    masks = (cats > 0).double()[:, None]
+    images = background + contrast * masks + noise * torch.randn(n, 1, size, size, generator=g, dtype=torch.float64)
+    return TensorDataset(images.float(), masks.float(), cats)

@@ -79,23 +79,27 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
+def classification_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of wrong arg-max predictions."""
+    return (out.argmax(1) != y).float().mean()
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TensorDataset, device: torch.device | str = "cpu",
-             batch_size: int = 512) -> dict[str, float]:
-    """Mean cross-entropy and error rate of ``model`` on ``data`` (eval mode)."""
+def evaluate(model: nn.Module, data: TensorDataset, device: torch.device | str = "cpu", batch_size: int = 512,
+             loss_fn: Callable = F.cross_entropy, err_fn: Callable = classification_error) -> dict[str, float]:
+    """Mean loss and error of ``model`` on ``data`` (eval mode), averaged over examples."""
     was_training = model.training
     model.eval()
-    loss, wrong, n = 0.0, 0, 0
-    x_all, y_all = data.tensors
+    loss, err, n = 0.0, 0.0, 0
+    x_all, y_all = data.tensors[:2]
     for i in range(0, len(x_all), batch_size):
-        x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
-        x, y = x.to(device), y.to(device)
+        x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
         out = model(x)
-        loss += F.cross_entropy(out, y, reduction="sum").item()
-        wrong += (out.argmax(1) != y).sum().item()
+        loss += loss_fn(out, y).item() * len(y)
+        err += err_fn(out, y).item() * len(y)
         n += len(y)
     model.train(was_training)
-    return {"loss": loss / n, "err": wrong / n}
+    return {"loss": loss / n, "err": err / n}
 
 
 def batches(data: TensorDataset, batch_size: int, generator: torch.Generator):
@@ -104,7 +108,7 @@ def batches(data: TensorDataset, batch_size: int, generator: torch.Generator):
     The permutation comes from a CPU generator (same order on every device); a
     dataset already on the GPU never leaves it.
     """
-    x, y = data.tensors
+    x, y = data.tensors[:2]
     order = torch.randperm(len(x), generator=generator)
     for i in range(0, len(x), batch_size):
         idx = order[i:i + batch_size].to(x.device)
@@ -128,11 +132,13 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
 
 def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_data: TensorDataset | None = None,
           device: torch.device | str = "cpu",
-          augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> TrainResult:
-    """Train ``model`` with cross-entropy on ``train_data``.
+          augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+          loss_fn: Callable = F.cross_entropy, err_fn: Callable = classification_error) -> TrainResult:
+    """Train ``model`` on ``train_data`` (cross-entropy classification unless told otherwise).
 
     ``augment(x, generator)``, when given, transforms each training batch
-    (e.g. ``random_crop_flip``) on the batch's device.
+    (e.g. ``random_crop_flip``) on the batch's device. ``loss_fn(out, y)`` is
+    minimised and ``err_fn(out, y)`` logged (e.g. 1 - Dice for segmentation).
 
     Returns:
         A ``TrainResult``; ``diverged`` is True when the loss became NaN/inf or
@@ -160,11 +166,11 @@ def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_da
             if augment is not None:
                 x = augment(x, g)
             out = model(x)
-            loss = F.cross_entropy(out, y)
+            loss = loss_fn(out, y)
             value = loss.item()
             first_loss = value if first_loss is None else first_loss
             row = {"step": step, "epoch": step / per_epoch, "lr": lr, "loss": value,
-                   "err": (out.argmax(1) != y).float().mean().item()}
+                   "err": err_fn(out.detach(), y).item()}
             if not math.isfinite(value) or value > cfg.diverge_factor * max(first_loss, 1e-8):
                 diverged = True
                 rows.append(row)
@@ -174,7 +180,7 @@ def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_da
             opt.step()
             step += 1
             if test_data is not None and (step % eval_every == 0 or step == total):
-                row["test_err"] = evaluate(model, test_data, device)["err"]
+                row["test_err"] = evaluate(model, test_data, device, loss_fn=loss_fn, err_fn=err_fn)["err"]
             rows.append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}")
@@ -183,9 +189,9 @@ def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_da
     bar.close()
     final = {}
     if not diverged:
-        tr = evaluate(model, train_data, device)
+        tr = evaluate(model, train_data, device, loss_fn=loss_fn, err_fn=err_fn)
         final = {"train_loss": tr["loss"], "train_err": tr["err"]}
         if test_data is not None:
-            te = evaluate(model, test_data, device)
+            te = evaluate(model, test_data, device, loss_fn=loss_fn, err_fn=err_fn)
             final.update(test_loss=te["loss"], test_err=te["err"])
     return TrainResult(pd.DataFrame(rows), diverged, final)

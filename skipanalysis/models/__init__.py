@@ -3,10 +3,13 @@
 - ``resnet``: the CIFAR family of He et al. 2016 (depth 6n+2, plain or residual,
   option A shortcuts) and a pre-activation residual stage.
 - ``densenet``: DenseNet-BC layers and blocks (Huang et al. 2017).
+- ``highway``: gated shortcut blocks for the CIFAR family (Srivastava et al. 2015).
+- ``unet``: a U-Net with concat / add / no long skips (Ronneberger et al. 2015).
 """
 
 from .densenet import DenseBlock, DenseLayer, DenseStageNet, dense_layer_params
 from .resnet import CifarResNet, PreActBlock, ResidualStageNet, cifar_resnet
+from .unet import UNet
 
 __all__ = ["CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
-           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params"]
+           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet"]
