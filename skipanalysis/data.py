@@ -262,3 +262,22 @@ def segmentation_shapes(n: int, size: int = 32, max_width: int = 3, seed: int = 
     masks = (cats > 0).double()[:, None]
     images = background + contrast * masks + noise * torch.randn(n, 1, size, size, generator=g, dtype=torch.float64)
     return TensorDataset(images.float(), masks.float(), cats)
+
+
+# --- procedural sequences --------------------------------------------------------------------------------------------
+
+def reversal_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> TensorDataset:
+    """Sequence reversal: the target at position i is the input token at position ``seq_len - 1 - i``.
+
+    Every output needs a token from across the sequence (on average ``seq_len / 2``
+    positions away), so the task cannot be solved by local mixing.
+
+    Returns:
+        ``TensorDataset(tokens (n, seq_len) int64, targets (n, seq_len) int64)``.
+    """
+    _check_positive(n=n, seq_len=seq_len, vocab=vocab)
+    if vocab < 2:
+        raise ValueError(f"vocab={vocab!r}: need at least 2 tokens")
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab, (n, seq_len), generator=g)
+    return TensorDataset(tokens, tokens.flip(1))

@@ -4,12 +4,14 @@
   option A shortcuts) and a pre-activation residual stage.
 - ``densenet``: DenseNet-BC layers and blocks (Huang et al. 2017).
 - ``highway``: gated shortcut blocks for the CIFAR family (Srivastava et al. 2015).
+- ``transformer``: a small encoder with post-norm or pre-norm blocks (Xiong et al. 2020).
 - ``unet``: a U-Net with concat / add / no long skips (Ronneberger et al. 2015).
 """
 
 from .densenet import DenseBlock, DenseLayer, DenseStageNet, dense_layer_params
 from .resnet import CifarResNet, PreActBlock, ResidualStageNet, cifar_resnet
+from .transformer import Encoder
 from .unet import UNet
 
 __all__ = ["CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
-           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet"]
+           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder"]

@@ -1,0 +1,102 @@
+"""Notebook 05's pieces: the block formulas, the reversal task, gradient and attention probes."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skipanalysis import data, norm_placement as npl
+from skipanalysis.models.transformer import Block, Encoder
+
+
+def _attention_by_hand(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """Multi-head self-attention written out from the module's weights."""
+    a = block.attn
+    d, h = a.embed_dim, a.num_heads
+    q, k, v = F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, -1)
+    split = lambda t: t.reshape(t.shape[0], t.shape[1], h, d // h).transpose(1, 2)  # noqa: E731
+    w = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(d // h), -1)
+    out = (w @ split(v)).transpose(1, 2).reshape(x.shape)
+    return F.linear(out, a.out_proj.weight, a.out_proj.bias)
+
+
+def _ln(block_ln, x):
+    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + block_ln.eps) \
+        * block_ln.weight + block_ln.bias
+
+
+def _ff(block, x):
+    return F.linear(torch.relu(F.linear(x, block.ff[0].weight, block.ff[0].bias)), block.ff[2].weight, block.ff[2].bias)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_blocks_compute_their_formulas(norm):
+    torch.manual_seed(0)
+    block = Block(8, 2, 16, norm).double()
+    for p in block.parameters():  # non-trivial LayerNorm affine parameters too
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    if norm == "post":
+        h = _ln(block.ln1, x + _attention_by_hand(block, x))
+        expected = _ln(block.ln2, h + _ff(block, h))
+    else:
+        h = x + _attention_by_hand(block, _ln(block.ln1, x))
+        expected = h + _ff(block, _ln(block.ln2, h))
+    assert torch.allclose(block(x), expected, atol=1e-10)
+
+
+def test_final_layernorm_only_for_pre_norm():
+    assert isinstance(Encoder(4, 4, 1, 8, 2, 8, "pre").final_ln, torch.nn.LayerNorm)
+    assert isinstance(Encoder(4, 4, 1, 8, 2, 8, "post").final_ln, torch.nn.Identity)
+    with pytest.raises(ValueError, match="norm='mid'"):
+        Block(8, 2, 8, "mid")
+
+
+def test_reversal_task_labels_and_determinism():
+    a, b = data.reversal_task(20, 7, 5, seed=3), data.reversal_task(20, 7, 5, seed=3)
+    x, y = a.tensors
+    assert torch.equal(x, b.tensors[0]) and x.max() < 5
+    assert all(y[n, i] == x[n, 6 - i] for n in range(20) for i in range(7))
+    assert not torch.equal(x, data.reversal_task(20, 7, 5, seed=4).tensors[0])
+
+
+def test_loglog_slope_by_hand():
+    xs = [4, 16, 64]
+    assert npl.loglog_slope(xs, [3 / math.sqrt(v) for v in xs]) == pytest.approx(-0.5)
+    assert npl.loglog_slope(xs, [2.0, 2.0, 2.0]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_uniform_attention_reach():
+    model = Encoder(6, 8, 2, 8, 2, 8, "pre")
+    for b in model.blocks:  # zero queries and keys: every query attends uniformly
+        with torch.no_grad():
+            b.attn.in_proj_weight[:16].zero_()
+            b.attn.in_proj_bias.zero_()
+    reach = npl.attention_reach(model, torch.randint(0, 6, (10, 8)), window=1)
+    uniform = sum(abs(i - j) for i in range(8) for j in range(8)) / 64
+    assert reach.distance.tolist() == pytest.approx([uniform] * 2)
+    assert reach.entropy.tolist() == pytest.approx([math.log(8)] * 2, abs=1e-5)
+    assert reach.partner.tolist() == pytest.approx([1 / 8] * 2)
+    assert reach.input_dependence.max() < 1e-6
+    assert reach.beyond_window.tolist() == pytest.approx([1 - 22 / 64] * 2)  # 8 + 2*7 pairs within |i-j| <= 1
+
+
+def test_init_grad_norms_shape():
+    ds = data.reversal_task(64, 6, 5, seed=0)
+    df = npl.init_grad_norms("post", 3, ds, [0, 1], n_batches=2, batch_size=16, d_model=8, n_heads=2, d_ff=8)
+    assert len(df) == 6 and (df.block_grad > 0).all() and (df.w2_grad > 0).all()
+
+
+def test_outcome_flags():
+    import pandas as pd
+
+    from skipanalysis.train import TrainResult
+
+    stuck = TrainResult(pd.DataFrame({"loss": [2.0] * 20}), False, {})
+    assert npl.outcome(stuck, 8)["trained"] is False
+    learnt = TrainResult(pd.DataFrame({"loss": [2.0] + [0.1] * 19}), False, {"test_err": 0.0})
+    o = npl.outcome(learnt, 8)
+    assert o["trained"] and not o["diverged"]
+    blown = TrainResult(pd.DataFrame({"loss": [2.0, float("nan")]}), True, {})
+    assert npl.outcome(blown, 8)["diverged"]
