@@ -30,7 +30,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help FORCE
+.PHONY: report test lab setup clean help record-hardware FORCE
 .DELETE_ON_ERROR:
 
 report: $(REPORTS)/report.html $(REPORTS)/report.pdf
@@ -56,6 +56,14 @@ $(REPORTS)/.settings: FORCE
 # only after every cell succeeded: a failed run leaves no target behind.
 $(EXECUTED): $(REPORTS)/%.ipynb: notebooks/%.ipynb notebooks/params/$(PROFILE).yaml $(PACKAGE) $(REPORTS)/.settings | $(ENV)
 	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE)
+
+# The cost notebook also reads the kept hardware files of other machines.
+$(REPORTS)/04_cost.ipynb: $(wildcard data/hardware/*.json)
+
+# Keep this machine's cost measurements (written by 04_cost) in data/hardware/, to commit.
+record-hardware: $(REPORTS)/04_cost.ipynb
+	@mkdir -p data/hardware
+	@for f in $(REPORTS)/hardware/*.json; do cp "$$f" data/hardware/ && echo "[record-hardware] kept data/hardware/$$(basename $$f)"; done
 
 $(REPORTS)/report.html: $(EXECUTED) skipanalysis/report.py skipanalysis/claims.py | $(ENV)
 	@echo "[report] assembling $(words $(EXECUTED)) notebook(s) into $@"

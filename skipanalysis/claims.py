@@ -150,7 +150,7 @@ class ClaimBook:
     device: str
     profile: str
     fingerprint: dict[str, Any] = field(default_factory=dict)
-    records: dict[str, ClaimRecord] = field(default_factory=dict)
+    records: dict[tuple[str, str], ClaimRecord] = field(default_factory=dict)  # by (claim ID, device)
 
     @property
     def path(self) -> Path:
@@ -159,6 +159,8 @@ class ClaimBook:
     def record(self, claim_id: str, *, verdict: str, rule: str, evidence: dict[str, Any], headline: str,
                device: str | None = None) -> None:
         """Record one claim's verdict with its evidence and rule, save the book, and show the verdict.
+
+        A claim decided per device (e.g. C6) is recorded once per device, with ``device`` set.
 
         Raises:
             ValueError: unknown claim ID, a claim owned by another notebook,
@@ -176,7 +178,7 @@ class ClaimBook:
         rec = ClaimRecord(id=claim_id, claim=CATALOGUE[claim_id].text, verdict=verdict, rule=rule.strip(),
                           evidence=_jsonable(evidence), headline=headline.strip(), device=device or self.device,
                           notebook=self.notebook)
-        self.records[claim_id] = rec
+        self.records[(claim_id, rec.device)] = rec
         self.save()
         try:
             from IPython import get_ipython
@@ -206,12 +208,13 @@ class ClaimBook:
         """The recorded claims as a pandas DataFrame (for display in the notebook)."""
         import pandas as pd
 
-        return pd.DataFrame([{"ID": r.id, "verdict": r.verdict, "headline": r.headline, "rule": r.rule}
-                             for r in self.records.values()])
+        return pd.DataFrame([{"ID": r.id, "device": r.device, "verdict": r.verdict, "headline": r.headline,
+                              "rule": r.rule} for r in self.records.values()])
 
     def missing(self) -> list[str]:
         """Claim IDs this notebook owns but has not recorded yet."""
-        return [c.id for c in CATALOGUE.values() if c.notebook == self.notebook and c.id not in self.records]
+        done = {cid for cid, _ in self.records}
+        return [c.id for c in CATALOGUE.values() if c.notebook == self.notebook and c.id not in done]
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -77,7 +77,7 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
 
 
 def _move_results(staging: Path, reports: Path, name: str) -> None:
-    """Move a successful run's figures and claims from staging into ``reports``."""
+    """Move a successful run's figures, claims and other files from staging into ``reports``."""
     figures = reports / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     new = {p.name for p in (staging / "figures").glob("*")}
@@ -86,9 +86,12 @@ def _move_results(staging: Path, reports: Path, name: str) -> None:
             old.unlink()
     for p in (staging / "figures").glob("*"):
         os.replace(p, figures / p.name)
-    (reports / "claims").mkdir(parents=True, exist_ok=True)
-    for p in (staging / "claims").glob("*.json"):
-        os.replace(p, reports / "claims" / p.name)
+    for sub in staging.iterdir():  # claims/, hardware/, ...: file by file into the same folder under reports
+        if sub.is_dir() and sub.name != "figures":
+            (reports / sub.name).mkdir(parents=True, exist_ok=True)
+            for p in sub.glob("*"):
+                if p.is_file():
+                    os.replace(p, reports / sub.name / p.name)
 
 
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
