@@ -8,10 +8,10 @@
 - ``unet``: a U-Net with concat / add / no long skips (Ronneberger et al. 2015).
 """
 
-from .densenet import DenseBlock, DenseLayer, DenseStageNet, dense_layer_params
+from .densenet import DenseBlock, DenseLayer, DenseNetBC, DenseStageNet, PartialDenseBlock, dense_layer_params
 from .resnet import CifarResNet, PreActBlock, ResidualStageNet, cifar_resnet
 from .transformer import Encoder
 from .unet import UNet
 
 __all__ = ["CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
-           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder"]
+           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder", "DenseNetBC", "PartialDenseBlock"]

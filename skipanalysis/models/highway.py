@@ -22,8 +22,8 @@ from .resnet import BasicBlock, ShortcutA
 class HighwayBlock(BasicBlock):
     """A CIFAR basic block whose shortcut is gated: ``relu(T * H(x) + (1 - T) * shortcut(x))``."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, gate_bias: float = -2.0):
-        super().__init__(in_ch, out_ch, stride, shortcut=True)
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, gate_bias: float = -2.0, bn: bool = True):
+        super().__init__(in_ch, out_ch, stride, shortcut=True, bn=bn)
         self.gate = nn.Conv2d(out_ch, out_ch, 1, bias=True)
         self.gate.is_gate = True
         nn.init.xavier_uniform_(self.gate.weight)

@@ -37,6 +37,19 @@ class ShortcutA(nn.Module):
         return x
 
 
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): re-weight channels by a gate computed from their global means."""
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, hidden, 1), nn.ReLU(),
+                                nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(x)
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers; with ``shortcut=True`` the block adds its (option A) input.
 
@@ -46,16 +59,18 @@ class BasicBlock(nn.Module):
         shortcut: residual (True) or plain (False); the parameters are the same.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = True):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = True, se: bool = False,
+                 bn: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.bn1 = nn.BatchNorm2d(out_ch) if bn else nn.Identity()
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.bn2 = nn.BatchNorm2d(out_ch) if bn else nn.Identity()
         self.shortcut = ShortcutA(in_ch, out_ch, stride) if shortcut else None
+        self.se = SqueezeExcite(out_ch) if se else nn.Identity()
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return self.se(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branch(x)
@@ -64,7 +79,7 @@ class BasicBlock(nn.Module):
         return F.relu(out)
 
 
-KINDS = ("plain", "residual", "highway")
+KINDS = ("plain", "residual", "highway", "se-residual")
 
 
 class CifarResNet(nn.Module):
@@ -73,15 +88,17 @@ class CifarResNet(nn.Module):
     Args:
         depth: 6n+2 (20, 32, 44, 56, 110, ...).
         kind: ``residual`` (ResNet), ``plain`` (the same layers, no shortcut) or
-            ``highway`` (gated shortcut, see ``highway.HighwayBlock``).
+            ``highway`` (gated shortcut, see ``highway.HighwayBlock``) or ``se-residual``
+            (residual with squeeze-and-excitation on each branch, Hu et al. 2018).
         num_classes: output classes.
         width: multiplier on the {16, 32, 64} stage widths.
         in_channels: image channels.
         gate_bias: initial bias of the highway gates (negative: start close to carrying the input).
+        bn: batch normalisation after every convolution (False: none anywhere, for gradient studies).
     """
 
     def __init__(self, depth: int = 20, kind: str = "residual", num_classes: int = 10, width: int = 1,
-                 in_channels: int = 3, gate_bias: float = -2.0):
+                 in_channels: int = 3, gate_bias: float = -2.0, bn: bool = True):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
@@ -95,7 +112,7 @@ class CifarResNet(nn.Module):
         self.depth, self.kind, self.width = depth, kind, width
         self.stage_blocks = n
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+                                  nn.BatchNorm2d(widths[0]) if bn else nn.Identity(), nn.ReLU(inplace=True))
         blocks, in_ch = [], widths[0]
         for stage, out_ch in enumerate(widths):
             for i in range(n):
@@ -103,9 +120,9 @@ class CifarResNet(nn.Module):
                 if kind == "highway":
                     from .highway import HighwayBlock
 
-                    blocks.append(HighwayBlock(in_ch, out_ch, stride, gate_bias))
+                    blocks.append(HighwayBlock(in_ch, out_ch, stride, gate_bias, bn=bn))
                 else:
-                    blocks.append(BasicBlock(in_ch, out_ch, stride, kind == "residual"))
+                    blocks.append(BasicBlock(in_ch, out_ch, stride, kind != "plain", se=kind == "se-residual", bn=bn))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(in_ch, num_classes)
@@ -159,3 +176,36 @@ class ResidualStageNet(nn.Module):
         for b in self.blocks:
             x = b(x)
         return self.head(F.adaptive_avg_pool2d(F.relu(self.norm(x)), 1).flatten(1))
+
+
+class SkipEveryNet(nn.Module):
+    """A chain of conv-BN-ReLU layers at constant width with an identity shortcut around every ``every`` layers.
+
+    ``every=0`` is a plain chain; ``every=1`` puts a shortcut around each layer. Used
+    to sweep connectivity from plain towards residual (notebook 02); the dense end
+    of the sweep is ``DenseStageNet``.
+    """
+
+    def __init__(self, width: int = 16, n_layers: int = 12, every: int = 0, num_classes: int = 10,
+                 in_channels: int = 3):
+        super().__init__()
+        if every < 0 or (every and n_layers % every):
+            raise ValueError(f"every={every!r} must be 0 or divide n_layers={n_layers}")
+        self.every = every
+        self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.layers = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                                  nn.ReLU()) for _ in range(n_layers))
+        self.head = nn.Linear(width, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        start = h
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if self.every and (i + 1) % self.every == 0:
+                h = h + start
+                start = h
+        return self.head(F.adaptive_avg_pool2d(h, 1).flatten(1))

@@ -1,0 +1,55 @@
+"""Notebook 08's models and helpers."""
+
+import pytest
+import torch
+
+from skipanalysis import data, efficiency as ef
+from skipanalysis.models import DenseNetBC, PartialDenseBlock, cifar_resnet
+from skipanalysis.models.densenet import dense_layer_params
+
+
+def test_specs_build_and_bad_specs_are_named():
+    for spec in ("resnet-8", "se-resnet-8", "densenet-2", "csp-densenet-2"):
+        assert ef.build_model(spec)(torch.randn(2, 3, 12, 12)).shape == (2, 10)
+    with pytest.raises(ValueError, match="model spec 'vgg-16' is not allowed"):
+        ef.build_model("vgg-16")
+
+
+def test_densenet_bc_parameter_count_by_hand():
+    # one layer per block, k = 2, 1 input channel: sum the pieces by hand
+    m = DenseNetBC(1, 2, num_classes=3, in_channels=1)
+    stem = 1 * 4 * 9
+    b1 = dense_layer_params(4, 2)            # 4 -> 6 channels
+    t1 = 2 * 6 + 6 * 3                       # BN(6) + 1x1 6 -> 3
+    b2 = dense_layer_params(3, 2)            # 3 -> 5
+    t2 = 2 * 5 + 5 * 2                       # BN(5) + 1x1 5 -> 2
+    b3 = dense_layer_params(2, 2)            # 2 -> 4
+    head = 2 * 4 + 4 * 3 + 3                 # final BN(4) + linear 4 -> 3
+    assert sum(p.numel() for p in m.parameters()) == stem + b1 + t1 + b2 + t2 + b3 + head
+
+
+def test_partial_dense_block_passes_half_through():
+    blk = PartialDenseBlock(8, 2, 4).eval()
+    x = torch.randn(2, 8, 6, 6)
+    out = blk(x)
+    assert out.shape[1] == blk.out_ch == 4 + (4 + 2 * 4) // 2
+    assert torch.equal(out[:, :4], x[:, :4])  # the bypassing half is untouched
+
+
+def test_se_block_adds_few_parameters_and_starts_near_half_gate():
+    base, se = cifar_resnet(8), cifar_resnet(8, "se-residual")
+    extra = sum(p.numel() for p in se.parameters()) - sum(p.numel() for p in base.parameters())
+    # one SE per block: widths 16, 32, 64 with reduction 4: 2*c*(c/4) weights + c/4 + c biases
+    assert extra == sum(2 * c * (c // 4) + c // 4 + c for c in (16, 32, 64))
+
+
+def test_subsample_and_grid(tmp_path):
+    tr, te = data.train_test_split(data.texture_classification(60, 8, seed=0), 20)
+    sub = ef.subsample(tr, 10, seed=1)
+    assert len(sub) == 10 and torch.equal(sub.tensors[0], ef.subsample(tr, 10, seed=1).tensors[0])
+    with pytest.raises(ValueError, match="exceeds"):
+        ef.subsample(tr, 100, 0)
+    from skipanalysis.train import TrainConfig
+
+    df = ef.run_grid(["resnet-8"], [10, 40], [0], tr, te, TrainConfig(batch_size=8, lr=0.01, progress=False), steps=3)
+    assert list(df.n_train) == [10, 40] and (df.gap == df.test_err - df.train_err).all()

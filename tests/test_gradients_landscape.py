@@ -1,0 +1,106 @@
+"""Notebooks 02 and 07: probes checked against analytic gradients and constructed networks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from skipanalysis import data, gradients as gr, landscape as ls
+from skipanalysis.models import cifar_resnet
+from skipanalysis.models.resnet import SkipEveryNet
+
+
+def test_recorded_gradients_equal_the_analytic_ones_on_a_two_layer_linear_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.Conv2d(1, 2, 1, bias=False), nn.Flatten())
+    w1, (u, v) = net[0].weight.item(), net[1].weight.flatten().tolist()
+    x = torch.randn(6, 1, 1, 1)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    # by hand: z_n = (u, v) * w1 * x_n, dL/dz_n = (softmax(z_n) - e_y) / N
+    xs = x.flatten().double()
+    z = torch.stack([u * w1 * xs, v * w1 * xs], 1)
+    dz = (torch.softmax(z, 1) - F.one_hot(y, 2).double()) / len(y)
+    g_w1 = (dz[:, 0] * u * xs + dz[:, 1] * v * xs).sum().abs().item()
+    g_w2 = math.hypot((dz[:, 0] * w1 * xs).sum().item(), (dz[:, 1] * w1 * xs).sum().item())
+    df = gr.conv_grad_norms(net, TensorDataset(x, y), n_batches=1, batch_size=6)
+    assert df.grad_norm.tolist() == pytest.approx([g_w1, g_w2], rel=1e-5)
+
+
+def _identity_residual(depth=14):
+    m = cifar_resnet(depth, "residual")
+    for b in m.blocks:  # zero every branch: each block is relu(shortcut(x)) = shortcut(x) on x >= 0
+        nn.init.zeros_(b.bn2.weight)
+        nn.init.zeros_(b.bn2.bias)
+    return m.eval()
+
+
+def test_lesion_of_an_identity_block_changes_nothing():
+    m = _identity_residual()
+    ds = data.texture_classification(40, 8, seed=0)
+    base = gr.error_with_lesions(m, ds, [])
+    x = ds.tensors[0]
+    with torch.no_grad():
+        ref = m(x)
+    for i in range(len(m.blocks)):
+        assert gr.error_with_lesions(m, ds, [i]) == base
+    assert isinstance(m.blocks[0], type(m.blocks[1]))  # restored
+    with torch.no_grad():
+        assert torch.allclose(m(x), ref)
+
+
+def test_path_gradients_all_through_shortcuts_when_branches_are_zero():
+    m = _identity_residual(14)
+    ds = data.texture_classification(16, 8, seed=1)
+    df = gr.path_gradients(m, ds.tensors[0], ds.tensors[1], samples=2)
+    n = len(m.blocks)
+    assert list(df.paths) == [math.comb(n, k) for k in range(n + 1)]
+    assert df.share_of_paths.sum() == pytest.approx(1)
+    assert df.share_of_grad.iloc[0] == pytest.approx(1) and df.grad_per_path.iloc[1:].abs().max() < 1e-12
+
+
+def test_linear_model_gradients_do_not_shatter():
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    x0, d = torch.randn(3, 8, 8), torch.randn(3, 8, 8)
+    assert gr.neighbour_correlation(gr.line_gradients(lin, x0, d, 16)) == pytest.approx(1, abs=1e-6)
+
+
+def test_skip_every_net():
+    with pytest.raises(ValueError, match="every=5"):
+        SkipEveryNet(8, 12, 5)
+    assert SkipEveryNet(8, 12, 3)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_filter_normalisation_matches_the_model_filter_norms():
+    m = cifar_resnet(8)
+    d = ls.filter_normalized_direction(m, seed=3)
+    for p, q in zip(m.parameters(), d):
+        if p.dim() <= 1:
+            assert q.abs().sum() == 0  # BN parameters and biases are zeroed
+        else:
+            assert torch.allclose(q.reshape(q.shape[0], -1).norm(dim=1), p.reshape(p.shape[0], -1).norm(dim=1),
+                                  rtol=1e-5)
+
+
+def test_loss_surface_centre_and_restoration():
+    m = cifar_resnet(8).eval()
+    ds = data.texture_classification(20, 8, seed=2)
+    before = [p.clone() for p in m.parameters()]
+    d1, d2 = ls.filter_normalized_direction(m, 0), ls.filter_normalized_direction(m, 1)
+    z = ls.loss_surface(m, ds, d1, d2, np.array([-0.5, 0.0, 0.5]), np.array([0.0, 0.5]))
+    with torch.no_grad():
+        centre = F.cross_entropy(m(ds.tensors[0]), ds.tensors[1]).item()
+    assert z.shape == (3, 2) and z[1, 0] == pytest.approx(centre, rel=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+
+
+def test_curvature_on_analytic_surfaces():
+    a = np.linspace(-1, 1, 21)
+    X, Y = np.meshgrid(a, a, indexing="ij")
+    bowl, saddle = ls.curvature(X ** 2 + Y ** 2, a[1] - a[0]), ls.curvature(X ** 2 - Y ** 2, a[1] - a[0])
+    assert bowl["nonconvex_share"] == 0 and bowl["local_minima"] == 1 and bowl["median_negative_ratio"] == 0
+    assert saddle["nonconvex_share"] == 1 and saddle["local_minima"] == 0
+    assert ls.slice_convexity(a ** 2) == 1.0 and ls.slice_convexity(np.cos(6 * a)) < 0.7
