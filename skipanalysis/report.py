@@ -155,6 +155,7 @@ def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, str]:
     supported claim there favours dense connectivity and at least one favours
     residual connectivity; refuted when claims of both kinds were measured there
     and every supported one favours the same pattern; otherwise inconclusive.
+    Device rows that only say "not measured here" are left out.
     """
     by_device: dict[str, list[dict[str, Any]]] = {}
     for r in records:
@@ -162,6 +163,8 @@ def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, str]:
     lines, verdicts = [], []
     for dev, recs in by_device.items():
         measured = {r["id"] for r in recs if r["verdict"] in ("supported", "refuted")}
+        if not any(r["verdict"] != "not measured here" for r in recs):
+            continue  # a device type nobody measured says nothing about S1
         won = {side: sorted(i for i in ids if i in measured and any(r["id"] == i and r["verdict"] == "supported"
                                                                      for r in recs))
                for side, ids in FAVOURS.items()}
@@ -244,7 +247,9 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
     devices = sorted({b["device"] for b in books})
     commit = git_commit(Path(__file__).resolve().parent.parent)
     # The PDF takes its title from the metadata; LaTeX numbering is off because sections carry their own numbers.
-    cells = [_rich_cell("<h1>Skip connections under measurement</h1>", "\\setcounter{secnumdepth}{0}"),
+    # pandas writes \multirow for grouped indexes; the template does not load multirow, so fall back to plain text.
+    cells = [_rich_cell("<h1>Skip connections under measurement</h1>",
+                        "\\setcounter{secnumdepth}{0}\\providecommand{\\multirow}[4][]{#4}"),
              new_markdown_cell(
         f"*A reproducible study of residual, dense, highway and long skip connections.* Profile **{profile}**; "
         f"measured on {', '.join(devices) or 'no device'}; built "
