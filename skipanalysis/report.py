@@ -263,7 +263,11 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
                 f"notebook(s), {counts['supported']} are supported, {counts['refuted']} refuted, "
                 f"{counts['inconclusive']} inconclusive and {counts['not measured here']} not measured here; "
                 f"the closing claim S1 (no universal winner) is **{s1_verdict}**. Headline numbers:\n"]
-    abstract += [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in records]
+    abstract += [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in records
+                 if r["verdict"] != "not measured here"]
+    unmeasured = sorted({f"{r['id']} on {r['device'].split(' ')[0]}" for r in records if r["verdict"] == "not measured here"})
+    if unmeasured:
+        abstract.append(f"\nNot measured here (no such machine had a hardware file): {', '.join(unmeasured)}.")
     cells.append(new_markdown_cell("\n".join(abstract)))
     cells.append(new_markdown_cell("## Claims and verdicts\n\nEach verdict comes from the rule printed under it, "
                                    "applied to numbers measured in the notebook named in its section below."))
@@ -306,7 +310,7 @@ _REPORT_CSS = """<style>
 .jp-Notebook { max-width: 980px; margin: auto; }
 table.claims-table { border-collapse: collapse; font-size: 0.85em; }
 table.claims-table td, table.claims-table th { border-bottom: 1px solid #ccc; padding: 4px 6px; vertical-align: top;
-  text-align: left; }
+  text-align: left !important; }
 </style>"""
 
 
@@ -315,7 +319,15 @@ def _write_atomic(path: Path, data: bytes | str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    os.chmod(tmp, _default_mode())
     os.replace(tmp, path)
+
+
+def _default_mode() -> int:
+    """0o666 minus the umask: what a plain open() would give (mkstemp's files are private, 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def export_html(paper: nbformat.NotebookNode) -> str:

@@ -53,3 +53,14 @@ def test_decide():
     assert decide(False, refuted=True) == "refuted"
     with pytest.raises(ValueError):
         decide(True, refuted=True)
+
+
+def test_atomic_writes_are_readable_like_plain_files(tmp_path):
+    import os
+
+    from skipanalysis.claims import write_json_atomic
+
+    write_json_atomic(tmp_path / "x.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~mask
