@@ -17,7 +17,6 @@ and 1x1 convolution recomputed in backward via ``torch.utils.checkpoint``).
 from __future__ import annotations
 
 import json
-import math
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -303,9 +302,6 @@ def load_hardware_files(*folders: str | Path) -> dict[str, dict]:
             out[data.get("machine", p.stem)] = data
     return out
 
-
-def is_close(a: float, b: float, rel: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=rel)
 
 
 # --- the notebook's studies -----------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from dataclasses import replace
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -183,8 +182,8 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
     return ((ya - yb).abs().max() / ya.abs().max()).item()
 
 
-__all__ = ["depth_study", "deepen_with_identity", "identity_block", "block_distances", "gate_openness",
-           "error_rate", "max_output_difference", "F"]
+__all__ = ["PAPER_TABLE6", "depth_study", "deepen_with_identity", "identity_block", "block_distances",
+           "gate_openness", "error_rate", "max_output_difference", "plot_error_curves", "plot_final_errors"]
 
 
 # --- figures --------------------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .models.densenet import DenseBlock, DenseStageNet, dense_layer_params
 from .models.resnet import PreActBlock, ResidualStageNet

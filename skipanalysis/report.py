@@ -211,7 +211,6 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
             else:
                 src = _HEADING_RE.sub(lambda m: "#" + m.group(1) + " ", src)
             cell.source = src
-            cell.pop("attachments", None) if not cell.get("attachments") else None
             cells.append(cell)
             continue
         if cell.cell_type != "code":
