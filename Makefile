@@ -30,7 +30,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware FORCE
+.PHONY: report test lab setup clean help record-hardware data FORCE
 .DELETE_ON_ERROR:
 
 report: $(REPORTS)/report.html $(REPORTS)/report.pdf
@@ -74,6 +74,11 @@ $(REPORTS)/report.pdf: $(REPORTS)/report.html
 		echo "[report] rendering $@ with xelatex"; \
 		$(PYTHON) -m skipanalysis.report pdf $(REPORTS)/report.ipynb $@; \
 	else echo "$(PDF_HINT)"; fi
+
+# Rebuild the real data shipped in data/ from the public archives (provenance in data/README.md).
+DATA_SOURCE ?= ../shared/datasets
+data: | $(ENV)
+	$(PYTHON) -m skipanalysis.subsets --source $(DATA_SOURCE) --out data
 
 test: | $(ENV)
 	$(PYTHON) -m pytest

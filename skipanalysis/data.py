@@ -1,16 +1,21 @@
-"""Datasets: procedural ones generated from a seed, and real ones through torchvision.
+"""Datasets: real ones first (shipped subsets, the full CIFAR-10), procedural ones for controlled runs.
 
-Procedural data make the ``smoke`` and ``quick`` profiles download-free and
-bit-for-bit reproducible: the same seed gives the same tensors on any machine.
-
-- ``texture_classification``: images of oriented sinusoidal gratings, one
-  orientation/frequency pair per class, with random phase, colour, a strong
-  distractor grating and noise. Hard enough that depth and optimisation matter.
-- ``cifar10``: torchvision's CIFAR-10 under ``data/datasets/`` (the ``full``
-  profile), with a clear error naming the folder and the fix when it is absent
-  and the machine is offline.
+Real data, offline:
+- ``cifar10_subset``: the class-balanced CIFAR-10 subset shipped in ``data/``
+  (10,000 train / 2,000 test JPEG images; built by ``skipanalysis.subsets``,
+  provenance in ``data/README.md``); the quick profile's images.
+- ``cifar10``: the full CIFAR-10 (Krizhevsky 2009) from ``CIFAR10_DIR`` (torchvision's
+  batch format or an ImageFolder) or torchvision's download into ``data/datasets/``.
+- ``isbi2012``: the 30 labelled ISBI 2012 EM slices (U-Net's data) shipped in ``data/``.
 - ``image_folder``: a user's own images, one sub-folder per class.
-- ``load_classification``: one entry point for the notebooks over all three.
+- ``load_classification``: one entry point for the notebooks; every set it returns
+  carries a ``description`` naming data set, source, sizes and resolution.
+
+Procedural data, generated from a seed (the same tensors on any machine), for smoke
+runs and for controlled experiments that need a knob real data lack:
+- ``texture_classification``: oriented gratings with a distractor and noise.
+- ``segmentation_shapes``: curves, blobs and regions of controlled fineness.
+- ``reversal_task``: token sequences whose targets need long-range mixing.
 """
 
 from __future__ import annotations
@@ -84,101 +89,270 @@ def train_test_split(data: TensorDataset, n_test: int) -> tuple[TensorDataset, T
     return TensorDataset(*(t[:-n_test] for t in tensors)), TensorDataset(*(t[-n_test:] for t in tensors))
 
 
-def cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True, transform=None):
-    """CIFAR-10 through torchvision, stored under ``data/datasets/cifar10``.
+REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+SHIPPED_CIFAR10 = REPO_DATA / "cifar10-subset.tar.gz"
+SHIPPED_ISBI = REPO_DATA / "isbi2012-membranes.tar.gz"
+CIFAR10_ENV = "CIFAR10_DIR"
+# Sizes of the shipped CIFAR-10 subset (see skipanalysis.subsets and data/README.md).
+SHIPPED_TRAIN, SHIPPED_TEST = 10_000, 2_000
+
+
+class LabelledData(TensorDataset):
+    """A ``TensorDataset`` that also says what it holds (data set, source, sizes, resolution).
+
+    ``description`` is the sentence a claim's evidence quotes, e.g.
+    ``"CIFAR-10 (JPEG export), shipped class-balanced subset: 5,000 train / 1,000 test images, 16 px"``.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, description: str = "") -> None:
+        super().__init__(*tensors)
+        self.description = description
+
+
+def describe(data: TensorDataset) -> str:
+    """The data description of a ``LabelledData`` (an empty string for a plain ``TensorDataset``)."""
+    return getattr(data, "description", "")
+
+
+def _decode_images(blobs: list[bytes]) -> torch.Tensor:
+    """Decode encoded images (JPEG, PNG) into a uint8 tensor ``(n, 3, H, W)``."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arrs = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.uint8) for b in blobs]
+    sizes = {a.shape for a in arrs}
+    if len(sizes) != 1:
+        raise ValueError(f"images of different sizes {sorted(sizes)[:3]}: resize them to one size first")
+    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+
+def _imagefolder_tensors(members: dict[tuple[str, str], list[tuple[str, bytes]]], split: str,
+                         where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of one split of ``{(split, class): [(name, bytes)]}``, classes in CIFAR-10's order."""
+    from .subsets import CIFAR10_CLASSES
+
+    classes = sorted(c for s, c in members if s == split)
+    if not classes:
+        raise ValueError(f"{where} has no {split}/<class>/ folders")
+    order = list(CIFAR10_CLASSES) if set(classes) == set(CIFAR10_CLASSES) else classes
+    blobs, labels = [], []
+    for label, cls in enumerate(order):
+        for _, data in sorted(members[(split, cls)]):
+            blobs.append(data)
+            labels.append(label)
+    return _decode_images(blobs), torch.tensor(labels, dtype=torch.long)
+
+
+def cifar10_subset(archive: str | os.PathLike | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The shipped class-balanced CIFAR-10 subset: ``{"train": (x uint8, y), "test": (x uint8, y)}``.
 
     Raises:
-        RuntimeError: the dataset is not there and cannot be downloaded, naming
-            the expected file and how to get it.
+        ValueError: the archive is missing (naming the file and ``make data``).
+    """
+    from .subsets import _read_imagefolder_members
+
+    archive = Path(archive) if archive else SHIPPED_CIFAR10
+    if not archive.is_file():
+        raise ValueError(f"the shipped CIFAR-10 subset {archive} is missing; rebuild it with `make data` "
+                         "(needs the archives of ../shared/datasets) or restore it with git checkout")
+    members = _read_imagefolder_members(archive)
+    return {split: _imagefolder_tensors(members, split, str(archive)) for split in ("train", "test")}
+
+
+def cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The full CIFAR-10 split as ``(x uint8 (n,3,32,32), y, source)``.
+
+    Where it comes from, in order:
+    1. ``root`` or the environment variable ``CIFAR10_DIR``: a folder in
+       torchvision's batch format (``cifar-10-batches-py/`` inside it, or the
+       folder itself), or an ImageFolder with ``train/<class>/`` and
+       ``test/<class>/`` (read as it is, no checksums).
+    2. torchvision's CIFAR-10 under ``data/datasets/cifar10``, downloaded there
+       when the machine is online.
+
+    Raises:
+        RuntimeError: none of these is available, in one line naming
+            ``CIFAR10_DIR`` and the fix.
     """
     import torchvision
 
-    root = Path(root) if root else DATA_ROOT / "cifar10"
-    root.mkdir(parents=True, exist_ok=True)
+    given = root or os.environ.get(CIFAR10_ENV)
+    if given:
+        folder = Path(given)
+        if (folder / "train").is_dir() and (folder / "test").is_dir():
+            from .subsets import _read_imagefolder_members
+
+            x, y = _imagefolder_tensors(_read_imagefolder_members(folder), "train" if train else "test", str(folder))
+            return x, y, f"ImageFolder {folder}"
+        if folder.name == "cifar-10-batches-py":
+            folder = folder.parent
+        if not (folder / "cifar-10-batches-py").is_dir():
+            raise RuntimeError(f"{CIFAR10_ENV}={given} holds neither cifar-10-batches-py/ (torchvision's batch "
+                               "format) nor train/ and test/ class folders (an ImageFolder)")
+        ds = torchvision.datasets.CIFAR10(str(folder), train=train, download=False)
+        return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), \
+            f"torchvision batches {folder}"
+    folder = DATA_ROOT / "cifar10"
     try:
-        return torchvision.datasets.CIFAR10(str(root), train=train, download=download, transform=transform)
+        folder.mkdir(parents=True, exist_ok=True)
+        ds = torchvision.datasets.CIFAR10(str(folder), train=train, download=download)
     except Exception as exc:  # offline: URLError, or torchvision's "Dataset not found"
-        expected = root / "cifar-10-batches-py"
         raise RuntimeError(
-            f"CIFAR-10 is not available: expected {expected} (or the archive cifar-10-python.tar.gz in {root}) "
-            f"and the download failed ({type(exc).__name__}: {exc}). Fix: run once on a machine that is online, "
-            f"or copy cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into {root}; "
-            "the smoke and quick profiles need no download."
-        ) from exc
+            f"the full CIFAR-10 is not available ({type(exc).__name__}): set {CIFAR10_ENV} to a local copy "
+            f"(torchvision's cifar-10-batches-py or an ImageFolder with train/ and test/), or run once online "
+            f"to download it into {folder}; the shipped subset covers n_train <= {SHIPPED_TRAIN:,} and "
+            f"n_test <= {SHIPPED_TEST:,}") from exc
+    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), \
+        f"torchvision {folder}"
 
 
-def image_folder(path: str | os.PathLike, transform=None):
-    """A user's own images, one sub-folder per class, through torchvision's ``ImageFolder``."""
+def image_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """A user's own images, one sub-folder per class (torchvision's ``ImageFolder``), as uint8 tensors."""
+    import numpy as np
     import torchvision
 
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"image folder {path} does not exist; expected <path>/<class>/<image files>")
-    return torchvision.datasets.ImageFolder(str(path), transform=transform)
+    ds = torchvision.datasets.ImageFolder(str(path))
+    arrs, labels = [], []
+    for img, label in ds:
+        arrs.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1))
+        labels.append(label)
+    if len({a.shape for a in arrs}) != 1:
+        raise ValueError(f"{path}: images differ in size; give them one size")
+    return torch.stack(arrs), torch.tensor(labels, dtype=torch.long)
 
 
-DATASETS = ("texture", "cifar10", "folder")
+DATASETS = ("cifar10", "texture", "folder")
 
 
-def _tensors_from(ds, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack a torchvision dataset of PIL images into float tensors in [0, 1] at ``size`` x ``size``."""
-    import numpy as np
+def _resize(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 images to float in [0, 1] at ``size`` x ``size`` (antialiased bilinear when the size changes)."""
     import torch.nn.functional as F
 
-    xs, ys = [], []
-    for img, label in ds:
-        arr = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
-        xs.append(arr)
-        ys.append(label)
-    x = torch.stack(xs).float() / 255 if len({t.shape for t in xs}) == 1 else None
-    if x is None or x.shape[-1] != size or x.shape[-2] != size:
-        x = torch.stack([F.interpolate(t[None].float() / 255, size=(size, size), mode="bilinear",
-                                       align_corners=False)[0] for t in xs])
-    return x, torch.tensor(ys, dtype=torch.long)
+    out = []
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].float() / 255
+        if part.shape[-1] != size or part.shape[-2] != size:
+            part = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out.append(part)
+    return torch.cat(out)
+
+
+def balanced_take(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``n`` examples drawn at random with class counts as equal as possible (differ by at most 1)."""
+    if not 0 < n <= len(labels):
+        raise ValueError(f"n={n!r}: must be between 1 and {len(labels)}")
+    perm = torch.randperm(len(labels), generator=generator)
+    lab = labels[perm]
+    rank = torch.zeros_like(lab)
+    for c in lab.unique():
+        where = lab == c
+        rank[where] = torch.arange(int(where.sum()))
+    key = rank * (int(labels.max()) + 1) + lab  # round robin over classes, in random order within each
+    return perm[torch.argsort(key, stable=True)[:n]]
 
 
 def load_classification(dataset: str, n_train: int, n_test: int, image_size: int = 16, seed: int = 0,
-                        path: str | os.PathLike | None = None) -> tuple[TensorDataset, TensorDataset]:
-    """Train and test sets for a classification notebook, as ``TensorDataset`` on the CPU.
+                        path: str | os.PathLike | None = None) -> tuple[LabelledData, LabelledData]:
+    """Train and test sets for a classification notebook, on the CPU, each with a ``description``.
 
     Args:
-        dataset: ``texture`` (procedural), ``cifar10`` (torchvision, ``data/datasets``) or
-            ``folder`` (``path``/<class>/<images>, split by ``seed``).
-        n_train, n_test: sizes; for ``cifar10`` 0 means the whole split.
-        image_size: side in pixels (``cifar10`` is resized only when this is not 32).
-        path: the image folder, or another CIFAR-10 root.
+        dataset: ``cifar10`` (real images), ``texture`` (procedural, for smoke runs and
+            controlled experiments) or ``folder`` (``path``/<class>/<images>, split by ``seed``).
+        n_train, n_test: sizes; drawn class-balanced from the source at random by ``seed``.
+            For ``cifar10`` 0 means the whole split.
+        image_size: side in pixels (images are resized with antialiasing when it differs).
+        path: the image folder, or a local CIFAR-10 copy (else ``CIFAR10_DIR``).
 
-    Real images get He et al.'s per-pixel mean subtraction (the training set's mean image).
+    ``cifar10`` reads the subset shipped in ``data/`` when ``n_train <= 10,000``,
+    ``n_test <= 2,000`` and neither ``path`` nor ``CIFAR10_DIR`` names another copy;
+    otherwise the full CIFAR-10 (see ``cifar10``). Real images get He et al.'s
+    per-pixel mean subtraction (the training set's mean image).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset={dataset!r} is not allowed; choose one of {', '.join(DATASETS)}")
     if dataset == "texture":
-        return train_test_split(texture_classification(n_train + n_test, image_size, seed=seed), n_test)
+        tr, te = train_test_split(texture_classification(n_train + n_test, image_size, seed=seed), n_test)
+        what = f"procedural texture gratings (controlled, not real data): {n_train:,} train / {n_test:,} test, " \
+               f"{image_size} px"
+        return LabelledData(*tr.tensors, description=what), LabelledData(*te.tensors, description=what)
     g = torch.Generator().manual_seed(seed)
     if dataset == "cifar10":
-        xtr, ytr = _tensors_from(cifar10(True, root=path), image_size)
-        xte, yte = _tensors_from(cifar10(False, root=path), image_size)
-        if n_train:
-            keep = torch.randperm(len(xtr), generator=g)[:n_train]
-            xtr, ytr = xtr[keep], ytr[keep]
-        if n_test:
-            xte, yte = xte[:n_test], yte[:n_test]
+        shipped = not path and not os.environ.get(CIFAR10_ENV) and 0 < n_train <= SHIPPED_TRAIN \
+            and 0 < n_test <= SHIPPED_TEST
+        if shipped:
+            sets = cifar10_subset()
+            (xtr, ytr), (xte, yte) = sets["train"], sets["test"]
+            source = "CIFAR-10 (JPEG export), shipped class-balanced subset"
+        else:
+            xtr, ytr, src = cifar10(True, root=path)
+            xte, yte, _ = cifar10(False, root=path)
+            source = f"CIFAR-10 ({src})"
+        tr_idx = balanced_take(ytr, n_train, g) if n_train else torch.arange(len(ytr))
+        te_idx = balanced_take(yte, n_test, g) if n_test else torch.arange(len(yte))
+        xtr, ytr, xte, yte = xtr[tr_idx], ytr[tr_idx], xte[te_idx], yte[te_idx]
     else:
         if not path:
             raise ValueError("dataset='folder' needs data_path=<folder with one sub-folder per class>")
-        x, y = _tensors_from(image_folder(path), image_size)
-        order = torch.randperm(len(x), generator=g)
-        x, y = x[order], y[order]
+        x, y = image_folder(path)
         if n_train + n_test > len(x):
             raise ValueError(f"n_train + n_test = {n_train + n_test} but {path} holds only {len(x)} images")
+        order = torch.randperm(len(x), generator=g)
+        x, y = x[order], y[order]
         xtr, ytr, xte, yte = x[:n_train], y[:n_train], x[n_train:n_train + n_test], y[n_train:n_train + n_test]
+        source = f"image folder {path}"
+    xtr, xte = _resize(xtr, image_size), _resize(xte, image_size)
     mean = xtr.mean(0, keepdim=True)
-    return TensorDataset(xtr - mean, ytr), TensorDataset(xte - mean, yte)
+    what = f"{source}: {len(xtr):,} train / {len(xte):,} test images, {image_size} px"
+    return LabelledData(xtr - mean, ytr, description=what), LabelledData(xte - mean, yte, description=what)
 
 
-def to_device(data: TensorDataset, device: torch.device | str) -> TensorDataset:
+def isbi2012(archive: str | os.PathLike | None = None, size: int = 512) -> LabelledData:
+    """The 30 labelled ISBI 2012 EM slices shipped in ``data/`` (Cardona et al. 2010; U-Net's data).
+
+    Args:
+        archive: the ``isbi2012-membranes.tar.gz`` to read (default: the shipped one).
+        size: side in pixels; the 512 px slices are resized with antialiasing (masks by nearest
+            neighbour after the same resize of the grey values, thresholded at 0.5).
+
+    Returns:
+        ``LabelledData(images (30,1,S,S) float32 in [0,1], masks (30,1,S,S) float32)``, slice
+        ``i`` at index ``i``; mask 1 marks membrane (the label's black pixels), 0 cell interior.
+    """
+    import tarfile
+
+    import torch.nn.functional as F
+
+    archive = Path(archive) if archive else SHIPPED_ISBI
+    if not archive.is_file():
+        raise ValueError(f"the ISBI 2012 archive {archive} is missing; rebuild it with `make data` or restore it "
+                         "with git checkout")
+    blobs: dict[tuple[str, int], bytes] = {}
+    with tarfile.open(archive, "r:gz") as tar:
+        for m in tar:
+            p = Path(m.name)
+            if m.isfile() and p.suffix == ".png" and p.parent.name in ("image", "label"):
+                blobs[(p.parent.name, int(p.stem))] = tar.extractfile(m).read()
+    n = len([k for k in blobs if k[0] == "image"])
+    images = _decode_images([blobs[("image", i)] for i in range(n)])[:, :1].float() / 255
+    labels = _decode_images([blobs[("label", i)] for i in range(n)])[:, :1].float() / 255
+    masks = (labels < 0.5).float()
+    if size != images.shape[-1]:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        masks = (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False,
+                               antialias=True) >= 0.5).float()
+    return LabelledData(images, masks, description=f"ISBI 2012 EM membranes (Cardona et al. 2010): {n} labelled "
+                                                   f"slices, {size} px")
+
+
+def to_device(data: TensorDataset, device: torch.device | str) -> LabelledData:
     """Move a ``TensorDataset`` onto ``device`` once, so training never copies batches (the GPU path)."""
-    return TensorDataset(*(t.to(device) for t in data.tensors))
+    return LabelledData(*(t.to(device) for t in data.tensors), description=describe(data))
 
 
 # --- procedural segmentation -----------------------------------------------------------------------------------------
