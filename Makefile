@@ -30,7 +30,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data FORCE
+.PHONY: report test lab setup clean help record-hardware data bench FORCE
 .DELETE_ON_ERROR:
 
 report: $(REPORTS)/report.html $(REPORTS)/report.pdf
@@ -79,6 +79,10 @@ $(REPORTS)/report.pdf: $(REPORTS)/report.html
 DATA_SOURCE ?= ../shared/datasets
 data: | $(ENV)
 	$(PYTHON) -m skipanalysis.subsets --source $(DATA_SOURCE) --out data
+
+# Images/s of the training loop against a bare torch loop (ResNet-20, plain-56; 16 and 32 px) on this machine.
+bench: | $(ENV)
+	$(PYTHON) -m skipanalysis.bench --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
 
 test: | $(ENV)
 	$(PYTHON) -m pytest

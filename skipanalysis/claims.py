@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-VERDICTS = ("supported", "refuted", "inconclusive", "not measured here")
+from .rules import VERDICTS, Decision, claim_kind
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
-def decide(supported: bool, refuted: bool | None = None) -> str:
+def decide(supported: bool, refuted: bool | None = None) -> str:  # the notebooks' older inline rules
     """Turn the outcome of a stated rule into a verdict.
 
     Args:
@@ -131,6 +131,7 @@ class ClaimRecord:
     headline: str  # one sentence with the key number(s), quoted in the abstract
     device: str
     notebook: str
+    kind: str = "empirical"  # "identity" (identities and exact counts: verified/failed) or "empirical"
 
 
 @dataclass
@@ -156,16 +157,32 @@ class ClaimBook:
     def path(self) -> Path:
         return Path(self.report_dir) / "claims" / f"{self.notebook}.json"
 
-    def record(self, claim_id: str, *, verdict: str, rule: str, evidence: dict[str, Any], headline: str,
+    def record(self, claim_id: str, decision: Decision | None = None, *, evidence: dict[str, Any],
+               headline: str, verdict: str | None = None, rule: str | None = None,
                device: str | None = None) -> None:
         """Record one claim's verdict with its evidence and rule, save the book, and show the verdict.
 
-        A claim decided per device (e.g. C6) is recorded once per device, with ``device`` set.
+        ``decision`` (from a function in ``skipanalysis.rules``) gives the verdict, the rule
+        text and the numbers the rule read (added to the evidence); ``verdict`` and ``rule``
+        are the older inline form. A claim decided per device (e.g. C6) is recorded once per
+        device, with ``device`` set.
 
         Raises:
-            ValueError: unknown claim ID, a claim owned by another notebook,
-                a verdict outside ``VERDICTS``, or an empty rule.
+            ValueError: unknown claim ID, a claim owned by another notebook, a verdict
+                outside ``VERDICTS`` or of the wrong kind (identities are verified or
+                failed), a decision for another claim, or an empty rule.
         """
+        if decision is not None:
+            if decision.claim != claim_id:
+                raise ValueError(f"decision for {decision.claim} recorded as {claim_id}")
+            verdict, rule = decision.verdict, decision.rule
+            evidence = {**evidence, "rule_numbers": decision.numbers}
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict={verdict!r} for {claim_id} is not allowed; choose one of {VERDICTS}")
+        kind = claim_kind(claim_id)
+        if kind == "identity" and verdict not in ("verified", "failed"):
+            raise ValueError(f"{claim_id} is an identity or exact count: its verdict is verified or failed, "
+                             f"not {verdict!r}")
         if claim_id not in CATALOGUE:
             raise ValueError(f"claim_id={claim_id!r} is not in the project's claim list; known: {', '.join(CATALOGUE)}")
         owner = CATALOGUE[claim_id].notebook
@@ -173,11 +190,13 @@ class ClaimBook:
             raise ValueError(f"claim {claim_id} belongs to notebook {owner!r}, not {self.notebook!r}")
         if verdict not in VERDICTS:
             raise ValueError(f"verdict={verdict!r} for {claim_id} is not allowed; choose one of {VERDICTS}")
+        if kind == "empirical" and verdict in ("verified", "failed"):
+            raise ValueError(f"{claim_id} is an empirical claim: verified/failed are for identities")
         if not rule or not rule.strip():
             raise ValueError(f"claim {claim_id}: state the rule that turned the numbers into the verdict")
         rec = ClaimRecord(id=claim_id, claim=CATALOGUE[claim_id].text, verdict=verdict, rule=rule.strip(),
                           evidence=_jsonable(evidence), headline=headline.strip(), device=device or self.device,
-                          notebook=self.notebook)
+                          notebook=self.notebook, kind=kind)
         self.records[(claim_id, rec.device)] = rec
         self.save()
         try:

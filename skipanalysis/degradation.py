@@ -29,39 +29,63 @@ PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
 def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,
                 test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1,
-                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None
+                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None, lrs: list[float] | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Train every (kind, depth, seed) with the same recipe.
+    """Train every (kind, depth, seed), each (kind, depth) at its best learning rate from ``lrs``.
 
+    With a grid ``lrs``, the first seed is trained at every rate and the rate
+    with the lowest final training error is kept for that kind and depth (ties:
+    the smaller rate); the other seeds then train at that rate only. One rate
+    tuned for residual nets is no fair test of plain nets, and this gives each
+    architecture its own. Without ``lrs``, ``cfg.lr`` is used throughout.
     ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
     warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
 
     Returns:
-        ``(history, final, models)``: per-step history with kind/depth/seed
-        columns, one row of final train/test error per run (NaN and
-        ``diverged=True`` for a diverged run), and the trained models by
-        ``(kind, depth, seed)``.
+        ``(history, final, models)``: per-step history with kind/depth/seed/lr
+        columns of the kept runs; one row per kept run (kind, depth, seed, lr,
+        diverged, params, train_err, test_err, converged, rel_change; NaN errors
+        for a diverged run) plus ``grid`` rows for the rates tried and dropped
+        (``kept=False``); and the kept trained models by ``(kind, depth, seed)``.
     """
     histories, finals, models = [], [], {}
     num_classes = int(train_set.tensors[1].max()) + 1
     in_ch = train_set.tensors[0].shape[1]
+    grid = list(lrs) if lrs else [cfg.lr]
+
+    def run(kind, depth, seed, lr):
+        tr.seed_everything(seed)
+        model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch,
+                             gate_bias=gate_bias)
+        run_cfg = replace(cfg, seed=seed, lr=lr, desc=f"{kind}-{depth} s{seed} lr{lr:g}")
+        if depth < warmup_min_depth:
+            run_cfg = replace(run_cfg, warmup_steps=0)
+        res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
+        row = {"kind": kind, "depth": depth, "seed": seed, "lr": lr, "diverged": res.diverged,
+               "params": sum(p.numel() for p in model.parameters()),
+               "train_err": res.final.get("train_err", float("nan")),
+               "test_err": res.final.get("test_err", float("nan")),
+               "converged": res.converged, "rel_change": res.convergence.get("rel_change", float("nan"))}
+        return row, res.history.assign(kind=kind, depth=depth, seed=seed, lr=lr), model
+
     for kind in kinds:
         for depth in depths:
-            for seed in seeds:
-                tr.seed_everything(seed)
-                model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch,
-                                     gate_bias=gate_bias)
-                run_cfg = replace(cfg, seed=seed, desc=f"{kind}-{depth} s{seed}")
-                if depth < warmup_min_depth:
-                    run_cfg = replace(run_cfg, warmup_steps=0)
-                res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
-                histories.append(res.history.assign(kind=kind, depth=depth, seed=seed))
-                finals.append({"kind": kind, "depth": depth, "seed": seed, "diverged": res.diverged,
-                               "params": sum(p.numel() for p in model.parameters()),
-                               "train_err": res.final.get("train_err", float("nan")),
-                               "test_err": res.final.get("test_err", float("nan"))})
+            tried = [(lr, *run(kind, depth, seeds[0], lr)) for lr in grid]
+            ok = [t for t in tried if not t[1]["diverged"]] or tried
+            best = min(ok, key=lambda t: (t[1]["train_err"] if t[1]["train_err"] == t[1]["train_err"] else 9, t[0]))
+            for lr, row, hist, model in tried:
+                kept = lr == best[0]
+                finals.append({**row, "kept": kept})
+                if kept:
+                    histories.append(hist)
+                    models[(kind, depth, seeds[0])] = model
+            for seed in seeds[1:]:
+                row, hist, model = run(kind, depth, seed, best[0])
+                finals.append({**row, "kept": True})
+                histories.append(hist)
                 models[(kind, depth, seed)] = model
-    return pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models
+    final = pd.DataFrame(finals)
+    return pd.concat(histories, ignore_index=True), final, models
 
 
 # --- D3: the identity construction ---------------------------------------------------------------------------------

@@ -31,17 +31,18 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from .claims import CATALOGUE, REFERENCES, VERDICTS, load_claims
+from . import rules
+from .claims import CATALOGUE, REFERENCES, ClaimBook, load_claims
+from .rules import EMPIRICAL_VERDICTS, Decision
 
-VERDICT_COLORS = {"supported": "1A9850", "refuted": "D73027", "inconclusive": "B8860B", "not measured here": "7F7F7F"}
+VERDICT_COLORS = {"supported": "1A9850", "refuted": "D73027", "inconclusive": "B8860B", "not measured here": "7F7F7F",
+                  "verified": "2166AC", "failed": "762A83"}
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "nbconvert", "nbformat",
             "fvcore", "tqdm", "pyyaml", "latex2mathml", "skipanalysis")
 PDF_HINT = ("PDF skipped: xelatex (and pandoc) not found. Debian/Ubuntu: sudo apt-get install texlive-xetex "
             "texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui "
             "&& brew install pandoc. Then run make report again.")
 
-# S1 is argued from which pattern each supported claim favours.
-FAVOURS = {"dense": ("C1", "C2", "A1", "A2", "E3", "E5", "G4"), "residual": ("C3", "C6", "C4")}
 
 
 # --- small text helpers ---------------------------------------------------------------------------------------------
@@ -148,47 +149,20 @@ def claims_table_cell(records: list[dict[str, Any]]) -> nbformat.NotebookNode:
     return _rich_cell(html_text, latex_text)
 
 
-def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, str]:
-    """The closing argument for S1, computed from the other verdicts, per device.
+def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Decision]:
+    """The closing argument for S1 and its decision, from ``rules.s1`` over the context-dependent verdicts.
 
-    Rule: S1 (no universal winner) is supported on a device when at least one
-    supported claim there favours dense connectivity and at least one favours
-    residual connectivity; refuted when claims of both kinds were measured there
-    and every supported one favours the same pattern; otherwise inconclusive.
-    Device rows that only say "not measured here" are left out.
+    Only empirical claims whose outcome names a winner in a context count
+    (``rules.S1_CONTEXTS``: C6 and C8 per device, A1 and A2 per data size);
+    identities and counts never do, nor rows "not measured here".
     """
-    by_device: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_device.setdefault(r["device"], []).append(r)
-    lines, verdicts = [], []
-    for dev, recs in by_device.items():
-        measured = {r["id"] for r in recs if r["verdict"] in ("supported", "refuted")}
-        if not any(r["verdict"] != "not measured here" for r in recs):
-            continue  # a device type nobody measured says nothing about S1
-        won = {side: sorted(i for i in ids if i in measured and any(r["id"] == i and r["verdict"] == "supported"
-                                                                     for r in recs))
-               for side, ids in FAVOURS.items()}
-        tried = {side: sorted(i for i in ids if i in measured) for side, ids in FAVOURS.items()}
-        if won["dense"] and won["residual"]:
-            v = "supported"
-        elif tried["dense"] and tried["residual"] and (bool(won["dense"]) != bool(won["residual"])):
-            v = "refuted"
-        else:
-            v = "inconclusive"
-        verdicts.append(v)
-        lines.append(f"- **{dev}**: {v}. Supported claims favouring dense connectivity: "
-                     f"{', '.join(won['dense']) or 'none'} (of {', '.join(tried['dense']) or 'none'} measured); "
-                     f"favouring residual connectivity: {', '.join(won['residual']) or 'none'} "
-                     f"(of {', '.join(tried['residual']) or 'none'} measured).")
+    contexts = rules.s1_contexts(r for r in records if r.get("kind", "empirical") == "empirical")
+    decision = rules.s1(contexts)
+    lines = [f"- {c['context']}: {c['winner']} connectivity wins ({c['claim']})" for c in contexts]
     text = ("## Conclusion: is there a universal winner? (S1)\n\n"
-            "Rule: S1 holds on a device when at least one supported claim there favours dense connectivity "
-            f"({', '.join(FAVOURS['dense'])}) and at least one favours residual connectivity "
-            f"({', '.join(FAVOURS['residual'])}); it is refuted when claims of both kinds were measured and every "
-            "supported one points the same way; otherwise it is inconclusive until more notebooks have run.\n\n"
-            + ("\n".join(lines) if lines else "- No claims were measured."))
-    overall = "supported" if verdicts and all(v == "supported" for v in verdicts) else (
-        "refuted" if verdicts and all(v == "refuted" for v in verdicts) else "inconclusive")
-    return text, overall
+            f"**S1: {decision.verdict}.** Rule: {decision.rule}\n\n"
+            + ("\n".join(lines) if lines else "- No context-dependent claim was decided here."))
+    return text, decision
 
 
 _HEADING_RE = re.compile(r"^(#{1,5}) ", re.M)
@@ -242,7 +216,9 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
     present = [n for n in notebooks if (reports / f"{n}.ipynb").exists()]
     books = load_claims(reports, present)
     records = [c for b in books for c in b["claims"]]
-    counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
+    empirical = [r for r in records if r.get("kind", "empirical") == "empirical"]
+    identities = [r for r in records if r.get("kind") == "identity"]
+    counts = {v: sum(r["verdict"] == v for r in empirical) for v in EMPIRICAL_VERDICTS}
     devices = sorted({b["device"] for b in books})
     commit = git_commit(Path(__file__).resolve().parent.parent)
     # The PDF takes its title from the metadata; LaTeX numbering is off because sections carry their own numbers.
@@ -253,16 +229,24 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
         f"*A reproducible study of residual, dense, highway and long skip connections.* Profile **{profile}**; "
         f"measured on {', '.join(devices) or 'no device'}; built "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from commit `{commit[:12]}`.")]
-    s1_text, s1_verdict = conclusion_s1(records)
+    s1_text, s1 = conclusion_s1(records)
+    s1_verdict = s1.verdict
+    book = ClaimBook(notebook="report", report_dir=reports, device=", ".join(devices) or "none", profile=profile)
+    book.record("S1", s1, evidence={"contexts": s1.numbers["contexts"]}, headline=(
+        f"{s1.numbers['decided_contexts']} context(s) decided; winners: "
+        + (", ".join(sorted({c['winner'] for c in s1.numbers['contexts']})) or "none")))
     abstract = ["## Abstract\n",
                 "Skip connections come in several forms: addition (ResNet), concatenation (DenseNet), gated "
                 "addition (highway networks), pre- and post-norm residual transformers, and the long encoder-decoder "
                 "skips of U-Net. Each notebook of this study puts claims from the literature to a measurement and "
-                f"computes a verdict by a stated rule. Of {len(records)} claims measured in {len(present)} "
+                f"computes a verdict by a stated rule. Of {len(empirical)} empirical claims measured in {len(present)} "
                 f"notebook(s), {counts['supported']} are supported, {counts['refuted']} refuted, "
                 f"{counts['inconclusive']} inconclusive and {counts['not measured here']} not measured here; "
-                f"the closing claim S1 (no universal winner) is **{s1_verdict}**. Headline numbers:\n"]
-    abstract += [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in records
+                f"the closing claim S1 (no universal winner) is **{s1_verdict}**. Apart from these, "
+                f"{sum(r['verdict'] == 'verified' for r in identities)} identities and exact counts were verified and "
+                f"{sum(r['verdict'] == 'failed' for r in identities)} failed (they check our code and arithmetic and "
+                "are not evidence for any claim). Headline numbers:\n"]
+    abstract += [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in empirical
                  if r["verdict"] != "not measured here"]
     unmeasured = sorted({f"{r['id']} on {r['device'].split(' ')[0]}" for r in records if r["verdict"] == "not measured here"})
     if unmeasured:
@@ -383,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         paper = build_paper(reports, names, args.profile)
         _write_atomic(reports / "report.ipynb", nbformat.writes(paper))
         _write_atomic(reports / "report.html", export_html(paper))
-        books = load_claims(reports, names)
+        books = load_claims(reports, [*names, "report"])  # the report's own book holds S1
         from .claims import write_json_atomic
 
         write_json_atomic(reports / "claims.json", {"profile": args.profile, "notebooks": books,

@@ -30,14 +30,14 @@ def test_bad_verdict_and_missing_rule(tmp_path):
     with pytest.raises(ValueError, match="verdict='yes'"):
         book(tmp_path).record("E1", verdict="yes", rule="r", evidence={}, headline="h")
     with pytest.raises(ValueError, match="state the rule"):
-        book(tmp_path).record("E1", verdict="supported", rule=" ", evidence={}, headline="h")
+        book(tmp_path).record("E5", verdict="supported", rule=" ", evidence={}, headline="h")
 
 
 def test_record_round_trip(tmp_path):
     import numpy as np
 
     b = book(tmp_path)
-    b.record("E2", verdict=decide(True), rule="err < 1e-10", evidence={"err": np.float64(1e-13), "n": np.int64(3),
+    b.record("E2", verdict="verified", rule="err < 1e-10", evidence={"err": np.float64(1e-13), "n": np.int64(3),
                                                                        "nan": float("nan")}, headline="tiny error")
     data = json.loads(b.path.read_text())
     assert data["claims"][0]["evidence"] == {"err": 1e-13, "n": 3, "nan": "nan"}

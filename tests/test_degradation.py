@@ -1,6 +1,5 @@
 """Notebook 01's helpers: the identity construction, distances, gates, intervals, augmentation, the full path."""
 
-import math
 
 import numpy as np
 import papermill as pm
@@ -51,11 +50,9 @@ def test_closed_highway_gates_carry_the_input():
     assert dg.gate_openness(m, x).gate_mean.max() < 1e-10
 
 
-def test_mean_ci_by_hand():
-    m, lo, hi = stats.mean_ci([1.0, 2.0, 3.0])
-    assert m == 2 and hi - m == pytest.approx(4.303 / math.sqrt(3))
+def test_interval_comparison_of_tuples():
     assert stats.clearly_greater((5, 4, 6), (2, 1, 3)) and not stats.clearly_greater((5, 2.5, 6), (2, 1, 3))
-    assert stats.mean_ci([1.0])[1] == -math.inf
+    assert stats.overlap((5, 2.5, 6), (2, 1, 3)) and not stats.overlap((5, 4, 6), (2, 1, 3))
 
 
 def test_random_crop_flip():
@@ -92,8 +89,21 @@ def test_full_profile_path_runs_on_an_image_folder(image_folder, tmp_path):
     out = tmp_path / "out.ipynb"
     params = {"profile": "smoke", "device": "cpu", "report_dir": str(tmp_path / "reports"), "dataset": "folder",
               "data_path": str(image_folder), "n_train": 14, "n_test": 10, "image_size": 8, "depths": [8, 14],
-              "seeds": 2, "highway_seeds": 1, "epochs": 1.0, "batch_size": 8, "lr": 0.1, "schedule": "step",
+              "seeds": 2, "highway_seeds": 2, "epochs": 1.0, "batch_size": 8, "lrs": [0.1], "schedule": "step",
               "warmup_steps": 1, "warmup_min_depth": 14, "augment": True, "construct_epochs": 0.5, "eval_points": 1}
     pm.execute_notebook(str(ROOT / "notebooks" / "01_degradation.ipynb"), str(out), parameters=params,
                         cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
     assert (tmp_path / "reports" / "claims" / "01_degradation.json").exists()
+
+
+def test_depth_study_keeps_each_kind_at_its_best_rate():
+    """A rate far too small cannot win the grid; the kept rows carry convergence records."""
+    ds = data.texture_classification(96, 8, seed=0)
+    cfg = train.TrainConfig(epochs=3, batch_size=32, progress=False)
+    _, final, models = dg.depth_study(["residual"], [8], [0, 1], ds, ds, cfg, lrs=[1e-6, 0.05])
+    kept = final[final.kept]
+    assert kept.lr.tolist() == [0.05, 0.05] and len(final) == 3 and set(models) == {("residual", 8, 0),
+                                                                                     ("residual", 8, 1)}
+    dropped = final[~final.kept].iloc[0]
+    assert dropped.lr == 1e-6 and dropped.train_err > kept.train_err.iloc[0]
+    assert {"converged", "rel_change"} <= set(final.columns)

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -50,11 +51,6 @@ def test_bad_data_parameters():
         data.image_folder("/nonexistent/folder")
 
 
-def test_cifar10_offline_error_names_the_file(tmp_path):
-    with pytest.raises(RuntimeError, match="cifar-10-batches-py.*Fix:"):
-        data.cifar10(root=tmp_path, download=False)
-
-
 def test_same_seed_same_numbers_on_cpu():
     ds = data.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=2, batch_size=32, lr=0.05, seed=7, progress=False)
@@ -88,3 +84,47 @@ def test_schedule_values():
 def test_bad_train_config():
     with pytest.raises(ValueError, match="optimizer='rmsprop'"):
         train.TrainConfig(optimizer="rmsprop").validate()
+
+
+def test_convergence_by_hand():
+    # falls from 2.0 to 1.0 over 100 steps: last 20 steps are 1.2..1.0; halves mean 1.15 and 1.05 -> 8.7% change
+    losses = [2.0 - i / 99 for i in range(100)]
+    c = train.convergence(losses, window=0.2, tol=0.1)
+    assert c["rel_change"] == pytest.approx((np.mean(losses[80:90]) - np.mean(losses[90:])) / np.mean(losses[80:90]))
+    assert c["converged"]
+    assert not train.convergence(losses, window=0.2, tol=0.05)["converged"]
+    assert train.convergence([1.0] * 50)["converged"]  # flat: nothing left to gain
+    assert not train.convergence([1.0] * 10)["converged"]  # too short to tell
+    assert not train.convergence([1.0] * 40 + [float("nan")] * 10)["converged"]
+
+
+def test_runs_record_convergence_and_bf16_channels_last_train():
+    ds = data.texture_classification(128, 8, seed=0)
+    cfg = train.TrainConfig(epochs=6, batch_size=32, lr=0.05, seed=1, progress=False, precision="bf16",
+                            channels_last=True, schedule="onecycle")
+    res = train.train(cifar_resnet(8), ds, cfg)
+    assert set(res.convergence) >= {"converged", "rel_change", "tol", "window"}
+    assert res.convergence["steps"] == 24 and np.isfinite(res.final["train_err"])
+    assert res.history.loss.iloc[-5:].mean() < res.history.loss.iloc[:5].mean()
+
+
+def test_onecycle_schedule_by_hand():
+    cfg = train.TrainConfig(lr=0.1, schedule="onecycle")
+    assert train.lr_at(0, 100, cfg) == pytest.approx(0.004)
+    assert train.lr_at(30, 100, cfg) == pytest.approx(0.1)
+    assert train.lr_at(65, 100, cfg) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("field,value", [("lr", float("inf")), ("lr", float("nan")), ("precision", "fp8"),
+                                          ("schedule", "warm")])
+def test_bad_train_config_is_one_line(field, value):
+    with pytest.raises(ValueError, match=field):
+        train.TrainConfig(**{field: value}).validate()
+
+
+def test_bench_runs_and_compares(capsys):
+    from skipanalysis import bench
+
+    assert bench.main(["--steps", "2", "--sizes", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "loop/bare" in out and "residual-20" in out and "plain-56" in out

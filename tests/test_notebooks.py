@@ -10,6 +10,7 @@ import papermill as pm
 import pytest
 import yaml
 
+from skipanalysis import rules
 from skipanalysis.claims import CATALOGUE
 from conftest import NOTEBOOKS, ROOT, have_latex
 
@@ -50,7 +51,8 @@ def test_smoke_run_records_every_owned_claim(smoke_reports, name):
     owned = {c.id for c in CATALOGUE.values() if c.notebook == name}
     assert {c["id"] for c in book["claims"]} == owned
     for c in book["claims"]:
-        assert c["verdict"] in ("supported", "refuted", "inconclusive", "not measured here")
+        allowed = rules.IDENTITY_VERDICTS if c["kind"] == "identity" else rules.EMPIRICAL_VERDICTS
+        assert c["kind"] == rules.claim_kind(c["id"]) and c["verdict"] in allowed
         assert c["rule"] and c["evidence"]
     assert book["fingerprint"]["cpu_model"]
     assert list((smoke_reports / "figures").glob(f"{name}-*.png"))

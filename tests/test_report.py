@@ -3,20 +3,21 @@
 from skipanalysis import report
 
 
-def _rec(cid, verdict, device="cpu (x)"):
+def _rec(cid, verdict, device="cpu (x)", kind="empirical"):
     return {"id": cid, "verdict": verdict, "device": device, "claim": "c", "headline": "h", "rule": "r",
-            "evidence": {"a": 1.23456, "b": [1, 2, 3]}}
+            "evidence": {"a": 1.23456, "b": [1, 2, 3]}, "kind": kind}
 
 
-def test_s1_rule():
-    both = [_rec("C1", "supported"), _rec("C6", "supported")]
-    assert report.conclusion_s1(both)[1] == "supported"
-    one_way = [_rec("C1", "supported"), _rec("C6", "refuted")]
-    assert report.conclusion_s1(one_way)[1] == "refuted"
-    assert report.conclusion_s1([_rec("C1", "supported")])[1] == "inconclusive"
-    # a device type that was never measured does not drag S1 to inconclusive
-    with_unmeasured = both + [_rec("C6", "not measured here", "cuda (no machine measured)")]
-    assert report.conclusion_s1(with_unmeasured)[1] == "supported"
+def test_s1_conclusion_reads_only_context_dependent_empirical_verdicts():
+    both = [_rec("A2", "supported"), _rec("C6", "supported", "cuda (H100)")]
+    text, decision = report.conclusion_s1(both)
+    assert decision.verdict == "supported" and "scarce data" in text and "wall-clock on cuda (H100)" in text
+    one_way = [_rec("A1", "refuted"), _rec("A2", "refuted")]
+    assert report.conclusion_s1(one_way)[1].verdict == "refuted"
+    # identities and counts never decide S1, nor rows not measured here
+    counts_only = [_rec("C1", "verified", kind="identity"), _rec("C2", "verified", kind="identity"),
+                   _rec("C6", "not measured here", "cuda (no machine measured)"), _rec("A1", "supported")]
+    assert report.conclusion_s1(counts_only)[1].verdict == "inconclusive"
 
 
 def test_latex_escape_and_evidence_format():
@@ -31,7 +32,8 @@ def test_math_becomes_mathml_outside_code():
 
 
 def test_claims_table_colours_each_verdict():
-    cell = report.claims_table_cell([_rec("E1", "supported"), _rec("E2", "refuted"), _rec("E3", "not measured here")])
+    cell = report.claims_table_cell([_rec("D1", "supported"), _rec("D2", "refuted"), _rec("C6", "not measured here"),
+                                     _rec("E1", "verified", kind="identity"), _rec("E2", "failed", kind="identity")])
     html = cell.outputs[0]["data"]["text/html"]
     latex = cell.outputs[0]["data"]["text/latex"]
     for verdict, colour in report.VERDICT_COLORS.items():

@@ -1,0 +1,215 @@
+"""The rules that turn measured numbers into verdicts: one named, tested function per claim.
+
+Each rule takes the numbers a notebook measured and returns a ``Decision``:
+the verdict, the rule's text and the numbers it used. The rule text lives here
+once; the notebook prints it with the verdict and the report quotes it from the
+claim file, so the three can never disagree. ``RULES`` maps claim IDs to rules.
+
+Two kinds of claim (see ``../shared/CLAIMS.md``):
+- identities and exact counts (``KIND_IDENTITY``): ``verified`` or ``failed``.
+  They check our own code and arithmetic and never count as empirical support.
+- empirical claims: ``supported``, ``refuted``, ``inconclusive`` (or ``not
+  measured here``, for a device that was not there). A rule that reads
+  unconverged runs says ``inconclusive`` with "not converged" in its numbers;
+  "as good as" is a non-inferiority test with a margin fixed before the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from . import stats
+
+EMPIRICAL_VERDICTS = ("supported", "refuted", "inconclusive", "not measured here")
+IDENTITY_VERDICTS = ("verified", "failed")
+VERDICTS = EMPIRICAL_VERDICTS + IDENTITY_VERDICTS
+# Identities and exact counts (CLAIMS.md): E1-E4, C1, C2, C4. The operation-count half of C5 is checked inside
+# C5's record; C5 itself (the addition's share of time) is empirical.
+IDENTITY_CLAIMS = ("E1", "E2", "E3", "E4", "C1", "C2", "C4")
+
+
+def claim_kind(claim_id: str) -> str:
+    """``identity`` for identities and exact counts, else ``empirical``."""
+    return "identity" if claim_id in IDENTITY_CLAIMS else "empirical"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule's outcome: the verdict, the rule's text, and the numbers it read."""
+
+    claim: str
+    verdict: str
+    rule: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        allowed = IDENTITY_VERDICTS if claim_kind(self.claim) == "identity" else EMPIRICAL_VERDICTS
+        if self.verdict not in allowed:
+            raise ValueError(f"verdict {self.verdict!r} is not allowed for {self.claim}; choose one of {allowed}")
+
+
+RULES: dict[str, Callable[..., Decision]] = {}
+
+
+def rule(claim_id: str, text: str):
+    """Register a rule function for ``claim_id``; its ``text`` is the rule as printed with the verdict."""
+    def wrap(fn: Callable[..., Decision]) -> Callable[..., Decision]:
+        fn.claim_id, fn.text = claim_id, " ".join(text.split())
+        RULES[claim_id] = fn
+        return fn
+    return wrap
+
+
+def text(claim_id: str) -> str:
+    """The rule text for a claim, as the notebooks and the report quote it."""
+    return RULES[claim_id].text
+
+
+def _decide(claim: str, supported: bool, refuted: bool, numbers: dict[str, Any]) -> Decision:
+    if supported and refuted:
+        raise ValueError(f"{claim}: the rule both supports and refutes; its conditions overlap")
+    verdict = "supported" if supported else "refuted" if refuted else "inconclusive"
+    return Decision(claim, verdict, RULES[claim].text, numbers)
+
+
+def _unconverged(claim: str, converged: Iterable[bool] | None, numbers: dict[str, Any]) -> Decision | None:
+    """An ``inconclusive`` decision naming the unconverged runs, or None when all converged."""
+    flags = list(converged) if converged is not None else []
+    if flags and not all(flags):
+        numbers = {**numbers, "not converged": f"{sum(not f for f in flags)} of {len(flags)} runs"}
+        return Decision(claim, "inconclusive", RULES[claim].text, numbers)
+    return None
+
+
+def identity(claim_id: str, holds: bool, text_: str, numbers: dict[str, Any]) -> Decision:
+    """An identity or exact count: ``verified`` when ``holds``, else ``failed``; ``text_`` states the check."""
+    if claim_kind(claim_id) != "identity":
+        raise ValueError(f"{claim_id} is an empirical claim, not an identity; use its rule in RULES")
+    return Decision(claim_id, "verified" if holds else "failed", " ".join(text_.split()), numbers)
+
+
+# --- 01 degradation ------------------------------------------------------------------------------------------------
+
+def _learned(errors: Sequence[float], chance: float) -> bool:
+    """A net that learned: mean error at most 90% of chance error (1 - 1/classes)."""
+    v = [e for e in errors if math.isfinite(e)]
+    return bool(v) and sum(v) / len(v) <= 0.9 * chance
+
+
+@rule("D1", """Paired over seeds (final training error, deep plain minus shallow plain, 95% paired t interval):
+supported if the interval lies above 0, refuted if below 0, else inconclusive. Inconclusive when a run did not
+converge or when the deep plain net did not leave chance (mean error above 90% of the chance error): then it does
+not train at all, which is not the degradation He et al. describe.""")
+def d1(plain_shallow: Sequence[float], plain_deep: Sequence[float], chance: float = 0.9,
+       converged: Iterable[bool] | None = None) -> Decision:
+    diff = stats.paired_difference(plain_deep, plain_shallow)
+    nums = {"deep_minus_shallow": diff.as_dict(), "plain_shallow": stats.rate_interval(plain_shallow).as_dict(),
+            "plain_deep": stats.rate_interval(plain_deep).as_dict()}
+    if (d := _unconverged("D1", converged, nums)) is not None:
+        return d
+    if not _learned(plain_deep, chance):
+        return Decision("D1", "inconclusive", RULES["D1"].text, {**nums, "deep plain net": "did not leave chance"})
+    return _decide("D1", diff.low > 0, diff.high < 0, nums)
+
+
+@rule("D2", """Supported if (a) the deep residual net is non-inferior to the shallow residual net in final training
+error (one-sided 95% paired t bound of deep minus shallow below the margin fixed before the run) and (b) it is
+clearly better than the deep plain net (95% paired interval of plain minus residual above 0). Refuted if the deep
+residual net is shown worse than the shallow one by more than the margin, or the deep plain net is clearly better
+than the deep residual one. Inconclusive otherwise, or when a run did not converge.""")
+def d2(residual_shallow: Sequence[float], residual_deep: Sequence[float], plain_deep: Sequence[float],
+       margin: float, converged: Iterable[bool] | None = None) -> Decision:
+    ni = stats.noninferiority(residual_deep, residual_shallow, margin)
+    vs_plain = stats.paired_difference(plain_deep, residual_deep)
+    nums = {"noninferiority_deep_vs_shallow": ni.as_dict(), "plain_minus_residual_deep": vs_plain.as_dict(),
+            "residual_shallow": stats.rate_interval(residual_shallow).as_dict(),
+            "residual_deep": stats.rate_interval(residual_deep).as_dict()}
+    if (d := _unconverged("D2", converged, nums)) is not None:
+        return d
+    return _decide("D2", ni.decision == "within" and vs_plain.low > 0,
+                   ni.decision == "outside" or vs_plain.high < 0, nums)
+
+
+@rule("D3", """The constructed deep plain net must first reproduce the shallow net (training error within 0.5
+points of it at the start; otherwise the construction is broken and the verdict inconclusive). Then, after further
+training with the same recipe, supported if the from-scratch deep plain nets' 95% interval of final training error
+lies entirely above the constructed net's error (training from scratch does not find a solution that good); refuted
+if it lies entirely below it; inconclusive otherwise or when a run did not converge.""")
+def d3(shallow_err: float, constructed_start_err: float, constructed_after_err: float,
+       scratch_errs: Sequence[float], converged: Iterable[bool] | None = None) -> Decision:
+    scratch = stats.rate_interval(scratch_errs)
+    nums = {"shallow_err": shallow_err, "constructed_start_err": constructed_start_err,
+            "constructed_after_err": constructed_after_err, "scratch": scratch.as_dict()}
+    if abs(constructed_start_err - shallow_err) > 0.005:
+        return Decision("D3", "inconclusive", RULES["D3"].text, {**nums, "construction": "does not reproduce"})
+    if (d := _unconverged("D3", converged, nums)) is not None:
+        return d
+    return _decide("D3", scratch.above(constructed_after_err), scratch.below(constructed_after_err), nums)
+
+
+@rule("D4", """Median over blocks of the relative distance of a block's map to the identity, ||B(h) - h|| / ||h||.
+Supported if the trained deep plain net's median is at least 0.5 and training did not bring it within half of its
+value at initialisation (trained >= 0.5 x initial): its layers stay far from doing nothing. Refuted if the trained
+median is below 0.2 (the layers learned near-identity maps). Inconclusive otherwise.""")
+def d4(plain_trained: float, plain_init: float, residual_trained: float | None = None,
+       plain_to_zero: float | None = None) -> Decision:
+    nums = {"plain_trained": plain_trained, "plain_init": plain_init, "residual_trained": residual_trained,
+            "plain_to_zero": plain_to_zero}
+    return _decide("D4", plain_trained >= 0.5 and plain_trained >= 0.5 * plain_init, plain_trained < 0.2, nums)
+
+
+@rule("D5", """Paired over the seeds both arms share (final training error at the deep depth): supported if the
+highway net is clearly better than the plain net (95% paired interval of plain minus highway above 0) and the
+residual net is non-inferior to the highway net (one-sided 95% bound of residual minus highway below the margin).
+Refuted if the plain net is clearly better than the highway net, or the residual net is shown worse than the highway
+net by more than the margin. Inconclusive otherwise or when a run did not converge.""")
+def d5(plain_deep: Sequence[float], highway_deep: Sequence[float], residual_deep: Sequence[float], margin: float,
+       converged: Iterable[bool] | None = None) -> Decision:
+    n = min(len(plain_deep), len(highway_deep), len(residual_deep))
+    p, h, r = list(plain_deep)[:n], list(highway_deep)[:n], list(residual_deep)[:n]
+    fixes = stats.paired_difference(p, h)
+    ni = stats.noninferiority(r, h, margin)
+    nums = {"plain_minus_highway": fixes.as_dict(), "noninferiority_residual_vs_highway": ni.as_dict(),
+            "paired_seeds": n}
+    if (d := _unconverged("D5", converged, nums)) is not None:
+        return d
+    return _decide("D5", fixes.low > 0 and ni.decision == "within", fixes.high < 0 or ni.decision == "outside", nums)
+
+
+# --- S1 -----------------------------------------------------------------------------------------------------------
+
+# Which connection pattern wins in which context, by claim and verdict. Only empirical claims whose outcome names a
+# winner in a context (device, data size, task) count; identities and counts never do.
+S1_CONTEXTS: dict[str, dict[str, list[tuple[str, str]]]] = {
+    # C6 (per GPU): supported = ResNet faster in wall-clock there; refuted = DenseNet faster.
+    "C6": {"supported": [("wall-clock on {device}", "residual")], "refuted": [("wall-clock on {device}", "dense")]},
+    # C8 (per device): supported = DenseNet wins where storage/bandwidth dominate, ResNet where throughput does.
+    "C8": {"supported": [("storage-bound on {device}", "dense"), ("throughput-bound on {device}", "residual")]},
+    # A1: accuracy per parameter on the full training set.
+    "A1": {"supported": [("accuracy per parameter, full data", "dense")],
+           "refuted": [("accuracy per parameter, full data", "residual")]},
+    # A2: scarce training data.
+    "A2": {"supported": [("scarce data", "dense")], "refuted": [("scarce data", "residual")]},
+}
+
+
+def s1_contexts(records: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    """The (context, winner, claim) entries the decided empirical claims give S1."""
+    out = []
+    for r in records:
+        for ctx, winner in S1_CONTEXTS.get(r["id"], {}).get(r["verdict"], []):
+            out.append({"context": ctx.format(device=r.get("device", "?")), "winner": winner, "claim": r["id"]})
+    return out
+
+
+@rule("S1", """From the context-dependent empirical verdicts only (per device: C6, C8; per data size: A1, A2; never
+identities or counts), each naming which pattern wins in its context. Supported if opposing winners (dense in one
+context, residual in another) appear in at least two contexts measured here; refuted if at least two contexts were
+decided and one pattern wins all of them; inconclusive when fewer than two contexts were decided.""")
+def s1(contexts: Sequence[dict[str, str]]) -> Decision:
+    decided = {c["context"]: c["winner"] for c in contexts}
+    winners = set(decided.values())
+    nums = {"contexts": list(contexts), "decided_contexts": len(decided)}
+    return _decide("S1", len(decided) >= 2 and len(winners) >= 2, len(decided) >= 2 and len(winners) == 1, nums)

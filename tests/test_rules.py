@@ -1,0 +1,91 @@
+"""Each rule on hand-made numbers: supported, refuted and inconclusive (identities: verified and failed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skipanalysis import rules
+from skipanalysis.claims import ClaimBook
+
+SEEDS = np.array([0.00, 0.01, -0.01, 0.005, -0.005])  # per-seed wobble shared by paired arms
+
+
+def test_every_rule_has_text_and_is_registered():
+    for cid, fn in rules.RULES.items():
+        assert fn.claim_id == cid and len(fn.text) > 40 and rules.text(cid) == fn.text
+
+
+def test_d1():
+    shallow = 0.30 + SEEDS
+    assert rules.d1(shallow, shallow + 0.10, chance=0.9).verdict == "supported"
+    assert rules.d1(shallow, shallow - 0.10, chance=0.9).verdict == "refuted"
+    noisy = shallow + np.array([0.08, -0.07, 0.05, -0.06, 0.0])
+    assert rules.d1(shallow, noisy, chance=0.9).verdict == "inconclusive"
+    # a deep plain net stuck at chance is not He et al.'s degradation
+    stuck = rules.d1(shallow, [0.9, 0.89, 0.9, 0.9, 0.91], chance=0.9)
+    assert stuck.verdict == "inconclusive" and stuck.numbers["deep plain net"] == "did not leave chance"
+    # an unconverged run makes the verdict inconclusive and says so
+    d = rules.d1(shallow, shallow + 0.10, chance=0.9, converged=[True] * 9 + [False])
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 10 runs"
+
+
+def test_d2_needs_noninferiority_not_overlap():
+    r20, plain56 = 0.03 + SEEDS / 10, 0.40 + SEEDS
+    assert rules.d2(r20, r20 + 0.001, plain56, margin=0.01).verdict == "supported"
+    # the issue's case: residual-56 at twice residual-20's error; t intervals overlap, but it is worse by 2.8 points
+    worse = rules.d2(r20, 2 * r20 + 0.028, plain56, margin=0.01)
+    assert worse.verdict == "refuted"
+    noisy = r20 + np.array([0.03, -0.02, 0.025, -0.015, 0.0])
+    assert rules.d2(r20, noisy, plain56, margin=0.01).verdict == "inconclusive"
+
+
+def test_d3():
+    scratch = 0.40 + SEEDS
+    assert rules.d3(0.20, 0.20, 0.18, scratch).verdict == "supported"
+    assert rules.d3(0.20, 0.20, 0.60, scratch).verdict == "refuted"
+    assert rules.d3(0.20, 0.20, 0.40, scratch).verdict == "inconclusive"
+    broken = rules.d3(0.20, 0.35, 0.18, scratch)
+    assert broken.verdict == "inconclusive" and broken.numbers["construction"] == "does not reproduce"
+
+
+def test_d4():
+    assert rules.d4(plain_trained=1.1, plain_init=1.0).verdict == "supported"
+    assert rules.d4(plain_trained=0.1, plain_init=1.0).verdict == "refuted"
+    assert rules.d4(plain_trained=0.4, plain_init=1.0).verdict == "inconclusive"
+    assert rules.d4(plain_trained=0.6, plain_init=2.0).verdict == "inconclusive"  # moved most of the way
+
+
+def test_d5():
+    plain, hw = 0.5 + SEEDS, 0.2 + SEEDS
+    assert rules.d5(plain, hw, hw - 0.01, margin=0.02).verdict == "supported"
+    assert rules.d5(plain, plain + 0.1, hw, margin=0.02).verdict == "refuted"  # highway worse than plain
+    assert rules.d5(plain, hw, hw + 0.2, margin=0.02).verdict == "refuted"  # residual far worse than highway
+    assert rules.d5(plain, hw, hw + np.array([0.05, -0.04, 0.03, -0.05, 0.01]), 0.02).verdict == "inconclusive"
+    assert rules.d5(plain, hw[:2], hw[:2], 0.02).numbers["paired_seeds"] == 2  # pairs on the seeds both arms have
+
+
+def test_s1_and_its_contexts():
+    recs = [{"id": "A2", "verdict": "supported"}, {"id": "C6", "verdict": "supported", "device": "cuda (H100)"}]
+    ctx = rules.s1_contexts(recs)
+    assert {c["winner"] for c in ctx} == {"dense", "residual"}
+    assert rules.s1(ctx).verdict == "supported"
+    same = rules.s1_contexts([{"id": "A1", "verdict": "supported"}, {"id": "A2", "verdict": "supported"}])
+    assert rules.s1(same).verdict == "refuted"
+    assert rules.s1(rules.s1_contexts([{"id": "A2", "verdict": "inconclusive"},
+                                       {"id": "C1", "verdict": "verified"}])).verdict == "inconclusive"
+
+
+def test_identities_are_verified_or_failed_only(tmp_path):
+    assert rules.identity("E2", True, "err < 1e-10", {}).verdict == "verified"
+    assert rules.identity("C1", False, "ratio in [0.25, 0.42]", {}).verdict == "failed"
+    with pytest.raises(ValueError, match="empirical"):
+        rules.identity("D1", True, "x", {})
+    with pytest.raises(ValueError, match="not allowed"):
+        rules.Decision("E1", "supported", "r")
+    book = ClaimBook("03_equivalence", tmp_path, "cpu", "smoke")
+    with pytest.raises(ValueError, match="verified or failed"):
+        book.record("E1", verdict="supported", rule="r", evidence={}, headline="h")
+    book.record("E1", rules.identity("E1", True, "x == y", {"dev": 0.0}), evidence={}, headline="h")
+    rec = book.to_dict()["claims"][0]
+    assert rec["kind"] == "identity" and rec["verdict"] == "verified" and rec["evidence"]["rule_numbers"] == {"dev": 0.0}
