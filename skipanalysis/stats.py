@@ -157,6 +157,19 @@ class MarginTest:
                 "p_value": round(self.p_value, 5), "alpha": self.alpha}
 
 
+def _margin_interval(a: Sequence[float], b: Sequence[float], alpha: float, method: str
+                     ) -> Interval | tuple[int, float, float, Interval]:
+    """The (1 - 2 alpha) paired t interval of mean(a - b) as ``(n, mean, se, interval)``; an unbounded
+    ``Interval`` alone when fewer than two pairs are finite."""
+    d = _paired(a, b)
+    n = len(d)
+    if n < 2:
+        return Interval(float(d.mean()) if n else math.nan, -math.inf, math.inf, n, method)
+    m, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
+    crit = float(_sp.t.ppf(1 - alpha, n - 1))
+    return n, m, se, Interval(m, m - crit * se, m + crit * se, n, method, 1 - 2 * alpha)
+
+
 def noninferiority(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0.05) -> MarginTest:
     """Is arm A no more than ``margin`` worse than arm B, for a quantity where lower is better (e.g. error)?
 
@@ -167,16 +180,12 @@ def noninferiority(a: Sequence[float], b: Sequence[float], margin: float, alpha:
     """
     if not margin > 0:
         raise ValueError(f"margin={margin!r}: a non-inferiority margin must be > 0, fixed before the run")
-    d = _paired(a, b)
-    n = len(d)
-    if n < 2:
-        iv = Interval(float(d.mean()) if n else math.nan, -math.inf, math.inf, n, "paired t, one-sided")
-        return MarginTest("undecided", margin, iv, 1.0, alpha)
-    m, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
-    crit = float(_sp.t.ppf(1 - alpha, n - 1))
-    lo, hi = m - crit * se, m + crit * se
-    iv = Interval(m, lo, hi, n, f"paired t, {100 * (1 - 2 * alpha):g}% (one-sided {100 * (1 - alpha):g}% bounds)",
-                  1 - 2 * alpha)
+    got = _margin_interval(a, b, alpha, f"paired t, {100 * (1 - 2 * alpha):g}% (one-sided {100 * (1 - alpha):g}% "
+                                        "bounds)")
+    if isinstance(got, Interval):
+        return MarginTest("undecided", margin, got, 1.0, alpha)
+    n, m, se, iv = got
+    lo, hi = iv.low, iv.high
     p = float(_sp.t.cdf((m - margin) / se, n - 1)) if se > 0 else float(m >= margin)
     decision = "within" if hi < margin else "outside" if lo > margin else "undecided"
     return MarginTest(decision, margin, iv, p, alpha)
@@ -191,15 +200,11 @@ def equivalence(a: Sequence[float], b: Sequence[float], margin: float, alpha: fl
     """
     if not margin > 0:
         raise ValueError(f"margin={margin!r}: an equivalence margin must be > 0, fixed before the run")
-    d = _paired(a, b)
-    n = len(d)
-    if n < 2:
-        iv = Interval(float(d.mean()) if n else math.nan, -math.inf, math.inf, n, "TOST, paired t")
-        return MarginTest("undecided", margin, iv, 1.0, alpha)
-    m, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
-    crit = float(_sp.t.ppf(1 - alpha, n - 1))
-    lo, hi = m - crit * se, m + crit * se
-    iv = Interval(m, lo, hi, n, f"TOST, paired t, {100 * (1 - 2 * alpha):g}%", 1 - 2 * alpha)
+    got = _margin_interval(a, b, alpha, f"TOST, paired t, {100 * (1 - 2 * alpha):g}%")
+    if isinstance(got, Interval):
+        return MarginTest("undecided", margin, got, 1.0, alpha)
+    n, m, se, iv = got
+    lo, hi = iv.low, iv.high
     if se > 0:
         p = max(float(_sp.t.sf((m + margin) / se, n - 1)), float(_sp.t.cdf((m - margin) / se, n - 1)))
     else:
