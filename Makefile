@@ -20,7 +20,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 NAMES := $(basename $(notdir $(NOTEBOOKS)))
 EXECUTED := $(NAMES:%=$(REPORTS)/%.ipynb)
 # Everything the notebooks import; report.py only affects the paper.
-PACKAGE := $(filter-out skipanalysis/report.py,$(wildcard skipanalysis/*.py skipanalysis/models/*.py))
+PACKAGE := $(filter-out skipanalysis/report.py,$(wildcard skipanalysis/*.py skipanalysis/models/*.py skipanalysis/rules/*.py))
 
 ifeq ($(PYTHON),.venv/bin/python)
 ENV := .venv/.installed
