@@ -1,6 +1,7 @@
 """Execute one notebook with papermill for a profile, atomically.
 
 ``python -m skipanalysis.runner notebooks/03_equivalence.ipynb reports/03_equivalence.ipynb --profile quick``
+``python -m skipanalysis.runner notebooks/01_degradation.ipynb /tmp/seed1/01_degradation.ipynb -p seed=1``
 
 The notebook's parameters come from ``notebooks/params/<profile>.yaml`` (the
 section named after the notebook) plus ``profile``, ``device`` and
@@ -45,9 +46,21 @@ def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[
     return {k: (v or {}) for k, v in data.items()}
 
 
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["seed=1", "lrs=[0.1]"]`` -> ``{"seed": 1, "lrs": [0.1]}`` (values read as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ParameterError(f"-p {item!r} is not allowed; expected NAME=VALUE, e.g. -p seed=1")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
 def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, report_dir: str | os.PathLike,
-                        params_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The parameters papermill injects into ``notebook`` for ``profile``.
+                        params_dir: str | os.PathLike | None = None,
+                        overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters papermill injects into ``notebook`` for ``profile``, with ``overrides`` on top.
 
     Raises:
         ParameterError: the profile or device is not allowed, or the profile names
@@ -62,10 +75,14 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
     kind = device.split(":", 1)[0]
     if kind not in DEVICE_CHOICES:
         raise ParameterError(f"DEVICE={device!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
-    section = load_profile(params_dir, profile).get(notebook.stem, {})
+    section = {**load_profile(params_dir, profile).get(notebook.stem, {}), **(overrides or {})}
     declared = pm.inspect_notebook(str(notebook))
     if not declared:
         raise ParameterError(f"{notebook}: no cell tagged 'parameters' (see README, 'Adding a notebook')")
+    bad = sorted(set(overrides or {}) & set(RESERVED)) or sorted(set(overrides or {}) - set(declared))
+    if bad:
+        raise ParameterError(f"-p {bad[0]}=... is not allowed for {notebook.stem}; it defines "
+                             f"{sorted(set(declared) - set(RESERVED))} (profile, device and report_dir have their own options)")
     unknown = sorted(set(section) - set(declared))
     if unknown:
         raise ParameterError(f"{params_dir / (profile + '.yaml')}, section {notebook.stem}: parameter(s) {unknown} "
@@ -95,7 +112,8 @@ def _move_results(staging: Path, reports: Path, name: str) -> None:
 
 
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
-                 device: str = "auto", kernel_name: str = "python3", progress: bool = True) -> Path:
+                 device: str = "auto", kernel_name: str = "python3", progress: bool = True,
+                 overrides: dict[str, Any] | None = None) -> Path:
     """Execute ``notebook`` into ``output`` with papermill (see the module docstring).
 
     Returns:
@@ -114,7 +132,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     staging = reports / ".staging" / name
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    params = notebook_parameters(notebook, profile, device, staging)
+    params = notebook_parameters(notebook, profile, device, staging, overrides=overrides)
     partial = staging / f"{name}.ipynb"
     # The kernel imports the package of the checkout this notebook belongs to, whatever else is installed.
     repo = str(notebook.resolve().parent.parent)
@@ -149,14 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, mps or xla")
     ap.add_argument("--kernel", default="python3")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                    help="override one parameter of the profile (value read as YAML); repeatable")
     args = ap.parse_args(argv)
     import papermill as pm
 
     name = Path(args.notebook).stem
-    print(f"[{name}] running with profile={args.profile} device={args.device}", flush=True)
+    print(f"[{name}] running with profile={args.profile} device={args.device}"
+          + "".join(f" {p}" for p in args.param or []), flush=True)
     t0 = time.perf_counter()
     try:
-        run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress)
+        run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress,
+                     parse_overrides(args.param))
     except ParameterError as exc:
         print(f"[{name}] bad input: {exc}", file=sys.stderr)
         return 2

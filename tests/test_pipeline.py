@@ -99,6 +99,19 @@ def test_unknown_profile_parameter_is_named(project):
     assert proc.returncode == 2 and "['valu']" in proc.stderr and "not defined in the notebook" in proc.stderr
 
 
+def test_parameter_override(project):
+    nb, out = str(project / "notebooks" / "91_a.ipynb"), project / "out" / "91_a.ipynb"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "skipanalysis.runner", nb, str(out), "--no-progress", *a],  # noqa: E731
+                                    capture_output=True, text=True)
+    proc = run("-p", "valu=3")
+    assert proc.returncode == 2 and "-p valu=... is not allowed for 91_a; it defines ['value']" in proc.stderr
+    assert not out.exists()
+    assert run("-p", "value").returncode == 2
+    proc = run("-p", "value=[3, 4]")
+    assert proc.returncode == 0, proc.stderr
+    assert "a [3, 4]" in "".join(o.get("text", "") for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))
+
+
 def test_notebook_validates_its_parameters():
     from skipanalysis.notebook import check_float, check_int, setup
 
