@@ -1,13 +1,14 @@
 # skipanalysis: `make report` regenerates every finding; `make test` runs the tests.
 #
-#   make report                    quick profile, best device, into reports/
-#   PROFILE=smoke make report      smoke | quick | full (notebooks/params/<profile>.yaml)
-#   DEVICE=cpu make report         auto | cpu | cuda | mps | xla, passed to every notebook
+#   make report                    quick profile, best device, into reports/quick/ (copied to reports/report.html)
+#   PROFILE=smoke make report      smoke | quick | full (notebooks/params/<profile>.yaml), into reports/smoke/
+#   DEVICE=cpu make report         auto | cpu | cuda | mps | xla, passed to every notebook, into reports/quick-cpu/
 #   make report PYTHON=python      use an environment you already have (conda, ...) instead of .venv
 #   make -j2 report                run notebooks in parallel
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
-# the notebook, its profile file, the package, PROFILE or DEVICE changed.
+# the notebook, its profile file or the package changed. Each profile and device
+# has its own folder, so switching profiles keeps the other profiles' results.
 
 SHELL := /bin/bash
 PYTHON ?= .venv/bin/python
@@ -16,9 +17,19 @@ PROFILE ?= quick
 DEVICE ?= auto
 REPORTS ?= reports
 
+# Bad PROFILE or DEVICE: one line, before anything runs or any file changes.
+ifeq ($(filter $(PROFILE),smoke quick full),)
+$(error PROFILE=$(PROFILE) is not allowed; choose one of smoke, quick, full)
+endif
+ifeq ($(filter $(firstword $(subst :, ,$(DEVICE))),auto cpu cuda mps xla),)
+$(error DEVICE=$(DEVICE) is not allowed; choose one of auto, cpu, cuda, cuda:N, mps, xla)
+endif
+# Where this profile's results go: reports/<profile>/, or reports/<profile>-<device>/ for a named device.
+OUT := $(REPORTS)/$(PROFILE)$(if $(filter auto,$(DEVICE)),,-$(subst :,,$(DEVICE)))
+
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 NAMES := $(basename $(notdir $(NOTEBOOKS)))
-EXECUTED := $(NAMES:%=$(REPORTS)/%.ipynb)
+EXECUTED := $(NAMES:%=$(OUT)/%.ipynb)
 # Everything the notebooks import; report.py only affects the paper.
 PACKAGE := $(filter-out skipanalysis/report.py,$(wildcard skipanalysis/*.py skipanalysis/models/*.py skipanalysis/rules/*.py))
 
@@ -30,11 +41,14 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench FORCE
+.PHONY: report test lab setup clean help record-hardware data bench
 .DELETE_ON_ERROR:
 
-report: $(REPORTS)/report.html $(REPORTS)/report.pdf
-	@echo "[report] done: $(REPORTS)/report.html$(if $(wildcard $(REPORTS)/report.pdf), and $(REPORTS)/report.pdf)"
+# reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
+report: $(OUT)/report.html $(OUT)/report.pdf
+	@for f in report.html report.pdf; do if [ -f $(OUT)/$$f ]; then cmp -s $(OUT)/$$f $(REPORTS)/$$f || cp $(OUT)/$$f $(REPORTS)/$$f; \
+		else rm -f $(REPORTS)/$$f; fi; done
+	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
 	@sed -n '1,12p' Makefile
@@ -47,32 +61,27 @@ setup: $(ENV)
 	.venv/bin/python -m pip install --progress-bar off -e ".[dev]"
 	@touch $@
 
-# Rewritten only when PROFILE or DEVICE changes, so switching profiles re-runs the notebooks.
-$(REPORTS)/.settings: FORCE
-	@mkdir -p $(REPORTS)
-	@echo "PROFILE=$(PROFILE) DEVICE=$(DEVICE)" | cmp -s - $@ || echo "PROFILE=$(PROFILE) DEVICE=$(DEVICE)" > $@
-
 # The runner writes into a staging folder and renames the executed notebook into place
 # only after every cell succeeded: a failed run leaves no target behind.
-$(EXECUTED): $(REPORTS)/%.ipynb: notebooks/%.ipynb notebooks/params/$(PROFILE).yaml $(PACKAGE) $(REPORTS)/.settings | $(ENV)
+$(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb notebooks/params/$(PROFILE).yaml $(PACKAGE) | $(ENV)
 	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE)
 
 # The cost notebook also reads the kept hardware files of other machines.
-$(REPORTS)/04_cost.ipynb: $(wildcard data/hardware/*.json)
+$(OUT)/04_cost.ipynb: $(wildcard data/hardware/*.json)
 
 # Keep this machine's cost measurements (written by 04_cost) in data/hardware/, to commit.
-record-hardware: $(REPORTS)/04_cost.ipynb
+record-hardware: $(OUT)/04_cost.ipynb
 	@mkdir -p data/hardware
-	@for f in $(REPORTS)/hardware/*.json; do cp "$$f" data/hardware/ && echo "[record-hardware] kept data/hardware/$$(basename $$f)"; done
+	@for f in $(OUT)/hardware/*.json; do cp "$$f" data/hardware/ && echo "[record-hardware] kept data/hardware/$$(basename $$f)"; done
 
-$(REPORTS)/report.html: $(EXECUTED) skipanalysis/report.py skipanalysis/claims.py | $(ENV)
+$(OUT)/report.html: $(EXECUTED) skipanalysis/report.py skipanalysis/claims.py | $(ENV)
 	@echo "[report] assembling $(words $(EXECUTED)) notebook(s) into $@"
-	@$(PYTHON) -m skipanalysis.report html --reports $(REPORTS) --profile $(PROFILE) $(NAMES)
+	@$(PYTHON) -m skipanalysis.report html --reports $(OUT) --profile $(PROFILE) $(NAMES)
 
-$(REPORTS)/report.pdf: $(REPORTS)/report.html
+$(OUT)/report.pdf: $(OUT)/report.html
 	@if command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
 		echo "[report] rendering $@ with xelatex"; \
-		$(PYTHON) -m skipanalysis.report pdf $(REPORTS)/report.ipynb $@; \
+		$(PYTHON) -m skipanalysis.report pdf $(OUT)/report.ipynb $@; \
 	else echo "$(PDF_HINT)"; fi
 
 # Rebuild the real data shipped in data/ from the public archives (provenance in data/README.md).

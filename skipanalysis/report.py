@@ -1,8 +1,8 @@
-"""Assemble the executed notebooks into one paper: ``reports/report.html`` and ``reports/report.pdf``.
+"""Assemble the executed notebooks into one paper: ``reports/<profile>/report.html`` and ``report.pdf``.
 
-``python -m skipanalysis.report html --reports reports --profile quick 03_equivalence ...``
+``python -m skipanalysis.report html --reports reports/quick --profile quick 03_equivalence ...``
 builds ``report.ipynb`` (the paper as a notebook) and the self-contained
-``report.html``; ``python -m skipanalysis.report pdf reports/report.ipynb reports/report.pdf``
+``report.html``; ``python -m skipanalysis.report pdf reports/quick/report.ipynb reports/quick/report.pdf``
 renders the PDF through nbconvert's LaTeX exporter and xelatex.
 
 The paper: a title, an abstract quoting the claims' headline numbers, the

@@ -47,8 +47,10 @@ def make(project, *args, env=None):
 def test_make_report_caching_and_parallel(project):
     proc, _ = make(project, "-j2", "report", "PROFILE=smoke")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (project / "reports" / "91_a.ipynb").exists() and (project / "reports" / "report.html").exists()
-    out = nbformat.read(project / "reports" / "91_a.ipynb", as_version=4)
+    smoke = project / "reports" / "smoke"
+    assert (smoke / "91_a.ipynb").exists() and (smoke / "report.html").exists()
+    assert (project / "reports" / "report.html").read_bytes() == (smoke / "report.html").read_bytes()
+    out = nbformat.read(smoke / "91_a.ipynb", as_version=4)
     assert "a 2" in str(out.cells[-1].outputs)  # the profile's value reached the notebook
 
     proc, seconds = make(project, "report", "PROFILE=smoke")
@@ -61,22 +63,44 @@ def test_make_report_caching_and_parallel(project):
     assert "[92_b] running" in proc.stdout and "[91_a] running" not in proc.stdout
     assert "assembling" in proc.stdout
 
-    proc, _ = make(project, "report", "PROFILE=quick")  # a new profile re-runs everything
+    proc, _ = make(project, "report", "PROFILE=quick")  # a new profile runs everything, into its own folder
     assert "[91_a] running" in proc.stdout and "[92_b] running" in proc.stdout
+    assert (project / "reports" / "quick" / "91_a.ipynb").exists()
+    assert (project / "reports" / "report.html").read_bytes() == (project / "reports" / "quick" / "report.html").read_bytes()
+    proc, _ = make(project, "report", "PROFILE=smoke")  # ... and going back finds the smoke results still there
+    assert proc.returncode == 0 and "running" not in proc.stdout
+    assert (project / "reports" / "report.html").read_bytes() == (smoke / "report.html").read_bytes()
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")}
+
+
+def test_rejected_profile_or_device_changes_nothing(project):
+    assert make(project, "report", "PROFILE=smoke")[0].returncode == 0
+    before = _snapshot(project / "reports")
+    for bad, message in (("PROFILE=nonsense", "PROFILE=nonsense is not allowed; choose one of smoke, quick, full"),
+                         ("DEVICE=gpu", "DEVICE=gpu is not allowed; choose one of auto, cpu, cuda, cuda:N, mps, xla")):
+        proc, _ = make(project, "report", bad)
+        assert proc.returncode != 0 and message in proc.stderr
+    assert _snapshot(project / "reports") == before
+    proc, _ = make(project, "report", "PROFILE=smoke")
+    assert proc.returncode == 0 and "running" not in proc.stdout
 
 
 def test_failed_notebook_leaves_no_target(project):
     proc, _ = make(project, "report", "PROFILE=smoke")
     assert proc.returncode == 0
-    good_html = (project / "reports" / "report.html").read_bytes()
+    reports = project / "reports" / "smoke"
+    good_html = (reports / "report.html").read_bytes()
     _tiny_notebook(project / "notebooks" / "93_fail.ipynb", "raise RuntimeError('boom from the test')")
     proc, _ = make(project, "report", "PROFILE=smoke")
     assert proc.returncode != 0
     assert "[93_fail] FAILED in cell" in proc.stderr and "RuntimeError: boom from the test" in proc.stderr
-    assert not (project / "reports" / "93_fail.ipynb").exists()
-    assert (project / "reports" / "failed" / "93_fail.ipynb").exists()
-    assert (project / "reports" / "report.html").read_bytes() == good_html
-    assert not list((project / "reports").glob(".staging/*"))
+    assert not (reports / "93_fail.ipynb").exists()
+    assert (reports / "failed" / "93_fail.ipynb").exists()
+    assert (reports / "report.html").read_bytes() == good_html
+    assert not list(reports.glob(".staging/*"))
     proc, _ = make(project, "report", "PROFILE=smoke")  # still failing: make does not take it as done
     assert "[93_fail] running" in proc.stdout and proc.returncode != 0
 
