@@ -268,3 +268,29 @@ def load_claims(report_dir: str | os.PathLike, notebooks: list[str] | None = Non
         if p.exists():
             books.append(json.loads(p.read_text(encoding="utf-8")))
     return books
+
+
+def verdict_table(report_dir: str | os.PathLike):
+    """Every recorded verdict under ``<report_dir>/claims`` as a DataFrame (notebook, ID, device, verdict, kind)."""
+    import pandas as pd
+
+    rows = [{"notebook": b["notebook"], "ID": c["id"], "device": c["device"], "verdict": c["verdict"],
+             "kind": c.get("kind", "empirical")} for b in load_claims(report_dir) for c in b["claims"]]
+    if not rows:
+        raise FileNotFoundError(f"no claim files under {Path(report_dir) / 'claims'}; run the notebooks first")
+    return pd.DataFrame(rows)
+
+
+def compare_verdicts(before: str | os.PathLike, after: str | os.PathLike):
+    """Verdicts of two runs side by side (e.g. another first seed, or another machine), changed ones flagged.
+
+    Claims are matched on (notebook, ID, device); one recorded in only one run shows ``-`` in the other.
+    """
+    a = verdict_table(before).set_index(["notebook", "ID", "device"])
+    b = verdict_table(after).set_index(["notebook", "ID", "device"])
+    both = a[["kind", "verdict"]].merge(b[["kind", "verdict"]], how="outer", left_index=True, right_index=True,
+                                        suffixes=("_before", "_after"))
+    both = both.assign(kind=both.kind_before.fillna(both.kind_after)).drop(columns=["kind_before", "kind_after"])
+    both = both.fillna({"verdict_before": "-", "verdict_after": "-"})
+    both["changed"] = both.verdict_before != both.verdict_after
+    return both.reset_index().sort_values(["notebook", "ID", "device"]).reset_index(drop=True)

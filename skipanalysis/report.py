@@ -3,7 +3,8 @@
 ``python -m skipanalysis.report html --reports reports/quick --profile quick 03_equivalence ...``
 builds ``report.ipynb`` (the paper as a notebook) and the self-contained
 ``report.html``; ``python -m skipanalysis.report pdf reports/quick/report.ipynb reports/quick/report.pdf``
-renders the PDF through nbconvert's LaTeX exporter and xelatex.
+renders the PDF through nbconvert's LaTeX exporter and xelatex;
+``python -m skipanalysis.report diff reports/quick reports/quick-seed1`` sets two runs' verdicts side by side.
 
 The paper: a title, an abstract quoting the claims' headline numbers, the
 claims table (ID, claim, evidence, verdict, device; verdicts coloured), one
@@ -360,7 +361,23 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pdf", help="render report.ipynb to PDF with xelatex")
     p.add_argument("paper", nargs="?", default="reports/report.ipynb")
     p.add_argument("output", nargs="?", default="reports/report.pdf")
+    d = sub.add_parser("diff", help="compare the verdicts of two report folders (another seed, another machine)")
+    d.add_argument("before")
+    d.add_argument("after")
     args = ap.parse_args(argv)
+    if args.cmd == "diff":
+        from .claims import compare_verdicts
+
+        try:
+            table = compare_verdicts(args.before, args.after)
+        except FileNotFoundError as exc:
+            print(f"[report] {exc}", file=sys.stderr)
+            return 2
+        print(table.to_string(index=False))
+        emp = table[table.kind == "empirical"]
+        print(f"\n{int(emp.changed.sum())} of {len(emp)} empirical verdicts differ; "
+              f"{int(table[table.kind != 'empirical'].changed.sum())} identity verdicts differ")
+        return 0
     if args.cmd == "html":
         reports = Path(args.reports)
         names = args.notebooks or sorted(p.stem for p in reports.glob("[0-9]*.ipynb"))

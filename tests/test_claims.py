@@ -64,3 +64,26 @@ def test_atomic_writes_are_readable_like_plain_files(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_compare_verdicts_flags_what_moved(tmp_path):
+    import subprocess
+    import sys
+
+    from skipanalysis.claims import compare_verdicts
+
+    for run, e5 in (("a", "supported"), ("b", "inconclusive")):
+        b = book(tmp_path / run)
+        b.record("E2", verdict="verified", rule="r", evidence={}, headline="h")
+        b.record("E5", verdict=e5, rule="r", evidence={}, headline="h")
+    b.record("E1", verdict="verified", rule="r", evidence={}, headline="h")  # only in run b
+    t = compare_verdicts(tmp_path / "a", tmp_path / "b").set_index("ID")
+    assert t.loc["E5", "verdict_before"] == "supported" and t.loc["E5", "verdict_after"] == "inconclusive"
+    assert bool(t.loc["E5", "changed"]) and not bool(t.loc["E2", "changed"])
+    assert t.loc["E1", "verdict_before"] == "-" and t.loc["E1", "kind"] == "identity"
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "diff", str(tmp_path / "a"), str(tmp_path / "b")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "1 of 1 empirical verdicts differ; 1 identity verdicts differ" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "diff", str(tmp_path / "a"), str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no claim files under" in proc.stderr
