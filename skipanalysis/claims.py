@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .rules import VERDICTS, Decision, claim_kind
+from .provenance import write_json_atomic  # noqa: F401 (re-exported for older callers)
 
 
 @dataclass(frozen=True)
@@ -234,24 +234,6 @@ class ClaimBook:
         """Claim IDs this notebook owns but has not recorded yet."""
         done = {cid for cid, _ in self.records}
         return [c.id for c in CATALOGUE.values() if c.notebook == self.notebook and c.id not in done]
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's files are private; give what a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_claims(report_dir: str | os.PathLike, notebooks: list[str] | None = None) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from .provenance import atomic_path
+
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -64,15 +66,13 @@ def save_figure(fig: matplotlib.figure.Figure, name: str, *, notebook: str, repo
     paths = {}
     for fmt in FIGURE_FORMATS:
         path = figure_path(report_dir, notebook, name, fmt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
         metadata = {"Creator": "skipanalysis"} if fmt != "png" else {}
         if fmt == "pdf":
             metadata["CreationDate"] = None  # reproducible bytes
         if fmt == "svg":
             metadata["Date"] = None
-        fig.savefig(tmp, format=fmt, dpi=300 if fmt == "png" else None, metadata=metadata)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=300 if fmt == "png" else None, metadata=metadata)
         paths[fmt] = path
     if show:
         from IPython.display import Markdown, display

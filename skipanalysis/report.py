@@ -18,13 +18,10 @@ from __future__ import annotations
 import argparse
 import copy
 import html
-import importlib.metadata
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,12 +31,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from . import rules
 from .claims import CATALOGUE, REFERENCES, ClaimBook, load_claims
+from .provenance import git_commit, package_versions, write_atomic, write_json_atomic  # noqa: F401 (re-exported)
 from .rules import EMPIRICAL_VERDICTS, Decision
 
 VERDICT_COLORS = {"supported": "1A9850", "refuted": "D73027", "inconclusive": "B8860B", "not measured here": "7F7F7F",
                   "verified": "2166AC", "failed": "762A83"}
-PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "nbconvert", "nbformat",
-            "fvcore", "tqdm", "pyyaml", "latex2mathml", "skipanalysis")
 PDF_HINT = ("PDF skipped: xelatex (and pandoc) not found. Debian/Ubuntu: sudo apt-get install texlive-xetex "
             "texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui "
             "&& brew install pandoc. Then run make report again.")
@@ -90,29 +86,6 @@ def markdown_math_to_mathml(source: str) -> str:
 
     parts = _CODE_RE.split(source)
     return "".join(p if i % 2 else _MATH_RE.sub(conv, p) for i, p in enumerate(parts))
-
-
-def git_commit(repo: str | os.PathLike = ".") -> str:
-    """The current git commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-        if sha.returncode:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 # --- building blocks of the paper -----------------------------------------------------------------------------------
@@ -298,22 +271,6 @@ table.claims-table td, table.claims-table th { border-bottom: 1px solid #ccc; pa
 </style>"""
 
 
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-    os.chmod(tmp, _default_mode())
-    os.replace(tmp, path)
-
-
-def _default_mode() -> int:
-    """0o666 minus the umask: what a plain open() would give (mkstemp's files are private, 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def export_html(paper: nbformat.NotebookNode) -> str:
     """Self-contained HTML: inputs hidden, images inline, math as MathML, no external scripts."""
     from nbconvert import HTMLExporter
@@ -382,11 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         reports = Path(args.reports)
         names = args.notebooks or sorted(p.stem for p in reports.glob("[0-9]*.ipynb"))
         paper = build_paper(reports, names, args.profile)
-        _write_atomic(reports / "report.ipynb", nbformat.writes(paper))
-        _write_atomic(reports / "report.html", export_html(paper))
+        write_atomic(reports / "report.ipynb", nbformat.writes(paper))
+        write_atomic(reports / "report.html", export_html(paper))
         books = load_claims(reports, [*names, "report"])  # the report's own book holds S1
-        from .claims import write_json_atomic
-
         write_json_atomic(reports / "claims.json", {"profile": args.profile, "notebooks": books,
                                                     "s1": paper.metadata["skipanalysis"]["s1"]})
         print(f"[report] wrote {reports / 'report.html'} ({len(paper.cells)} cells)")
@@ -401,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[report] PDF failed ({type(exc).__name__}: {str(exc)[:2000]}); the HTML report is unaffected",
               file=sys.stderr)
         return 1
-    _write_atomic(Path(args.output), pdf)
+    write_atomic(Path(args.output), pdf)
     print(f"[report] wrote {args.output} ({len(pdf) // 1024} KiB)")
     return 0
 

@@ -35,8 +35,9 @@ import random
 import shutil
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
+
+from .provenance import atomic_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_ARCHIVE = "cifar10-jpeg.tar.gz"
@@ -88,21 +89,12 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes | None) -> None:
 
 def _write_reproducible_targz(out: Path, members: list[tuple[str, bytes | None]]) -> None:
     """Write ``members`` (name, bytes or None for a folder), in the given order, as a byte-stable tar.gz."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out, mode=0o644) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                                                    compresslevel=9) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
                 for name, data in members:
                     _add_bytes(tar, name, data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def build_cifar10_subset(source: str | os.PathLike, out: str | os.PathLike, train_per_class: int = TRAIN_PER_CLASS,

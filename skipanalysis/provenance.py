@@ -1,0 +1,81 @@
+"""Where a result came from, and writing it safely: git commit, package versions, atomic file writes.
+
+Every file the project writes for others to read (claim books, figures, the paper, hardware files, the shipped data
+archives) goes through ``atomic_path``: it is written under a temporary name in the same folder and renamed into
+place, so a crash or an interrupted run never leaves half a file where a reader (or make) would take it as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "papermill", "nbconvert",
+            "nbformat", "fvcore", "tqdm", "pyyaml", "latex2mathml", "skipanalysis")
+
+
+def git_commit(repo: str | os.PathLike = ".") -> str:
+    """The current git commit (with ``+dirty`` when tracked files have changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if sha.returncode:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed version of each package in ``names`` (``not installed`` when absent)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _default_mode() -> int:
+    """0o666 minus the umask: what a plain open() would give (mkstemp's files are private, 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on failure remove it.
+
+    ``mode``: the file's permissions (default: what a plain ``open()`` would give under the current umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _default_mode() if mode is None else mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON (with a final newline) to ``path`` atomically."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
