@@ -8,7 +8,9 @@ Conventions, stated once:
 - Activation memory is the bytes autograd *saves for backward*, counted
   exactly with ``torch.autograd.graph.saved_tensors_hooks``: each saved tensor's
   storage is counted once (views and repeats deduplicated), parameters excluded.
-- Time is measured with ``torch.utils.benchmark`` (median and interquartile range).
+- Time is measured with ``torch.utils.benchmark`` in interleaved rounds (``interleaved_times``): round ``r``
+  times every arm once, alternating their order, so a shared machine's load drift hits every arm alike and a
+  ratio of two arms pairs by round (``rules.ratio_interval``). Tables show the median and interquartile range.
 
 Pleiss et al. 2017 for the memory-efficient dense layer (concatenation, norm
 and 1x1 convolution recomputed in backward via ``torch.utils.checkpoint``).
@@ -17,7 +19,10 @@ and 1x1 convolution recomputed in backward via ``torch.utils.checkpoint``).
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
@@ -201,7 +206,7 @@ def time_it(fn: Callable[[], Any], device: torch.device, min_run_time: float = 0
         sync(device)
 
     run()  # warm-up (allocations, kernels)
-    timer = benchmark.Timer(stmt="run()", globals={"run": run})
+    timer = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=torch.get_num_threads())
     times = list(timer.blocked_autorange(min_run_time=min_run_time).times)
     while len(times) < 5:  # slow steps fill few blocks: take single-run measurements so the IQR means something
         times += timer.timeit(number=1).times
@@ -209,14 +214,54 @@ def time_it(fn: Callable[[], Any], device: torch.device, min_run_time: float = 0
     return {"median_s": float(med), "iqr_s": float(q3 - q1), "runs": len(times)}
 
 
-def model_step_time(model: nn.Module, batch: int, size: int, device: torch.device, backward: bool,
-                    channels_last: bool = False, autocast: torch.dtype | None = None,
-                    min_run_time: float = 0.5) -> dict[str, float]:
-    """Time of one forward (or forward+backward) pass on a random batch; adds per-image numbers."""
+def interleaved_times(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int = 7,
+                      min_run_time: float = 0.2) -> dict[str, list[float]]:
+    """Seconds per call of each function, one sample per round, in ``repeats`` interleaved rounds.
+
+    Each function is run once to warm up and once to size its measurement: a round calls it ``number`` times in a
+    row (enough to last ``min_run_time``) through a ``torch.utils.benchmark.Timer`` and records the mean. Round
+    ``r`` measures every function once, in reversed order on odd rounds, so samples pair by round. The timer runs
+    with the process's torch threads (``Timer`` would default to one) and without ``Timer.timeit``'s two extra
+    warm-up calls per measurement (its ``_timeit``; the warm-up is done once, above), which would triple the cost
+    of a slow step.
+    """
+    from torch.utils import benchmark
+
+    timers, numbers = {}, {}
+    for name, fn in fns.items():
+        def run(fn=fn):
+            fn()
+            sync(device)
+
+        run()  # warm-up (allocations, kernels)
+        t0 = time.perf_counter()
+        run()
+        numbers[name] = max(1, math.ceil(min_run_time / max(time.perf_counter() - t0, 1e-9)))
+        timers[name] = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=torch.get_num_threads())
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            t, n = timers[name], numbers[name]
+            out[name].append(float(t._timeit(n) / n) if hasattr(t, "_timeit") else float(t.timeit(n).mean))
+    return out
+
+
+def _summary(times: list[float]) -> dict[str, Any]:
+    q1, med, q3 = np.percentile(times, [25, 50, 75])
+    return {"median_s": float(med), "iqr_s": float(q3 - q1), "runs": len(times), "times": list(times)}
+
+
+def _step_fn(model: nn.Module, batch: int, size: int, device: torch.device, backward: bool,
+             channels_last: bool = False, autocast: torch.dtype | None = None) -> Callable[[], None]:
+    """One forward (or forward+backward) pass of ``model`` on a fixed random batch, as a callable."""
     model = model.to(device).train(backward)
     x = torch.randn(batch, 3, size, size, device=device)
+    # ``Module.to(memory_format=...)`` works in place: set the layout every time, so one variant never leaks into
+    # the next one timed with the same model
+    model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     if channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
 
     def step():
         ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else torch.autocast(
@@ -228,8 +273,14 @@ def model_step_time(model: nn.Module, batch: int, size: int, device: torch.devic
             else:
                 with torch.no_grad():
                     model(x)
+    return step
 
-    r = time_it(step, device, min_run_time)
+
+def model_step_time(model: nn.Module, batch: int, size: int, device: torch.device, backward: bool,
+                    channels_last: bool = False, autocast: torch.dtype | None = None,
+                    min_run_time: float = 0.5) -> dict[str, float]:
+    """Time of one forward (or forward+backward) pass on a random batch; adds per-image numbers."""
+    r = time_it(_step_fn(model, batch, size, device, backward, channels_last, autocast), device, min_run_time)
     r.update(per_image_s=r["median_s"] / batch, images_per_s=batch / r["median_s"])
     return r
 
@@ -306,25 +357,49 @@ def load_hardware_files(*folders: str | Path) -> dict[str, dict]:
 
 # --- the notebook's studies -----------------------------------------------------------------------------------------
 
-def memory_sweep(layers: list[int], growth: int, size: int, batch: int, device: torch.device | str = "cpu",
-                 time_min_run: float = 0.2) -> pd.DataFrame:
-    """Saved-for-backward bytes (and fwd+bwd time) of a dense block, its checkpointed twin, and a residual stage.
+def count_table(names: list[str], size: int) -> pd.DataFrame:
+    """Parameters, forward FLOPs under both counters, and the bytes-moved estimate of torchvision models at ``size`` px.
 
-    The residual stage has the dense block's input width (2k), so its per-layer
-    activations match the block's first layer. On CUDA the allocator's peak is
-    recorded beside the counted bytes.
+    Columns name their convention: fvcore GMAC (one per multiply-add), flop_counter GFLOP (two per multiply-add),
+    and their ratio on convolutions and linear layers (1 when the counters agree up to the factor of 2).
+    """
+    x = torch.randn(1, 3, size, size)
+    rows = []
+    for name in names:
+        m = torchvision_model(name)
+        fv = fvcore_flops(m, x)
+        conv_mm = fv.get("conv", 0) + fv.get("linear", 0) + fv.get("matmul", 0)
+        rows.append({"model": name, "parameters": count_params(m), "fvcore GMAC (1/multiply-add)": fv["total"] / 1e9,
+                     "fvcore conv+linear GMAC": conv_mm / 1e9,
+                     "flop_counter GFLOP (2/multiply-add)": torch_flops(m, x) / 1e9,
+                     "bytes moved (MB, estimate)": bytes_moved(m, x) / 1e6})
+    counts = pd.DataFrame(rows).set_index("model")
+    counts["flop_counter / (2 x fvcore conv+linear)"] = (counts["flop_counter GFLOP (2/multiply-add)"]
+                                                         / (2 * counts["fvcore conv+linear GMAC"]))
+    return counts
+
+
+def memory_sweep(layers: list[int], growth: int, size: int, batch: int, device: torch.device | str = "cpu",
+                 repeats: int = 7, min_run_time: float = 0.05) -> pd.DataFrame:
+    """Saved-for-backward bytes and forward+backward time of a dense block, its checkpointed twin and a residual stage.
+
+    The residual stage has the dense block's input width (2k), so its per-layer activations match the block's first
+    layer. Bytes are exact counts (``saved_bytes``); times come from ``interleaved_times`` (the three blocks of a
+    depth interleaved, ``times`` holds the per-round samples). On CUDA the allocator's peak is recorded beside the
+    counted bytes.
     """
     device = torch.device(device)
     rows = []
     for n in layers:
         x = torch.randn(batch, 2 * growth, size, size, device=device)
-        for name, module in (("dense", DenseBlock(2 * growth, n, growth)),
-                             ("dense (checkpointed)", EfficientDenseBlock(2 * growth, n, growth)),
-                             ("residual", ResidualStage(2 * growth, n))):
+        blocks = {"dense": DenseBlock(2 * growth, n, growth), "dense (checkpointed)": EfficientDenseBlock(
+            2 * growth, n, growth), "residual": ResidualStage(2 * growth, n)}
+        steps, found = {}, {}
+        for name, module in blocks.items():
             module = module.to(device)
             row = {"block": name, "layers": n, "saved_bytes": saved_bytes(module, x)}
 
-            def step():
+            def step(module=module):
                 module.zero_grad(set_to_none=True)
                 module(x.requires_grad_(True)).sum().backward()
 
@@ -333,9 +408,30 @@ def memory_sweep(layers: list[int], growth: int, size: int, batch: int, device: 
                 base = torch.cuda.memory_allocated(device)
                 step()
                 row["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
-            row["fwd_bwd_s"] = time_it(step, device, time_min_run)["median_s"]
-            rows.append(row)
+            steps[name], found[name] = step, row
+        for name, times in interleaved_times(steps, device, repeats, min_run_time).items():
+            s = _summary(times)
+            rows.append({**found[name], "fwd_bwd_s": s["median_s"], "times": s["times"]})
     return pd.DataFrame(rows)
+
+
+def plot_memory(mem: pd.DataFrame):
+    """Left: saved-for-backward bytes per block and depth (dashed on CUDA: the allocator's peak); right: forward+
+    backward time, median and interquartile band over the rounds."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    sns.lineplot(data=mem.assign(MB=mem.saved_bytes / 2**20), x="layers", y="MB", hue="block", marker="o", ax=axes[0])
+    if "cuda_peak_bytes" in mem:
+        sns.lineplot(data=mem.assign(MB=mem.cuda_peak_bytes / 2**20), x="layers", y="MB", hue="block", ax=axes[0],
+                     linestyle="--", legend=False)
+    rounds = mem.explode("times").assign(ms=lambda t: 1e3 * t.times.astype(float))
+    sns.lineplot(data=rounds, x="layers", y="ms", hue="block", marker="o", estimator="median", errorbar=("pi", 50),
+                 ax=axes[1])
+    axes[0].set(ylabel="saved for backward (MiB)")
+    axes[1].set(ylabel="forward + backward (ms)")
+    return fig
 
 
 def dense_layer_flops(n_layers: int, growth: int, size: int) -> pd.DataFrame:
@@ -351,9 +447,14 @@ def dense_layer_flops(n_layers: int, growth: int, size: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def addition_share(width: int, size: int, batch: int, device: torch.device | str = "cpu",
-                   min_run_time: float = 0.3) -> dict[str, float]:
-    """Cost of a residual addition relative to its CIFAR basic block (forward): time and operation counts."""
+def addition_share(width: int, size: int, batch: int, device: torch.device | str = "cpu", repeats: int = 7,
+                   min_run_time: float = 0.1) -> dict[str, Any]:
+    """Cost of a residual addition against its whole CIFAR basic block (forward, no autograd).
+
+    Times: the block's forward pass and the addition ``branch + x`` alone, interleaved over ``repeats`` rounds
+    (``add_times``, ``block_times``). Counts: the addition's element operations and the block's multiply-adds
+    (fvcore).
+    """
     from .models.resnet import BasicBlock
 
     device = torch.device(device)
@@ -361,31 +462,234 @@ def addition_share(width: int, size: int, batch: int, device: torch.device | str
     x = torch.randn(batch, width, size, size, device=device)
     with torch.no_grad():
         branch = block.branch(x)
-    t_block = time_it(lambda: block(x), device, min_run_time)["median_s"]
-    t_add = time_it(lambda: branch + x, device, min_run_time)["median_s"]
+
+    def block_fwd():
+        with torch.no_grad():
+            block(x)
+
+    times = interleaved_times({"block": block_fwd, "add": lambda: branch + x}, device, repeats, min_run_time)
     macs = fvcore_flops(block.cpu(), x.cpu()[:1])["total"] * batch
-    adds = x.numel()
-    return {"block_s": t_block, "add_s": t_add, "time_share": t_add / t_block, "block_macs": macs,
-            "add_ops": adds, "op_share": adds / macs}
+    return {"block_s": float(np.median(times["block"])), "add_s": float(np.median(times["add"])),
+            "block_macs": macs, "add_ops": x.numel(), "op_share": x.numel() / macs,
+            "block_times": times["block"], "add_times": times["add"], "width": width, "size": size, "batch": batch}
 
 
-def timing_table(names: list[str], batch_sizes: list[int], size: int, device: torch.device,
+def timing_table(names: list[str], batch_sizes: list[int], size: int, device: torch.device, repeats: int = 7,
                  min_run_time: float = 0.5) -> pd.DataFrame:
     """Forward and forward+backward time per image of torchvision models, with the device's variants.
 
-    CUDA adds channels_last and bf16 autocast variants; other devices time fp32 only.
+    For each batch size, pass and variant the models are timed in interleaved rounds (``interleaved_times``):
+    ``times`` holds one sample per round, and samples of two models pair by round. CUDA adds channels_last and bf16
+    autocast variants; other devices time fp32 only.
     """
     variants = [("fp32", False, None)]
     if device.type == "cuda":
         variants += [("channels_last", True, None), ("bf16 autocast", True, torch.bfloat16)]
+    models = {name: torchvision_model(name) for name in names}
     rows = []
-    for name in names:
-        model = torchvision_model(name)
-        for batch in batch_sizes:
-            for backward in (False, True):
-                for label, cl, ac in variants:
-                    r = model_step_time(model, batch, size, device, backward, cl, ac, min_run_time)
+    for batch in batch_sizes:
+        for backward in (False, True):
+            for label, cl, ac in variants:
+                fns = {n: _step_fn(m, batch, size, device, backward, cl, ac) for n, m in models.items()}
+                for name, times in interleaved_times(fns, device, repeats, min_run_time).items():
+                    s = _summary(times)
                     rows.append({"model": name, "batch": batch, "pass": "fwd+bwd" if backward else "fwd",
-                                 "variant": label, **r})
-        del model
+                                 "variant": label, **s, "per_image_s": s["median_s"] / batch,
+                                 "images_per_s": batch / s["median_s"]})
+    for m in models.values():
+        m.zero_grad(set_to_none=True)
+    return pd.DataFrame(rows)
+
+
+def weight_load_times(names: list[str], device: torch.device, repeats: int = 7, min_run_time: float = 0.0,
+                      folder: str | Path | None = None) -> pd.DataFrame:
+    """The storage side of C8: time to load each model's saved fp32 weights from disk and put them on the device.
+
+    Each model's ``state_dict`` is written once with ``torch.save`` to a temporary file in ``folder`` (flushed to
+    disk). A timed call first asks the OS to drop the file's pages from its cache (``posix_fadvise(DONTNEED)``,
+    where the OS has it; ``page_cache`` says which), then ``torch.load``s it and moves every tensor to ``device``
+    (a host-to-device transfer on an accelerator), synchronised. So a load reads the storage, as a cold start does.
+    Beside it, the same cold read of the file's bytes alone (``read_*``: the storage's share of the load; the rest
+    is deserialisation, which grows with the number of tensors). All arms interleaved over ``repeats`` rounds;
+    ``bytes`` is the file's size.
+    """
+    import tempfile
+
+    evict = hasattr(os, "posix_fadvise")
+    with tempfile.TemporaryDirectory(dir=folder, prefix="weights-") as tmp:
+        paths = {}
+        for name in names:
+            paths[name] = Path(tmp) / f"{name}.pt"
+            with open(paths[name], "wb") as fh:
+                torch.save(torchvision_model(name).state_dict(), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+        def drop(path: Path) -> None:
+            if evict:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+        def loader(path: Path) -> Callable[[], None]:
+            def load():
+                drop(path)
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+                for t in sd.values():
+                    t.to(device)
+            return load
+
+        def reader(path: Path) -> Callable[[], None]:
+            def read():
+                drop(path)
+                path.read_bytes()
+            return read
+
+        fns = {**{n: loader(p) for n, p in paths.items()}, **{f"{n} (read)": reader(p) for n, p in paths.items()}}
+        times = interleaved_times(fns, device, repeats, min_run_time)
+        sizes = {n: p.stat().st_size for n, p in paths.items()}
+    cache = "evicted before each load (posix_fadvise)" if evict else "not evicted (no posix_fadvise on this OS)"
+    rows = []
+    for n in names:
+        read = _summary(times[f"{n} (read)"])
+        rows.append({"model": n, "bytes": sizes[n], "page_cache": cache, **_summary(times[n]),
+                     "read_median_s": read["median_s"], "read_times": read["times"]})
+    return pd.DataFrame(rows)
+
+
+# --- machines side by side: the roofline and the per-device claims --------------------------------------------------
+
+def roofline_points(hw: dict[str, Any], flop_size: int) -> pd.DataFrame:
+    """Each model's batch-largest fp32 forward pass on one machine, placed on the roofline.
+
+    FLOPs are ``2 x`` fvcore's multiply-adds at ``flop_size`` px scaled to the timed image side (FLOPs and bytes
+    both grow with the pixel count); arithmetic intensity is FLOPs over the estimated bytes moved (``bytes_moved``);
+    achieved FLOP/s is FLOPs over the measured time per image.
+    """
+    num = hw["numbers"]
+    cnt = pd.DataFrame(num["counts"]).set_index("model")
+    tt = pd.DataFrame(num["timing"])
+    tt = tt[(tt["pass"] == "fwd") & (tt.variant == "fp32") & (tt.batch == tt.batch.max())]
+    scale = (num["time_size"] / flop_size) ** 2
+    rows = []
+    for _, row in tt.iterrows():
+        c = cnt.loc[row.model]
+        flops = 2 * c["fvcore GMAC (1/multiply-add)"] * 1e9 * scale
+        rows.append({"model": row.model, "intensity": flops / (c["bytes moved (MB, estimate)"] * 1e6 * scale),
+                     "achieved_flops": flops / row.per_image_s})
+    return pd.DataFrame(rows)
+
+
+def plot_roofline(machines: dict[str, dict], flop_size: int):
+    """One roofline panel per machine: its measured peaks, published peaks (projected, not measured), the models."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(machines), figsize=(5.2 * len(machines), 3.8), squeeze=False)
+    xs = np.logspace(-1, 3, 100)
+    for ax, (mid, hw) in zip(axes[0], machines.items()):
+        pk = hw["numbers"]["peaks"]
+        ax.plot(xs, np.minimum(pk["flops"], xs * pk["bytes_per_s"]), "k-", label="measured peaks")
+        for (label, spec), ls in zip(PUBLISHED_PEAKS.items(), [":", "--", "-."]):
+            ax.plot(xs, np.minimum(spec["flops"], xs * spec["bytes_per_s"]), color="grey", ls=ls, lw=0.9,
+                    label=f"{label}: projected, not measured")
+        for _, p in roofline_points(hw, flop_size).iterrows():
+            ax.plot(p.intensity, p.achieved_flops, "o", ms=7, label=p.model)
+        title = hw["fingerprint"].get("cpu_model", mid) if hw["numbers"]["device_type"] == "cpu" else mid
+        ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte)", ylabel="achieved FLOP/s",
+               title=title)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def side_by_side(machines: dict[str, dict], models: list[str]) -> pd.DataFrame:
+    """Forward+backward fp32 time per image (ms) of ``models`` on every machine and batch size."""
+    rows = []
+    for mid, hw in machines.items():
+        tt = pd.DataFrame(hw["numbers"]["timing"])
+        tt = tt[(tt["pass"] == "fwd+bwd") & (tt.variant == "fp32") & tt.model.isin(models)]
+        rows += [{"machine": mid, "model": r.model, "batch": r.batch, "ms per image": 1e3 * r.per_image_s}
+                 for _, r in tt.iterrows()]
+    return pd.DataFrame(rows)
+
+
+def _samples(rows: pd.DataFrame, model: str) -> list[float] | None:
+    """Per-round samples of ``model`` in a timing table (None in hardware files written before they were kept)."""
+    if "times" not in rows or model not in rows.index or not isinstance(rows.loc[model, "times"], list):
+        return None
+    return [float(t) for t in rows.loc[model, "times"]]
+
+
+def device_claims(hw: dict[str, Any], models: tuple[str, str] = ("resnet50", "densenet121")) -> list[dict[str, Any]]:
+    """C6 and C8 for one machine's hardware file: each as ``{"id", "decision", "evidence", "headline", "device"}``.
+
+    C6 reads forward+backward time at the largest batch (``rules.c6``: decided on GPUs only); C8 reads the weight
+    load times and the same training times (``rules.c8``).
+    """
+    from . import rules
+    from .hardware import device_label
+
+    resnet, dense = models
+    num, label = hw["numbers"], device_label(hw["fingerprint"])
+    tt = pd.DataFrame(num["timing"])
+    big = tt[(tt["pass"] == "fwd+bwd") & (tt.variant == "fp32") & (tt.batch == tt.batch.max())].set_index("model")
+    cnt = pd.DataFrame(num["counts"]).set_index("model")
+    gmac = cnt["fvcore GMAC (1/multiply-add)"]
+    intensity = gmac / cnt["bytes moved (MB, estimate)"]
+    batch = int(big.loc[resnet, "batch"])
+    ms = {m: 1e3 * float(big.loc[m, "per_image_s"]) for m in models}
+    base = {"machine": hw.get("machine"), "device_type": num["device_type"], "batch": batch,
+            "image_size": num.get("time_size"), "fwd_bwd_ms_per_image": ms, "profile": num.get("profile"),
+            "date": hw.get("date")}
+    d6 = rules.c6(_samples(big, dense), _samples(big, resnet), num["device_type"],
+                  bool(gmac[dense] < gmac[resnet]), float(intensity[dense] / intensity[resnet]))
+    verb = "slower" if ms[dense] > ms[resnet] else "faster"
+    h6 = (f"{label}: DenseNet-121 {ms[dense]:.1f} ms vs ResNet-50 {ms[resnet]:.1f} ms per image for fwd+bwd "
+          f"(batch {batch}), {verb}")
+    if d6.verdict == "not measured here":
+        h6 += "; not a GPU, so reported without a verdict on this GPU claim"
+    load = pd.DataFrame(num.get("weight_load") or []).set_index("model") if num.get("weight_load") else \
+        pd.DataFrame(columns=["bytes", "median_s", "times"])
+    wbytes = {m: int(load.loc[m, "bytes"]) if m in load.index else 4 * int(cnt.loc[m, "parameters"]) for m in models}
+    d8 = rules.c8(_samples(load, dense), _samples(load, resnet), _samples(big, dense), _samples(big, resnet),
+                  wbytes[dense], wbytes[resnet])
+    load_ms = {m: 1e3 * float(load.loc[m, "median_s"]) if m in load.index else None for m in models}
+    read_ms = {m: 1e3 * float(load.loc[m, "read_median_s"]) if "read_median_s" in load and m in load.index else None
+               for m in models}
+    if None in load_ms.values():
+        h8 = f"{label}: weight loading not measured in this hardware file"
+    else:
+        h8 = (f"{label}: DenseNet-121's weights ({wbytes[dense] / 2**20:.0f} MiB) load in {load_ms[dense]:.1f} ms vs "
+              f"ResNet-50's ({wbytes[resnet] / 2**20:.0f} MiB) in {load_ms[resnet]:.1f} ms")
+        if None not in read_ms.values():
+            h8 += f" (reading the bytes alone: {read_ms[dense]:.1f} vs {read_ms[resnet]:.1f} ms)"
+    h8 += f"; training throughput {1e3 / ms[dense]:.1f} vs {1e3 / ms[resnet]:.1f} images/s"
+    return [{"id": "C6", "decision": d6, "evidence": base, "headline": h6, "device": label},
+            {"id": "C8", "decision": d8, "evidence": {**base, "weight_bytes": wbytes, "load_ms": load_ms,
+                                                      "cold_read_ms": read_ms},
+             "headline": h8, "device": label}]
+
+
+def record_device_claims(book, machines: dict[str, dict], models: tuple[str, str] = ("resnet50", "densenet121")
+                         ) -> pd.DataFrame:
+    """Record C6 and C8 for every machine with a hardware file, and 'not measured here' for device types without
+    one (C6: GPU types only; C8: every type). Returns the recorded rows as a table."""
+    from . import rules
+    from .rules.core import Decision
+
+    measured, rows = set(), []
+    for mid, hw in machines.items():
+        measured.add(hw["numbers"]["device_type"])
+        for c in device_claims(hw, models):
+            book.record(c["id"], c["decision"], evidence=c["evidence"], headline=c["headline"], device=c["device"])
+            rows.append({"claim": c["id"], "device": c["device"], "verdict": c["decision"].verdict})
+    absent = {"C6": set(rules.GPU_TYPES) - measured, "C8": {"cpu", "cuda", "mps", "xla"} - measured}
+    for cid, kinds in absent.items():
+        for kind in sorted(kinds):
+            d = Decision(cid, "not measured here", rules.text(cid), {"device_type": kind,
+                                                                    "reason": "no hardware file for this device type"})
+            book.record(cid, d, evidence={"device_type": kind}, device=f"{kind} (no machine measured)",
+                        headline=f"no {kind} machine has been measured; add one with make record-hardware")
+            rows.append({"claim": cid, "device": f"{kind} (no machine measured)", "verdict": d.verdict})
     return pd.DataFrame(rows)

@@ -5,7 +5,10 @@ a third of the parameters and overfits less; seed text 000 adds that partial
 dense blocks (CSPNet, Wang et al. 2020) and squeeze-and-excitation (Hu et al.
 2018) improve the accuracy-cost trade-off. Every model here is trained with
 the same recipe and the same number of optimisation steps, whatever the size
-of its training set.
+of its training set; each model at its own learning rate from a small grid,
+chosen on the first seed by the error on a validation split held out from the
+training pool (never the test set). Seed ``s`` of every model shares the data
+subset and the batch order, so comparisons are paired over seeds.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from . import data as dt
+from . import stats
 from . import train as tr
 from .models.densenet import DenseNetBC
 from .models.resnet import cifar_resnet
@@ -44,33 +51,121 @@ def family(spec: str) -> str:
 
 
 def subsample(data: TensorDataset, n: int, seed: int) -> TensorDataset:
-    """The first ``n`` examples after a seeded shuffle (class balance is left to chance, as in practice)."""
-    x, y = data.tensors
+    """``n`` examples drawn class-balanced at random by ``seed`` (class counts differ by at most one)."""
+    x, y = data.tensors[:2]
     if n > len(x):
         raise ValueError(f"training-set size {n} exceeds the {len(x)} examples available")
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    idx = dt.balanced_take(y.cpu(), n, torch.Generator().manual_seed(seed)).to(y.device)
     return TensorDataset(x[idx], y[idx])
 
 
-def run_grid(specs: list[str], sizes: list[int], seeds: list[int], train_set: TensorDataset, test_set: TensorDataset,
-             cfg: tr.TrainConfig, steps: int, device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Train every (model, training-set size, seed) for ``steps`` steps; one row of results per run."""
-    num_classes = int(train_set.tensors[1].max()) + 1
-    in_ch = train_set.tensors[0].shape[1]
-    rows = []
-    for spec in specs:
-        for n in sizes:
-            for seed in seeds:
-                data = subsample(train_set, n, seed)
-                per_epoch = -(-n // cfg.batch_size)
-                tr.seed_everything(seed)
-                model = build_model(spec, num_classes, in_ch)
-                res = tr.train(model, data, replace(cfg, epochs=steps / per_epoch, seed=seed, desc=f"{spec} n={n}"),
-                               test_set, device)
-                rows.append({"model": spec, "family": family(spec), "params": sum(p.numel() for p in model.parameters()),
-                             "n_train": n, "seed": seed, "diverged": res.diverged,
-                             "train_err": res.final.get("train_err", float("nan")),
-                             "test_err": res.final.get("test_err", float("nan"))})
+def train_one(spec: str, data: TensorDataset, cfg: tr.TrainConfig, steps: int, seed: int, lr: float,
+              test_set: TensorDataset, val_set: TensorDataset | None = None,
+              device: torch.device | str = "cpu") -> dict:
+    """Train one model for ``steps`` steps on ``data``; its row of results (errors, convergence, parameters)."""
+    num_classes = int(data.tensors[1].max()) + 1
+    per_epoch = -(-len(data) // cfg.batch_size)
+    tr.seed_everything(seed)
+    model = build_model(spec, num_classes, data.tensors[0].shape[1])
+    run_cfg = replace(cfg, epochs=steps / per_epoch, seed=seed, lr=lr, desc=f"{spec} n={len(data)} s{seed} lr{lr:g}")
+    res = tr.train(model, data, run_cfg, None, device)  # the held-out sets are evaluated once, at the end
+    err = lambda d: float("nan") if res.diverged else tr.evaluate(model, d, device, precision=cfg.precision)["err"]  # noqa: E731
+    row = {"model": spec, "family": family(spec), "params": sum(p.numel() for p in model.parameters()),
+           "n_train": len(data), "seed": seed, "lr": lr, "diverged": res.diverged,
+           "train_err": res.final.get("train_err", float("nan")), "test_err": err(test_set),
+           "converged": res.converged, "rel_change": res.convergence.get("rel_change", float("nan"))}
+    if val_set is not None:
+        row["val_err"] = err(val_set)
+    return row
+
+
+def choose_lrs(specs: list[str], lrs: list[float], seed: int, train_set: TensorDataset, val_set: TensorDataset,
+               test_set: TensorDataset, cfg: tr.TrainConfig, steps: int, device: torch.device | str = "cpu"
+               ) -> pd.DataFrame:
+    """Train every model at every rate of ``lrs`` on the first seed; keep, per model, the rate with the lowest
+    validation error (ties and diverged runs: the smaller rate wins, a diverged run never).
+
+    Returns:
+        One row per (model, rate) with ``val_err`` and ``kept``; a kept row is that model's first-seed run.
+    """
+    rows = [train_one(spec, train_set, cfg, steps, seed, lr, test_set, val_set, device)
+            for spec in specs for lr in sorted(lrs)]
     df = pd.DataFrame(rows)
-    df["gap"] = df.test_err - df.train_err
-    return df
+    score = df.val_err.where(~df.diverged, np.inf).fillna(np.inf)
+    best = df.assign(score=score).sort_values(["model", "score", "lr"]).groupby("model").head(1).index
+    return df.assign(kept=df.index.isin(best))
+
+
+def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list[int], lrs: list[float],
+          train_set: TensorDataset, val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
+          steps: int, device: torch.device | str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every model on the full training set and the ``pair`` on each scarce size, for every seed.
+
+    Each model's rate comes from ``choose_lrs`` on the first seed (full training set); the pair keeps its rate
+    on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same for every model.
+
+    Returns:
+        ``(runs, grid)``: one row per kept run (model, n_train, seed, lr, errors, ``gap`` = test - train error,
+        converged); and the rate grid's rows.
+    """
+    grid = choose_lrs(specs, lrs, seeds[0], train_set, val_set, test_set, cfg, steps, device)
+    lr_of = grid[grid.kept].set_index("model").lr.to_dict()
+    rows = grid[grid.kept].drop(columns=["kept", "val_err"]).to_dict("records")
+    for seed in seeds[1:]:
+        rows += [train_one(spec, train_set, cfg, steps, seed, lr_of[spec], test_set, None, device) for spec in specs]
+    for n in small_sizes:
+        for seed in seeds:
+            data = subsample(train_set, n, seed)
+            rows += [train_one(spec, data, cfg, steps, seed, lr_of[spec], test_set, None, device) for spec in pair]
+    runs = pd.DataFrame(rows).sort_values(["model", "n_train", "seed"], ignore_index=True)
+    return runs.assign(gap=runs.test_err - runs.train_err), grid
+
+
+def per_seed(runs: pd.DataFrame, model: str, n_train: int, column: str) -> list[float]:
+    """``column`` of ``model``'s runs at ``n_train`` training images, in seed order (the pairing key)."""
+    sel = runs[(runs.model == model) & (runs.n_train == n_train)].sort_values("seed")
+    if sel.empty:
+        raise ValueError(f"no runs of {model} at n_train={n_train}")
+    return sel[column].tolist()
+
+
+def converged(runs: pd.DataFrame, models: list[str], n_train: int | None = None) -> list[bool]:
+    """Convergence flags of the runs of ``models`` (at ``n_train`` when given)."""
+    sel = runs[runs.model.isin(models)]
+    return (sel if n_train is None else sel[sel.n_train == n_train]).converged.tolist()
+
+
+def plot_error_vs_params(runs: pd.DataFrame, n_train: int) -> tuple[plt.Figure, pd.DataFrame]:
+    """Mean test error (95% interval over seeds, within [0, 1]) against parameters at ``n_train`` images."""
+    full = runs[runs.n_train == n_train]
+    summ = stats.summarize(full, ["model"], "test_err", (0, 1)).set_index("model")
+    summ["params"] = full.groupby("model").params.first()
+    summ["family"] = [family(m) for m in summ.index]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for fam, g in summ.groupby("family"):
+        ax.errorbar(g.params, 100 * g["mean"], yerr=[100 * (g["mean"] - g.ci_low).clip(lower=0),
+                    100 * (g.ci_high - g["mean"]).clip(lower=0)], fmt="o", capsize=3, label=fam)
+        for m, r in g.iterrows():
+            ax.annotate(m, (r.params, 100 * r["mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set(xscale="log", xlabel="parameters", ylabel="test error (%)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig, summ
+
+
+def plot_scarce(runs: pd.DataFrame, pair: list[str]) -> plt.Figure:
+    """Overfitting gap (test - train error) and test error against training-set size for the pair, per seed."""
+    import seaborn as sns
+
+    sel = runs[runs.model.isin(pair)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, col, label in ((axes[0], "gap", "test - train error"), (axes[1], "test_err", "test error")):
+        sns.lineplot(data=sel, x="n_train", y=col, hue="model", units="seed", estimator=None, lw=0.7, alpha=0.4,
+                     ax=ax, legend=False)
+        sns.lineplot(data=sel, x="n_train", y=col, hue="model", marker="o", errorbar=None, ax=ax)
+        ax.set(xscale="log", xlabel="training images", ylabel=label)
+        sizes = sorted(sel.n_train.unique())
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+    fig.tight_layout()
+    return fig

@@ -217,3 +217,47 @@ def decodability(sources_train: list[torch.Tensor], last_train: torch.Tensor, so
     """Held-out R^2 of decoding each source's maps, pixel by pixel, linearly from the last layer's input."""
     xtr, xte = _pixels(last_train), _pixels(last_test)
     return [ridge_r2(xtr, _pixels(s_tr), xte, _pixels(s_te), alpha) for s_tr, s_te in zip(sources_train, sources_test)]
+
+
+def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, growth: int, n_blocks: int,
+                       n_probe: int = 256, alpha: float = 1e-4, device: torch.device | str = "cpu"
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """E5 over seeds: train a one-stage pre-activation ResNet and DenseNet-BC per seed, then decode their earlier
+    outputs from the last layer's input (``decodability``).
+
+    Seed ``s`` fixes both nets' initialisation and batch order and the probe
+    images: ``n_probe`` drawn at random from each split to fit the decoder
+    (training split) and score it (test split), so every random draw behind an
+    R^2 changes with the seed.
+
+    Returns:
+        ``(r2, runs)``: one row per (model, seed, source) with the held-out R^2,
+        and one row per trained net (model, seed, params, diverged, converged,
+        rel_change, train_err, test_err).
+    """
+    from dataclasses import replace
+
+    from . import train as tr
+
+    r2, runs = [], []
+    for seed in seeds:
+        tr.seed_everything(seed)
+        models = {"residual": ResidualStageNet(width, n_blocks), "dense": DenseStageNet(growth, n_blocks)}
+        g = torch.Generator().manual_seed(seed)
+        fit_idx = torch.randperm(len(train_set), generator=g)[:n_probe]
+        eval_idx = torch.randperm(len(test_set), generator=g)[:n_probe]
+        x_fit, x_eval = train_set.tensors[0][fit_idx], test_set.tensors[0][eval_idx]
+        for kind, sources in [("residual", residual_sources), ("dense", dense_sources)]:
+            model = models[kind]
+            res = tr.train(model, train_set, replace(cfg, seed=seed, desc=f"{kind} s{seed}"), test_set, device)
+            runs.append({"model": kind, "seed": seed, "params": sum(p.numel() for p in model.parameters()),
+                         "diverged": res.diverged, "converged": res.converged,
+                         "rel_change": res.convergence.get("rel_change", math.nan),
+                         "train_err": res.final.get("train_err", math.nan),
+                         "test_err": res.final.get("test_err", math.nan)})
+            model = model.cpu().float()
+            (s_fit, last_fit), (s_eval, last_eval) = sources(model, x_fit), sources(model, x_eval)
+            for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha)):
+                r2.append({"model": kind, "seed": seed, "source": "stem" if i == 0 else f"layer {i}", "index": i,
+                           "R2": v})
+    return pd.DataFrame(r2), pd.DataFrame(runs)

@@ -1,28 +1,42 @@
-"""Gradient-flow probes: per-layer norms, shattering, lesions and path lengths.
+"""Gradient-flow probes and the studies of notebook 02: per-layer norms, shattering, lesions and path lengths.
 
 - Per-layer gradient norms of every convolution (He et al. 2016 on why BN and
-  He initialisation keep plain-net gradients alive; seed text 002's FAQ).
-- Shattered gradients (Balduzzi et al. 2017): gradients with respect to inputs
-  along a 1-D line through input space, and how quickly neighbours decorrelate.
-- Lesions and path lengths (Veit et al. 2016): delete blocks at test time; and
-  the gradient carried by paths of each length, measured by back-propagating
-  through the residual branch of k randomly chosen blocks and through the
-  shortcut of all others.
+  He initialisation keep plain-net gradients alive; seed text 002's FAQ), at
+  initialisation and during training (``train_study``). Probes always run in
+  fp32 and leave the model as they found it (batch-norm statistics included).
+- Shattered gradients (Balduzzi et al. 2017, "The Shattered Gradients
+  Problem"): gradients with respect to inputs along a 1-D line through input
+  space, and how quickly neighbours decorrelate with depth (``shattering_study``).
+- Lesions and path lengths (Veit et al. 2016, "Residual Networks Behave Like
+  Ensembles of Relatively Shallow Networks", sections 4-6): delete blocks at
+  test time (``lesion_study``); and the gradient carried by paths of each
+  length, measured by back-propagating through the residual branch of k
+  randomly chosen blocks and through the shortcut of all others
+  (``path_gradients``).
+- The connectivity sweep (seed text 001): a chain with a shortcut every s
+  layers, from plain to a dense block (``sweep_builders`` with ``train_study``).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
+from typing import Callable, Iterable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .models.resnet import BasicBlock, CifarResNet, ShortcutA
+from . import train as tr
+from .models.densenet import DenseNetBC, DenseStageNet
+from .models.resnet import BasicBlock, CifarResNet, ShortcutA, SkipEveryNet, cifar_resnet
+from .plotting import FAMILY_COLORS
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
@@ -30,26 +44,235 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not getattr(m, "is_gate", False)]
 
 
+def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()
+            if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+
 def conv_grad_norms(model: nn.Module, data: TensorDataset, n_batches: int = 2, batch_size: int = 64,
                     device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Norm of the loss gradient for every convolution's weight (train mode), averaged over batches."""
-    model.to(device).train()
+    """Norm of the loss gradient for every convolution's weight, averaged over the first ``n_batches`` batches.
+
+    The probe runs in train mode (batch statistics, as in training) and in fp32 (autocast off); it uses
+    ``torch.autograd.grad``, so ``.grad`` is untouched, and restores the batch-norm running statistics and
+    the train/eval mode, so probing a net during training does not change its training.
+
+    Returns:
+        One row per convolution: ``layer`` (1-based), ``name``, ``numel`` (weights), ``grad_norm`` and
+        ``grad_rms = grad_norm / sqrt(numel)`` (the root-mean-square gradient per weight, which does not grow
+        with a layer's size).
+    """
+    model.to(device)
+    was_training, saved = model.training, _bn_buffers(model)
+    model.train()
     convs = conv_layers(model)
+    weights = [m.weight for _, m in convs]
     acc = np.zeros(len(convs))
     x_all, y_all = data.tensors[:2]
-    for b in range(n_batches):
-        x = x_all[b * batch_size:(b + 1) * batch_size].to(device)
-        y = y_all[b * batch_size:(b + 1) * batch_size].to(device)
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        acc += np.array([m.weight.grad.norm().item() for _, m in convs]) / n_batches
-    return pd.DataFrame({"layer": range(1, len(convs) + 1), "name": [n for n, _ in convs], "grad_norm": acc})
+    try:
+        with torch.autocast(torch.device(device).type, enabled=False):
+            for b in range(n_batches):
+                x = x_all[b * batch_size:(b + 1) * batch_size].to(device).float()
+                y = y_all[b * batch_size:(b + 1) * batch_size].to(device)
+                grads = torch.autograd.grad(F.cross_entropy(model(x), y), weights)
+                acc += np.array([g.norm().item() for g in grads]) / n_batches
+    finally:
+        model.load_state_dict(saved, strict=False)
+        model.train(was_training)
+    numel = np.array([w.numel() for w in weights])
+    return pd.DataFrame({"layer": range(1, len(convs) + 1), "name": [n for n, _ in convs], "numel": numel,
+                         "grad_norm": acc, "grad_rms": acc / np.sqrt(numel)})
 
 
-def early_late_ratio(df: pd.DataFrame, k: int = 3) -> float:
-    """Mean gradient norm of the first ``k`` convolutions over that of the last ``k``."""
-    g = df.sort_values("layer").grad_norm.to_numpy()
+def early_late_ratio(df: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> float:
+    """Mean of ``column`` over the first ``k`` convolutions divided by its mean over the last ``k``."""
+    g = df.sort_values("layer")[column].to_numpy()
     return float(g[:k].mean() / g[-k:].mean())
+
+
+def build_net(family: str, depth: int, bn: bool = True, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """One network by family: ``plain``/``residual``/``highway`` (the CIFAR 6n+2 family, with or without batch
+    norm) or ``dense`` (DenseNet-BC with the 6N+4 depth nearest ``depth``, growth 12, always with batch norm)."""
+    if family == "dense":
+        return DenseNetBC(dense_layers(depth), 12, num_classes, in_channels)
+    return cifar_resnet(depth, family, bn=bn, num_classes=num_classes, in_channels=in_channels)
+
+
+def dense_layers(depth: int) -> int:
+    """Layers per dense block of the DenseNet-BC (depth 6N+4) nearest a given depth."""
+    return max(1, round((depth - 4) / 6))
+
+
+def init_profiles(families: Iterable[str], depths: Iterable[int], seeds: Iterable[int], data: TensorDataset,
+                  bns: Iterable[bool] = (True, False), grad_batches: int = 2, batch_size: int = 64,
+                  device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Per-layer gradient norms at initialisation for every family, depth, batch-norm setting and seed.
+
+    Seed ``s`` initialises every net built for it (``train.seed_everything(s)``), so arms are paired by seed.
+    ``dense`` is only built with batch norm. Returns ``conv_grad_norms`` rows with family, depth, bn, seed and
+    ``step`` = 0.
+    """
+    num_classes, in_ch = int(data.tensors[1].max()) + 1, data.tensors[0].shape[1]
+    rows = []
+    for fam in families:
+        for depth in depths:
+            for bn in bns:
+                if fam == "dense" and not bn:
+                    continue
+                for s in seeds:
+                    tr.seed_everything(s)
+                    m = build_net(fam, depth, bn, num_classes, in_ch)
+                    rows.append(conv_grad_norms(m, data, grad_batches, batch_size, device)
+                                .assign(family=fam, depth=depth, bn=bn, seed=s, step=0))
+    return pd.concat(rows, ignore_index=True)
+
+
+def ratios(profiles: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> pd.DataFrame:
+    """The early/late ratio (``early_late_ratio``) of every profile: one row per family, depth, bn, seed, step
+    (the columns ``profiles`` has among those)."""
+    keys = [c for c in ("family", "config", "depth", "bn", "seed", "step", "point") if c in profiles]
+    out = profiles.groupby(keys).apply(lambda g: early_late_ratio(g, k, column), include_groups=False)
+    return out.rename("early_late").reset_index()
+
+
+def run_table(runs: pd.DataFrame, profiles: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> pd.DataFrame:
+    """The kept runs of ``train_study``, one row per family and seed, with the early/late ratio at each probe
+    point as ``early_late_<point>`` (init, half-way, end)."""
+    r = ratios(profiles, k, column).pivot_table(index=["family", "seed"], columns="point", values="early_late")
+    r = r[[p for p in ("init", "half-way", "end") if p in r.columns]]
+    r.columns = [f"early_late_{c}" for c in r.columns]
+    return runs[runs.kept].merge(r.reset_index(), on=["family", "seed"], how="left").sort_values(["family", "seed"])
+
+
+def summarize_runs(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per family of a ``run_table``: runs, the rates kept (``rate x count``), converged runs, mean training (and
+    test) error, and the geometric mean over seeds of each early/late ratio column."""
+    rows = []
+    for fam, g in table.groupby("family", sort=False):
+        row = {"family": fam, "runs": len(g), "lr kept": ", ".join(f"{lr:g} x{n}" for lr, n in
+                                                                   g.lr.value_counts().sort_index().items()),
+               "converged": int(g.converged.sum()), "train_err": g.train_err.mean()}
+        if "test_err" in g and g.test_err.notna().any():
+            row["test_err"] = g.test_err.mean()
+        for c in [c for c in g.columns if c.startswith("early_late_")]:
+            row[c] = float(np.exp(np.log(g[c]).mean()))
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("family")
+    return out.loc[list(order)] if order is not None else out
+
+
+def first_block_norms(profiles: pd.DataFrame, family: str, depth: int, bn: bool = False, step: int = 0,
+                      column: str = "grad_rms") -> list[float]:
+    """Per seed (in seed order), the gradient of the first block's first convolution (layer 2, after the stem)."""
+    sel = profiles[(profiles.family == family) & (profiles.depth == depth) & (profiles.bn == bn)
+                   & (profiles.step == step) & (profiles.layer == 2)]
+    return sel.sort_values("seed")[column].tolist()
+
+
+# --- training with gradient probes -----------------------------------------------------------------------------------
+
+class ProbeDuringTraining:
+    """Measures ``conv_grad_norms`` at given training steps, through ``train.train``'s per-batch ``augment`` hook.
+
+    ``train.train`` calls ``augment(x, generator)`` once per training step, before the forward pass and outside
+    autocast; this callable returns the batch unchanged and, at the steps asked for, probes the model (fp32,
+    its own fixed batches, batch-norm statistics restored), so training runs exactly as without it.
+    """
+
+    def __init__(self, model: nn.Module, data: TensorDataset, steps: Iterable[int], grad_batches: int,
+                 batch_size: int, device: torch.device | str):
+        self.model, self.data, self.steps = model, data, set(steps)
+        self.grad_batches, self.batch_size, self.device = grad_batches, batch_size, device
+        self.step, self.profiles = 0, {}
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.step in self.steps:
+            self.profiles[self.step] = conv_grad_norms(self.model, self.data, self.grad_batches, self.batch_size,
+                                                       self.device)
+        self.step += 1
+        return x
+
+
+def total_steps(n_train: int, cfg: tr.TrainConfig) -> int:
+    """The number of steps ``train.train`` takes for ``cfg`` on ``n_train`` examples."""
+    return max(1, round(cfg.epochs * math.ceil(n_train / cfg.batch_size)))
+
+
+LR_CHOICES = ("each", "first")  # train_study: every seed picks its own best rate, or the first seed decides
+
+
+def train_study(builders: dict[str, Callable[[], nn.Module]], seeds: Sequence[int], train_set: TensorDataset,
+                test_set: TensorDataset | None, cfg: tr.TrainConfig, lrs: Sequence[float],
+                device: torch.device | str = "cpu", grad_batches: int = 2, probe_batch: int = 64,
+                halfway: bool = True, lr_choice: str = "each") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Train every architecture for every seed, each at its best learning rate, probing gradients as it trains.
+
+    The best rate is the one of ``lrs`` with the lowest final training error (diverged runs last, ties to the
+    smaller rate); one rate tuned for one architecture is no fair test of another. With ``lr_choice="each"``
+    every seed is trained at every rate and keeps its own best run, so the choice of rate is part of each
+    seed's outcome and a verdict does not hinge on which seed came first; with ``"first"`` the first seed
+    decides for the others (cheaper). Each kept run's per-layer gradients (``conv_grad_norms`` on the training
+    set's first ``grad_batches`` batches of ``probe_batch``) are measured at initialisation (``step`` 0),
+    half-way (when ``halfway``) and at the end.
+
+    Args:
+        builders: name -> a function that builds a fresh model (called after ``train.seed_everything(seed)``).
+        lr_choice: ``"each"`` or ``"first"`` (see above).
+
+    Returns:
+        ``(runs, profiles, models)``: one row per run tried (name as ``family``, seed, lr, kept, diverged,
+        converged, rel_change, train_err, test_err, steps), the kept runs' profiles (family, seed, step,
+        ``point`` in init/half-way/end), and the kept trained models by ``(family, seed)``.
+    """
+    rows, profiles, models = [], [], {}
+    total = total_steps(len(train_set), cfg)
+    marks = {0: "init", total // 2: "half-way", total: "end"} if halfway else {0: "init", total: "end"}
+
+    def run(name: str, seed: int, lr: float):
+        tr.seed_everything(seed)
+        model = builders[name]().to(device)
+        probe = ProbeDuringTraining(model, train_set, [s for s in marks if 0 < s < total], grad_batches,
+                                    probe_batch, device)
+        probe.profiles[0] = conv_grad_norms(model, train_set, grad_batches, probe_batch, device)
+        res = tr.train(model, train_set, replace(cfg, seed=seed, lr=lr, desc=f"{name} s{seed} lr{lr:g}"), test_set,
+                       device, augment=probe)
+        if not res.diverged:
+            probe.profiles[total] = conv_grad_norms(model, train_set, grad_batches, probe_batch, device)
+        row = {"family": name, "seed": seed, "lr": lr, "diverged": res.diverged, "converged": res.converged,
+               "rel_change": res.convergence.get("rel_change", math.nan),
+               "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
+               "steps": total}
+        prof = [p.assign(family=name, seed=seed, step=s, point=marks[s]) for s, p in probe.profiles.items()]
+        return row, prof, model
+
+    if lr_choice not in LR_CHOICES:
+        raise ValueError(f"lr_choice={lr_choice!r} is not allowed; choose one of {', '.join(LR_CHOICES)}")
+    for name in builders:
+        best = None
+        for i, s in enumerate(seeds):
+            tried = [(lr, *run(name, s, lr)) for lr in (lrs if lr_choice == "each" or i == 0 else [best])]
+            best = min(tried, key=lambda t: (t[1]["diverged"], _nan_last(t[1]["train_err"]), t[0]))[0]
+            for lr, row, prof, model in tried:
+                rows.append({**row, "kept": lr == best})
+                if lr == best:
+                    profiles += prof
+                    models[(name, s)] = model
+    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), models
+
+
+
+def _nan_last(v: float) -> float:
+    return v if v == v else math.inf
+
+
+def sweep_builders(n_layers: int, every: Sequence[int], width: int = 16, growth: int = 8, num_classes: int = 10,
+                   in_channels: int = 3) -> dict[str, Callable[[], nn.Module]]:
+    """The connectivity sweep, from plain to dense: a chain of ``n_layers`` conv-BN-ReLU layers with a shortcut
+    every ``s`` layers for each ``s`` in ``every`` (0: none), then a dense block of ``n_layers`` layers."""
+    out = {(f"every {e}" if e else "plain"): (lambda e=e: SkipEveryNet(width, n_layers, e, num_classes, in_channels))
+           for e in every}
+    out["dense"] = lambda: DenseStageNet(growth, n_layers, num_classes, in_channels)
+    return out
 
 
 # --- shattering ------------------------------------------------------------------------------------------------------
@@ -75,6 +298,30 @@ def neighbour_correlation(grads: torch.Tensor) -> float:
     return F.cosine_similarity(a, b, dim=1).mean().item()
 
 
+def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iterable[int], data: TensorDataset,
+                     n_points: int = 128) -> pd.DataFrame:
+    """Neighbour gradient correlation (``neighbour_correlation``) of nets without batch norm at initialisation.
+
+    Seed ``s`` picks the line (through the midpoint of two training images drawn by ``s``, spanning both), the
+    random read-out of the logits and every net's initialisation, so the families are paired by seed.
+    Runs on the CPU in fp32. Returns one row per family, depth and seed.
+    """
+    families, depths = list(families), list(depths)
+    num_classes, in_ch = int(data.tensors[1].max()) + 1, data.tensors[0].shape[1]
+    x_all = data.tensors[0].cpu().float()
+    rows = []
+    for s in seeds:
+        i, j = random.Random(s).sample(range(len(x_all)), 2)
+        x0, x1 = x_all[i], x_all[j]
+        for fam in families:
+            for depth in depths:
+                tr.seed_everything(s)
+                m = cifar_resnet(depth, fam, bn=False, num_classes=num_classes, in_channels=in_ch)
+                c = neighbour_correlation(line_gradients(m, (x0 + x1) / 2, (x1 - x0) / 2, n_points, seed=s))
+                rows.append({"family": fam, "depth": depth, "seed": s, "correlation": c})
+    return pd.DataFrame(rows)
+
+
 # --- lesions and paths -----------------------------------------------------------------------------------------------
 
 class Lesion(nn.Module):
@@ -91,13 +338,11 @@ class Lesion(nn.Module):
 @torch.no_grad()
 def error_with_lesions(model: CifarResNet, data: TensorDataset, blocks: list[int], device="cpu") -> float:
     """Test error with the given blocks (0-based) deleted; the model is restored afterwards."""
-    from .train import evaluate
-
     saved = {i: model.blocks[i] for i in blocks}
     try:
         for i in blocks:
             model.blocks[i] = Lesion(saved[i])
-        return evaluate(model, data, device)["err"]
+        return tr.evaluate(model, data, device)["err"]
     finally:
         for i, b in saved.items():
             model.blocks[i] = b
@@ -117,6 +362,38 @@ def random_lesions(model: CifarResNet, data: TensorDataset, ks: list[int], draws
     n = len(model.blocks)
     return pd.DataFrame([{"k": k, "draw": d, "err": error_with_lesions(model, data, rng.sample(range(n), k), device)}
                          for k in ks for d in range(draws)])
+
+
+def random_lesion_table(nets: dict[tuple[str, int], CifarResNet], seed: int, data: TensorDataset, max_k: int = 6,
+                        draws: int = 4, device="cpu") -> pd.DataFrame:
+    """``random_lesions`` of each family's net of one seed, for k = 1 .. min(max_k, blocks), with a family column."""
+    out = []
+    for (fam, s), m in nets.items():
+        if s == seed:
+            ks = list(range(1, min(max_k, len(m.blocks)) + 1))
+            out.append(random_lesions(m, data, ks, draws, seed, device).assign(family=fam))
+    return pd.concat(out, ignore_index=True)
+
+
+def lesion_study(models: dict[tuple[str, int], CifarResNet], data: TensorDataset, chance: float,
+                 device="cpu") -> pd.DataFrame:
+    """Single-block lesions of every trained model, with the damage each does.
+
+    ``damage = (err_lesioned - err_intact) / (chance - err_intact)``: the share of the way from the intact net's
+    test error to chance error that deleting the block goes (0: no harm, 1: the net is reduced to chance);
+    NaN for a net whose intact error is already at or above chance.
+
+    Returns:
+        One row per ``(family, seed)`` and deleted block: family, seed, block (1-based), err, base_err, damage.
+    """
+    rows = []
+    for (fam, seed), m in models.items():
+        df = single_lesions(m, data, device)
+        base = float(df.err.iloc[0])
+        rows.append(df[df.block > 0].assign(family=fam, seed=seed, base_err=base,
+                                            damage=lambda d: (d.err - base) / (chance - base) if base < chance
+                                            else math.nan))
+    return pd.concat(rows, ignore_index=True)
 
 
 def path_gradients(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, samples: int = 20, seed: int = 0
@@ -152,3 +429,83 @@ def path_gradients(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, samples
     df["total_grad"] = df.grad_per_path * df.paths
     df["share_of_grad"] = df.total_grad / df.total_grad.sum()
     return df
+
+
+def path_study(models: dict[int, CifarResNet], data: TensorDataset, n_images: int = 64, samples: int = 4
+               ) -> pd.DataFrame:
+    """``path_gradients`` of each trained residual net (by seed) on the first ``n_images`` of ``data`` (CPU, fp32).
+
+    Returns the per-length rows with a ``seed`` column; ``mean_path_lengths`` reduces them to one number per seed.
+    """
+    x, y = data.tensors[0][:n_images].cpu().float(), data.tensors[1][:n_images].cpu()
+    return pd.concat([path_gradients(m.cpu(), x, y, samples, seed).assign(seed=seed) for seed, m in models.items()],
+                     ignore_index=True)
+
+
+def mean_path_lengths(paths: pd.DataFrame) -> pd.Series:
+    """Per seed, the gradient-weighted mean path length: sum over k of k times the share of gradient at k."""
+    return paths.assign(w=paths.length * paths.share_of_grad).groupby("seed").w.sum().rename("mean_path_length")
+
+
+# --- figures ---------------------------------------------------------------------------------------------------------
+
+def plot_profiles(init: pd.DataFrame, trained: pd.DataFrame, deep: int, column: str = "grad_rms") -> plt.Figure:
+    """Left: gradient per layer at initialisation of the deep nets, with and without batch norm (mean over seeds).
+    Right: the trained nets' profiles at initialisation, half-way and at the end (mean over seeds)."""
+    d = init[init.depth == deep].copy()
+    d["relative depth"] = d.groupby(["family", "bn", "seed"]).layer.transform(lambda l: (l - 1) / max(1, l.max() - 1))
+    t = trained.copy()
+    t["relative depth"] = t.groupby(["family", "seed", "step"]).layer.transform(lambda l: (l - 1) / max(1, l.max() - 1))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    sns.lineplot(data=d, x="relative depth", y=column, hue="family", style="bn", style_order=[True, False],
+                 palette={f: FAMILY_COLORS[f] for f in d.family.unique()}, errorbar=None, ax=axes[0])
+    axes[0].set(yscale="log", ylabel="RMS weight gradient", title=f"depth {deep} at initialisation (style: BN)")
+    sns.lineplot(data=t, x="relative depth", y=column, hue="family", style="point",
+                 palette={f: FAMILY_COLORS[f] for f in t.family.unique()}, errorbar=None, ax=axes[1])
+    axes[1].set(yscale="log", ylabel="RMS weight gradient", title="trained nets (with BN)")
+    for ax in axes:
+        ax.set_xlabel("relative depth of the layer (0: first)")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_shattering(shat: pd.DataFrame, floor: float) -> plt.Figure:
+    """Neighbour gradient correlation against depth per family (points: seeds; line: mean), log scale."""
+    d = shat.assign(correlation=shat.correlation.clip(lower=floor))
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.lineplot(data=d, x="depth", y="correlation", hue="family", marker="o", errorbar=None, ax=ax,
+                 palette={f: FAMILY_COLORS[f] for f in d.family.unique()})
+    sns.stripplot(data=d, x="depth", y="correlation", hue="family", native_scale=True, legend=False, alpha=0.4,
+                  ax=ax, palette={f: FAMILY_COLORS[f] for f in d.family.unique()})
+    ax.axhline(floor, color="grey", ls=":", lw=0.8)
+    ax.set(yscale="log", xlabel="depth", ylabel="neighbour gradient correlation")
+    return fig
+
+
+def plot_lesions(lesions: pd.DataFrame, multi: pd.DataFrame, paths: pd.DataFrame) -> plt.Figure:
+    """Left: damage of each single-block lesion (seeds as points). Middle: test error with k random blocks
+    deleted (first seed). Right: shares of paths and of gradient by path length (mean over seeds)."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.3))
+    pal = {f: FAMILY_COLORS[f] for f in lesions.family.unique()}
+    sns.pointplot(data=lesions, x="block", y="damage", hue="family", errorbar=("ci", 95), dodge=0.3, ax=axes[0],
+                  palette=pal)
+    axes[0].axhline(0, color="grey", lw=0.8)
+    axes[0].set(xlabel="deleted block", ylabel="damage (0: none, 1: chance)")
+    sns.lineplot(data=multi, x="k", y="err", hue="family", marker="o", ax=axes[1], palette=pal)
+    axes[1].set(xlabel="blocks deleted together", ylabel="test error")
+    mean = paths.groupby("length")[["share_of_paths", "share_of_grad"]].mean()
+    axes[2].bar(mean.index, mean.share_of_paths, alpha=0.5, label="share of paths")
+    axes[2].plot(mean.index, mean.share_of_grad, "o-", color="k", label="share of gradient")
+    axes[2].set(xlabel="path length (residual branches passed)")
+    axes[2].legend(fontsize="small")
+    return fig
+
+
+def plot_sweep(sweep: pd.DataFrame, order: list[str]) -> plt.Figure:
+    """Early/late gradient ratio at initialisation and final training error per configuration (95% CI)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    sns.pointplot(data=sweep, x="family", y="early_late_init", order=order, errorbar=("ci", 95), ax=axes[0])
+    axes[0].set(yscale="log", xlabel="", ylabel="early/late gradient ratio (init)")
+    sns.pointplot(data=sweep, x="family", y="train_err", order=order, errorbar=("ci", 95), ax=axes[1])
+    axes[1].set(xlabel="", ylabel="final training error")
+    return fig

@@ -9,16 +9,28 @@ entries of batch-norm parameters and biases; then evaluate the loss on
 curvature of the surface: at every interior grid point the finite-difference
 Hessian of the 2-D slice, and the share of points where it has a clearly
 negative eigenvalue (non-convex).
+
+The study (notebook 07): plain and residual nets of two depths trained over
+several seeds (``train_nets``); around each trained net, ``pairs`` random
+direction pairs (``measure_surfaces``); per seed, the non-convex share averaged
+over that net's pairs (``seed_shares``), which the rule L1 compares across seeds.
 """
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
+
+from . import degradation as dg
+from . import train as tr
+from .plotting import FAMILY_COLORS
+
+KINDS = ("plain", "residual")
 
 
 def filter_normalized_direction(model: nn.Module, seed: int = 0) -> list[torch.Tensor]:
@@ -97,3 +109,121 @@ def slice_convexity(curve: np.ndarray, tol: float = 1e-3) -> float:
 def surfaces_table(results: dict[tuple[str, int], dict]) -> pd.DataFrame:
     """One row per (family, depth) from the per-model curvature dicts."""
     return pd.DataFrame([{"family": f, "depth": d, **r} for (f, d), r in results.items()])
+
+
+# --- the study: several seeds, several direction pairs -----------------------------------------------------------
+
+def train_nets(depths: list[int], seeds: list[int], train_set: TensorDataset, cfg: tr.TrainConfig,
+               device: torch.device | str = "cpu", lrs: list[float] | None = None
+               ) -> tuple[pd.DataFrame, dict[tuple[str, int, int], nn.Module]]:
+    """Train plain and residual nets at every depth and seed, each (kind, depth) at its best rate from ``lrs``.
+
+    The learning-rate grid is decided on the first seed by final training error (``degradation.depth_study``);
+    seed ``s`` of the plain and the residual net shares initialisation seed and data order.
+
+    Returns:
+        ``(runs, models)``: one row per run (kind, depth, seed, lr, kept, train_err, converged, ...) and the
+        kept trained models by ``(kind, depth, seed)``, on the CPU in eval mode.
+    """
+    _, runs, models = dg.depth_study(list(KINDS), depths, seeds, train_set, None, cfg, device, lrs=lrs)
+    return runs, {k: m.cpu().eval() for k, m in models.items()}
+
+
+def direction_pair(model: nn.Module, seed: int, pair: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Direction pair ``pair`` for a net of training seed ``seed``: filter-normalised draws from generator seeds
+    ``10_007 * seed + 2 * pair`` and ``+ 1``. Plain and residual nets have the same parameter shapes, so both get
+    the same Gaussian draw (each rescaled to its own filters)."""
+    base = 10_007 * seed + 2 * pair
+    return filter_normalized_direction(model, base), filter_normalized_direction(model, base + 1)
+
+
+def measure_surfaces(models: dict[tuple[str, int, int], nn.Module], data: TensorDataset, span: float, grid: int,
+                     pairs: int, device: torch.device | str = "cpu"
+                     ) -> tuple[pd.DataFrame, dict[tuple[str, int, int, int], np.ndarray]]:
+    """The 2-D loss surface of every net along each of ``pairs`` direction pairs, and its curvature.
+
+    Args:
+        models: trained nets by ``(kind, depth, seed)``.
+        data: the fixed images the loss is evaluated on (fp32, eval mode).
+        span, grid: the surface covers ``[-span, span]`` in both directions with ``grid`` points per axis.
+
+    Returns:
+        ``(table, surfaces)``: one row per (kind, depth, seed, pair) with ``curvature``'s statistics and the
+        loss at the centre; the surfaces by ``(kind, depth, seed, pair)``.
+    """
+    axis = np.linspace(-span, span, grid)
+    rows, surfaces = [], {}
+    for (kind, depth, seed), m in models.items():
+        for k in range(pairs):
+            d1, d2 = direction_pair(m, seed, k)
+            z = loss_surface(m, data, d1, d2, axis, axis, device)
+            m.cpu()
+            surfaces[(kind, depth, seed, k)] = z
+            rows.append({"kind": kind, "depth": depth, "seed": seed, "pair": k, "centre_loss": z[grid // 2, grid // 2],
+                         **curvature(z, axis[1] - axis[0])})
+    return pd.DataFrame(rows), surfaces
+
+
+def seed_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """Per seed (rows) and (kind, depth) (columns): the non-convex share averaged over the direction pairs."""
+    return table.groupby(["seed", "kind", "depth"]).nonconvex_share.mean().unstack(["kind", "depth"]).sort_index()
+
+
+def slices(models: dict[tuple[str, int], nn.Module], data: TensorDataset, span: float, points: int, seed: int,
+           device: torch.device | str = "cpu") -> dict[tuple[str, int], np.ndarray]:
+    """1-D loss slices along the first direction of pair 0 of training seed ``seed``, one per ``(kind, depth)``."""
+    line = np.linspace(-span, span, points)
+    out = {}
+    for key, m in models.items():
+        out[key] = loss_surface(m, data, direction_pair(m, seed, 0)[0], None, line, device=device)
+        m.cpu()
+    return out
+
+
+def plot_surfaces(surfaces: dict[tuple[str, int], np.ndarray], span: float, shares: dict[tuple[str, int], float]
+                  ) -> plt.Figure:
+    """Contours of the log loss, one panel per (kind, depth): shallow on the top row, plain on the left."""
+    keys = sorted(surfaces, key=lambda k: (k[1], k[0]))
+    depths = sorted({d for _, d in keys})
+    fig, axes = plt.subplots(len(depths), len(KINDS), figsize=(4.5 * len(KINDS), 4 * len(depths)), squeeze=False)
+    for (kind, depth) in keys:
+        z = surfaces[(kind, depth)]
+        axis = np.linspace(-span, span, z.shape[0])
+        ax = axes[depths.index(depth), KINDS.index(kind)]
+        ax.contour(axis, axis, np.log(z.T), levels=20, cmap="viridis")
+        ax.plot(0, 0, "r+", ms=10)
+        ax.set(title=f"{kind}-{depth}: non-convex share {shares[(kind, depth)]:.2f}", xlabel="d1", ylabel="d2")
+    fig.tight_layout()
+    return fig
+
+
+def plot_slices(curves: dict[tuple[str, int], np.ndarray], span: float) -> plt.Figure:
+    """1-D slices, one panel per depth, plain and residual in the project's family colours (log scale)."""
+    depths = sorted({d for _, d in curves})
+    fig, axes = plt.subplots(1, len(depths), figsize=(5 * len(depths), 3.2), sharey=True, squeeze=False)
+    for ax, d in zip(axes[0], depths):
+        for kind in KINDS:
+            if (kind, d) in curves:
+                c = curves[(kind, d)]
+                ax.plot(np.linspace(-span, span, len(c)), c, color=FAMILY_COLORS[kind], label=kind)
+        ax.set(title=f"depth {d}", xlabel="step along d1", yscale="log")
+        ax.legend()
+    axes[0, 0].set_ylabel("training loss")
+    fig.tight_layout()
+    return fig
+
+
+def plot_shares(shares: pd.DataFrame) -> plt.Figure:
+    """Per-seed non-convex shares by depth, plain and residual side by side, seeds joined by thin lines."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    depths = sorted({d for _, d in shares.columns})
+    for i, kind in enumerate(KINDS):
+        x = np.arange(len(depths)) + (i - 0.5) * 0.12
+        vals = np.array([shares[(kind, d)].to_numpy() for d in depths])  # depth x seed
+        ax.plot(x, vals, color=FAMILY_COLORS[kind], alpha=0.35, lw=0.8)
+        ax.plot(x, vals.mean(1), "o", color=FAMILY_COLORS[kind], ms=8, label=f"{kind} (mean)")
+    ax.set_xticks(range(len(depths)), [str(d) for d in depths])
+    ax.set(xlabel="depth", ylabel="non-convex share", ylim=(-0.03, 1.03))
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

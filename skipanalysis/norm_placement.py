@@ -86,32 +86,185 @@ def outcome(res: tr.TrainResult, vocab: int, tail: float = 0.1) -> dict:
 
     ``trained``: no divergence and a final loss below half of ln(vocab) (chance).
     ``diverged``: the loss became NaN/inf, exploded, or ended above where it started.
+    ``converged``: the training loop's convergence flag (the loss had stopped falling; ``train.convergence``).
     """
     h = res.history
     start = float(h.loss.iloc[0])
     final = float(h.loss.iloc[-max(1, int(len(h) * tail)):].mean())
     diverged = bool(res.diverged or not math.isfinite(final) or final > start)
     return {"start_loss": start, "final_loss": final if math.isfinite(final) else float("nan"), "diverged": diverged,
-            "trained": bool((not diverged) and final < 0.5 * math.log(vocab)),
+            "trained": bool((not diverged) and final < 0.5 * math.log(vocab)), "converged": res.converged,
             "test_err": res.final.get("test_err", float("nan"))}
 
 
-def warmup_grid(norms: list[str], depth: int, lrs: list[float], warmups: list[int], seeds: list[int],
+def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds: list[int],
                 train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", **size
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Train every (norm, lr, warm-up, seed); returns (histories, outcomes, models)."""
+    """Train every arm ``(norm, warm-up steps)`` at every learning rate and seed at one depth.
+
+    Returns (histories, outcomes, models): one outcome row per run (``outcome`` plus norm, lr, warmup, seed,
+    depth) and the trained models by ``(norm, lr, warmup, seed)``.
+    """
     vocab = int(train_set.tensors[1].max()) + 1
     hist, outs, models = [], [], {}
-    for norm in norms:
+    for norm, wu in arms:
         for lr in lrs:
-            for wu in warmups:
-                for seed in seeds:
-                    c = replace(cfg, lr=lr, warmup_steps=wu, seed=seed, desc=f"{norm} lr={lr:g} wu={wu} s{seed}")
-                    model, res = run(norm, depth, train_set, test_set, c, device=device, **size)
-                    hist.append(res.history.assign(norm=norm, lr=lr, warmup=wu, seed=seed))
-                    outs.append({"norm": norm, "lr": lr, "warmup": wu, "seed": seed, **outcome(res, vocab)})
-                    models[(norm, lr, wu, seed)] = model
+            for seed in seeds:
+                c = replace(cfg, lr=lr, warmup_steps=wu, seed=seed, desc=f"{norm}-{depth} lr={lr:g} wu={wu} s{seed}")
+                model, res = run(norm, depth, train_set, test_set, c, device=device, **size)
+                hist.append(res.history.assign(norm=norm, lr=lr, warmup=wu, seed=seed, depth=depth))
+                outs.append({"norm": norm, "depth": depth, "lr": lr, "warmup": wu, "seed": seed, **outcome(res, vocab)})
+                models[(norm, lr, wu, seed)] = model
     return pd.concat(hist, ignore_index=True), pd.DataFrame(outs), models
+
+
+def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float, train_set: TensorDataset,
+                test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", done: pd.DataFrame | None = None,
+                **size) -> pd.DataFrame:
+    """Outcomes of every (norm, depth, seed) trained without warm-up at ``lr`` (Liu et al.'s depth question).
+
+    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr`` and no
+    warm-up are reused rather than retrained: the same seed and recipe give the same run.
+    """
+    vocab = int(train_set.tensors[1].max()) + 1
+    rows = []
+    for norm in norms:
+        for depth in depths:
+            for seed in seeds:
+                hit = None if done is None else done[(done.norm == norm) & (done.depth == depth)
+                                                     & (done.seed == seed) & (done.lr == lr) & (done.warmup == 0)]
+                if hit is not None and len(hit):
+                    rows.append(hit.iloc[0].to_dict())
+                    continue
+                c = replace(cfg, lr=lr, warmup_steps=0, seed=seed, desc=f"{norm}-{depth} lr={lr:g} s{seed}")
+                _, res = run(norm, depth, train_set, test_set, c, device=device, **size)
+                rows.append({"norm": norm, "depth": depth, "lr": lr, "warmup": 0, "seed": seed, **outcome(res, vocab)})
+    return pd.DataFrame(rows)
+
+
+def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: list[int], n_batches: int,
+               batch_size: int, device="cpu", **size) -> pd.DataFrame:
+    """``init_grad_norms`` for every placement and depth, one table."""
+    return pd.concat([init_grad_norms(n, d, data, seeds, n_batches, batch_size, device=device, **size)
+                      for n in norms for d in depths], ignore_index=True)
+
+
+def t1_inputs(grads: pd.DataFrame) -> dict[str, list]:
+    """The last layer's W2 gradient norms as ``rules.t1`` reads them: per (depth, seed) point for each placement,
+    and per seed at the deepest depth (seeds in the same order for both placements)."""
+    last = grads[grads.layer == grads.depth].pivot_table(index=["depth", "seed"], columns="norm", values="w2_grad")
+    deepest = last.loc[last.index.get_level_values("depth").max()]
+    return {"depths": [int(d) for d in last.index.get_level_values("depth")], "post": list(last["post"]),
+            "pre": list(last["pre"]), "post_deepest": list(deepest["post"]), "pre_deepest": list(deepest["pre"])}
+
+
+def reach_study(models: dict[tuple[str, int], Encoder], tokens: torch.Tensor, window: int, trained: dict,
+                **build_args) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``attention_reach`` of each trained model and of the same model at initialisation.
+
+    ``models`` maps ``(norm, seed)`` to a trained encoder; ``build_args`` (vocab, seq_len, depth, d_model, n_heads,
+    d_ff) rebuild its initialisation with ``build``. Returns (per layer, per model): the per-model table has the
+    largest far share and distance over layers (trained and at initialisation), the mean input dependence, and
+    whether the model trained.
+    """
+    layers, summary = [], []
+    for (norm, seed), model in models.items():
+        now = attention_reach(model, tokens, window)
+        init = attention_reach(build(norm, seed=seed, **build_args), tokens, window)
+        layers.append(now.assign(norm=norm, seed=seed))
+        summary.append({"norm": norm, "seed": seed, "far_share": now.beyond_window.max(),
+                        "distance": now.distance.max(), "distance_init": init.distance.max(),
+                        "input_dependence": now.input_dependence.mean(), "partner": now.partner.max(), "uniform_distance": now.uniform_distance.iloc[0],
+                        "trained": bool(trained[(norm, seed)])})
+    return pd.concat(layers, ignore_index=True), pd.DataFrame(summary)
+
+
+# --- figures --------------------------------------------------------------------------------------------------------
+
+def _color(norm: str):
+    from .plotting import FAMILY_COLORS
+
+    return FAMILY_COLORS[f"{norm}-norm"]
+
+
+def plot_grad_at_init(grads: pd.DataFrame):
+    """Left: per-block gradient norm of the deepest stack; right: last-layer W2 gradient against depth, per seed,
+    with Xiong et al.'s scalings (constant, 1/sqrt(L)) anchored at the shallowest depth's median."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    top, d0 = grads.depth.max(), grads.depth.min()
+    last = grads[grads.layer == grads.depth]
+    ds = np.linspace(d0, top, 50)
+    for n in ("post", "pre"):
+        per_layer = grads[(grads.norm == n) & (grads.depth == top)].groupby("layer").block_grad.median()
+        axes[0].plot(per_layer.index, per_layer.values, "o-", color=_color(n), label=f"{n}-norm")
+        pts = last[last.norm == n]
+        axes[1].plot(pts.depth, pts.w2_grad, "o", alpha=0.5, color=_color(n), label=f"{n}-norm (each seed)")
+        anchor = pts[pts.depth == d0].w2_grad.median()
+        theory = np.ones_like(ds) if n == "post" else np.sqrt(d0 / ds)
+        axes[1].plot(ds, anchor * theory, ":", color=_color(n),
+                     label="theory: constant" if n == "post" else "theory: 1/sqrt(L)")
+    axes[0].set(xlabel="layer", ylabel="gradient norm of the block (median over seeds)", yscale="log",
+                title=f"depth {top}, at init")
+    axes[1].set(xlabel="depth L", ylabel="||grad W2|| of the last layer", xscale="log", yscale="log")
+    axes[0].legend()
+    axes[1].legend(fontsize="small")
+    return fig
+
+
+def plot_warmup(hist: pd.DataFrame, outs: pd.DataFrame, vocab: int):
+    """Training loss per learning rate and arm (mean over seeds); x marks a diverged run."""
+    import matplotlib.pyplot as plt
+
+    lrs = sorted(hist.lr.unique())
+    fig, axes = plt.subplots(1, len(lrs), figsize=(5 * len(lrs), 3.4), sharey=True, squeeze=False)
+    for ax, lr in zip(axes[0], lrs):
+        for (n, wu), g in hist[hist.lr == lr].groupby(["norm", "warmup"]):
+            curve = g.groupby("step").loss.mean().rolling(5, min_periods=1).mean()
+            ax.plot(curve.index, curve.values, color=_color(n), ls="-" if wu else "--",
+                    label=f"{n}-norm, {'warm-up' if wu else 'no warm-up'}")
+            bad = outs[(outs.norm == n) & (outs.lr == lr) & (outs.warmup == wu) & outs.diverged]
+            for s in bad.seed:
+                run = g[g.seed == s]
+                ax.plot(run.step.iloc[-1], min(run.loss.iloc[-1], 2 * math.log(vocab)), "x", color="k", ms=8)
+        ax.axhline(math.log(vocab), color="grey", lw=0.8, ls=":")
+        ax.set(title=f"Adam lr {lr:g}", xlabel="step", ylabel="training loss (x: diverged)")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_depth(t3: pd.DataFrame, vocab: int):
+    """Final training loss of every run against depth (no warm-up), with the 'trained' line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for k, n in enumerate(("post", "pre")):
+        g = t3[t3.norm == n]
+        ax.plot(g.depth * (1 + 0.03 * (2 * k - 1)), g.final_loss, "o", alpha=0.6, color=_color(n),
+                label=f"{n}-norm ({g.trained.sum()}/{len(g)} trained)")
+    ax.axhline(0.5 * math.log(vocab), color="grey", ls=":", lw=0.8, label="trained below this line")
+    depths = sorted(t3.depth.unique())
+    ax.set(xlabel="depth", ylabel="final training loss", xscale="log", xticks=depths, xticklabels=depths)
+    ax.minorticks_off()
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_reach(layers: pd.DataFrame, window: int, seq_len: int):
+    """Per layer: attention distance (dotted: uniform), mass beyond the window, entropy (dotted: uniform)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, col, label in zip(axes, ["distance", "beyond_window", "entropy"],
+                              ["mean attention distance", f"mass beyond |i-j|>{window}", "entropy (nats)"]):
+        sns.lineplot(data=layers, x="layer", y=col, hue="norm", marker="o", ax=ax,
+                     palette={"post": _color("post"), "pre": _color("pre")})
+        ax.set(ylabel=label)
+    axes[0].axhline(layers.uniform_distance.iloc[0], color="grey", ls=":", lw=0.8)
+    axes[2].axhline(math.log(seq_len), color="grey", ls=":", lw=0.8)
+    return fig
 
 
 @torch.no_grad()

@@ -1,23 +1,34 @@
-"""Segmentation metrics and training for the U-Net study (notebook 06).
+"""Segmentation data, metrics and training for the U-Net study (notebook 06).
 
-Dice and IoU (Jaccard) on binary masks; a boundary F-score in the spirit of
-the BSDS / DAVIS contour measure (Martin et al. 2004; Perazzi et al. 2016): a
-predicted boundary pixel counts as correct when a true boundary pixel lies
-within ``tol`` pixels (Chebyshev distance), and vice versa; and IoU per
-structure category for claim U2.
+Data: the ISBI 2012 EM membrane slices (Cardona et al. 2010; Ronneberger et al.
+2015 trained U-Net on them), split by whole slices: the first slices are cut
+into tiles for training, the last are held out whole (``isbi_split``).
+
+Metrics: Dice and IoU (Jaccard) on binary masks; a boundary F-score in the
+spirit of the BSDS / DAVIS contour measure (Martin et al. 2004; Perazzi et al.
+2016): a predicted boundary pixel counts as correct when a true boundary pixel
+lies within ``tol`` pixels (Chebyshev distance), and vice versa; where the
+errors a variant adds lie relative to the class boundaries (claim U1,
+``added_errors``); and IoU per structure category (claim U2), with membrane
+pixels grouped by their local thickness (the diameter of the largest disc that
+fits inside the membrane and covers the pixel; Hildebrand and Ruegsegger 1997).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from . import data as dt
 from . import train as tr
-from .models.unet import UNet
+from .models.unet import UNet, matched_decoder_mid
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -91,7 +102,8 @@ def category_iou(pred: torch.Tensor, target: torch.Tensor, categories: torch.Ten
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus soft Dice loss (a common U-Net objective)."""
+    """Binary cross-entropy plus soft Dice loss (a common U-Net objective), in float32 even under autocast."""
+    logits, target = logits.float(), target.float()
     bce = F.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits)
     inter = (prob * target).sum((1, 2, 3))
@@ -105,10 +117,11 @@ def dice_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_unet(skip: str, train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, depth: int = 3,
-               base: int = 16, device: torch.device | str = "cpu") -> tuple[UNet, tr.TrainResult, float]:
+               base: int = 16, device: torch.device | str = "cpu", decoder_mid: float = 1.0
+               ) -> tuple[UNet, tr.TrainResult, float]:
     """Build a U-Net with this skip, seed it with ``cfg.seed``, train it; returns (model, result, seconds)."""
     tr.seed_everything(cfg.seed)
-    model = UNet(train_set.tensors[0].shape[1], 1, depth, base, skip)
+    model = UNet(train_set.tensors[0].shape[1], 1, depth, base, skip, decoder_mid)
     t0 = time.perf_counter()
     res = tr.train(model, train_set, cfg, test_set, device, loss_fn=bce_dice_loss, err_fn=dice_error)
     return model, res, time.perf_counter() - t0
@@ -144,3 +157,194 @@ def step_time(model: UNet, images: torch.Tensor, device: torch.device | str = "c
 
     m = benchmark.Timer(stmt="step()", globals={"step": step}).blocked_autorange(min_run_time=min_run_time)
     return {"median_s": m.median, "iqr_s": m.iqr}
+
+
+# --- ISBI 2012: slice split, tiles, structure thickness ------------------------------------------------------------
+
+def tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """Cut ``(N, C, S, S)`` into non-overlapping ``tile`` x ``tile`` tiles, ``(N * (S // tile)**2, C, tile, tile)``."""
+    n, c, h, w = x.shape
+    if tile < 1 or h % tile or w % tile:
+        raise ValueError(f"tile={tile!r} is not allowed for {h}x{w} images: it must divide both sides")
+    t = x.reshape(n, c, h // tile, tile, w // tile, tile).permute(0, 2, 4, 1, 3, 5)
+    return t.reshape(-1, c, tile, tile)
+
+
+def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=None
+               ) -> tuple[dt.LabelledData, dt.LabelledData]:
+    """The ISBI 2012 slices split by whole slices: training tiles and held-out whole slices.
+
+    Slices ``0 .. train_slices - 1`` (resized to ``size`` px) are cut into
+    non-overlapping ``tile``-px tiles for training; the remaining slices are the
+    test set, kept whole (a U-Net is fully convolutional). Neighbouring slices
+    of the stack are similar, so only one slice pair straddles the split. Grey
+    values are standardised with the training slices' mean and standard
+    deviation. Masks: 1 = membrane.
+    """
+    full = dt.isbi2012(archive, size=size)
+    x, y = full.tensors
+    n = len(x)
+    if not 1 <= train_slices < n:
+        raise ValueError(f"train_slices={train_slices!r} is not allowed; expected 1 .. {n - 1} (of {n} slices)")
+    mean, std = x[:train_slices].mean(), x[:train_slices].std()
+    x = (x - mean) / std
+    xtr, ytr = tiles(x[:train_slices], tile), tiles(y[:train_slices], tile)
+    what = (f"{dt.describe(full)}; train: slices 0-{train_slices - 1} as {len(xtr)} tiles of {tile} px; "
+            f"test: slices {train_slices}-{n - 1} whole")
+    return dt.LabelledData(xtr, ytr, description=what), dt.LabelledData(x[train_slices:], y[train_slices:],
+                                                                         description=what)
+
+
+def local_thickness(masks: torch.Tensor, max_radius: int = 8) -> torch.Tensor:
+    """Local thickness of the foreground in pixels: for each foreground pixel, the diameter ``2r + 1`` of the
+    largest disc (radius ``r <= max_radius``) that lies inside the foreground and covers the pixel; 0 on background.
+
+    Computed by binary openings with discs of growing radius (Hildebrand and Ruegsegger 1997, in 2-D, with
+    discrete discs ``x^2 + y^2 <= r^2 + 0.5``). Masks ``(N, [1,] H, W)``; returns an int tensor ``(N, H, W)``.
+    """
+    from scipy import ndimage
+
+    m = _as_4d(masks)[:, 0].numpy() > 0.5
+    out = np.zeros(m.shape, dtype=np.int64)
+    for r in range(max_radius + 1):
+        yy, xx = np.ogrid[-r:r + 1, -r:r + 1]
+        disc = xx * xx + yy * yy <= r * r + 0.5
+        for i in range(len(m)):
+            opened = ndimage.binary_opening(m[i], structure=disc) if r else m[i]
+            out[i][opened] = 2 * r + 1
+    return torch.from_numpy(out)
+
+
+def thickness_categories(thickness: torch.Tensor, bins: list[int]) -> tuple[torch.Tensor, dict[int, str]]:
+    """Group foreground pixels by local thickness: ``<= bins[0]``, ``(bins[0], bins[1]]``, ..., ``> bins[-1]``.
+
+    Returns ``(categories, names)``: category ``1 .. len(bins) + 1`` per foreground pixel (0 on background),
+    thinnest first, and a readable name for each.
+    """
+    if not bins or any(b < 1 for b in bins) or sorted(set(bins)) != list(bins):
+        raise ValueError(f"bins={bins!r} is not allowed; expected increasing positive thicknesses in pixels")
+    cats = torch.zeros_like(thickness)
+    fg = thickness > 0
+    cats[fg] = torch.bucketize(thickness[fg], torch.tensor(bins), right=False) + 1
+    names = {1: f"<= {bins[0]} px"}
+    for i, (lo, hi) in enumerate(zip(bins, bins[1:]), start=2):
+        names[i] = f"{hi} px" if hi - lo <= 2 else f"{lo + 1}-{hi} px"
+    names[len(bins) + 1] = f"> {bins[-1]} px"
+    return cats, names
+
+
+def near_boundary(masks: torch.Tensor, band: int = 1) -> torch.Tensor:
+    """Pixels with a pixel of the other class within ``band`` px (Chebyshev distance): the band along the
+    boundaries between classes, on both sides. Masks ``(N, [1,] H, W)``; returns a bool tensor of that shape."""
+    m = _as_4d(masks)
+    k = 2 * band + 1
+    near_fg = F.max_pool2d(m, k, stride=1, padding=band) > 0
+    near_bg = F.max_pool2d(1 - m, k, stride=1, padding=band) > 0
+    return (near_fg & near_bg).reshape(masks.shape)
+
+
+def added_errors(pred_with: torch.Tensor, pred_without: torch.Tensor, target: torch.Tensor, band: int = 1
+                 ) -> dict[str, float]:
+    """Where do the errors that removing the skips adds lie?
+
+    A pixel is an added error when the net without skips gets it wrong and the
+    net with skips (same seed) gets it right. Returns the count of added
+    errors, how many lie in the boundary band (``near_boundary``), their share
+    there, and the share of all pixels that lie in the band (what the share
+    would be if added errors fell anywhere alike).
+    """
+    t = target > 0.5
+    added = (pred_without.bool() != t) & (pred_with.bool() == t)
+    near = near_boundary(t.float(), band)
+    n_added, n_near = int(added.sum()), int((added & near).sum())
+    return {"added": n_added, "added_near": n_near, "share_added_near": n_near / n_added if n_added else math.nan,
+            "share_pixels_near": near.float().mean().item()}
+
+
+def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, test_set: TensorDataset,
+               cfg: tr.TrainConfig, depth: int = 3, base: int = 16, lrs: list[float] | None = None,
+               device: torch.device | str = "cpu", tol: int = 1, match_params: bool = True
+               ) -> tuple[pd.DataFrame, dict, dict]:
+    """Train every (variant, seed), each variant at its best learning rate from ``lrs``, and score it.
+
+    With ``match_params`` the ``add`` and ``none`` decoders get concat's
+    convolution weights (``matched_decoder_mid``). The first seed is trained at
+    every rate of ``lrs`` and the rate with the lowest final training loss is
+    kept for that variant (ties: the smaller rate); the other seeds then train
+    at that rate. Seed ``s`` of every variant shares the initialisation seed and
+    batch order. Predictions are made on the held-out set.
+
+    Returns:
+        ``(runs, preds, models)``: one row per run (skip, seed, lr, kept,
+        params, diverged, converged, rel_change, train_loss, seconds, dice,
+        iou, boundary_f), the kept runs' binary predictions and models by
+        ``(skip, seed)``.
+    """
+    grid = list(lrs) if lrs else [cfg.lr]
+    rows, preds, models = [], {}, {}
+
+    def run(skip, seed, lr):
+        mid = matched_decoder_mid(skip) if match_params else 1.0
+        run_cfg = replace(cfg, seed=seed, lr=lr, desc=f"{skip} s{seed} lr{lr:g}")
+        model, res, sec = train_unet(skip, train_set, test_set, run_cfg, depth, base, device, mid)
+        pred = predict(model, test_set.tensors[0], device)
+        row = {"skip": skip, "seed": seed, "lr": lr, "params": sum(p.numel() for p in model.parameters()),
+               "diverged": res.diverged, "converged": res.converged,
+               "rel_change": res.convergence.get("rel_change", math.nan),
+               "train_loss": res.final.get("train_loss", math.nan), "seconds": sec,
+               **scores(pred, test_set.tensors[1], tol)}
+        return row, pred, model
+
+    for skip in variants:
+        tried = [(lr, *run(skip, seeds[0], lr)) for lr in grid]
+        ok = [t for t in tried if not t[1]["diverged"]] or tried
+        best = min(ok, key=lambda t: (t[1]["train_loss"] if math.isfinite(t[1]["train_loss"]) else math.inf, t[0]))
+        for lr, row, pred, model in tried:
+            rows.append({**row, "kept": lr == best[0]})
+            if lr == best[0]:
+                preds[(skip, seeds[0])], models[(skip, seeds[0])] = pred, model
+        for seed in seeds[1:]:
+            row, pred, model = run(skip, seed, best[0])
+            rows.append({**row, "kept": True})
+            preds[(skip, seed)], models[(skip, seed)] = pred, model
+    return pd.DataFrame(rows), preds, models
+
+
+def boundary_shares(preds: dict, target: torch.Tensor, seeds: list[int], band: int = 1, with_skip: str = "concat",
+                    without: str = "none") -> pd.DataFrame:
+    """``added_errors`` per seed: ``without``'s prediction against ``with_skip``'s of the same seed."""
+    return pd.DataFrame([{"seed": s, **added_errors(preds[(with_skip, s)], preds[(without, s)], target, band)}
+                         for s in seeds])
+
+
+def thickness_iou(preds: dict, target: torch.Tensor, categories: torch.Tensor, names: dict[int, str],
+                  margin: int = 2) -> pd.DataFrame:
+    """``category_iou`` for every kept prediction: one row per (skip, seed, category), category index ``cat``."""
+    frames = []
+    for (skip, seed), pred in preds.items():
+        df = category_iou(pred, target, categories, names, margin)
+        frames.append(df.assign(cat=list(names), skip=skip, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_examples(test_set: TensorDataset, preds: dict, variants: list[str], seed: int, crop: int = 96, rows: int = 3):
+    """Crops of held-out images: input, ground truth, each variant's prediction (seed ``seed``) and the errors of
+    the last variant (misses blue, false alarms red). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    x, t = test_set.tensors[0], test_set.tensors[1]
+    rows = min(rows, len(x))
+    fig, axes = plt.subplots(rows, 3 + len(variants), figsize=(2 * (3 + len(variants)), 2.1 * rows), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(x[r, 0, :crop, :crop], cmap="gray")
+        axes[r, 1].imshow(t[r, 0, :crop, :crop], cmap="gray")
+        for j, v in enumerate(variants):
+            axes[r, 2 + j].imshow(preds[(v, seed)][r, 0, :crop, :crop], cmap="gray")
+        err = preds[(variants[-1], seed)][r, 0, :crop, :crop].float() - t[r, 0, :crop, :crop]
+        axes[r, -1].imshow(err, cmap="coolwarm", vmin=-1, vmax=1)
+    for ax, title in zip(axes[0], ["input", "ground truth", *variants, f"{variants[-1]}: error"]):
+        ax.set_title(title)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig

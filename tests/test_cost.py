@@ -83,3 +83,59 @@ def test_hardware_file_round_trip(tmp_path):
 def test_time_it_reports_median_and_iqr():
     r = cost.time_it(lambda: sum(range(1000)), torch.device("cpu"), 0.05)
     assert r["runs"] >= 5 and r["median_s"] > 0 and r["iqr_s"] >= 0
+
+
+def test_interleaved_times_pairs_rounds():
+    calls = []
+    out = cost.interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                 torch.device("cpu"), repeats=4, min_run_time=0.0)
+    assert [len(v) for v in out.values()] == [4, 4] and all(t > 0 for v in out.values() for t in v)
+    # after two warm-up/sizing calls each, one call per round, in alternating order
+    assert calls[4:] == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def _hw(device_type, times=True, dense_slower=1.3):
+    wob = [1.0, 1.02, 0.98, 1.01, 0.99]
+    row = lambda m, t: {"model": m, "batch": 8, "pass": "fwd+bwd", "variant": "fp32", "median_s": t,  # noqa: E731
+                        "per_image_s": t / 8, **({"times": [t * w for w in wob]} if times else {})}
+    load = lambda m, t: {"model": m, "bytes": 1000, "median_s": t, "times": [t * w for w in wob]}  # noqa: E731
+    fp = {"device": device_type, "cpu_model": "Test CPU", "torch_threads": 2}
+    if device_type == "cuda":
+        fp["cuda_devices"] = [{"name": "Test GPU"}]
+    return {"machine": f"{device_type}-test", "fingerprint": fp, "numbers": {
+        "device_type": device_type, "time_size": 128,
+        "counts": [{"model": "resnet50", "parameters": 25_557_032, "fvcore GMAC (1/multiply-add)": 4.1,
+                    "bytes moved (MB, estimate)": 360.0},
+                   {"model": "densenet121", "parameters": 7_978_856, "fvcore GMAC (1/multiply-add)": 2.9,
+                    "bytes moved (MB, estimate)": 377.0}],
+        "timing": [row("resnet50", 1.0), row("densenet121", dense_slower)],
+        **({"weight_load": [load("resnet50", 0.10), load("densenet121", 0.04)]} if times else {})}}
+
+
+def test_device_claims_gpu_cpu_and_old_files():
+    gpu = {c["id"]: c for c in cost.device_claims(_hw("cuda"))}
+    assert gpu["C6"]["decision"].verdict == "supported" and gpu["C8"]["decision"].verdict == "supported"
+    assert gpu["C6"]["device"] == "cuda (Test GPU)"
+    cpu = {c["id"]: c for c in cost.device_claims(_hw("cpu", dense_slower=0.8))}
+    assert cpu["C6"]["decision"].verdict == "not measured here"  # a CPU number is never a verdict on a GPU claim
+    assert cpu["C8"]["decision"].verdict == "refuted"  # DenseNet-121 also trains faster there
+    old = {c["id"]: c for c in cost.device_claims(_hw("cuda", times=False))}
+    assert old["C6"]["decision"].verdict == old["C8"]["decision"].verdict == "inconclusive"
+
+
+def test_record_device_claims_marks_unmeasured_types(tmp_path):
+    from skipanalysis.claims import ClaimBook
+
+    book = ClaimBook("04_cost", tmp_path, "cpu (Test CPU, 2 threads)", "smoke")
+    table = cost.record_device_claims(book, {"cpu-test": _hw("cpu")})
+    rows = {(r.claim, r.device): r.verdict for r in table.itertuples()}
+    assert rows[("C6", "cuda (no machine measured)")] == "not measured here"
+    assert ("C6", "xla (no machine measured)") not in rows  # C6 is a GPU claim
+    assert rows[("C8", "xla (no machine measured)")] == "not measured here"
+    assert ("C8", "cpu (no machine measured)") not in rows
+
+
+def test_weight_load_times_reads_files(tmp_path):
+    t = cost.weight_load_times(["resnet18"], torch.device("cpu"), repeats=2, folder=tmp_path)
+    assert t.loc[0, "bytes"] > 4 * 11_000_000 and len(t.loc[0, "times"]) == 2
+    assert not list(tmp_path.iterdir())  # the temporary weight files are gone

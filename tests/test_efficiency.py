@@ -43,13 +43,30 @@ def test_se_block_adds_few_parameters_and_starts_near_half_gate():
     assert extra == sum(2 * c * (c // 4) + c // 4 + c for c in (16, 32, 64))
 
 
-def test_subsample_and_grid(tmp_path):
-    tr, te = data.train_test_split(data.texture_classification(60, 8, seed=0), 20)
-    sub = ef.subsample(tr, 10, seed=1)
-    assert len(sub) == 10 and torch.equal(sub.tensors[0], ef.subsample(tr, 10, seed=1).tensors[0])
+def test_subsample_is_class_balanced_and_seeded():
+    tr, _ = data.train_test_split(data.texture_classification(120, 8, seed=0), 20)
+    sub = ef.subsample(tr, 30, seed=1)
+    assert len(sub) == 30 and torch.equal(sub.tensors[0], ef.subsample(tr, 30, seed=1).tensors[0])
+    counts = torch.bincount(sub.tensors[1], minlength=10)
+    assert counts.max() - counts.min() <= 1  # 10 classes, 3 each
     with pytest.raises(ValueError, match="exceeds"):
-        ef.subsample(tr, 100, 0)
+        ef.subsample(tr, 1000, 0)
+
+
+def test_study_chooses_rates_on_validation_and_pairs_seeds():
     from skipanalysis.train import TrainConfig
 
-    df = ef.run_grid(["resnet-8"], [10, 40], [0], tr, te, TrainConfig(batch_size=8, lr=0.01, progress=False), steps=3)
-    assert list(df.n_train) == [10, 40] and (df.gap == df.test_err - df.train_err).all()
+    pool, te = data.train_test_split(data.texture_classification(90, 8, seed=0), 20)
+    tr, val = data.train_test_split(pool, 20)
+    cfg = TrainConfig(batch_size=8, progress=False)
+    runs, grid = ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1], [0.01, 0.05],
+                          tr, val, te, cfg, steps=3)
+    assert len(grid) == 4 and grid.groupby("model").kept.sum().tolist() == [1, 1]
+    for m, g in grid.groupby("model"):  # the kept rate has the lowest validation error (ties: the smaller rate)
+        assert g[g.kept].val_err.iloc[0] == g.val_err.min()
+    # 2 models x 2 seeds on the full set + 2 models x 2 seeds on 20 images
+    assert len(runs) == 8 and set(runs.n_train) == {20, 50}
+    assert (runs.gap == runs.test_err - runs.train_err).all()
+    assert ef.per_seed(runs, "resnet-8", 20, "seed") == [0, 1]
+    assert runs.groupby("model").lr.nunique().max() == 1  # each model keeps its rate on every size and seed
+    assert len(ef.converged(runs, ["resnet-8"], 50)) == 2

@@ -1,15 +1,17 @@
 """Notebooks 02 and 07: probes checked against analytic gradients and constructed networks."""
 
+import copy
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from skipanalysis import data, gradients as gr, landscape as ls
+from skipanalysis import data, gradients as gr, landscape as ls, train
 from skipanalysis.models import cifar_resnet
 from skipanalysis.models.resnet import SkipEveryNet
 
@@ -28,6 +30,61 @@ def test_recorded_gradients_equal_the_analytic_ones_on_a_two_layer_linear_net():
     g_w2 = math.hypot((dz[:, 0] * w1 * xs).sum().item(), (dz[:, 1] * w1 * xs).sum().item())
     df = gr.conv_grad_norms(net, TensorDataset(x, y), n_batches=1, batch_size=6)
     assert df.grad_norm.tolist() == pytest.approx([g_w1, g_w2], rel=1e-5)
+
+
+def test_probe_reports_rms_and_leaves_the_model_untouched():
+    torch.manual_seed(0)
+    m = cifar_resnet(8, "plain")
+    ds = data.texture_classification(32, 8, seed=0)
+    m.eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    df = gr.conv_grad_norms(m, ds, n_batches=2, batch_size=16)
+    assert not m.training and all(p.grad is None for p in m.parameters())
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN running statistics restored
+    assert df.grad_rms.tolist() == pytest.approx((df.grad_norm / np.sqrt(df.numel)).tolist())
+    assert df.numel.iloc[0] == 16 * 3 * 9  # the stem: 16 filters of 3 x 3 x 3
+    # early/late ratio by hand on a made-up profile: mean(1, 2, 3) / mean(4, 5, 6) = 2 / 5
+    prof = pd.DataFrame({"layer": range(1, 7), "grad_rms": [1, 2, 3, 4, 5, 6]})
+    assert gr.early_late_ratio(prof) == pytest.approx(0.4)
+
+
+def test_probing_during_training_does_not_change_the_training():
+    ds = data.texture_classification(64, 8, seed=3)
+    cfg = train.TrainConfig(epochs=2, batch_size=16, lr=0.05, progress=False, final_eval=False)
+    torch.manual_seed(0)
+    a = cifar_resnet(8, "plain")
+    b = copy.deepcopy(a)
+    train.train(a, ds, cfg)
+    probe = gr.ProbeDuringTraining(b, ds, [0, 4], 1, 16, "cpu")
+    train.train(b, ds, cfg, augment=probe)
+    assert sorted(probe.profiles) == [0, 4] and probe.step == gr.total_steps(len(ds), cfg) == 8
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_train_study_keeps_the_best_rate_and_probes_three_points():
+    ds = data.texture_classification(48, 8, seed=4)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
+    runs, prof, models = gr.train_study({"plain": lambda: cifar_resnet(8, "plain")}, [0, 1], ds, None, cfg,
+                                        [0.01, 0.05], "cpu", 1, 16, lr_choice="first")
+    assert len(runs) == 3 and runs.kept.sum() == 2 and runs[runs.kept].lr.nunique() == 1
+    each, _, _ = gr.train_study({"plain": lambda: cifar_resnet(8, "plain")}, [0, 1], ds, None, cfg, [0.01, 0.05],
+                                "cpu", 1, 16, halfway=False)
+    assert len(each) == 4 and each.kept.sum() == 2  # every seed tries every rate and keeps one
+    for _, g in each.groupby("seed"):  # the kept run is the one with the lower training error
+        assert g[g.kept].train_err.iloc[0] == g.train_err.min()
+    assert each[each.kept].train_err.tolist() == runs[runs.kept & (runs.seed == 0)].train_err.tolist() + \
+        [each[(each.seed == 1)].train_err.min()]
+    assert set(prof.point) == {"init", "half-way", "end"} and set(models) == {("plain", 0), ("plain", 1)}
+    table = gr.run_table(runs, prof)
+    assert {"early_late_init", "early_late_half-way", "early_late_end"} <= set(table.columns) and len(table) == 2
+
+
+def test_shattering_study_is_paired_and_repeatable():
+    ds = data.texture_classification(16, 8, seed=5)
+    a = gr.shattering_study(["plain", "residual"], [8, 14], [0, 1], ds, n_points=8)
+    b = gr.shattering_study(["plain", "residual"], [8, 14], [0, 1], ds, n_points=8)
+    assert len(a) == 8 and a.correlation.tolist() == b.correlation.tolist()
+    assert a.correlation.between(-1, 1).all()
 
 
 def _identity_residual(depth=14):
@@ -50,6 +107,18 @@ def test_lesion_of_an_identity_block_changes_nothing():
     assert isinstance(m.blocks[0], type(m.blocks[1]))  # restored
     with torch.no_grad():
         assert torch.allclose(m(x), ref)
+
+
+def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
+    m = _identity_residual()
+    x = data.texture_classification(40, 8, seed=0).tensors[0]
+    with torch.no_grad():
+        y = m(x).argmax(1)
+    ds = TensorDataset(x, y)  # labels the intact net gets right: intact error 0
+    les = gr.lesion_study({("residual", 0): m}, ds, chance=0.9)
+    assert len(les) == len(m.blocks) and (les.base_err == 0).all() and (les.damage == 0).all()
+    paths = pd.DataFrame({"seed": [0, 0, 1, 1], "length": [0, 1, 0, 1], "share_of_grad": [0.5, 0.5, 0.25, 0.75]})
+    assert gr.mean_path_lengths(paths).tolist() == [0.5, 0.75]
 
 
 def test_path_gradients_all_through_shortcuts_when_branches_are_zero():
@@ -104,3 +173,20 @@ def test_curvature_on_analytic_surfaces():
     assert bowl["nonconvex_share"] == 0 and bowl["local_minima"] == 1 and bowl["median_negative_ratio"] == 0
     assert saddle["nonconvex_share"] == 1 and saddle["local_minima"] == 0
     assert ls.slice_convexity(a ** 2) == 1.0 and ls.slice_convexity(np.cos(6 * a)) < 0.7
+
+
+def test_direction_pairs_are_shared_between_plain_and_residual_and_shares_are_averaged():
+    torch.manual_seed(0)
+    plain, res = cifar_resnet(8, "plain").eval(), cifar_resnet(8, "residual").eval()
+    res.load_state_dict(plain.state_dict())  # same weights: the same draw gives the same direction
+    for a, b in zip(ls.direction_pair(plain, 3, 1)[0], ls.direction_pair(res, 3, 1)[0]):
+        assert torch.equal(a, b)
+    assert not torch.equal(ls.direction_pair(plain, 3, 1)[0][0], ls.direction_pair(plain, 3, 0)[0][0])
+    ds = data.texture_classification(8, 8, seed=1)
+    table, surfaces = ls.measure_surfaces({("plain", 8, 3): plain, ("residual", 8, 3): res}, ds, 0.5, 5, pairs=2)
+    assert len(table) == 4 and surfaces[("plain", 8, 3, 1)].shape == (5, 5)
+    with torch.no_grad():
+        centre = F.cross_entropy(plain(ds.tensors[0]), ds.tensors[1]).item()
+    assert table.centre_loss.iloc[0] == pytest.approx(centre, rel=1e-5)
+    shares = ls.seed_shares(table)
+    assert shares.loc[3, ("plain", 8)] == pytest.approx(table[table.kind == "plain"].nonconvex_share.mean())

@@ -89,3 +89,16 @@ def test_identities_are_verified_or_failed_only(tmp_path):
     book.record("E1", rules.identity("E1", True, "x == y", {"dev": 0.0}), evidence={}, headline="h")
     rec = book.to_dict()["claims"][0]
     assert rec["kind"] == "identity" and rec["verdict"] == "verified" and rec["evidence"]["rule_numbers"] == {"dev": 0.0}
+
+
+def test_every_empirical_claim_has_a_rule_and_no_notebook_decides_inline():
+    import json
+
+    from conftest import ROOT
+    from skipanalysis.claims import CATALOGUE
+
+    assert [c for c in CATALOGUE if rules.claim_kind(c) == "empirical" and c not in rules.RULES] == []
+    assert [c for c in rules.RULES if rules.claim_kind(c) != "empirical"] == []
+    for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "decide(" not in code and "verdict=" not in code, f"{path.name} decides a verdict inline"

@@ -100,3 +100,37 @@ def test_outcome_flags():
     assert o["trained"] and not o["diverged"]
     blown = TrainResult(pd.DataFrame({"loss": [2.0, float("nan")]}), True, {})
     assert npl.outcome(blown, 8)["diverged"]
+
+
+def test_outcome_records_convergence():
+    import pandas as pd
+
+    from skipanalysis.train import TrainResult
+
+    flat = TrainResult(pd.DataFrame({"loss": [2.0] * 20}), False, {}, {"converged": True})
+    assert npl.outcome(flat, 8)["converged"] is True
+    assert npl.outcome(TrainResult(pd.DataFrame({"loss": [2.0] * 20}), False, {}), 8)["converged"] is False
+
+
+def test_t1_inputs_pairs_seeds_at_the_deepest_depth():
+    import pandas as pd
+
+    rows = [{"norm": n, "depth": d, "seed": s, "layer": d, "block_grad": 1.0,
+             "w2_grad": (2 if n == "post" else 1) * d + s} for n in ("post", "pre") for d in (2, 4) for s in (0, 1)]
+    got = npl.t1_inputs(pd.DataFrame(rows))
+    assert got["depths"] == [2, 2, 4, 4]
+    assert got["post"] == [4, 5, 8, 9] and got["pre"] == [2, 3, 4, 5]
+    assert got["post_deepest"] == [8, 9] and got["pre_deepest"] == [4, 5]
+
+
+def test_depth_sweep_reuses_matching_runs():
+    import pandas as pd
+
+    from skipanalysis import train
+
+    ds = data.reversal_task(32, 4, 3, seed=0)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
+    done = pd.DataFrame([{"norm": "pre", "depth": 1, "lr": 0.01, "warmup": 0, "seed": 0, "trained": True,
+                          "diverged": False, "converged": True, "final_loss": -1.0}])
+    out = npl.depth_sweep(["pre"], [1], [0, 1], 0.01, ds, ds, cfg, done=done, d_model=8, n_heads=2, d_ff=8)
+    assert out.final_loss.tolist()[0] == -1.0 and out.final_loss.tolist()[1] > 0  # seed 0 reused, seed 1 trained

@@ -76,3 +76,74 @@ def test_drawing_primitives_by_hand():
 def test_bad_segmentation_parameters():
     with pytest.raises(ValueError, match="at least 16 px"):
         data.segmentation_shapes(2, 8)
+
+
+def test_matched_decoder_has_concats_convolution_weights():
+    from skipanalysis.models.unet import matched_decoder_mid
+
+    def conv_weights(skip):
+        m = UNet(1, 1, 3, 8, skip, matched_decoder_mid(skip))
+        return sum(p.numel() for n, p in m.named_parameters() if p.dim() == 4)
+
+    assert conv_weights("add") == conv_weights("none") == conv_weights("concat")
+    total = lambda s: sum(p.numel() for p in UNet(1, 1, 3, 8, s, matched_decoder_mid(s)).parameters())  # noqa: E731
+    assert total("add") - total("concat") == 8 + 16 + 32  # batch norm: 1.5w scales and shifts instead of w per stage
+    with pytest.raises(ValueError, match="decoder_mid"):
+        UNet(skip="add", decoder_mid=0)
+
+
+def test_tiles_round_trip_by_hand():
+    x = torch.arange(2 * 16).reshape(1, 2, 4, 4).float()
+    t = sg.tiles(x, 2)
+    assert t.shape == (4, 2, 2, 2)
+    assert t[1, 0].tolist() == [[2, 3], [6, 7]]  # the top-right tile of channel 0
+    with pytest.raises(ValueError, match="tile=3"):
+        sg.tiles(x, 3)
+
+
+def test_isbi_split_holds_out_whole_slices():
+    train_set, test_set = sg.isbi_split(size=64, train_slices=24, tile=32)
+    assert train_set.tensors[0].shape == (24 * 4, 1, 32, 32) and test_set.tensors[0].shape == (6, 1, 64, 64)
+    full = data.isbi2012(size=64)
+    # the held-out slices are the last six, whole (standardised grey values, the same masks)
+    assert torch.equal(test_set.tensors[1], full.tensors[1][24:])
+    assert "slices 24-29 whole" in data.describe(test_set) and "ISBI 2012" in data.describe(train_set)
+    assert abs(train_set.tensors[0].mean().item()) < 1e-4
+    with pytest.raises(ValueError, match="train_slices=30"):
+        sg.isbi_split(size=64, train_slices=30, tile=32)
+
+
+def test_local_thickness_by_hand():
+    m = torch.zeros(1, 16, 16)
+    m[0, 2, 1:14] = 1          # a 1-px line
+    m[0, 6:9, 1:14] = 1        # a 3-px band
+    m[0, 11:16, 3:8] = 1       # a 5x5 block touching the border
+    th = sg.local_thickness(m, max_radius=4)
+    assert (th[0, 2, 1:14] == 1).all()
+    # the 3-px band holds the radius-1 disc (a plus: r^2 <= 1.5), which cannot reach the band's four corners
+    assert (th[0, 6:9, 2:13] == 3).all() and th[0, 6, 1].item() == 1 and th[0, 7, 1].item() == 3
+    # the 5x5 block holds the radius-2 disc (13 px: |x| + |y| <= 2 here), covering a diamond; its corners only
+    # fit radius 0, their neighbours radius 1
+    assert th[0, 11:16, 3:8].tolist() == [[1, 3, 5, 3, 1], [3, 5, 5, 5, 3], [5, 5, 5, 5, 5], [3, 5, 5, 5, 3],
+                                          [1, 3, 5, 3, 1]]
+    assert (th[m == 0] == 0).all()
+    cats, names = sg.thickness_categories(th, [1, 3])
+    assert names == {1: "<= 1 px", 2: "3 px", 3: "> 3 px"}
+    assert (cats[0, 2, 1:14] == 1).all() and (cats[0, 7, 1:14] == 2).all() and cats[0, 13, 5].item() == 3
+    assert (cats[m == 0] == 0).all()
+
+
+def test_near_boundary_and_added_errors_by_hand():
+    t = torch.zeros(1, 1, 6, 6)
+    t[0, 0, :, 3:] = 1  # right half foreground: columns 2 and 3 touch the other class
+    band = sg.near_boundary(t, 1)
+    assert band[0, 0].sum().item() == 12 and band[0, 0, :, 2:4].all()
+    assert sg.near_boundary(t, 2)[0, 0].sum().item() == 24
+    good = t.bool()
+    bad = good.clone()
+    bad[0, 0, 0, 2] = True   # one false alarm in the band
+    bad[0, 0, 0, 0] = True   # one far from it
+    bad[0, 0, 5, 5] = False  # one miss, far from the boundary (column 5)
+    out = sg.added_errors(good, bad, t, 1)
+    assert out["added"] == 3 and out["added_near"] == 1
+    assert out["share_added_near"] == pytest.approx(1 / 3) and out["share_pixels_near"] == pytest.approx(12 / 36)

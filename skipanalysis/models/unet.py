@@ -9,6 +9,13 @@ convolutions and batch norm so the output has the input's size. The skip can
 be ``concat`` (the paper), ``add`` (the encoder maps are added to the
 upsampled decoder maps), or ``none`` (the decoder sees only the upsampled
 bottleneck).
+
+Concatenation doubles the input of each decoder stage's first convolution
+(2w -> w: 18w^2 weights, plus 9w^2 in the second). ``decoder_mid=1.5`` widens
+the middle of an ``add`` or ``none`` decoder stage to 1.5w (w -> 1.5w -> w:
+13.5w^2 + 13.5w^2 = 27w^2), so its convolutions carry exactly concat's weights (w even);
+only the batch norm's w extra scales and shifts per stage differ
+(``matched_decoder_mid`` gives the factor).
 """
 
 from __future__ import annotations
@@ -19,10 +26,18 @@ from torch import nn
 SKIPS = ("concat", "add", "none")
 
 
-def double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
-    """Two padded 3x3 conv-BN-ReLU layers."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(True),
-                         nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(True))
+def double_conv(in_ch: int, out_ch: int, mid_ch: int | None = None) -> nn.Sequential:
+    """Two padded 3x3 conv-BN-ReLU layers (in -> mid -> out; mid defaults to out)."""
+    mid_ch = out_ch if mid_ch is None else mid_ch
+    return nn.Sequential(nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False), nn.BatchNorm2d(mid_ch), nn.ReLU(True),
+                         nn.Conv2d(mid_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(True))
+
+
+def matched_decoder_mid(skip: str) -> float:
+    """The ``decoder_mid`` that gives ``skip``'s decoder the convolution weights of concat's (1.0 for concat)."""
+    if skip not in SKIPS:
+        raise ValueError(f"skip={skip!r} is not allowed; choose one of {', '.join(SKIPS)}")
+    return 1.0 if skip == "concat" else 1.5
 
 
 class UNet(nn.Module):
@@ -34,15 +49,19 @@ class UNet(nn.Module):
         depth: number of 2x down-samplings; input sides must be divisible by 2**depth.
         base: channels of the first level.
         skip: ``concat``, ``add`` or ``none``.
+        decoder_mid: width of the middle layer of each decoder stage, as a multiple of the stage's width
+            (``matched_decoder_mid(skip)`` matches concat's parameters).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 3, base: int = 16,
-                 skip: str = "concat"):
+                 skip: str = "concat", decoder_mid: float = 1.0):
         super().__init__()
         if skip not in SKIPS:
             raise ValueError(f"skip={skip!r} is not allowed; choose one of {', '.join(SKIPS)}")
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth={depth!r}: expected a positive integer")
+        if not decoder_mid > 0:
+            raise ValueError(f"decoder_mid={decoder_mid!r}: expected a number > 0")
         self.depth, self.skip = depth, skip
         widths = [base * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList()
@@ -54,7 +73,8 @@ class UNet(nn.Module):
         self.bottom = double_conv(widths[-2], widths[-1])
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
                                 for i in reversed(range(depth)))
-        self.dec = nn.ModuleList(double_conv(widths[i] * (2 if skip == "concat" else 1), widths[i])
+        self.dec = nn.ModuleList(double_conv(widths[i] * (2 if skip == "concat" else 1), widths[i],
+                                             max(1, round(decoder_mid * widths[i])))
                                  for i in reversed(range(depth)))
         self.out = nn.Conv2d(widths[0], out_channels, 1)
 

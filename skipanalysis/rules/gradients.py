@@ -1,8 +1,193 @@
-"""Rules for notebook 02 (gradient flow): G1-G6."""
+"""Rules for notebook 02 (gradient flow): G1-G6.
+
+Gradient ratios span orders of magnitude and are positive, so the rules read them on a log10 scale: the
+interval of a ratio is the t interval over seeds of the mean log10 ratio (a geometric mean with its interval).
+"""
 
 from __future__ import annotations
 
-from .. import stats  # noqa: F401
-from .core import RULES, Decision, _decide, _unconverged, rule  # noqa: F401
+import math
+from typing import Iterable, Mapping, Sequence
 
-__all__: list[str] = []
+import numpy as np
+
+from .. import stats
+from .core import RULES, Decision, _decide, _unconverged, rule
+
+__all__ = ["g1", "g2", "g3", "g4", "g5", "g6"]
+
+G1_VANISH, G1_ALIVE = 0.01, 0.1  # early/late ratios: below 0.01 gradients have vanished, above 0.1 they have not
+G2_SHRINK, G2_KEEP = 0.1, 0.5  # deep/shallow first-block gradient: below 0.1 it shrank, above 0.5 it was kept
+G3_FACTOR = 2.0  # "much faster": the plain decay rate at least twice the residual one
+G3_MIN_RUNS = 5  # runs per depth below which a bootstrap cannot bound a slope
+G5_BARELY, G5_RUINED = 0.2, 0.5  # lesion damage (share of the way to chance): barely hurt below, ruined above
+
+
+def log10s(values: Iterable[float]) -> list[float]:
+    """log10 of each value; zero, negative and non-finite values become NaN (dropped by the intervals)."""
+    out = []
+    for v in values:
+        v = float(v)
+        out.append(math.log10(v) if v > 0 and math.isfinite(v) else math.nan)
+    return out
+
+
+def _log_ratio(num: Sequence[float], den: Sequence[float]) -> list[float]:
+    """Per seed, log10(num[i] / den[i])."""
+    if len(num) != len(den):
+        raise ValueError(f"paired values need equal lengths, got {len(num)} and {len(den)}")
+    a, b = log10s(num), log10s(den)
+    return [x - y for x, y in zip(a, b)]
+
+
+@rule("G1", """Early/late gradient ratio of the deep plain net with batch norm (RMS weight gradient of the first
+three convolutions over the last three), one ratio per seed, read on a log10 scale: for each measured point
+(initialisation at each depth, half-way and end of training) the 95% t interval over seeds of the mean log10 ratio.
+Supported if at every point the interval lies above log10(0.1) (early gradients at least a tenth of the late ones:
+they do not vanish); refuted if at any point it lies below log10(0.01); inconclusive otherwise, or when a training
+run behind the trained points did not converge.""")
+def g1(points: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
+    ivs = {name: stats.mean_interval(log10s(r)) for name, r in points.items()}
+    nums = {"log10_ratio": {k: v.as_dict() for k, v in ivs.items()},
+            "geometric_mean_ratio": {k: round(10 ** v.estimate, 4) for k, v in ivs.items()
+                                     if math.isfinite(v.estimate)},
+            "alive_above": G1_ALIVE, "vanished_below": G1_VANISH}
+    if not ivs:
+        return Decision("G1", "inconclusive", RULES["G1"].text, {**nums, "points": "none measured"})
+    if (d := _unconverged("G1", converged, nums)) is not None:
+        return d
+    alive, gone = math.log10(G1_ALIVE), math.log10(G1_VANISH)
+    return _decide("G1", all(v.low > alive for v in ivs.values()), any(v.high < gone for v in ivs.values()), nums)
+
+
+@rule("G2", """Without batch norm, at initialisation: per seed, the gradient of the first block's first convolution
+in the deep net over that in the shallow net (same seed), on a log10 scale, with the 95% t interval over seeds of
+its mean, for plain and for residual nets. Supported if the plain interval lies below log10(0.1) (the early
+gradient shrinks more than tenfold with depth) and the residual interval lies above log10(0.5) (kept at least at
+half); refuted if the plain interval lies above log10(0.5) or the residual interval below log10(0.1);
+inconclusive otherwise.""")
+def g2(plain_shallow: Sequence[float], plain_deep: Sequence[float], residual_shallow: Sequence[float],
+       residual_deep: Sequence[float]) -> Decision:
+    p = stats.mean_interval(_log_ratio(plain_deep, plain_shallow))
+    r = stats.mean_interval(_log_ratio(residual_deep, residual_shallow))
+    diff = stats.paired_difference(_log_ratio(plain_deep, plain_shallow), _log_ratio(residual_deep, residual_shallow))
+    nums = {"plain_log10_deep_over_shallow": p.as_dict(), "residual_log10_deep_over_shallow": r.as_dict(),
+            "plain_minus_residual_log10": diff.as_dict(),
+            "plain_deep_over_shallow": 10 ** p.estimate if math.isfinite(p.estimate) else None,
+            "residual_deep_over_shallow": 10 ** r.estimate if math.isfinite(r.estimate) else None}
+    shrink, keep = math.log10(G2_SHRINK), math.log10(G2_KEEP)
+    return _decide("G2", p.high < shrink and r.low > keep, p.low > keep or r.high < shrink, nums)
+
+
+@rule("G3", """Decay rate of the neighbour gradient correlation with depth: minus the least-squares slope of
+ln(correlation) on depth (correlations below the stated floor, where the estimate is noise, are set to the floor;
+this understates the decay of a net that reaches it, and the clipped runs are counted). Plain and residual nets
+share seeds (line, read-out and initialisation), so per seed and depth we form
+ln c_plain - 2 ln c_residual, whose slope is minus (plain decay - 2 x residual decay); its 95% interval comes from
+stats.slope_interval (bootstrap over seeds within each depth). Supported if plain decay - 2 x residual decay has
+its interval above 0 (plain correlation decays more than twice as fast: "much faster"); refuted if the interval
+lies below 0; inconclusive otherwise, or with fewer than 5 seeds per depth.""")
+def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float], floor: float = 0.01
+       ) -> Decision:
+    if not 0 < floor < 1:
+        raise ValueError(f"floor={floor!r}: the correlation floor must be in (0, 1)")
+    x = np.asarray(depths, dtype=float)
+    lp = np.log(np.clip(np.asarray(plain, dtype=float), floor, None))
+    lr = np.log(np.clip(np.asarray(residual, dtype=float), floor, None))
+    if not (len(x) == len(lp) == len(lr)):
+        raise ValueError(f"depths, plain and residual need equal lengths, got {len(x)}, {len(lp)}, {len(lr)}")
+    runs = min(int((x == v).sum()) for v in np.unique(x)) if len(x) else 0
+    nums = {"floor": floor, "runs_per_depth": runs, "depths": sorted({int(v) for v in x}),
+            "at_floor": {"plain": int((np.asarray(plain) <= floor).sum()),
+                         "residual": int((np.asarray(residual) <= floor).sum())}}
+    if runs < G3_MIN_RUNS or len(np.unique(x)) < 2:
+        return Decision("G3", "inconclusive", RULES["G3"].text,
+                        {**nums, "too few runs": f"{runs} per depth (need {G3_MIN_RUNS}) over "
+                                                 f"{len(np.unique(x))} depths (need 2)"})
+
+    def decay(y):  # minus the slope, with its interval flipped
+        s = stats.slope_interval(x, y)
+        return stats.Interval(-s.estimate, -s.high, -s.low, s.n, s.method)
+    dp, dr, dd, d2 = decay(lp), decay(lr), decay(lp - lr), decay(lp - G3_FACTOR * lr)
+    nums.update(plain_decay=dp.as_dict(6), residual_decay=dr.as_dict(6), plain_minus_residual_decay=dd.as_dict(6),
+                plain_minus_2x_residual_decay=d2.as_dict(6))
+    return _decide("G3", d2.low > 0, d2.high < 0, nums)
+
+
+@rule("G4", """After training, at equal depth with batch norm: per seed, the early/late gradient ratio (RMS
+weight gradient of the first three convolutions over the last three) of the dense net against the residual and
+the plain net of the same seed, as paired differences of log10 ratios with 95% paired t intervals. Supported if
+both intervals lie above 0 (dense early layers get relatively more gradient than in either); refuted if either
+lies below 0; inconclusive otherwise, or when a training run did not converge.""")
+def g4(dense: Sequence[float], residual: Sequence[float], plain: Sequence[float],
+       converged: Iterable[bool] | None = None) -> Decision:
+    ld, lr_, lp = log10s(dense), log10s(residual), log10s(plain)
+    vs_res, vs_plain = stats.paired_difference(ld, lr_), stats.paired_difference(ld, lp)
+    nums = {"dense_minus_residual_log10": vs_res.as_dict(), "dense_minus_plain_log10": vs_plain.as_dict(),
+            "log10_ratio": {k: stats.mean_interval(v).as_dict() for k, v in
+                            (("dense", ld), ("residual", lr_), ("plain", lp))}}
+    if (d := _unconverged("G4", converged, nums)) is not None:
+        return d
+    return _decide("G4", vs_res.low > 0 and vs_plain.low > 0, vs_res.high < 0 or vs_plain.high < 0, nums)
+
+
+@rule("G5", """Lesions of trained nets: deleting one block (only its parameter-free shortcut remains) does a
+damage (test error after minus before, over chance error minus before: 0 is no harm, 1 is chance). Per seed, the
+median damage over blocks; over seeds, its 95% t interval. Path lengths: per seed, the gradient-weighted mean
+path length of the residual net (Veit et al.'s method), with its 95% t interval. Supported if the residual net's
+median damage lies below 0.2 (barely hurt), the plain net's above 0.5 (ruined) and the path length below n/2
+(the mean length of all 2^n paths of n blocks). Refuted if the residual interval lies above 0.2, the plain
+interval below 0.5 or the path-length interval above n/2. Inconclusive otherwise, when a training run did not
+converge, or when a net did not learn (mean intact test error above 90% of chance).""")
+def g5(residual_damage: Sequence[float], plain_damage: Sequence[float], path_length: Sequence[float],
+       n_blocks: int, base_err: Mapping[str, Sequence[float]] | None = None, chance: float = 0.9,
+       converged: Iterable[bool] | None = None) -> Decision:
+    r, p = stats.mean_interval(residual_damage), stats.mean_interval(plain_damage)
+    diff = stats.paired_difference(plain_damage, residual_damage) if len(plain_damage) == len(residual_damage) \
+        else None
+    pl = stats.mean_interval(path_length)
+    half = n_blocks / 2
+    nums = {"residual_median_damage": r.as_dict(), "plain_median_damage": p.as_dict(),
+            "plain_minus_residual_damage": diff.as_dict() if diff else None,
+            "grad_weighted_path_length": pl.as_dict(), "mean_path_length": half, "blocks": n_blocks,
+            "barely_below": G5_BARELY, "ruined_above": G5_RUINED}
+    if base_err:
+        nums["intact_test_error"] = {k: stats.rate_interval(v).as_dict() for k, v in base_err.items()}
+    if (d := _unconverged("G5", converged, nums)) is not None:
+        return d
+    if base_err:
+        stuck = [k for k, v in base_err.items() if not (len(v) and np.nanmean(v) <= 0.9 * chance)]
+        if stuck:
+            return Decision("G5", "inconclusive", RULES["G5"].text, {**nums, "did not learn": stuck})
+    return _decide("G5", r.high < G5_BARELY and p.low > G5_RUINED and pl.high < half,
+                   r.low > G5_BARELY or p.high < G5_RUINED or pl.low > half, nums)
+
+
+@rule("G6", """Connectivity sweep, ordered from plain through ever denser shortcut spacings to a dense block, all
+arms sharing seeds; the quantity is the final training error (ease of optimisation), compared by 95% paired t
+intervals of per-seed differences. Denser eases: the densest shortcut spacing is better than plain (interval of
+plain minus densest above 0) and no step to a denser spacing is shown to hurt (no interval of denser minus sparser
+above 0). Up to a point: the last step (densest spacing to dense block) gains less than the first (plain to the
+first spacing): the interval of first gain minus last gain lies above 0. Supported if both hold. Refuted if the
+densest spacing is shown worse than plain (interval below 0) or the last step is shown to gain more than the first
+(returns grow all the way to the dense block). Inconclusive otherwise, or when a run did not converge.""")
+def g6(errors: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
+    names = list(errors)
+    if len(names) < 3:
+        raise ValueError(f"g6 needs plain, at least one shortcut spacing and the dense block in order; got {names}")
+    e = {k: np.asarray(v, dtype=float) for k, v in errors.items()}
+    spacings, dense = names[:-1], names[-1]
+    plain, first, densest = spacings[0], spacings[1], spacings[-1]
+    overall = stats.paired_difference(e[plain], e[densest])
+    steps = {f"{b} minus {a}": stats.paired_difference(e[b], e[a]) for a, b in zip(spacings, spacings[1:])}
+    first_gain, last_gain = e[plain] - e[first], e[densest] - e[dense]
+    diminishing = stats.paired_difference(first_gain, last_gain)
+    nums = {"plain_minus_densest": overall.as_dict(), "steps": {k: v.as_dict() for k, v in steps.items()},
+            "first_gain_minus_last_gain": diminishing.as_dict(),
+            "first_gain": stats.paired_difference(e[plain], e[first]).as_dict(),
+            "last_gain": stats.paired_difference(e[densest], e[dense]).as_dict(),
+            "train_err": {k: stats.rate_interval(v).as_dict() for k, v in e.items()}}
+    if (d := _unconverged("G6", converged, nums)) is not None:
+        return d
+    eases = overall.low > 0 and not any(s.low > 0 for s in steps.values())
+    return _decide("G6", eases and diminishing.low > 0, overall.high < 0 or diminishing.high < 0, nums)

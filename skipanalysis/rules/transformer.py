@@ -1,8 +1,196 @@
-"""Rules for notebook 05 (transformer norm placement): T1-T4."""
+"""Rules for notebook 05 (transformer norm placement): T1-T4.
+
+Training outcomes are per seed: a run *trains* when it did not diverge and its mean training loss over the last 10%
+of its steps is below half of chance (ln V); it *diverged* when the loss turned NaN/inf or exceeded 10 times its
+first value (training stops there), or ended above where it started; a run that does neither is *stuck*. Rates of
+training are compared with Newcombe's hybrid score interval for a difference of two proportions (built from Wilson
+intervals; it ignores the pairing by seed, so it is conservative). A stuck run that had not converged (its loss still
+falling, ``train.convergence``) might have trained with more steps: the verdict then says "not converged".
+"""
 
 from __future__ import annotations
 
-from .. import stats  # noqa: F401
-from .core import RULES, Decision, _decide, _unconverged, rule  # noqa: F401
+import math
+from collections import defaultdict
+from typing import Any, Iterable, Sequence
 
-__all__: list[str] = []
+from .. import stats
+from .core import RULES, Decision, _decide, rule
+from .cost import ratio_interval
+
+__all__ = ["rate_difference", "t1", "t2", "t3", "t4"]
+
+MIN_SEEDS = 5
+
+
+def rate_difference(s1: int, n1: int, s2: int, n2: int, level: float = stats.LEVEL) -> stats.Interval:
+    """Difference of two independent proportions ``s1/n1 - s2/n2`` with Newcombe's hybrid score interval.
+
+    Newcombe 1998 (Statistics in Medicine 17, method 10): with Wilson intervals ``[l1, u1]`` and ``[l2, u2]``,
+    ``low = d - sqrt((p1 - l1)^2 + (u2 - p2)^2)`` and ``high = d + sqrt((u1 - p1)^2 + (p2 - l2)^2)``.
+    """
+    a, b = stats.wilson(s1, n1, level), stats.wilson(s2, n2, level)
+    p1, p2 = s1 / n1, s2 / n2
+    d = p1 - p2
+    low = d - math.sqrt((p1 - a.low) ** 2 + (b.high - p2) ** 2)
+    high = d + math.sqrt((a.high - p1) ** 2 + (p2 - b.low) ** 2)
+    return stats.Interval(d, max(-1.0, low), min(1.0, high), n1 + n2, "Newcombe hybrid score (Wilson)", level)
+
+
+def _rate(flags: Sequence[bool]) -> stats.Interval:
+    return stats.wilson(sum(bool(f) for f in flags), len(flags))
+
+
+def _unsettled(runs: Iterable[dict[str, Any]]) -> int:
+    """Stuck runs (neither trained nor diverged) whose loss had not stopped falling."""
+    return sum(1 for r in runs if not r["trained"] and not r["diverged"] and not r.get("converged", True))
+
+
+def _not_converged(claim: str, runs: list[dict[str, Any]], nums: dict[str, Any]) -> Decision | None:
+    k = _unsettled(runs)
+    if k:
+        return Decision(claim, "inconclusive", RULES[claim].text,
+                        {**nums, "not converged": f"{k} of {len(runs)} runs stuck with a still-falling loss"})
+    return None
+
+
+def _few_seeds(claim: str, groups: dict, nums: dict[str, Any]) -> Decision | None:
+    small = {str(k): len(v) for k, v in groups.items() if len(v) < MIN_SEEDS}
+    if small:
+        return Decision(claim, "inconclusive", RULES[claim].text, {**nums, "fewer than 5 seeds": small})
+    return None
+
+
+@rule("T1", """At initialisation, for each placement, the gradient norm of the last block's second feed-forward
+weight per seed and depth (at least 5 seeds, three or more depths); the least-squares slope of log norm on log depth
+with a bootstrap interval over seeds (Xiong et al.: 0 for post-norm, -0.5 for pre-norm). Supported if post-norm's
+slope interval lies above -0.25 (not shrinking), pre-norm's lies below 0 and below post-norm's, and post-norm's
+gradient at the deepest depth is larger than pre-norm's (geometric mean ratio over seeds, 95% paired interval above
+1). Refuted if post-norm's slope interval lies below -0.25, or pre-norm's lies at or above 0, or pre-norm's lies
+above post-norm's. Inconclusive otherwise.""")
+def t1(depths: Sequence[int], post: Sequence[float], pre: Sequence[float], post_deepest: Sequence[float],
+       pre_deepest: Sequence[float], n_boot: int = 2000) -> Decision:
+    """``depths``, ``post``, ``pre``: one entry per (depth, seed) point; ``*_deepest``: per seed at the deepest
+    depth, in the same seed order for both placements."""
+    per_depth = defaultdict(int)
+    for d in depths:
+        per_depth[d] += 1
+    nums: dict[str, Any] = {"points_per_depth": dict(per_depth)}
+    if len(per_depth) < 3 or min(per_depth.values()) < MIN_SEEDS:
+        return Decision("T1", "inconclusive", RULES["T1"].text, {**nums, "too few": "need 3 depths x 5 seeds"})
+    logd = [math.log(d) for d in depths]
+    s_post = stats.slope_interval(logd, [math.log(v) for v in post], n_boot)
+    s_pre = stats.slope_interval(logd, [math.log(v) for v in pre], n_boot)
+    ratio = ratio_interval(post_deepest, pre_deepest, unit="seed")
+    nums.update(slope_post=s_post.as_dict(), slope_pre=s_pre.as_dict(), post_over_pre_deepest=ratio.as_dict())
+    supported = s_post.low > -0.25 and s_pre.high < 0 and s_pre.high < s_post.low and ratio.low > 1
+    refuted = s_post.high < -0.25 or s_pre.low >= 0 or s_pre.low > s_post.high
+    return _decide("T1", supported, refuted, nums)
+
+
+def _group(runs: Sequence[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        out[tuple(r[k] for k in keys)].append(r)
+    return dict(out)
+
+
+@rule("T2", """Per learning rate, at least 5 seeds per arm: post-norm without warm-up, post-norm with warm-up,
+pre-norm without warm-up. A run trains when it did not diverge and its mean training loss over the last 10% of steps
+is below half of chance (ln V); it diverged when the loss turned NaN/inf, exceeded 10x its first value, or ended
+above its start. Warm-up helps post-norm at a rate when the 95% Newcombe interval of (trained share with warm-up
+minus without) lies above 0; pre-norm trains without warm-up when its trained share's 95% Wilson interval lies above
+0.5, and fails when it lies below 0.5. Supported if at some rate warm-up helps post-norm while pre-norm trains
+without it, and at no rate pre-norm fails where warmed-up post-norm trains (Wilson interval above 0.5). Refuted if
+pre-norm fails where warmed-up post-norm trains, or if warm-up helps post-norm at no rate while post-norm without
+warm-up trains at every rate. Inconclusive otherwise, or when a stuck run had not converged.""")
+def t2(runs: Sequence[dict[str, Any]]) -> Decision:
+    """``runs``: one dict per run with ``norm`` ('post'/'pre'), ``lr``, ``warmup`` (steps, 0 for none), ``trained``,
+    ``diverged`` and ``converged``."""
+    groups = _group(runs, "norm", "lr", "warmup")
+    lrs = sorted({r["lr"] for r in runs})
+    nums: dict[str, Any] = {"trained": {f"{n} lr={lr:g} warmup={w}": f"{sum(x['trained'] for x in g)}/{len(g)}"
+                                        for (n, lr, w), g in sorted(groups.items())},
+                            "diverged": {f"{n} lr={lr:g} warmup={w}": sum(x["diverged"] for x in g)
+                                         for (n, lr, w), g in sorted(groups.items())}}
+    per_lr, helps, pre_ok, pre_fails, post_fine = {}, [], [], [], []
+    for lr in lrs:
+        post0 = groups.get(("post", lr, 0), [])
+        postw = [r for (n, l_, w), g in groups.items() if n == "post" and l_ == lr and w > 0 for r in g]
+        pre0 = groups.get(("pre", lr, 0), [])
+        few = _few_seeds("T2", {f"post lr={lr:g} no warm-up": post0, f"post lr={lr:g} warm-up": postw,
+                                f"pre lr={lr:g} no warm-up": pre0}, nums)
+        if few is not None:
+            return few
+        eff = rate_difference(sum(r["trained"] for r in postw), len(postw),
+                              sum(r["trained"] for r in post0), len(post0))
+        r_pre, r_postw, r_post0 = _rate([r["trained"] for r in pre0]), _rate([r["trained"] for r in postw]), \
+            _rate([r["trained"] for r in post0])
+        per_lr[f"{lr:g}"] = {"warmup_effect_post": eff.as_dict(), "pre_no_warmup": r_pre.as_dict(),
+                             "post_warmup": r_postw.as_dict(), "post_no_warmup": r_post0.as_dict()}
+        helps.append(eff.low > 0)
+        pre_ok.append(r_pre.low > 0.5)
+        pre_fails.append(r_pre.high < 0.5 and r_postw.low > 0.5)
+        post_fine.append(r_post0.low > 0.5)
+    nums["per_lr"] = per_lr
+    if (d := _not_converged("T2", list(runs), nums)) is not None:
+        return d
+    supported = any(h and p for h, p in zip(helps, pre_ok)) and not any(pre_fails)
+    refuted = any(pre_fails) or (all(post_fine) and not any(helps))
+    return _decide("T2", supported, refuted, nums)
+
+
+@rule("T3", """Without warm-up at one learning rate, at least 5 seeds per placement and depth. A run trains when it
+did not diverge and its mean training loss over the last 10% of steps is below half of chance (ln V); it fails
+otherwise, whether it diverged (loss NaN/inf, above 10x its first value, or ending above its start) or stuck (the
+diverged share is reported apart). Per depth, the 95% Newcombe interval of (pre-norm's trained share minus
+post-norm's). Supported if at some depth that interval lies above 0 while pre-norm's trained share has a 95% Wilson
+interval above 0.5, and at no depth it lies below 0. Refuted if at some depth it lies below 0 (post-norm trains
+where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too shallow),
+or when a stuck run had not converged.""")
+def t3(runs: Sequence[dict[str, Any]]) -> Decision:
+    """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged``."""
+    groups = _group(runs, "norm", "depth")
+    depths = sorted({r["depth"] for r in runs})
+    nums: dict[str, Any] = {}
+    if (d := _few_seeds("T3", {f"{n} depth {dp}": groups.get((n, dp), []) for n in ("post", "pre") for dp in depths},
+                        nums)) is not None:
+        return d
+    per_depth, wins, losses = {}, [], []
+    for dp in depths:
+        pre, post = groups[("pre", dp)], groups[("post", dp)]
+        diff = rate_difference(sum(r["trained"] for r in pre), len(pre), sum(r["trained"] for r in post), len(post))
+        r_pre = _rate([r["trained"] for r in pre])
+        per_depth[str(dp)] = {"pre_minus_post_trained": diff.as_dict(), "pre_trained": r_pre.as_dict(),
+                              "post_trained": _rate([r["trained"] for r in post]).as_dict(),
+                              "post_diverged": f"{sum(r['diverged'] for r in post)}/{len(post)}",
+                              "pre_diverged": f"{sum(r['diverged'] for r in pre)}/{len(pre)}"}
+        wins.append(diff.low > 0 and r_pre.low > 0.5)
+        losses.append(diff.high < 0)
+    nums["per_depth"] = per_depth
+    if (d := _not_converged("T3", list(runs), nums)) is not None:
+        return d
+    return _decide("T3", any(wins) and not any(losses), any(losses), nums)
+
+
+@rule("T4", """On held-out sequences, per trained model (both placements, every seed; at least 5 models that
+trained): the largest share of attention mass, over layers, on keys more than the local window away, and the
+largest attention-weighted token distance over layers, the latter paired with the same model at initialisation.
+Supported if the 95% interval over models of the far share lies above 0.5 and the 95% paired interval of (trained
+minus initial) distance lies above 0 (attention learned to reach farther). Refuted if the far share's interval lies
+below 0.2 (every layer keeps over 80% of its attention local). Inconclusive otherwise, or with fewer than 5 trained
+models.""")
+def t4(far_share: Sequence[float], distance: Sequence[float], distance_init: Sequence[float],
+       trained: Sequence[bool], input_dependence: Sequence[float] | None = None,
+       uniform_distance: float | None = None) -> Decision:
+    keep = [i for i, t in enumerate(trained) if t]
+    nums: dict[str, Any] = {"models": len(trained), "trained_models": len(keep), "uniform_distance": uniform_distance}
+    if input_dependence is not None and len(keep) >= 2:
+        nums["input_dependence"] = stats.rate_interval([input_dependence[i] for i in keep]).as_dict()
+    if len(keep) < MIN_SEEDS:
+        return Decision("T4", "inconclusive", RULES["T4"].text, {**nums, "too few": "fewer than 5 trained models"})
+    far = stats.rate_interval([far_share[i] for i in keep])
+    reach = stats.paired_difference([distance[i] for i in keep], [distance_init[i] for i in keep])
+    nums.update(far_share=far.as_dict(), distance_gain=reach.as_dict(),
+                distance=stats.mean_interval([distance[i] for i in keep]).as_dict())
+    return _decide("T4", far.low > 0.5 and reach.low > 0, far.high < 0.2, nums)

@@ -1,8 +1,80 @@
-"""Rules for notebook 06 (U-Net long skips): U1-U3."""
+"""Rules for notebook 06 (U-Net long skips): U1-U3.
+
+All three read held-out scores of U-Nets trained with the same seeds, so every
+comparison is paired by seed (seed ``s`` of one variant against seed ``s`` of
+the other). IoU and shares are rates: their intervals stay inside [0, 1].
+"""
 
 from __future__ import annotations
 
-from .. import stats  # noqa: F401
-from .core import RULES, Decision, _decide, _unconverged, rule  # noqa: F401
+import math
+from typing import Iterable, Mapping, Sequence
 
-__all__: list[str] = []
+from .. import stats
+from .core import RULES, Decision, _decide, _unconverged, rule
+
+__all__ = ["u1", "u2", "u3"]
+
+
+@rule("U1", """Two measurements on the held-out slices, over seeds. (a) Quality: held-out IoU of the net with long
+skips (concat) minus the net without them, same seed, 95% paired t interval. (b) Where the added errors lie: per seed,
+of the pixels the net without skips gets wrong and the net with skips gets right, the share lying in the boundary band
+(95% t interval over seeds, within [0, 1]), against the share of all pixels that lie in the band. Supported if (a)
+lies above 0 and (b)'s interval lies above the pixel share. Refuted if (a) lies below 0 (the skips do not help), or
+(a) lies above 0 and (b)'s interval lies below the pixel share (the added errors avoid the boundaries). Inconclusive
+otherwise, or when a run did not converge.""")
+def u1(iou_with: Sequence[float], iou_without: Sequence[float], share_added_near: Sequence[float],
+       share_pixels_near: float, converged: Iterable[bool] | None = None) -> Decision:
+    drop = stats.paired_difference(iou_with, iou_without)
+    share = stats.rate_interval(share_added_near)
+    nums = {"iou_with_minus_without": drop.as_dict(), "iou_with": stats.rate_interval(iou_with).as_dict(),
+            "iou_without": stats.rate_interval(iou_without).as_dict(),
+            "share_of_added_errors_near_boundary": share.as_dict(),
+            "share_of_pixels_near_boundary": round(float(share_pixels_near), 4)}
+    if (d := _unconverged("U1", converged, nums)) is not None:
+        return d
+    return _decide("U1", drop.low > 0 and share.above(share_pixels_near),
+                   drop.high < 0 or (drop.low > 0 and share.below(share_pixels_near)), nums)
+
+
+@rule("U2", """Per seed and per structure class (membrane pixels grouped by local thickness, thinnest first), the
+IoU lost by dropping the long skips (concat minus none, same seed). Paired over seeds: supported if the thinnest
+class loses more than the thickest (95% paired t interval of thinnest-class loss minus thickest-class loss above 0);
+refuted if it lies below 0 (the thickest structures suffer most); inconclusive otherwise, with fewer than two
+classes, or when a run did not converge. The least-squares slope of the loss on the class's rank (bootstrap
+interval) is reported beside it, not used.""")
+def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
+    names = list(loss_by_class)
+    nums: dict = {"loss_by_class": {k: stats.mean_interval(v, (-1.0, 1.0)).as_dict() for k, v in
+                                    loss_by_class.items()}}
+    if len(names) < 2:
+        return Decision("U2", "inconclusive", RULES["U2"].text, {**nums, "classes": "fewer than two"})
+    thin, thick = names[0], names[-1]
+    diff = stats.paired_difference(loss_by_class[thin], loss_by_class[thick])
+    nums.update({"thinnest": thin, "thickest": thick, "thinnest_minus_thickest": diff.as_dict()})
+    xs = [i for i, k in enumerate(names) for v in loss_by_class[k] if math.isfinite(v)]
+    ys = [v for k in names for v in loss_by_class[k] if math.isfinite(v)]
+    if len(set(xs)) >= 2:
+        nums["slope_per_class"] = stats.slope_interval(xs, ys).as_dict()
+    if (d := _unconverged("U2", converged, nums)) is not None:
+        return d
+    return _decide("U2", diff.low > 0, diff.high < 0, nums)
+
+
+@rule("U3", """Concatenated and added long skips in parameter-matched U-Nets, paired over seeds: held-out IoU of
+concat minus add, with an equivalence margin fixed before the run (two one-sided tests, 90% paired t interval).
+Supported if the interval lies entirely beyond the margin on one side: a winner by more than the margin (named in
+the numbers, with the difference). Refuted if the interval lies inside (-margin, margin): neither merge wins by the
+margin. Inconclusive otherwise, or when a run did not converge.""")
+def u3(iou_concat: Sequence[float], iou_add: Sequence[float], margin: float,
+       converged: Iterable[bool] | None = None) -> Decision:
+    tost = stats.equivalence(iou_concat, iou_add, margin)
+    diff = stats.paired_difference(iou_concat, iou_add)
+    est = tost.interval.estimate
+    nums = {"equivalence_concat_vs_add": tost.as_dict(), "concat_minus_add": diff.as_dict(),
+            "iou_concat": stats.rate_interval(iou_concat).as_dict(), "iou_add": stats.rate_interval(iou_add).as_dict(),
+            "higher_mean": "concat" if est > 0 else "add" if est < 0 else "tie",
+            "winner": ("concat" if est > 0 else "add") if tost.decision == "outside" else "none by the margin"}
+    if (d := _unconverged("U3", converged, nums)) is not None:
+        return d
+    return _decide("U3", tost.decision == "outside", tost.decision == "within", nums)

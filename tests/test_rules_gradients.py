@@ -1,0 +1,146 @@
+"""Rules G1-G6 (notebook 02) on hand-made numbers: supported, refuted and inconclusive, with numbers checked by
+hand and against SciPy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from skipanalysis import rules
+from skipanalysis.rules.gradients import log10s
+
+WOBBLE = np.array([1.00, 1.05, 0.95, 1.02, 0.98])  # per-seed multiplicative wobble shared by paired arms
+NOISY = np.array([1.0, 30.0, 0.03, 10.0, 0.1])  # two orders of magnitude of seed noise
+
+
+def test_log10s_drops_what_has_no_logarithm():
+    out = log10s([100, 0.01, 0, -1, float("inf")])
+    assert out[:2] == [2.0, -2.0] and all(math.isnan(v) for v in out[2:])
+
+
+def test_g1():
+    alive = {"init, depth 56": 5 * WOBBLE, "half-way": 0.8 * WOBBLE, "end": 1.2 * WOBBLE}
+    assert rules.g1(alive).verdict == "supported"
+    vanished = {**alive, "end": 0.001 * WOBBLE}
+    assert rules.g1(vanished).verdict == "refuted"
+    assert rules.g1({**alive, "end": 0.3 * NOISY}).verdict == "inconclusive"  # interval straddles 0.1
+    assert rules.g1({**alive, "end": [0.5]}).verdict == "inconclusive"  # one seed bounds nothing
+    d = rules.g1(alive, converged=[True] * 4 + [False])
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 5 runs"
+
+
+def test_g1_interval_by_scipy():
+    r = [0.5, 2.0, 1.0, 4.0, 0.25]
+    d = rules.g1({"init": r})
+    iv = d.numbers["log10_ratio"]["init"]
+    lo, hi = sp.t.interval(0.95, len(r) - 1, loc=np.mean(np.log10(r)), scale=sp.sem(np.log10(r)))
+    assert (iv["low"], iv["high"]) == (pytest.approx(lo, abs=1e-4), pytest.approx(hi, abs=1e-4))
+    # geometric mean by hand: (0.5 * 2 * 1 * 4 * 0.25) ** (1/5) = 1
+    assert d.numbers["geometric_mean_ratio"]["init"] == pytest.approx(1.0)
+
+
+def test_g2():
+    shallow = 1e-3 * WOBBLE
+    assert rules.g2(shallow, 0.01 * shallow * WOBBLE, shallow, 1.2 * shallow * WOBBLE).verdict == "supported"
+    assert rules.g2(shallow, 0.9 * shallow * WOBBLE, shallow, 1.2 * shallow).verdict == "refuted"  # plain kept
+    assert rules.g2(shallow, 0.01 * shallow, shallow, 0.01 * shallow).verdict == "refuted"  # residual shrank too
+    assert rules.g2(shallow, 0.3 * shallow * WOBBLE, shallow, shallow).verdict == "inconclusive"
+    # the geometric mean of deep/shallow, by scipy
+    deep = shallow * np.array([0.1, 0.2, 0.05, 0.1, 0.4])
+    d = rules.g2(shallow, deep, shallow, shallow)
+    assert d.numbers["plain_deep_over_shallow"] == pytest.approx(sp.gmean(deep / shallow), rel=1e-9)
+    with pytest.raises(ValueError, match="equal lengths"):
+        rules.g2(shallow, deep[:3], shallow, shallow)
+
+
+def _shatter(plain_decay: float, residual_decay: float, seeds: int = 5, noise: float = 0.05, start: float = 0.9):
+    rng = np.random.default_rng(0)
+    depths = np.repeat([8, 20, 32, 56], seeds)
+    eps = rng.normal(0, noise, size=(2, len(depths)))
+    plain = start * np.exp(-plain_decay * depths + eps[0])
+    residual = start * np.exp(-residual_decay * depths + eps[1])
+    return depths.tolist(), plain.tolist(), residual.tolist()
+
+
+def test_g3():
+    assert rules.g3(*_shatter(0.05, 0.005)).verdict == "supported"
+    assert rules.g3(*_shatter(0.012, 0.010)).verdict == "refuted"  # faster, but far from twice as fast
+    assert rules.g3(*_shatter(0.02, 0.01, noise=1.0)).verdict == "inconclusive"
+    few = rules.g3(*_shatter(0.05, 0.005, seeds=2))
+    assert few.verdict == "inconclusive" and "too few runs" in few.numbers
+    with pytest.raises(ValueError, match="floor"):
+        rules.g3(*_shatter(0.05, 0.005), floor=0)
+
+
+def test_g3_slopes_by_scipy_and_the_floor():
+    depths, plain, residual = _shatter(0.05, 0.005)
+    d = rules.g3(depths, plain, residual, floor=1e-3)
+    lp, lr = np.log(np.clip(plain, 1e-3, None)), np.log(residual)
+    assert d.numbers["plain_decay"]["estimate"] == pytest.approx(-sp.linregress(depths, lp).slope, abs=1e-6)
+    assert d.numbers["plain_minus_2x_residual_decay"]["estimate"] == pytest.approx(
+        -sp.linregress(depths, lp - 2 * lr).slope, abs=1e-6)
+    # exp(-0.05 * 56) * 0.9 = 0.055 > 1e-3: nothing clipped; with a floor of 0.1 the depth-56 plain runs are
+    assert d.numbers["at_floor"] == {"plain": 0, "residual": 0}
+    assert rules.g3(depths, plain, residual, floor=0.1).numbers["at_floor"]["plain"] == 5
+
+
+def test_g4():
+    assert rules.g4(1.0 * WOBBLE, 0.3 * WOBBLE, 0.2 * WOBBLE).verdict == "supported"
+    assert rules.g4(0.25 * WOBBLE, 0.3 * WOBBLE[::-1], 0.2 * WOBBLE).verdict == "refuted"  # below residual
+    assert rules.g4(0.3 * NOISY, 0.3 * WOBBLE, 0.3 * WOBBLE).verdict == "inconclusive"
+    d = rules.g4(1.0 * WOBBLE, 0.3 * WOBBLE, 0.2 * WOBBLE, converged=[True, False])
+    assert d.verdict == "inconclusive" and "not converged" in d.numbers
+
+
+def test_g4_paired_interval_by_scipy():
+    dense, res = np.array([1.0, 2.0, 0.5, 1.5, 0.8]), np.array([0.3, 0.5, 0.2, 0.3, 0.4])
+    d = rules.g4(dense, res, res)
+    diff = np.log10(dense) - np.log10(res)
+    ci = sp.ttest_rel(np.log10(dense), np.log10(res)).confidence_interval(0.95)
+    got = d.numbers["dense_minus_residual_log10"]
+    assert got["estimate"] == pytest.approx(diff.mean(), abs=1e-4)
+    assert (got["low"], got["high"]) == (pytest.approx(ci.low, abs=1e-4), pytest.approx(ci.high, abs=1e-4))
+
+
+def test_g5():
+    res, plain = 0.05 + 0.01 * (WOBBLE - 1), 0.9 + 0.05 * (WOBBLE - 1)
+    paths, base = 3.0 * WOBBLE, {"plain": [0.4] * 5, "residual": [0.35] * 5}
+    assert rules.g5(res, plain, paths, 9, base).verdict == "supported"
+    assert rules.g5(0.4 * WOBBLE, plain, paths, 9, base).verdict == "refuted"  # residual badly hurt
+    assert rules.g5(res, 0.2 * WOBBLE, paths, 9, base).verdict == "refuted"  # plain not ruined
+    assert rules.g5(res, plain, 6.0 * WOBBLE, 9, base).verdict == "refuted"  # gradient from long paths
+    assert rules.g5(0.2 * WOBBLE, plain, paths, 9, base).verdict == "inconclusive"  # straddles the threshold
+    stuck = rules.g5(res, plain, paths, 9, {"plain": [0.89] * 5, "residual": [0.35] * 5})
+    assert stuck.verdict == "inconclusive" and stuck.numbers["did not learn"] == ["plain"]
+    assert rules.g5(res, plain, paths, 9, base, converged=[True, False]).verdict == "inconclusive"
+    # hand-worked: the mean path length of all 2^9 paths is 9/2
+    assert rules.g5(res, plain, paths, 9).numbers["mean_path_length"] == 4.5
+
+
+def test_g6():
+    shared = 0.01 * (WOBBLE - 1)
+    base = {"plain": 0.50, "every 4": 0.40, "every 2": 0.36, "every 1": 0.34, "dense": 0.335}
+    errs = {k: v + shared for k, v in base.items()}
+    assert rules.g6(errs).verdict == "supported"
+    worse = {**errs, "every 1": 0.6 + shared}
+    assert rules.g6(worse).verdict == "refuted"  # densest spacing worse than plain
+    growing = {**errs, "dense": 0.1 + shared}
+    assert rules.g6(growing).verdict == "refuted"  # last step gains more than the first
+    noisy = {k: v + 0.1 * np.array([1, -1, 0.5, -0.5, 0]) * (i % 2 * 2 - 1) for i, (k, v) in enumerate(base.items())}
+    assert rules.g6(noisy).verdict == "inconclusive"
+    hurt = {**errs, "every 2": 0.45 + shared}  # a middle step hurts: not monotone, not supported
+    assert rules.g6(hurt).verdict == "inconclusive"
+    assert rules.g6(errs, converged=[True, False]).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="dense block"):
+        rules.g6({"plain": [0.5], "dense": [0.4]})
+
+
+def test_g6_gains_by_hand():
+    errs = {"plain": [0.5, 0.6, 0.55], "every 2": [0.4, 0.45, 0.5], "dense": [0.38, 0.40, 0.45]}
+    d = rules.g6(errs)
+    # first gain per seed (0.1, 0.15, 0.05), last gain (0.02, 0.05, 0.05): difference (0.08, 0.10, 0.0), mean 0.06
+    assert d.numbers["first_gain_minus_last_gain"]["estimate"] == pytest.approx(0.06, abs=1e-4)
+    assert d.numbers["plain_minus_densest"]["estimate"] == pytest.approx(0.1, abs=1e-4)

@@ -1,0 +1,194 @@
+"""Rules L1 and A1-A3 on hand-made numbers: supported, refuted and inconclusive, and numbers checked by hand/SciPy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from skipanalysis import rules
+
+WOBBLE = np.array([0.00, 0.01, -0.01, 0.005, -0.005])  # per-seed noise shared by paired arms
+
+
+# --- L1 --------------------------------------------------------------------------------------------------------------
+
+def test_l1_supported_refuted_inconclusive():
+    res = 0.05 + WOBBLE
+    # plain rougher than residual, more so at the deep depth
+    assert rules.l1(res + 0.05, res, res + 0.30, res).verdict == "supported"
+    # residual rougher at the deep depth
+    assert rules.l1(res, res, res, res + 0.2).verdict == "refuted"
+    # plain rougher at both depths, but the gap shrinks with depth
+    shrink = rules.l1(res + 0.40, res, res + 0.10, res)
+    assert shrink.verdict == "refuted" and shrink.numbers["growth"]["high"] < 0
+    # a deep gap that seed noise could cancel
+    noisy = res + np.array([0.2, -0.15, 0.1, -0.12, 0.02])
+    assert rules.l1(res, res, noisy, res).verdict == "inconclusive"
+    # two point values that differ are not enough: one seed gives an unbounded interval
+    assert rules.l1([0.1], [0.0], [0.9], [0.0]).verdict == "inconclusive"
+
+
+def test_l1_flat_surfaces_and_unconverged_runs_are_inconclusive():
+    zero = [0.0] * 5
+    flat = rules.l1(zero, zero, zero, zero)
+    assert flat.verdict == "inconclusive" and flat.numbers["surfaces"] == "no non-convex point in any"
+    res = 0.05 + WOBBLE
+    d = rules.l1(res + 0.05, res, res + 0.30, res, converged=[True] * 19 + [False])
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 20 runs"
+    with pytest.raises(ValueError, match="equal lengths"):
+        rules.l1([0.1, 0.2], [0.1], [0.1, 0.2], [0.1, 0.2])
+
+
+def test_l1_growth_interval_by_hand():
+    ps, rs = [0.10, 0.20, 0.15], [0.05, 0.05, 0.10]
+    pd_, rd = [0.50, 0.40, 0.45], [0.05, 0.10, 0.05]
+    growth = np.subtract(np.subtract(pd_, rd), np.subtract(ps, rs))  # 0.40, 0.15, 0.35
+    half = sp.t.ppf(0.975, 2) * growth.std(ddof=1) / math.sqrt(3)
+    g = rules.l1(ps, rs, pd_, rd).numbers["growth"]
+    assert g["estimate"] == pytest.approx(0.3, abs=1e-4)
+    assert g["low"] == pytest.approx(0.3 - half, abs=1e-4) and g["high"] == pytest.approx(min(2.0, 0.3 + half), abs=1e-4)
+    # a gap of two shares stays inside [-1, 1]
+    wide = rules.l1([0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 0.0]).numbers["gap_deep"]
+    assert wide["low"] == -1.0 and wide["high"] == 1.0
+
+
+# --- A1 --------------------------------------------------------------------------------------------------------------
+
+def test_a1():
+    res = 0.40 + WOBBLE
+    assert rules.a1(res, res + 0.005, 0.38, margin=0.02).verdict == "supported"
+    assert rules.a1(res, res + 0.06, 0.38, margin=0.02).verdict == "refuted"
+    noisy = res + 0.01 + np.array([0.04, -0.03, 0.03, -0.04, 0.0])
+    assert rules.a1(res, noisy, 0.38, margin=0.02).verdict == "inconclusive"
+    # a pair at half the parameters does not test "a third"
+    half = rules.a1(res, res, 0.5, margin=0.02)
+    assert half.verdict == "inconclusive" and "0.50" in half.numbers["pair"]
+    # overlapping intervals are not "comparable": mean 1.5 points worse, noise too large to bound it under 2
+    assert rules.a1(res, res + 0.015 + np.array([0.02, -0.02, 0.015, -0.015, 0.0]), 0.38, 0.02).verdict == \
+        "inconclusive"
+    d = rules.a1(res, res, 0.38, 0.02, converged=[True, False])
+    assert d.verdict == "inconclusive" and "not converged" in d.numbers
+
+
+def test_a1_bound_against_scipy():
+    res = np.array([0.40, 0.42, 0.39, 0.41, 0.40])
+    dense = res + np.array([0.01, 0.00, 0.02, 0.01, 0.005])
+    d = dense - res
+    upper = d.mean() + sp.t.ppf(0.95, 4) * sp.sem(d)
+    got = rules.a1(res, dense, 0.38, margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
+    assert got["difference"]["high"] == pytest.approx(upper, abs=1e-4)
+    assert got["decision"] == ("within" if upper < 0.02 else "undecided")
+
+
+# --- A2 --------------------------------------------------------------------------------------------------------------
+
+def test_a2():
+    tr = 0.01 + WOBBLE / 10
+    res_test = 0.55 + WOBBLE
+    # ResNet overfits more: same training error, higher test error
+    assert rules.a2(tr, res_test, tr, res_test - 0.05).verdict == "supported"
+    assert rules.a2(tr, res_test, tr, res_test + 0.05).verdict == "refuted"
+    noisy = res_test + np.array([0.05, -0.06, 0.04, -0.05, 0.01])
+    assert rules.a2(tr, res_test, tr, noisy).verdict == "inconclusive"
+    # a smaller gap bought by not fitting the training set (and a higher test error) is not less overfitting
+    fits_less = rules.a2(tr, res_test, tr + 0.3, res_test + 0.1)
+    assert fits_less.verdict == "inconclusive" and "fits less" in fits_less.numbers["densenet"]
+    d = rules.a2(tr, res_test, tr, res_test - 0.05, converged=[False] * 10)
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "10 of 10 runs"
+
+
+def test_a2_gap_interval_by_hand():
+    r_tr, r_te = [0.0, 0.1, 0.0], [0.5, 0.6, 0.4]  # gaps 0.5, 0.5, 0.4
+    d_tr, d_te = [0.1, 0.1, 0.0], [0.5, 0.5, 0.3]  # gaps 0.4, 0.4, 0.3
+    got = rules.a2(r_tr, r_te, d_tr, d_te).numbers["resnet_minus_densenet_gap"]
+    assert got["estimate"] == pytest.approx(0.1) and got["low"] == pytest.approx(0.1) and got["high"] == \
+        pytest.approx(0.1)  # every seed's difference is exactly 0.1: a zero-width interval
+
+
+# --- A3 --------------------------------------------------------------------------------------------------------------
+
+def _h(hybrid, base, ratio):
+    return {"hybrid_err": list(hybrid), "base_err": list(base), "param_ratio": ratio}
+
+
+def test_a3():
+    base = 0.40 + WOBBLE
+    se_better = _h(base - 0.02, base, 1.03)         # cost-matched and clearly better
+    csp_same = _h(base + 0.002, base, 0.87)         # cheaper and non-inferior
+    assert rules.a3({"se": se_better, "csp": csp_same}, margin=0.02).verdict == "supported"
+    se_worse = _h(base + 0.02, base, 1.03)
+    csp_worse = _h(base + 0.06, base, 0.87)
+    assert rules.a3({"se": se_worse, "csp": csp_worse}, margin=0.02).verdict == "refuted"
+    # mixed: one improves, one is worse
+    mixed = rules.a3({"se": se_better, "csp": csp_worse}, margin=0.02)
+    assert mixed.verdict == "inconclusive"
+    assert [o["outcome"] for o in mixed.numbers["hybrids"].values()] == ["improves", "worse"]
+    # the same error as the base at higher cost is undecided, not an improvement
+    same = rules.a3({"se": _h(base + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), base, 1.03)}, 0.02)
+    assert same.verdict == "inconclusive" and same.numbers["hybrids"]["se"]["outcome"] == "undecided"
+    # twice the parameters is not a matched cost: a lower error there decides nothing
+    big = rules.a3({"se": _h(base - 0.05, base, 2.0)}, 0.02)
+    assert big.verdict == "inconclusive" and big.numbers["hybrids"]["se"]["outcome"] == "cost not matched"
+    d = rules.a3({"se": se_better}, 0.02, converged=[True, True, False])
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 3 runs"
+
+
+def test_a3_matched_gain_against_scipy():
+    base = np.array([0.40, 0.42, 0.39, 0.41, 0.40])
+    hybrid = base - np.array([0.01, 0.02, 0.0, 0.015, 0.01])
+    d = base - hybrid
+    low, high = sp.t.interval(0.95, 4, loc=d.mean(), scale=sp.sem(d))
+    got = rules.a3({"se": _h(hybrid, base, 1.03)}, 0.02).numbers["hybrids"]["se"]["base_minus_hybrid_err"]
+    assert got["low"] == pytest.approx(low, abs=1e-4) and got["high"] == pytest.approx(high, abs=1e-4)
+
+
+def test_l1_a_net_stuck_at_chance_is_not_a_trained_minimum():
+    res = 0.05 + WOBBLE
+    errs = {"plain-20": [0.4] * 5, "residual-20": [0.35] * 5, "plain-56": [0.89, 0.9, 0.88, 0.9, 0.9],
+            "residual-56": [0.4] * 5}
+    d = rules.l1(res + 0.05, res, res + 0.30, res, train_err=errs, chance=0.9)
+    assert d.verdict == "inconclusive" and d.numbers["did not leave chance"] == ["plain-56"]
+    errs["plain-56"] = [0.6] * 5
+    assert rules.l1(res + 0.05, res, res + 0.30, res, train_err=errs, chance=0.9).verdict == "supported"
+
+
+# --- robustness: a decision one seed can flip is not kept -------------------------------------------------------------
+
+def test_leave_one_out_drops_each_seed_once():
+    from skipanalysis.rules.efficiency import leave_one_out
+
+    assert leave_one_out(lambda a, b: f"{sum(a)}-{sum(b)}", [[1, 2, 3], [10, 20, 30]]) == ["5-50", "4-40", "3-30"]
+
+
+def test_a1_support_that_one_seed_decides_is_not_kept():
+    res = np.array([0.40, 0.42, 0.39, 0.41, 0.40])
+    dense = res + np.array([0.0, 0.001, 0.0, 0.002, 0.030])
+    d = dense - res
+    upper = d.mean() + sp.t.ppf(0.95, 4) * sp.sem(d)
+    upper_without_first = d[1:].mean() + sp.t.ppf(0.95, 3) * sp.sem(d[1:])
+    assert upper < 0.02 < upper_without_first  # all five seeds say "within"; without seed 0 it is undecided
+    got = rules.a1(res, dense, 0.38, margin=0.02)
+    assert got.numbers["noninferiority_densenet_vs_resnet"]["decision"] == "within"
+    assert got.numbers["leave_one_seed_out"][0] == "undecided" and got.verdict == "inconclusive"
+
+
+def test_a3_outcome_that_one_seed_decides_is_not_robust():
+    base = np.array([0.40, 0.42, 0.39, 0.41, 0.40])
+    gain = np.array([0.02, 0.02, 0.02, 0.0, 0.02])
+    low = gain.mean() - sp.t.ppf(0.975, 4) * sp.sem(gain)
+    low_without_first = gain[1:].mean() - sp.t.ppf(0.975, 3) * sp.sem(gain[1:])
+    assert low > 0 > low_without_first  # five seeds: clearly better; without seed 0: not clearly
+    out = rules.a3({"se": _h(base - gain, base, 1.03)}, 0.02).numbers["hybrids"]["se"]
+    assert out["leave_one_seed_out"][0] == "undecided" and out["outcome"] == "not robust"
+    assert rules.a3({"se": _h(base - gain, base, 1.03)}, 0.02).verdict == "inconclusive"
+
+
+def test_l1_and_a2_keep_decisions_that_every_seed_repeats():
+    res = 0.05 + WOBBLE
+    d = rules.l1(res + 0.05, res, res + 0.30, res)
+    assert d.verdict == "supported" and d.numbers["leave_one_seed_out"] == ["supported"] * 5
+    tr, te = 0.01 + WOBBLE / 10, 0.55 + WOBBLE
+    assert rules.a2(tr, te, tr, te - 0.05).numbers["leave_one_seed_out"] == ["less"] * 5

@@ -1,0 +1,124 @@
+"""Rules U1-U3 (notebook 06) and E5 (notebook 03) on hand-made numbers: supported, refuted, inconclusive."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from skipanalysis import rules
+
+WOBBLE = np.array([0.00, 0.004, -0.004, 0.002, -0.002])  # per-seed noise shared by paired arms
+
+
+# --- U1 ----------------------------------------------------------------------------------------------------------
+
+def test_u1_supported_refuted_inconclusive():
+    concat = 0.70 + WOBBLE
+    share = [0.62, 0.65, 0.60, 0.64, 0.63]
+    assert rules.u1(concat, concat - 0.05, share, 0.30).verdict == "supported"
+    # the skips hurt
+    assert rules.u1(concat, concat + 0.05, share, 0.30).verdict == "refuted"
+    # quality drops, but the added errors lie away from the boundaries (share below the band's pixel share)
+    assert rules.u1(concat, concat - 0.05, [0.10, 0.12, 0.11, 0.09, 0.10], 0.30).verdict == "refuted"
+    # quality drops, share indistinguishable from the pixel share
+    assert rules.u1(concat, concat - 0.05, [0.2, 0.4, 0.3, 0.25, 0.35], 0.30).verdict == "inconclusive"
+    # no clear drop
+    noisy = concat + np.array([0.03, -0.03, 0.02, -0.02, 0.0])
+    assert rules.u1(concat, noisy, share, 0.30).verdict == "inconclusive"
+
+
+def test_u1_not_converged_and_interval_bounds():
+    concat = 0.70 + WOBBLE
+    d = rules.u1(concat, concat - 0.05, [0.62] * 5, 0.30, converged=[True] * 9 + [False])
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 10 runs"
+    # shares are rates: the interval stays inside [0, 1] even when the t interval would not
+    d = rules.u1(concat, concat - 0.05, [0.99, 1.0, 0.97], 0.30)
+    share = d.numbers["share_of_added_errors_near_boundary"]
+    assert 0 <= share["low"] <= share["high"] <= 1
+
+
+def test_u1_paired_interval_against_scipy():
+    a = np.array([0.71, 0.69, 0.72, 0.70, 0.73])
+    b = np.array([0.65, 0.66, 0.64, 0.67, 0.66])
+    d = a - b
+    lo, hi = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    got = rules.u1(a, b, [0.6] * 5, 0.3).numbers["iou_with_minus_without"]
+    assert got["low"] == pytest.approx(lo, abs=1e-4) and got["high"] == pytest.approx(hi, abs=1e-4)
+
+
+# --- U2 ----------------------------------------------------------------------------------------------------------
+
+def test_u2_supported_refuted_inconclusive():
+    thin, mid, thick = 0.20 + WOBBLE, 0.10 + WOBBLE, 0.02 + WOBBLE
+    d = rules.u2({"<= 3 px": thin, "5 px": mid, "> 5 px": thick})
+    assert d.verdict == "supported"
+    assert d.numbers["thinnest"] == "<= 3 px" and d.numbers["slope_per_class"]["estimate"] == pytest.approx(-0.09)
+    assert rules.u2({"thin": thick, "mid": mid, "thick": thin}).verdict == "refuted"
+    noisy = thin + np.array([0.0, 0.2, -0.2, 0.15, -0.15])
+    assert rules.u2({"thin": noisy, "thick": thin}).verdict == "inconclusive"
+    assert rules.u2({"only": thin}).verdict == "inconclusive"
+    assert rules.u2({"thin": thin, "thick": thick}, converged=[False]).verdict == "inconclusive"
+
+
+def test_u2_difference_by_hand():
+    # thin - thick per seed: 0.1, 0.2, 0.3 -> mean 0.2, sd 0.1, half-width t(0.975, 2) * 0.1 / sqrt(3)
+    d = rules.u2({"thin": [0.3, 0.4, 0.5], "thick": [0.2, 0.2, 0.2]}).numbers["thinnest_minus_thickest"]
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert d["estimate"] == pytest.approx(0.2) and d["low"] == pytest.approx(0.2 - half, abs=1e-4)
+
+
+# --- U3 ----------------------------------------------------------------------------------------------------------
+
+def test_u3_winner_equivalence_and_undecided():
+    concat = 0.70 + WOBBLE
+    d = rules.u3(concat, concat - 0.03, margin=0.01)
+    assert d.verdict == "supported" and d.numbers["winner"] == "concat"
+    d = rules.u3(concat, concat + 0.03, margin=0.01)
+    assert d.verdict == "supported" and d.numbers["winner"] == "add"
+    d = rules.u3(concat, concat + 0.001, margin=0.01)
+    assert d.verdict == "refuted" and d.numbers["winner"] == "none by the margin"
+    noisy = concat + np.array([0.03, -0.02, 0.025, -0.01, 0.0])
+    assert rules.u3(concat, noisy, margin=0.01).verdict == "inconclusive"
+    assert rules.u3(concat, concat - 0.03, 0.01, converged=[True, False]).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="margin"):
+        rules.u3(concat, concat, margin=0)
+
+
+def test_u3_tost_interval_against_scipy():
+    a = np.array([0.70, 0.72, 0.69, 0.71, 0.70])
+    b = np.array([0.68, 0.69, 0.69, 0.68, 0.67])
+    d = a - b
+    lo, hi = sps.t.interval(0.90, len(d) - 1, loc=d.mean(), scale=sps.sem(d))  # TOST at alpha 0.05 reads the 90%
+    got = rules.u3(a, b, 0.01).numbers["equivalence_concat_vs_add"]["difference"]
+    assert got["low"] == pytest.approx(lo, abs=1e-4) and got["high"] == pytest.approx(hi, abs=1e-4)
+
+
+# --- E5 ----------------------------------------------------------------------------------------------------------
+
+def test_e5_supported_refuted_inconclusive():
+    dense = [1.0, 1.0, 0.9999, 1.0, 1.0]
+    assert rules.e5(dense, 0.90 + WOBBLE, dense, margin=0.01).verdict == "supported"
+    assert rules.e5(dense, 0.998 + WOBBLE / 10, dense, margin=0.01).verdict == "refuted"
+    noisy = 0.985 + np.array([0.01, -0.01, 0.012, -0.012, 0.0])
+    assert rules.e5(dense, noisy, dense, margin=0.01).verdict == "inconclusive"
+    failed = rules.e5(dense, 0.90 + WOBBLE, [1.0, 0.9, 1.0, 1.0, 1.0], margin=0.01)
+    assert failed.verdict == "inconclusive" and "decoder check" in failed.numbers
+    assert rules.e5(dense, 0.90 + WOBBLE, dense, 0.01, converged=[True, False]).verdict == "inconclusive"
+
+
+def test_e5_bound_by_hand():
+    # unexplained variance residual - dense per seed: 0.1, 0.12, 0.08 -> mean 0.1, sd 0.02;
+    # one-sided 95% bounds: 0.1 -/+ t(0.95, 2) * 0.02 / sqrt(3)
+    d = rules.e5([1.0, 1.0, 1.0], [0.9, 0.88, 0.92], [1.0, 1.0, 1.0], 0.01)
+    iv = d.numbers["unexplained_residual_minus_dense"]["difference"]
+    half = 2.919985580355516 * 0.02 / math.sqrt(3)
+    assert iv["low"] == pytest.approx(0.1 - half, abs=1e-4) and iv["high"] == pytest.approx(0.1 + half, abs=1e-4)
+    assert d.verdict == "supported"
+
+
+def test_rules_registered_with_text():
+    for cid in ("U1", "U2", "U3", "E5"):
+        assert rules.RULES[cid].claim_id == cid and len(rules.text(cid)) > 100
