@@ -6,7 +6,7 @@ dense blocks (CSPNet, Wang et al. 2020) and squeeze-and-excitation (Hu et al.
 2018) improve the accuracy-cost trade-off. Every model here is trained with
 the same recipe and the same number of optimisation steps, whatever the size
 of its training set; each model at its own learning rate from a small grid,
-chosen on the first seed by the error on a validation split held out from the
+chosen on the first seeds by the error on a validation split held out from the
 training pool (never the test set). Seed ``s`` of every model shares the data
 subset and the batch order, so comparisons are paired over seeds.
 """
@@ -79,39 +79,48 @@ def train_one(spec: str, data: TensorDataset, cfg: tr.TrainConfig, steps: int, s
     return row
 
 
-def choose_lrs(specs: list[str], lrs: list[float], seed: int, train_set: TensorDataset, val_set: TensorDataset,
-               test_set: TensorDataset, cfg: tr.TrainConfig, steps: int, device: torch.device | str = "cpu"
-               ) -> pd.DataFrame:
-    """Train every model at every rate of ``lrs`` on the first seed; keep, per model, the rate with the lowest
-    validation error (ties and diverged runs: the smaller rate wins, a diverged run never).
+def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: TensorDataset,
+               val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, steps: int,
+               device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Train every model at every rate of ``lrs`` on each of ``seeds`` (the first few) and keep, per model, the
+    smallest rate whose validation error, averaged over those seeds, is within one binomial standard error of the
+    best rate's (``sqrt(p (1 - p) / (n_val * len(seeds)))``; Breiman et al.'s one-standard-error rule). Rates a
+    fraction of a point apart on validation are a tie, and a tie then goes to the gentler rate instead of to noise.
+    A rate with a diverged run is never kept unless every rate diverged.
 
     Returns:
-        One row per (model, rate) with ``val_err`` and ``kept``; a kept row is that model's first-seed run.
+        One row per (model, rate, seed) with ``val_err`` and ``kept``; kept rows are those seeds' runs.
     """
     rows = [train_one(spec, train_set, cfg, steps, seed, lr, test_set, val_set, device)
-            for spec in specs for lr in sorted(lrs)]
+            for spec in specs for lr in sorted(lrs) for seed in seeds]
     df = pd.DataFrame(rows)
-    score = df.val_err.where(~df.diverged, np.inf).fillna(np.inf)
-    best = df.assign(score=score).sort_values(["model", "score", "lr"]).groupby("model").head(1).index
-    return df.assign(kept=df.index.isin(best))
+    df["val_mean"] = df.val_err.where(~df.diverged, np.inf).fillna(np.inf).groupby([df.model, df.lr]).transform("mean")
+    n = len(val_set) * len(seeds)
+    kept = {}
+    for model, g in df.groupby("model"):
+        best = g.val_mean.min()
+        se = np.sqrt(best * (1 - best) / n) if np.isfinite(best) else 0.0
+        kept[model] = g[g.val_mean <= best + se].lr.min() if np.isfinite(best) else g.lr.min()
+    return df.assign(kept=df.lr == df.model.map(kept)).drop(columns="val_mean")
 
 
 def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list[int], lrs: list[float],
           train_set: TensorDataset, val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-          steps: int, device: torch.device | str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model on the full training set and the ``pair`` on each scarce size, for every seed.
 
-    Each model's rate comes from ``choose_lrs`` on the first seed (full training set); the pair keeps its rate
-    on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same for every model.
+    Each model's rate comes from ``choose_lrs`` on the first ``lr_seeds`` seeds (full training set); the pair
+    keeps its rate on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same for every
+    model.
 
     Returns:
         ``(runs, grid)``: one row per kept run (model, n_train, seed, lr, errors, ``gap`` = test - train error,
         converged); and the rate grid's rows.
     """
-    grid = choose_lrs(specs, lrs, seeds[0], train_set, val_set, test_set, cfg, steps, device)
-    lr_of = grid[grid.kept].set_index("model").lr.to_dict()
+    grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device)
+    lr_of = grid[grid.kept].groupby("model").lr.first().to_dict()
     rows = grid[grid.kept].drop(columns=["kept", "val_err"]).to_dict("records")
-    for seed in seeds[1:]:
+    for seed in seeds[lr_seeds:]:
         rows += [train_one(spec, train_set, cfg, steps, seed, lr_of[spec], test_set, None, device) for spec in specs]
     for n in small_sizes:
         for seed in seeds:

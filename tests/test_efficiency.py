@@ -60,13 +60,28 @@ def test_study_chooses_rates_on_validation_and_pairs_seeds():
     tr, val = data.train_test_split(pool, 20)
     cfg = TrainConfig(batch_size=8, progress=False)
     runs, grid = ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1], [0.01, 0.05],
-                          tr, val, te, cfg, steps=3)
-    assert len(grid) == 4 and grid.groupby("model").kept.sum().tolist() == [1, 1]
-    for m, g in grid.groupby("model"):  # the kept rate has the lowest validation error (ties: the smaller rate)
-        assert g[g.kept].val_err.iloc[0] == g.val_err.min()
+                          tr, val, te, cfg, steps=3, lr_seeds=2)
+    assert len(grid) == 8 and grid.groupby("model").kept.sum().tolist() == [2, 2]
+    for m, g in grid.groupby("model"):  # the smallest rate within one standard error of the best mean
+        means = g.groupby("lr").val_err.mean()
+        se = (means.min() * (1 - means.min()) / (len(val) * 2)) ** 0.5
+        assert g[g.kept].lr.iloc[0] == means[means <= means.min() + se].index.min()
     # 2 models x 2 seeds on the full set + 2 models x 2 seeds on 20 images
     assert len(runs) == 8 and set(runs.n_train) == {20, 50}
     assert (runs.gap == runs.test_err - runs.train_err).all()
     assert ef.per_seed(runs, "resnet-8", 20, "seed") == [0, 1]
     assert runs.groupby("model").lr.nunique().max() == 1  # each model keeps its rate on every size and seed
     assert len(ef.converged(runs, ["resnet-8"], 50)) == 2
+
+
+def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
+    val_err = {("m", 0.05): 0.60, ("m", 0.1): 0.595, ("n", 0.05): 0.65, ("n", 0.1): 0.60}
+
+    def fake(spec, data, cfg, steps, seed, lr, test_set, val_set=None, device="cpu"):
+        return {"model": spec, "lr": lr, "seed": seed, "diverged": False, "val_err": val_err[(spec, lr)]}
+
+    monkeypatch.setattr(ef, "train_one", fake)
+    val = data.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
+    grid = ef.choose_lrs(["m", "n"], [0.1, 0.05], [0, 1], None, val, None, None, 1)
+    kept = grid[grid.kept].groupby("model").lr.first().to_dict()
+    assert kept == {"m": 0.05, "n": 0.1}  # m: 0.5 points apart is a tie; n: 5 points apart is not
