@@ -150,11 +150,12 @@ def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: 
 
 
 def t1_inputs(grads: pd.DataFrame) -> dict[str, list]:
-    """The last layer's W2 gradient norms as ``rules.t1`` reads them: per (depth, seed) point for each placement,
-    and per seed at the deepest depth (seeds in the same order for both placements)."""
+    """The last layer's W2 gradient norms as ``rules.t1`` reads them: per (depth, seed) point for each placement
+    (with each point's seed), and per seed at the deepest depth (sorted seed order for both placements)."""
     last = grads[grads.layer == grads.depth].pivot_table(index=["depth", "seed"], columns="norm", values="w2_grad")
     deepest = last.loc[last.index.get_level_values("depth").max()]
-    return {"depths": [int(d) for d in last.index.get_level_values("depth")], "post": list(last["post"]),
+    return {"depths": [int(d) for d in last.index.get_level_values("depth")],
+            "seeds": [int(s) for s in last.index.get_level_values("seed")], "post": list(last["post"]),
             "pre": list(last["pre"]), "post_deepest": list(deepest["post"]), "pre_deepest": list(deepest["pre"])}
 
 

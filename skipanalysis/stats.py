@@ -119,7 +119,8 @@ def wilson(successes: int, n: int, level: float = LEVEL) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n, "Wilson score", level)
+    # at p = 0 or 1 one end equals p exactly; rounding can put it a hair past p, so clamp it there
+    return Interval(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), n, "Wilson score", level)
 
 
 def _paired(a: Sequence[float], b: Sequence[float]) -> np.ndarray:

@@ -116,7 +116,11 @@ def test_e5_bound_by_hand():
     iv = d.numbers["unexplained_residual_minus_dense"]["difference"]
     half = 2.919985580355516 * 0.02 / math.sqrt(3)
     assert iv["low"] == pytest.approx(0.1 - half, abs=1e-4) and iv["high"] == pytest.approx(0.1 + half, abs=1e-4)
-    assert d.verdict == "supported"
+    assert iv["low"] > 0.01  # the three seeds alone would support E5, but with only three one seed can undo it:
+    # without the first, 0.12 and 0.08 give 0.1 - t(0.95, 1) * 0.02 = 0.1 - 6.314 * 0.02 < 0.01
+    assert d.verdict == "inconclusive" and d.numbers["leave_one_seed_out"]["#1"] == "inconclusive"
+    # without the second, 0.1 and 0.08: 0.09 - 6.314 * 0.01 = 0.027 > 0.01, still supported
+    assert d.numbers["leave_one_seed_out"]["#2"] == "supported"
 
 
 def test_rules_registered_with_text():

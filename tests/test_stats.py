@@ -38,6 +38,11 @@ def test_wilson_against_a_worked_example():
         stats.wilson(11, 10)
 
 
+def test_wilson_ends_at_zero_and_all_successes_contain_the_estimate():
+    for n in range(1, 60):  # rounding once put the lower end of 0/7 at 5.6e-17, above its estimate 0
+        assert stats.wilson(0, n).low == 0.0 and stats.wilson(n, n).high == 1.0
+
+
 def test_wilson_matches_scipy():
     ci = sp.binomtest(37, 200).proportion_ci(0.95, method="wilson")
     iv = stats.wilson(37, 200)

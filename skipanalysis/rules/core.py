@@ -12,13 +12,28 @@ Two kinds of claim (see ``../shared/CLAIMS.md``):
   measured here``, for a device that was not there). A rule that reads
   unconverged runs says ``inconclusive`` with "not converged" in its numbers;
   "as good as" is a non-inferiority test with a margin fixed before the run.
+
+Leave one seed out: a rule declares which of its arguments hold per-seed samples
+(``rule(..., per_seed=...)``; timing rules declare per-round samples with
+``unit="round"``). A ``supported`` or ``refuted`` verdict is then recomputed with
+each seed left out in turn, from every per-seed argument at once. If any of
+those verdicts differs, one seed carries the decision and the verdict reads
+``inconclusive`` with "not robust to leaving out seed k" in its numbers. The
+minimum-sample requirements a rule checks (``needed``) drop by one for these
+re-computations, so a rule that needs five seeds can be checked on four.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
 
 from .. import stats  # noqa: F401  (rule modules use it through core)
 
@@ -51,15 +66,143 @@ class Decision:
 
 
 RULES: dict[str, Callable[..., Decision]] = {}
+_LEAVING_OUT = contextvars.ContextVar("leaving_out", default=False)
+DECIDED = ("supported", "refuted")
 
 
-def rule(claim_id: str, text: str):
-    """Register a rule function for ``claim_id``; its ``text`` is the rule as printed with the verdict."""
+def needed(n: int) -> int:
+    """A rule's minimum sample size ``n``; one less while a seed (or round) is being left out."""
+    return n - 1 if _LEAVING_OUT.get() else n
+
+
+def _robustness_text(unit: str) -> str:
+    return (f"Robustness: a supported or refuted verdict must come out the same with any one {unit} left out (every "
+            f"per-{unit} sample recomputed without it, minimum sample sizes lowered by one); otherwise the verdict "
+            f"is inconclusive, not robust to leaving out that {unit}.")
+
+
+def rule(claim_id: str, text: str, per_seed: Sequence[str] = (), unit: str = "seed",
+         labelled: Sequence[str] = (), labels: str | None = None):
+    """Register a rule function for ``claim_id``; its ``text`` is the rule as printed with the verdict.
+
+    ``per_seed`` names the arguments whose entries are per-seed samples in seed order (index ``i`` is the
+    ``i``-th seed); a mapping's values and a list of dicts with a ``"seed"`` key count too. ``labelled`` names flat
+    arguments (one entry per point, e.g. per depth and seed) whose seed is given by the argument ``labels``. With
+    any of them, the rule is recomputed with each seed left out (``leave_one_out``) and a decision that one seed
+    carries reads ``inconclusive``. ``unit`` names the replicate in the messages (``"round"`` for timings).
+    """
     def wrap(fn: Callable[..., Decision]) -> Callable[..., Decision]:
-        fn.claim_id, fn.text = claim_id, " ".join(text.split())
-        RULES[claim_id] = fn
-        return fn
+        robust = bool(per_seed or labelled)
+        sig = inspect.signature(fn)
+        for name in (*per_seed, *labelled, *([labels] if labels else [])):
+            if name not in sig.parameters:
+                raise TypeError(f"rule {claim_id}: {name!r} is not an argument of {fn.__name__}")
+
+        @functools.wraps(fn)
+        def decide(*args: Any, **kwargs: Any) -> Decision:
+            full = fn(*args, **kwargs)
+            if not robust or full.verdict not in DECIDED or _LEAVING_OUT.get():
+                return full
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            if labelled and bound.arguments.get(labels) is None:
+                return Decision(full.claim, full.verdict, full.rule,
+                                {**full.numbers, "robustness": f"not checked: no {labels!r} given"})
+            return leave_one_out(fn, full, bound.arguments, per_seed, labelled, labels, unit)
+
+        decide.claim_id = claim_id
+        decide.text = " ".join(text.split()) + (" " + _robustness_text(unit) if robust else "")
+        decide.per_seed, decide.labelled, decide.unit = tuple(per_seed), tuple(labelled), unit
+        RULES[claim_id] = decide
+        return decide
     return wrap
+
+
+def _entries(value: Any) -> list | None:
+    """A per-seed argument as a list (sequences, arrays, pandas Series), or None for a mapping or scalar."""
+    if value is None or isinstance(value, (str, bytes, Mapping)) or np.isscalar(value):
+        return None
+    return list(value)
+
+
+def _seed_ids(arguments: Mapping[str, Any], per_seed: Sequence[str], labelled: Sequence[str],
+              labels: str | None) -> list:
+    """The seeds to leave out, in order: the distinct ``labels``, the ``"seed"`` keys of dict entries, or the
+    positions of the longest per-seed sequence."""
+    if labels and arguments.get(labels) is not None and labelled:
+        return sorted(set(_entries(arguments[labels])))
+
+    def walk(value: Any) -> tuple[set, int]:
+        if isinstance(value, Mapping):
+            found = [walk(v) for v in value.values()]
+            return set().union(*(f[0] for f in found)), max((f[1] for f in found), default=0)
+        items = _entries(value)
+        if items is None:
+            return set(), 0
+        if items and all(isinstance(x, Mapping) and "seed" in x for x in items):
+            return {x["seed"] for x in items}, 0
+        return set(), len(items)
+    found = [walk(arguments[name]) for name in per_seed]
+    keyed = set().union(*(f[0] for f in found)) if found else set()
+    return sorted(keyed) if keyed else list(range(max((f[1] for f in found), default=0)))
+
+
+def _drop(value: Any, seed: Any, position: int) -> Any:
+    """``value`` without the left-out seed: dict entries with that ``"seed"``, else the entry at ``position``."""
+    if isinstance(value, Mapping):
+        return {k: _drop(v, seed, position) for k, v in value.items()}
+    items = _entries(value)
+    if items is None:
+        return value
+    if items and all(isinstance(x, Mapping) and "seed" in x for x in items):
+        return [x for x in items if x["seed"] != seed]
+    return [x for i, x in enumerate(items) if i != position]
+
+
+def leave_one_out(fn: Callable[..., Decision], full: Decision, arguments: Mapping[str, Any],
+                  per_seed: Sequence[str], labelled: Sequence[str] = (), labels: str | None = None,
+                  unit: str = "seed") -> Decision:
+    """``full`` with the verdicts of ``fn`` recomputed with each seed left out; ``inconclusive`` when one differs.
+
+    The numbers gain ``leave_one_<unit>_out`` (the verdict without each seed) and ``robustness`` (a sentence).
+    Seeds given by labels or ``"seed"`` keys are named by their value; seeds given by position as ``#k``, the
+    ``k``-th in order (1-based).
+    """
+    ids = _seed_ids(arguments, per_seed, labelled, labels)
+    if len(ids) < 2:
+        return full
+    keyed = labels and arguments.get(labels) is not None and labelled
+    out: dict[str, str] = {}
+    token = _LEAVING_OUT.set(True)
+    try:
+        for j, seed in enumerate(ids):
+            args = dict(arguments)
+            for name in per_seed:
+                args[name] = _drop(arguments[name], seed, j)
+            if keyed:
+                keep = [x != seed for x in _entries(arguments[labels])]
+                for name in (*labelled, labels):
+                    if arguments.get(name) is not None:
+                        args[name] = [x for x, k in zip(_entries(arguments[name]), keep) if k]
+            out[f"{seed}" if keyed or _is_keyed(arguments, per_seed) else f"#{j + 1}"] = fn(**args).verdict
+    finally:
+        _LEAVING_OUT.reset(token)
+    flips = [f"not robust to leaving out {unit} {k} ({v} without it)" for k, v in out.items() if v != full.verdict]
+    numbers = {**full.numbers, f"leave_one_{unit}_out": out}
+    if not flips:
+        return Decision(full.claim, full.verdict, full.rule,
+                        {**numbers, "robustness": f"{full.verdict} with any one of {len(ids)} {unit}s left out"})
+    return Decision(full.claim, "inconclusive", full.rule,
+                    {**numbers, "robustness": f"{full.verdict} on all {len(ids)} {unit}s, but " + "; ".join(flips)})
+
+
+def _is_keyed(arguments: Mapping[str, Any], per_seed: Sequence[str]) -> bool:
+    """Whether the seeds come from ``"seed"`` keys of dict entries (real seed numbers) rather than positions."""
+    for name in per_seed:
+        items = _entries(arguments[name])
+        if items and all(isinstance(x, Mapping) and "seed" in x for x in items):
+            return True
+    return False
 
 
 def text(claim_id: str) -> str:

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import stats
-from .core import RULES, Decision, _decide, rule
+from .core import RULES, Decision, _decide, needed, rule
 
 __all__ = ["ratio_interval", "quadratic_share", "c3", "c5", "c6", "c7", "c8", "GPU_TYPES", "MIN_REPEATS"]
 
@@ -52,9 +52,9 @@ def _too_few(claim: str, nums: dict, **pairs: tuple[Sequence[float] | None, Sequ
              ) -> Decision | None:
     """Inconclusive when a pair of time samples has fewer than ``MIN_REPEATS`` rounds or unequal rounds."""
     lengths = {k: [len(v) if v is not None else 0 for v in pair] for k, pair in pairs.items()}
-    if any(min(n) < MIN_REPEATS or n[0] != n[1] for n in lengths.values()):
+    if any(min(n) < needed(MIN_REPEATS) or n[0] != n[1] for n in lengths.values()):
         return Decision(claim, "inconclusive", RULES[claim].text,
-                        {**nums, "too few paired rounds": lengths, "needed": MIN_REPEATS})
+                        {**nums, "too few paired rounds": lengths, "needed": needed(MIN_REPEATS)})
     return None
 
 
@@ -76,7 +76,7 @@ def c3(layers: Sequence[int], dense_bytes: Sequence[float], residual_bytes: Sequ
 multiply-adds must be below 1% (checked here as verified or failed). Time: per interleaved round, the time of the
 addition alone over the time of the whole basic block's forward pass; the geometric mean of the ratios over at least
 5 rounds with its 95% paired interval. Supported if the count check is verified and the interval's upper end is
-below 0.05; refuted if its lower end is above 0.20; inconclusive otherwise.""")
+below 0.05; refuted if its lower end is above 0.20; inconclusive otherwise.""", per_seed=("add_times", "block_times"), unit="round")
 def c5(add_times: Sequence[float], block_times: Sequence[float], add_ops: int, block_macs: float) -> Decision:
     op_share = add_ops / block_macs
     nums = {"op_share": op_share, "op_count_check": "verified" if op_share < 0.01 else "failed",
@@ -92,7 +92,7 @@ def c5(add_times: Sequence[float], block_times: Sequence[float], add_ops: int, b
 'not measured here'. At the largest batch, forward+backward time per image, DenseNet-121 over ResNet-50 per
 interleaved round; the geometric mean ratio over at least 5 rounds with its 95% paired interval. Supported if the
 interval lies above 1 (DenseNet slower) and DenseNet-121 needs fewer FLOPs (the claim's 'despite'); refuted if the
-interval lies below 1; inconclusive otherwise, or with fewer than 5 paired rounds.""")
+interval lies below 1; inconclusive otherwise, or with fewer than 5 paired rounds.""", per_seed=("dense_times", "resnet_times"), unit="round")
 def c6(dense_times: Sequence[float] | None, resnet_times: Sequence[float] | None, device_type: str,
        fewer_flops: bool, intensity_ratio: float | None = None) -> Decision:
     nums = {"device_type": device_type, "fewer_flops": bool(fewer_flops), "intensity_ratio": intensity_ratio}
@@ -114,7 +114,7 @@ one. Memory: the quadratic term's share of its fitted saved-for-backward bytes a
 as in C3). Time: forward+backward at the largest depth, checkpointed over plain per interleaved round, geometric
 mean over at least 5 rounds with its 95% paired interval. Supported if the share is below 0.05 (linear growth) and
 the time interval's upper end is at most 1.5 (a modest cost); refuted if the share exceeds 0.2 or the interval's
-lower end exceeds 2; inconclusive otherwise.""")
+lower end exceeds 2; inconclusive otherwise.""", per_seed=("ckpt_times", "plain_times"), unit="round")
 def c7(layers: Sequence[int], checkpointed_bytes: Sequence[float], ckpt_times: Sequence[float],
        plain_times: Sequence[float], plain_bytes_at_max: float | None = None) -> Decision:
     fit = quadratic_share(layers, checkpointed_bytes)
@@ -137,7 +137,7 @@ over at least 5 rounds, 95% paired interval). Storage/bandwidth side: the time t
 time per image at the largest batch. Supported if
 DenseNet-121 loads faster (load-time interval below 1) and ResNet-50 trains faster (time interval above 1). Refuted
 if DenseNet-121 loads slower (interval above 1) or also trains faster (interval below 1). Inconclusive otherwise,
-or with fewer than 5 paired rounds.""")
+or with fewer than 5 paired rounds.""", per_seed=("dense_load", "resnet_load", "dense_train", "resnet_train"), unit="round")
 def c8(dense_load: Sequence[float] | None, resnet_load: Sequence[float] | None,
        dense_train: Sequence[float] | None, resnet_train: Sequence[float] | None,
        dense_bytes: int | None = None, resnet_bytes: int | None = None) -> Decision:

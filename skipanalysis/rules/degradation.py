@@ -20,7 +20,7 @@ def _learned(errors: Sequence[float], chance: float) -> bool:
 @rule("D1", """Paired over seeds (final training error, deep plain minus shallow plain, 95% paired t interval):
 supported if the interval lies above 0, refuted if below 0, else inconclusive. Inconclusive when a run did not
 converge or when the deep plain net did not leave chance (mean error above 90% of the chance error): then it does
-not train at all, which is not the degradation He et al. describe.""")
+not train at all, which is not the degradation He et al. describe.""", per_seed=("plain_shallow", "plain_deep"))
 def d1(plain_shallow: Sequence[float], plain_deep: Sequence[float], chance: float = 0.9,
        converged: Iterable[bool] | None = None) -> Decision:
     diff = stats.paired_difference(plain_deep, plain_shallow)
@@ -37,7 +37,7 @@ def d1(plain_shallow: Sequence[float], plain_deep: Sequence[float], chance: floa
 error (one-sided 95% paired t bound of deep minus shallow below the margin fixed before the run) and (b) it is
 clearly better than the deep plain net (95% paired interval of plain minus residual above 0). Refuted if the deep
 residual net is shown worse than the shallow one by more than the margin, or the deep plain net is clearly better
-than the deep residual one. Inconclusive otherwise, or when a run did not converge.""")
+than the deep residual one. Inconclusive otherwise, or when a run did not converge.""", per_seed=("residual_shallow", "residual_deep", "plain_deep"))
 def d2(residual_shallow: Sequence[float], residual_deep: Sequence[float], plain_deep: Sequence[float],
        margin: float, converged: Iterable[bool] | None = None) -> Decision:
     ni = stats.noninferiority(residual_deep, residual_shallow, margin)
@@ -55,7 +55,7 @@ def d2(residual_shallow: Sequence[float], residual_deep: Sequence[float], plain_
 points of it at the start; otherwise the construction is broken and the verdict inconclusive). Then, after further
 training with the same recipe, supported if the from-scratch deep plain nets' 95% interval of final training error
 lies entirely above the constructed net's error (training from scratch does not find a solution that good); refuted
-if it lies entirely below it; inconclusive otherwise or when a run did not converge.""")
+if it lies entirely below it; inconclusive otherwise or when a run did not converge.""", per_seed=("scratch_errs",))
 def d3(shallow_err: float, constructed_start_err: float, constructed_after_err: float,
        scratch_errs: Sequence[float], converged: Iterable[bool] | None = None) -> Decision:
     scratch = stats.rate_interval(scratch_errs)
@@ -83,7 +83,7 @@ def d4(plain_trained: float, plain_init: float, residual_trained: float | None =
 highway net is clearly better than the plain net (95% paired interval of plain minus highway above 0) and the
 residual net is non-inferior to the highway net (one-sided 95% bound of residual minus highway below the margin).
 Refuted if the plain net is clearly better than the highway net, or the residual net is shown worse than the highway
-net by more than the margin. Inconclusive otherwise or when a run did not converge.""")
+net by more than the margin. Inconclusive otherwise or when a run did not converge.""", per_seed=("plain_deep", "highway_deep", "residual_deep"))
 def d5(plain_deep: Sequence[float], highway_deep: Sequence[float], residual_deep: Sequence[float], margin: float,
        converged: Iterable[bool] | None = None) -> Decision:
     n = min(len(plain_deep), len(highway_deep), len(residual_deep))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,35 +25,18 @@ def _bounded_paired(a: Sequence[float], b: Sequence[float], bounds: tuple[float,
     return stats.Interval(iv.estimate, iv.low, iv.high, iv.n, method)
 
 
-def leave_one_out(decide: Callable[..., str], arms: Sequence[Sequence[float]]) -> list[str]:
-    """``decide(*arms)`` again with each seed left out in turn (index ``i`` dropped from every arm).
-
-    A verdict that one seed can flip is not robust (issue 10: the verdict flipped with another first seed); the
-    rules keep a decision only when every leave-one-out sample gives the same one.
-    """
-    n = len(arms[0])
-    return [decide(*[[v for j, v in enumerate(a) if j != i] for a in arms]) for i in range(n)]
-
-
-def _robust(full: str, loo: list[str], decided: tuple[str, ...]) -> str:
-    """``full`` when it is undecided or every leave-one-out decision equals it, else ``"not robust"``."""
-    return full if full not in decided or all(v == full for v in loo) else "not robust"
-
-
 @rule("A1", """Paired over seeds (test error, DenseNet minus ResNet, same data and seed): supported if the DenseNet
 has at most 0.42 times the ResNet's parameters and is non-inferior to it (one-sided 95% paired t bound of the
 difference below the margin fixed before the run). Refuted if the DenseNet is shown worse by more than the margin
-(the one-sided lower bound above it). Either decision must also hold with any one seed left out; otherwise, when a
-run did not converge, or when the pair does not have the parameter ratio the claim is about (above 0.42), the
-verdict is inconclusive.""")
+(the one-sided lower bound above it). Inconclusive otherwise, when a run did not converge, or when the pair does not
+have the parameter ratio the claim is about (above 0.42).""", per_seed=("resnet_err", "densenet_err"))
 def a1(resnet_err: Sequence[float], densenet_err: Sequence[float], param_ratio: float, margin: float,
        converged: Iterable[bool] | None = None) -> Decision:
     """A1 from per-seed test errors of the pair (seed ``i`` at index ``i``) and DenseNet/ResNet parameters."""
     ni = stats.noninferiority(densenet_err, resnet_err, margin)
-    loo = leave_one_out(lambda r, d: stats.noninferiority(d, r, margin).decision, [resnet_err, densenet_err])
-    decision = _robust(ni.decision, loo, ("within", "outside"))
+    decision = ni.decision
     nums = {"param_ratio": round(float(param_ratio), 4), "noninferiority_densenet_vs_resnet": ni.as_dict(),
-            "leave_one_seed_out": loo, "resnet_test_err": stats.rate_interval(resnet_err).as_dict(),
+            "resnet_test_err": stats.rate_interval(resnet_err).as_dict(),
             "densenet_test_err": stats.rate_interval(densenet_err).as_dict()}
     if (d := _unconverged("A1", converged, nums)) is not None:
         return d
@@ -68,8 +51,7 @@ def a1(resnet_err: Sequence[float], densenet_err: Sequence[float], param_ratio: 
 95% paired t interval of ResNet gap minus DenseNet gap lies above 0 and the DenseNet's test error is not clearly
 higher (the 95% paired interval of ResNet minus DenseNet test error not entirely below 0: a smaller gap bought by
 fitting less is not less overfitting). Refuted if the gap interval lies below 0 (the DenseNet overfits more).
-Either decision must also hold with any one seed left out. Inconclusive otherwise or when a run did not
-converge.""")
+Inconclusive otherwise or when a run did not converge.""", per_seed=("resnet_train_err", "resnet_test_err", "densenet_train_err", "densenet_test_err"))
 def a2(resnet_train_err: Sequence[float], resnet_test_err: Sequence[float], densenet_train_err: Sequence[float],
        densenet_test_err: Sequence[float], converged: Iterable[bool] | None = None) -> Decision:
     """A2 from per-seed training and test errors of the pair at the scarcest size (seed ``i`` at index ``i``)."""
@@ -78,13 +60,8 @@ def a2(resnet_train_err: Sequence[float], resnet_test_err: Sequence[float], dens
     less = _bounded_paired(gap_r, gap_d, (-2.0, 2.0))
     test = _bounded_paired(resnet_test_err, densenet_test_err, (-1.0, 1.0))
 
-    def side(gr, gd):
-        iv = _bounded_paired(gr, gd, (-2.0, 2.0))
-        return "less" if iv.low > 0 else "more" if iv.high < 0 else "undecided"
-
-    loo = leave_one_out(side, [gap_r, gap_d])
-    decision = _robust(side(gap_r, gap_d), loo, ("less", "more"))
-    nums = {"resnet_minus_densenet_gap": less.as_dict(), "leave_one_seed_out": loo,
+    decision = "less" if less.low > 0 else "more" if less.high < 0 else "undecided"
+    nums = {"resnet_minus_densenet_gap": less.as_dict(),
             "resnet_minus_densenet_test_err": test.as_dict(),
             "resnet_gap": stats.mean_interval(gap_r, (-1.0, 1.0)).as_dict(),
             "densenet_gap": stats.mean_interval(gap_d, (-1.0, 1.0)).as_dict(),
@@ -115,18 +92,16 @@ def hybrid_outcome(hybrid_err: Sequence[float], base_err: Sequence[float], param
     Cheaper (fewer parameters than its base): ``improves`` when non-inferior within ``margin``, ``worse`` when
     shown worse by more than ``margin``. Cost-matched (at most ``MATCHED_COST`` times the base's parameters):
     ``improves`` when its error is clearly lower (95% paired interval of base minus hybrid above 0), ``worse``
-    when clearly higher. Otherwise ``undecided``; costlier than matched: ``cost not matched``. An ``improves`` or
-    ``worse`` that some leave-one-seed-out sample does not repeat becomes ``not robust``.
+    when clearly higher. Otherwise ``undecided``; costlier than matched: ``cost not matched``.
     """
-    loo = leave_one_out(lambda h, b: _outcome(h, b, param_ratio, margin), [hybrid_err, base_err])
-    outcome = _robust(_outcome(hybrid_err, base_err, param_ratio, margin), loo, ("improves", "worse"))
+    outcome = _outcome(hybrid_err, base_err, param_ratio, margin)
     out = {"param_ratio": round(float(param_ratio), 4),
            "cost": "cheaper" if param_ratio < 1 else "matched" if param_ratio <= MATCHED_COST else "higher"}
     if param_ratio < 1:
         out["test"] = stats.noninferiority(hybrid_err, base_err, margin).as_dict()
     else:
         out["base_minus_hybrid_err"] = _bounded_paired(base_err, hybrid_err, (-1.0, 1.0)).as_dict()
-    return {**out, "leave_one_seed_out": loo, "outcome": outcome}
+    return {**out, "outcome": outcome}
 
 
 @rule("A3", """Each hybrid against its base, paired over seeds (test error, same data and seed), with the cost in
@@ -134,9 +109,8 @@ parameters accounted: a hybrid with fewer parameters improves the trade-off if i
 (one-sided 95% paired t bound of hybrid minus base error below the margin fixed before the run) and is worse if shown
 worse by more than the margin; a hybrid with at most 1.1 times its base's parameters improves if its error is
 clearly lower (95% paired t interval of base minus hybrid above 0) and is worse if clearly higher; a costlier hybrid
-is not cost-matched and decides nothing. "Improves" or "worse" counts only when it also holds with any one seed left
-out. Supported if every hybrid improves; refuted if none improves and at least one is worse; inconclusive otherwise
-(undecided, not robust or mixed) or when a run did not converge.""")
+is not cost-matched and decides nothing. Supported if every hybrid improves; refuted if none improves and at least one
+is worse; inconclusive otherwise (undecided or mixed) or when a run did not converge.""", per_seed=("hybrids",))
 def a3(hybrids: Mapping[str, Mapping], margin: float, converged: Iterable[bool] | None = None) -> Decision:
     """A3 from ``{hybrid name: {"hybrid_err": [...], "base_err": [...], "param_ratio": float}}``."""
     if not hybrids:

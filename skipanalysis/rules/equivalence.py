@@ -18,7 +18,7 @@ case where the output is part of the input and the verdict is inconclusive. Then
 unexplained variance 1 - mean R^2 (ResNet minus DenseNet, a non-inferiority test, 90% paired t interval): supported
 if the lower bound exceeds the margin (the ResNet's outputs are not recoverable the way the DenseNet's are); refuted if
 the upper bound is below the margin (they are recoverable within the margin too); inconclusive otherwise, or when a
-run did not converge.""")
+run did not converge.""", per_seed=("dense_mean_r2", "residual_mean_r2", "dense_min_r2"))
 def e5(dense_mean_r2: Sequence[float], residual_mean_r2: Sequence[float], dense_min_r2: Sequence[float],
        margin: float, converged: Iterable[bool] | None = None) -> Decision:
     dense_loss = [1 - v for v in dense_mean_r2]

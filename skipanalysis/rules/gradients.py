@@ -12,7 +12,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import stats
-from .core import RULES, Decision, _decide, _unconverged, rule
+from .core import RULES, Decision, _decide, _unconverged, needed, rule
 
 __all__ = ["g1", "g2", "g3", "g4", "g5", "g6"]
 
@@ -45,7 +45,7 @@ three convolutions over the last three), one ratio per seed, read on a log10 sca
 (initialisation at each depth, half-way and end of training) the 95% t interval over seeds of the mean log10 ratio.
 Supported if at every point the interval lies above log10(0.1) (early gradients at least a tenth of the late ones:
 they do not vanish); refuted if at any point it lies below log10(0.01); inconclusive otherwise, or when a training
-run behind the trained points did not converge.""")
+run behind the trained points did not converge.""", per_seed=("points",))
 def g1(points: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
     ivs = {name: stats.mean_interval(log10s(r)) for name, r in points.items()}
     nums = {"log10_ratio": {k: v.as_dict() for k, v in ivs.items()},
@@ -65,7 +65,7 @@ in the deep net over that in the shallow net (same seed), on a log10 scale, with
 its mean, for plain and for residual nets. Supported if the plain interval lies below log10(0.1) (the early
 gradient shrinks more than tenfold with depth) and the residual interval lies above log10(0.5) (kept at least at
 half); refuted if the plain interval lies above log10(0.5) or the residual interval below log10(0.1);
-inconclusive otherwise.""")
+inconclusive otherwise.""", per_seed=("plain_shallow", "plain_deep", "residual_shallow", "residual_deep"))
 def g2(plain_shallow: Sequence[float], plain_deep: Sequence[float], residual_shallow: Sequence[float],
        residual_deep: Sequence[float]) -> Decision:
     p = stats.mean_interval(_log_ratio(plain_deep, plain_shallow))
@@ -86,9 +86,11 @@ share seeds (line, read-out and initialisation), so per seed and depth we form
 ln c_plain - 2 ln c_residual, whose slope is minus (plain decay - 2 x residual decay); its 95% interval comes from
 stats.slope_interval (bootstrap over seeds within each depth). Supported if plain decay - 2 x residual decay has
 its interval above 0 (plain correlation decays more than twice as fast: "much faster"); refuted if the interval
-lies below 0; inconclusive otherwise, or with fewer than 5 seeds per depth.""")
-def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float], floor: float = 0.01
-       ) -> Decision:
+lies below 0; inconclusive otherwise, or with fewer than 5 seeds per depth.""", labelled=("depths", "plain", "residual"), labels="seeds")
+def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float], floor: float = 0.01,
+       seeds: Sequence | None = None) -> Decision:
+    """One entry of ``depths``, ``plain`` and ``residual`` per (depth, seed) point; ``seeds`` names each point's seed
+    (needed for the leave-one-seed-out check)."""
     if not 0 < floor < 1:
         raise ValueError(f"floor={floor!r}: the correlation floor must be in (0, 1)")
     x = np.asarray(depths, dtype=float)
@@ -100,9 +102,9 @@ def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float
     nums = {"floor": floor, "runs_per_depth": runs, "depths": sorted({int(v) for v in x}),
             "at_floor": {"plain": int((np.asarray(plain) <= floor).sum()),
                          "residual": int((np.asarray(residual) <= floor).sum())}}
-    if runs < G3_MIN_RUNS or len(np.unique(x)) < 2:
+    if runs < needed(G3_MIN_RUNS) or len(np.unique(x)) < 2:
         return Decision("G3", "inconclusive", RULES["G3"].text,
-                        {**nums, "too few runs": f"{runs} per depth (need {G3_MIN_RUNS}) over "
+                        {**nums, "too few runs": f"{runs} per depth (need {needed(G3_MIN_RUNS)}) over "
                                                  f"{len(np.unique(x))} depths (need 2)"})
 
     def decay(y):  # minus the slope, with its interval flipped
@@ -118,7 +120,7 @@ def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float
 weight gradient of the first three convolutions over the last three) of the dense net against the residual and
 the plain net of the same seed, as paired differences of log10 ratios with 95% paired t intervals. Supported if
 both intervals lie above 0 (dense early layers get relatively more gradient than in either); refuted if either
-lies below 0; inconclusive otherwise, or when a training run did not converge.""")
+lies below 0; inconclusive otherwise, or when a training run did not converge.""", per_seed=("dense", "residual", "plain"))
 def g4(dense: Sequence[float], residual: Sequence[float], plain: Sequence[float],
        converged: Iterable[bool] | None = None) -> Decision:
     ld, lr_, lp = log10s(dense), log10s(residual), log10s(plain)
@@ -138,7 +140,7 @@ path length of the residual net (Veit et al.'s method), with its 95% t interval.
 median damage lies below 0.2 (barely hurt), the plain net's above 0.5 (ruined) and the path length below n/2
 (the mean length of all 2^n paths of n blocks). Refuted if the residual interval lies above 0.2, the plain
 interval below 0.5 or the path-length interval above n/2. Inconclusive otherwise, when a training run did not
-converge, or when a net did not learn (mean intact test error above 90% of chance).""")
+converge, or when a net did not learn (mean intact test error above 90% of chance).""", per_seed=("residual_damage", "plain_damage", "path_length", "base_err"))
 def g5(residual_damage: Sequence[float], plain_damage: Sequence[float], path_length: Sequence[float],
        n_blocks: int, base_err: Mapping[str, Sequence[float]] | None = None, chance: float = 0.9,
        converged: Iterable[bool] | None = None) -> Decision:
@@ -170,7 +172,7 @@ plain minus densest above 0) and no step to a denser spacing is shown to hurt (n
 above 0). Up to a point: the last step (densest spacing to dense block) gains less than the first (plain to the
 first spacing): the interval of first gain minus last gain lies above 0. Supported if both hold. Refuted if the
 densest spacing is shown worse than plain (interval below 0) or the last step is shown to gain more than the first
-(returns grow all the way to the dense block). Inconclusive otherwise, or when a run did not converge.""")
+(returns grow all the way to the dense block). Inconclusive otherwise, or when a run did not converge.""", per_seed=("errors",))
 def g6(errors: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
     names = list(errors)
     if len(names) < 3:

@@ -9,7 +9,6 @@ import numpy as np
 
 from .. import stats
 from .core import RULES, Decision, _decide, _unconverged, rule
-from .efficiency import _robust, leave_one_out
 
 __all__ = ["l1"]
 
@@ -45,9 +44,8 @@ whose finite-difference Hessian has a clearly negative eigenvalue), averaged ove
 plain and residual nets of one seed share initialisation seed and data order. Gap = plain minus residual share at a
 depth; growth = deep gap minus shallow gap. Supported if the 95% paired t interval over seeds of the deep gap lies
 above 0 and that of the growth lies above 0. Refuted if the deep gap's interval lies below 0 (residual surfaces
-rougher) or the growth's lies below 0 (the gap shrinks with depth). Either decision must also hold with any one
-seed left out. Inconclusive otherwise, when a run did not converge, when a net did not leave chance (mean training error above 90% of the chance error: its surface is not
-that of a trained minimum), or when no surface has a non-convex point (the measure cannot tell the nets apart).""")
+rougher) or the growth's lies below 0 (the gap shrinks with depth). Inconclusive otherwise, when a run did not converge, when a net did not leave chance (mean training error above 90% of the chance error: its surface is not
+that of a trained minimum), or when no surface has a non-convex point (the measure cannot tell the nets apart).""", per_seed=("plain_shallow", "residual_shallow", "plain_deep", "residual_deep", "train_err"))
 def l1(plain_shallow: Sequence[float], residual_shallow: Sequence[float], plain_deep: Sequence[float],
        residual_deep: Sequence[float], converged: Iterable[bool] | None = None,
        train_err: Mapping[str, Sequence[float]] | None = None, chance: float = 0.9) -> Decision:
@@ -77,7 +75,5 @@ def l1(plain_shallow: Sequence[float], residual_shallow: Sequence[float], plain_
         return Decision("L1", "inconclusive", RULES["L1"].text, {**nums, "did not leave chance": stuck})
     if not any(np.nan_to_num(np.concatenate([plain_shallow, residual_shallow, plain_deep, residual_deep])) > 0):
         return Decision("L1", "inconclusive", RULES["L1"].text, {**nums, "surfaces": "no non-convex point in any"})
-    loo = leave_one_out(_l1_side, [plain_shallow, residual_shallow, plain_deep, residual_deep])
-    side = _robust(_l1_side(plain_shallow, residual_shallow, plain_deep, residual_deep), loo,
-                   ("supported", "refuted"))
-    return _decide("L1", side == "supported", side == "refuted", {**nums, "leave_one_seed_out": loo})
+    side = _l1_side(plain_shallow, residual_shallow, plain_deep, residual_deep)
+    return _decide("L1", side == "supported", side == "refuted", nums)

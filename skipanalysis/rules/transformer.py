@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
 from .. import stats
-from .core import RULES, Decision, _decide, rule
+from .core import RULES, Decision, _decide, needed, rule
 from .cost import ratio_interval
 
 __all__ = ["rate_difference", "t1", "t2", "t3", "t4"]
@@ -55,7 +55,7 @@ def _not_converged(claim: str, runs: list[dict[str, Any]], nums: dict[str, Any])
 
 
 def _few_seeds(claim: str, groups: dict, nums: dict[str, Any]) -> Decision | None:
-    small = {str(k): len(v) for k, v in groups.items() if len(v) < MIN_SEEDS}
+    small = {str(k): len(v) for k, v in groups.items() if len(v) < needed(MIN_SEEDS)}
     if small:
         return Decision(claim, "inconclusive", RULES[claim].text, {**nums, "fewer than 5 seeds": small})
     return None
@@ -67,16 +67,16 @@ with a bootstrap interval over seeds (Xiong et al.: 0 for post-norm, -0.5 for pr
 slope interval lies above -0.25 (not shrinking), pre-norm's lies below 0 and below post-norm's, and post-norm's
 gradient at the deepest depth is larger than pre-norm's (geometric mean ratio over seeds, 95% paired interval above
 1). Refuted if post-norm's slope interval lies below -0.25, or pre-norm's lies at or above 0, or pre-norm's lies
-above post-norm's. Inconclusive otherwise.""")
+above post-norm's. Inconclusive otherwise.""", per_seed=("post_deepest", "pre_deepest"), labelled=("depths", "post", "pre"), labels="seeds")
 def t1(depths: Sequence[int], post: Sequence[float], pre: Sequence[float], post_deepest: Sequence[float],
-       pre_deepest: Sequence[float], n_boot: int = 2000) -> Decision:
-    """``depths``, ``post``, ``pre``: one entry per (depth, seed) point; ``*_deepest``: per seed at the deepest
-    depth, in the same seed order for both placements."""
+       pre_deepest: Sequence[float], n_boot: int = 2000, seeds: Sequence | None = None) -> Decision:
+    """``depths``, ``post``, ``pre``: one entry per (depth, seed) point, ``seeds`` naming each point's seed;
+    ``*_deepest``: per seed at the deepest depth, in sorted seed order for both placements."""
     per_depth = defaultdict(int)
     for d in depths:
         per_depth[d] += 1
     nums: dict[str, Any] = {"points_per_depth": dict(per_depth)}
-    if len(per_depth) < 3 or min(per_depth.values()) < MIN_SEEDS:
+    if len(per_depth) < 3 or min(per_depth.values()) < needed(MIN_SEEDS):
         return Decision("T1", "inconclusive", RULES["T1"].text, {**nums, "too few": "need 3 depths x 5 seeds"})
     logd = [math.log(d) for d in depths]
     s_post = stats.slope_interval(logd, [math.log(v) for v in post], n_boot)
@@ -103,7 +103,7 @@ minus without) lies above 0; pre-norm trains without warm-up when its trained sh
 0.5, and fails when it lies below 0.5. Supported if at some rate warm-up helps post-norm while pre-norm trains
 without it, and at no rate pre-norm fails where warmed-up post-norm trains (Wilson interval above 0.5). Refuted if
 pre-norm fails where warmed-up post-norm trains, or if warm-up helps post-norm at no rate while post-norm without
-warm-up trains at every rate. Inconclusive otherwise, or when a stuck run had not converged.""")
+warm-up trains at every rate. Inconclusive otherwise, or when a stuck run had not converged.""", per_seed=("runs",))
 def t2(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm`` ('post'/'pre'), ``lr``, ``warmup`` (steps, 0 for none), ``trained``,
     ``diverged`` and ``converged``."""
@@ -147,7 +147,7 @@ diverged share is reported apart). Per depth, the 95% Newcombe interval of (pre-
 post-norm's). Supported if at some depth that interval lies above 0 while pre-norm's trained share has a 95% Wilson
 interval above 0.5, and at no depth it lies below 0. Refuted if at some depth it lies below 0 (post-norm trains
 where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too shallow),
-or when a stuck run had not converged.""")
+or when a stuck run had not converged.""", per_seed=("runs",))
 def t3(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged``."""
     groups = _group(runs, "norm", "depth")
@@ -179,15 +179,16 @@ largest attention-weighted token distance over layers, the latter paired with th
 Supported if the 95% interval over models of the far share lies above 0.5 and the 95% paired interval of (trained
 minus initial) distance lies above 0 (attention learned to reach farther). Refuted if the far share's interval lies
 below 0.2 (every layer keeps over 80% of its attention local). Inconclusive otherwise, or with fewer than 5 trained
-models.""")
+models.""", labelled=("far_share", "distance", "distance_init", "trained", "input_dependence"), labels="seeds")
 def t4(far_share: Sequence[float], distance: Sequence[float], distance_init: Sequence[float],
        trained: Sequence[bool], input_dependence: Sequence[float] | None = None,
-       uniform_distance: float | None = None) -> Decision:
+       uniform_distance: float | None = None, seeds: Sequence | None = None) -> Decision:
+    """One entry per model (both placements, every seed) in every sequence; ``seeds`` names each model's seed."""
     keep = [i for i, t in enumerate(trained) if t]
     nums: dict[str, Any] = {"models": len(trained), "trained_models": len(keep), "uniform_distance": uniform_distance}
     if input_dependence is not None and len(keep) >= 2:
         nums["input_dependence"] = stats.rate_interval([input_dependence[i] for i in keep]).as_dict()
-    if len(keep) < MIN_SEEDS:
+    if len(keep) < needed(MIN_SEEDS):
         return Decision("T4", "inconclusive", RULES["T4"].text, {**nums, "too few": "fewer than 5 trained models"})
     far = stats.rate_interval([far_share[i] for i in keep])
     reach = stats.paired_difference([distance[i] for i in keep], [distance_init[i] for i in keep])

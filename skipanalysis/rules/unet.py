@@ -22,7 +22,7 @@ of the pixels the net without skips gets wrong and the net with skips gets right
 (95% t interval over seeds, within [0, 1]), against the share of all pixels that lie in the band. Supported if (a)
 lies above 0 and (b)'s interval lies above the pixel share. Refuted if (a) lies below 0 (the skips do not help), or
 (a) lies above 0 and (b)'s interval lies below the pixel share (the added errors avoid the boundaries). Inconclusive
-otherwise, or when a run did not converge.""")
+otherwise, or when a run did not converge.""", per_seed=("iou_with", "iou_without", "share_added_near"))
 def u1(iou_with: Sequence[float], iou_without: Sequence[float], share_added_near: Sequence[float],
        share_pixels_near: float, converged: Iterable[bool] | None = None) -> Decision:
     drop = stats.paired_difference(iou_with, iou_without)
@@ -42,7 +42,7 @@ IoU lost by dropping the long skips (concat minus none, same seed). Paired over 
 class loses more than the thickest (95% paired t interval of thinnest-class loss minus thickest-class loss above 0);
 refuted if it lies below 0 (the thickest structures suffer most); inconclusive otherwise, with fewer than two
 classes, or when a run did not converge. The least-squares slope of the loss on the class's rank (bootstrap
-interval) is reported beside it, not used.""")
+interval) is reported beside it, not used.""", per_seed=("loss_by_class",))
 def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
     names = list(loss_by_class)
     nums: dict = {"loss_by_class": {k: stats.mean_interval(v, (-1.0, 1.0)).as_dict() for k, v in
@@ -65,7 +65,7 @@ def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] |
 concat minus add, with an equivalence margin fixed before the run (two one-sided tests, 90% paired t interval).
 Supported if the interval lies entirely beyond the margin on one side: a winner by more than the margin (named in
 the numbers, with the difference). Refuted if the interval lies inside (-margin, margin): neither merge wins by the
-margin. Inconclusive otherwise, or when a run did not converge.""")
+margin. Inconclusive otherwise, or when a run did not converge.""", per_seed=("iou_concat", "iou_add"))
 def u3(iou_concat: Sequence[float], iou_add: Sequence[float], margin: float,
        converged: Iterable[bool] | None = None) -> Decision:
     tost = stats.equivalence(iou_concat, iou_add, margin)
