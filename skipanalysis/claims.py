@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .rules import VERDICTS, Decision, claim_kind
+from .rules import Decision, claim_kind
 from .provenance import write_json_atomic  # noqa: F401 (re-exported for older callers)
 
 
@@ -86,26 +86,6 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
-def decide(supported: bool, refuted: bool | None = None) -> str:  # the notebooks' older inline rules
-    """Turn the outcome of a stated rule into a verdict.
-
-    Args:
-        supported: the rule's condition for support held.
-        refuted: the rule's condition for refutation held. ``None`` means
-            "whatever is not supported is refuted".
-
-    Returns:
-        ``supported``, ``refuted`` or ``inconclusive`` (neither held).
-    """
-    if supported and refuted:
-        raise ValueError("a rule cannot both support and refute a claim; check its thresholds")
-    if supported:
-        return "supported"
-    if refuted is None or refuted:
-        return "refuted"
-    return "inconclusive"
-
-
 def _jsonable(value: Any) -> Any:
     """Convert numpy/torch scalars and arrays, tuples and NaN to plain JSON values."""
     if isinstance(value, dict):
@@ -157,41 +137,30 @@ class ClaimBook:
     def path(self) -> Path:
         return Path(self.report_dir) / "claims" / f"{self.notebook}.json"
 
-    def record(self, claim_id: str, decision: Decision | None = None, *, evidence: dict[str, Any],
-               headline: str, verdict: str | None = None, rule: str | None = None,
+    def record(self, claim_id: str, decision: Decision, *, evidence: dict[str, Any], headline: str,
                device: str | None = None) -> None:
         """Record one claim's verdict with its evidence and rule, save the book, and show the verdict.
 
-        ``decision`` (from a function in ``skipanalysis.rules``) gives the verdict, the rule
-        text and the numbers the rule read (added to the evidence); ``verdict`` and ``rule``
-        are the older inline form. A claim decided per device (e.g. C6) is recorded once per
-        device, with ``device`` set.
+        ``decision`` (from a function in ``skipanalysis.rules``, or ``rules.identity`` for an identity) gives the
+        verdict, the rule text and the numbers the rule read (added to the evidence): a verdict can reach the claim
+        book only through a rule. A claim decided per device (e.g. C6) is recorded once per device, with ``device``
+        set.
 
         Raises:
-            ValueError: unknown claim ID, a claim owned by another notebook, a verdict
-                outside ``VERDICTS`` or of the wrong kind (identities are verified or
-                failed), a decision for another claim, or an empty rule.
+            ValueError: unknown claim ID, a claim owned by another notebook, a decision for another claim or not a
+                decision at all, or an empty rule. (A ``Decision`` cannot hold a verdict of the wrong kind.)
         """
-        if decision is not None:
-            if decision.claim != claim_id:
-                raise ValueError(f"decision for {decision.claim} recorded as {claim_id}")
-            verdict, rule = decision.verdict, decision.rule
-            evidence = {**evidence, "rule_numbers": decision.numbers}
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict={verdict!r} for {claim_id} is not allowed; choose one of {VERDICTS}")
-        kind = claim_kind(claim_id)
-        if kind == "identity" and verdict not in ("verified", "failed"):
-            raise ValueError(f"{claim_id} is an identity or exact count: its verdict is verified or failed, "
-                             f"not {verdict!r}")
+        if not isinstance(decision, Decision):
+            raise ValueError(f"claim {claim_id}: record needs a Decision from skipanalysis.rules, got {decision!r}")
+        if decision.claim != claim_id:
+            raise ValueError(f"decision for {decision.claim} recorded as {claim_id}")
+        verdict, rule, kind = decision.verdict, decision.rule, claim_kind(claim_id)
+        evidence = {**evidence, "rule_numbers": decision.numbers}
         if claim_id not in CATALOGUE:
             raise ValueError(f"claim_id={claim_id!r} is not in the project's claim list; known: {', '.join(CATALOGUE)}")
         owner = CATALOGUE[claim_id].notebook
         if owner != self.notebook:
             raise ValueError(f"claim {claim_id} belongs to notebook {owner!r}, not {self.notebook!r}")
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict={verdict!r} for {claim_id} is not allowed; choose one of {VERDICTS}")
-        if kind == "empirical" and verdict in ("verified", "failed"):
-            raise ValueError(f"{claim_id} is an empirical claim: verified/failed are for identities")
         if not rule or not rule.strip():
             raise ValueError(f"claim {claim_id}: state the rule that turned the numbers into the verdict")
         rec = ClaimRecord(id=claim_id, claim=CATALOGUE[claim_id].text, verdict=verdict, rule=rule.strip(),

@@ -251,18 +251,3 @@ def summarize(df: pd.DataFrame, by: list[str], value: str, bounds: tuple[float, 
         rows.append({**dict(zip(by, key)), "runs": len(g), "mean": iv.estimate, "ci_low": iv.low,
                      "ci_high": iv.high})
     return pd.DataFrame(rows)
-
-
-def _as_interval(x: "Interval | tuple[float, float, float]") -> Interval:
-    return x if isinstance(x, Interval) else Interval(float(x[0]), float(x[1]), float(x[2]), 0, "given")
-
-
-def clearly_greater(a: "Interval | tuple[float, float, float]", b: "Interval | tuple[float, float, float]") -> bool:
-    """True when interval ``a`` lies entirely above interval ``b`` (tuples are ``(estimate, low, high)``)."""
-    return _as_interval(a).above(_as_interval(b))
-
-
-def overlap(a: "Interval | tuple[float, float, float]", b: "Interval | tuple[float, float, float]") -> bool:
-    """True when the two intervals overlap: never, by itself, evidence that two arms are alike."""
-    a, b = _as_interval(a), _as_interval(b)
-    return not (a.above(b) or b.above(a))

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from skipanalysis.claims import CATALOGUE, ClaimBook, decide, load_claims
+from skipanalysis.claims import CATALOGUE, ClaimBook, load_claims
+from skipanalysis.rules import Decision
 
 
 def book(tmp_path, name="03_equivalence"):
@@ -18,41 +19,36 @@ def test_catalogue_covers_every_id():
 
 def test_unknown_claim_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="'Z9' is not in the project's claim list"):
-        book(tmp_path).record("Z9", verdict="supported", rule="r", evidence={}, headline="h")
+        book(tmp_path).record("Z9", Decision("Z9", "supported", "r"), evidence={}, headline="h")
 
 
 def test_claim_of_another_notebook_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="belongs to notebook '01_degradation'"):
-        book(tmp_path).record("D1", verdict="supported", rule="r", evidence={}, headline="h")
+        book(tmp_path).record("D1", Decision("D1", "supported", "r"), evidence={}, headline="h")
 
 
 def test_bad_verdict_and_missing_rule(tmp_path):
-    with pytest.raises(ValueError, match="verdict='yes'"):
-        book(tmp_path).record("E1", verdict="yes", rule="r", evidence={}, headline="h")
+    with pytest.raises(ValueError, match="verdict 'yes' is not allowed for E1"):
+        Decision("E1", "yes", "r")
     with pytest.raises(ValueError, match="state the rule"):
-        book(tmp_path).record("E5", verdict="supported", rule=" ", evidence={}, headline="h")
+        book(tmp_path).record("E5", Decision("E5", "supported", " "), evidence={}, headline="h")
+    with pytest.raises(ValueError, match="record needs a Decision"):  # no verdict reaches the book without a rule
+        book(tmp_path).record("E5", "supported", evidence={}, headline="h")
+    with pytest.raises(ValueError, match="decision for E2 recorded as E5"):
+        book(tmp_path).record("E5", Decision("E2", "verified", "r"), evidence={}, headline="h")
 
 
 def test_record_round_trip(tmp_path):
     import numpy as np
 
     b = book(tmp_path)
-    b.record("E2", verdict="verified", rule="err < 1e-10", evidence={"err": np.float64(1e-13), "n": np.int64(3),
+    b.record("E2", Decision("E2", "verified", "err < 1e-10"), evidence={"err": np.float64(1e-13), "n": np.int64(3),
                                                                        "nan": float("nan")}, headline="tiny error")
     data = json.loads(b.path.read_text())
-    assert data["claims"][0]["evidence"] == {"err": 1e-13, "n": 3, "nan": "nan"}
+    assert data["claims"][0]["evidence"] == {"err": 1e-13, "n": 3, "nan": "nan", "rule_numbers": {}}
     assert load_claims(tmp_path)[0]["notebook"] == "03_equivalence"
     assert b.missing() == ["E1", "E3", "E4", "E5"]
     assert not list(tmp_path.glob("claims/.*tmp"))
-
-
-def test_decide():
-    assert decide(True) == "supported"
-    assert decide(False) == "refuted"
-    assert decide(False, refuted=False) == "inconclusive"
-    assert decide(False, refuted=True) == "refuted"
-    with pytest.raises(ValueError):
-        decide(True, refuted=True)
 
 
 def test_atomic_writes_are_readable_like_plain_files(tmp_path):
@@ -74,9 +70,9 @@ def test_compare_verdicts_flags_what_moved(tmp_path):
 
     for run, e5 in (("a", "supported"), ("b", "inconclusive")):
         b = book(tmp_path / run)
-        b.record("E2", verdict="verified", rule="r", evidence={}, headline="h")
-        b.record("E5", verdict=e5, rule="r", evidence={}, headline="h")
-    b.record("E1", verdict="verified", rule="r", evidence={}, headline="h")  # only in run b
+        b.record("E2", Decision("E2", "verified", "r"), evidence={}, headline="h")
+        b.record("E5", Decision("E5", e5, "r"), evidence={}, headline="h")
+    b.record("E1", Decision("E1", "verified", "r"), evidence={}, headline="h")  # only in run b
     t = compare_verdicts(tmp_path / "a", tmp_path / "b").set_index("ID")
     assert t.loc["E5", "verdict_before"] == "supported" and t.loc["E5", "verdict_after"] == "inconclusive"
     assert bool(t.loc["E5", "changed"]) and not bool(t.loc["E2", "changed"])

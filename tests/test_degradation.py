@@ -50,11 +50,6 @@ def test_closed_highway_gates_carry_the_input():
     assert dg.gate_openness(m, x).gate_mean.max() < 1e-10
 
 
-def test_interval_comparison_of_tuples():
-    assert stats.clearly_greater((5, 4, 6), (2, 1, 3)) and not stats.clearly_greater((5, 2.5, 6), (2, 1, 3))
-    assert stats.overlap((5, 2.5, 6), (2, 1, 3)) and not stats.overlap((5, 4, 6), (2, 1, 3))
-
-
 def test_random_crop_flip():
     x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
     g = torch.Generator().manual_seed(0)

@@ -84,8 +84,6 @@ def test_identities_are_verified_or_failed_only(tmp_path):
     with pytest.raises(ValueError, match="not allowed"):
         rules.Decision("E1", "supported", "r")
     book = ClaimBook("03_equivalence", tmp_path, "cpu", "smoke")
-    with pytest.raises(ValueError, match="verified or failed"):
-        book.record("E1", verdict="supported", rule="r", evidence={}, headline="h")
     book.record("E1", rules.identity("E1", True, "x == y", {"dev": 0.0}), evidence={}, headline="h")
     rec = book.to_dict()["claims"][0]
     assert rec["kind"] == "identity" and rec["verdict"] == "verified" and rec["evidence"]["rule_numbers"] == {"dev": 0.0}
