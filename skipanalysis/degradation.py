@@ -44,7 +44,7 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
     Returns:
         ``(history, final, models)``: per-step history with kind/depth/seed/lr
         columns of the kept runs; one row per kept run (kind, depth, seed, lr,
-        diverged, params, train_err, test_err, converged, rel_change; NaN errors
+        diverged, params, train_err, test_err, converged, late_share; NaN errors
         for a diverged run) plus ``grid`` rows for the rates tried and dropped
         (``kept=False``); and the kept trained models by ``(kind, depth, seed)``.
     """
@@ -65,7 +65,7 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
                "params": sum(p.numel() for p in model.parameters()),
                "train_err": res.final.get("train_err", float("nan")),
                "test_err": res.final.get("test_err", float("nan")),
-               "converged": res.converged, "rel_change": res.convergence.get("rel_change", float("nan"))}
+               "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
         return row, res.history.assign(kind=kind, depth=depth, seed=seed, lr=lr), model
 
     for kind in kinds:

@@ -73,7 +73,7 @@ def train_one(spec: str, data: TensorDataset, cfg: tr.TrainConfig, steps: int, s
     row = {"model": spec, "family": family(spec), "params": sum(p.numel() for p in model.parameters()),
            "n_train": len(data), "seed": seed, "lr": lr, "diverged": res.diverged,
            "train_err": res.final.get("train_err", float("nan")), "test_err": err(test_set),
-           "converged": res.converged, "rel_change": res.convergence.get("rel_change", float("nan"))}
+           "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
     if val_set is not None:
         row["val_err"] = err(val_set)
     return row

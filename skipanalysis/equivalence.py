@@ -233,7 +233,7 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
     Returns:
         ``(r2, runs)``: one row per (model, seed, source) with the held-out R^2,
         and one row per trained net (model, seed, params, diverged, converged,
-        rel_change, train_err, test_err).
+        late_share, train_err, test_err).
     """
     from dataclasses import replace
 
@@ -252,7 +252,7 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
             res = tr.train(model, train_set, replace(cfg, seed=seed, desc=f"{kind} s{seed}"), test_set, device)
             runs.append({"model": kind, "seed": seed, "params": sum(p.numel() for p in model.parameters()),
                          "diverged": res.diverged, "converged": res.converged,
-                         "rel_change": res.convergence.get("rel_change", math.nan),
+                         "late_share": res.convergence.get("late_share", math.nan),
                          "train_err": res.final.get("train_err", math.nan),
                          "test_err": res.final.get("test_err", math.nan)})
             model = model.cpu().float()

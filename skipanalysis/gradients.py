@@ -221,7 +221,7 @@ def train_study(builders: dict[str, Callable[[], nn.Module]], seeds: Sequence[in
 
     Returns:
         ``(runs, profiles, models)``: one row per run tried (name as ``family``, seed, lr, kept, diverged,
-        converged, rel_change, train_err, test_err, steps), the kept runs' profiles (family, seed, step,
+        converged, late_share, train_err, test_err, steps), the kept runs' profiles (family, seed, step,
         ``point`` in init/half-way/end), and the kept trained models by ``(family, seed)``.
     """
     rows, profiles, models = [], [], {}
@@ -239,7 +239,7 @@ def train_study(builders: dict[str, Callable[[], nn.Module]], seeds: Sequence[in
         if not res.diverged:
             probe.profiles[total] = conv_grad_norms(model, train_set, grad_batches, probe_batch, device)
         row = {"family": name, "seed": seed, "lr": lr, "diverged": res.diverged, "converged": res.converged,
-               "rel_change": res.convergence.get("rel_change", math.nan),
+               "late_share": res.convergence.get("late_share", math.nan),
                "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
                "steps": total}
         prof = [p.assign(family=name, seed=seed, step=s, point=marks[s]) for s, p in probe.profiles.items()]

@@ -276,7 +276,7 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
 
     Returns:
         ``(runs, preds, models)``: one row per run (skip, seed, lr, kept,
-        params, diverged, converged, rel_change, train_loss, seconds, dice,
+        params, diverged, converged, late_share, train_loss, seconds, dice,
         iou, boundary_f), the kept runs' binary predictions and models by
         ``(skip, seed)``.
     """
@@ -290,7 +290,7 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
         pred = predict(model, test_set.tensors[0], device)
         row = {"skip": skip, "seed": seed, "lr": lr, "params": sum(p.numel() for p in model.parameters()),
                "diverged": res.diverged, "converged": res.converged,
-               "rel_change": res.convergence.get("rel_change", math.nan),
+               "late_share": res.convergence.get("late_share", math.nan),
                "train_loss": res.final.get("train_loss", math.nan), "seconds": sec,
                **scores(pred, test_set.tensors[1], tol)}
         return row, pred, model

@@ -101,7 +101,7 @@ def test_depth_study_keeps_each_kind_at_its_best_rate():
                                                                                      ("residual", 8, 1)}
     dropped = final[~final.kept].iloc[0]
     assert dropped.lr == 1e-6 and dropped.train_err > kept.train_err.iloc[0]
-    assert {"converged", "rel_change"} <= set(final.columns)
+    assert {"converged", "late_share"} <= set(final.columns)
 
 
 def test_he_initialisation_scale_and_the_plain56_gradient_explosion():
