@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from . import plotting
+from . import outputs, plotting
 from .claims import ClaimBook
 from .hardware import device_label, fingerprint, select_device
 from .params import PROFILES, check as check_parameters
@@ -62,7 +62,7 @@ def _show_fingerprint(fp: dict[str, Any]) -> None:
 
         if get_ipython() is not None:
             text = json.dumps(fp, indent=1, default=str)
-            display({"text/plain": text}, raw=True, metadata={"skipanalysis": {"role": "fingerprint"}})
+            display({"text/plain": text}, raw=True, metadata=outputs.mark(**{outputs.ROLE: outputs.FINGERPRINT}))
             return
     except ImportError:
         pass
@@ -97,6 +97,13 @@ class Context:
     claims: ClaimBook
     report_dir: Path
     save_figure: Callable[..., dict]
+
+    def finish(self):
+        """The notebook's last cell: stop if a claim it owns was not recorded, else show its claims table."""
+        missing = self.claims.missing()
+        if missing:
+            raise RuntimeError(f"{self.name}: claims not recorded: {', '.join(missing)}")
+        return self.claims.table()
 
 
 def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | None = None,

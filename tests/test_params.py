@@ -98,3 +98,22 @@ def test_setup_checks_a_value_edited_in_jupyterlab(tmp_path):
     with pytest.raises(ParameterError, match=r"parameter margin=1.5 is not allowed; expected a finite number > 0"):
         setup("01_degradation", {**values, "margin": 1.5})
     assert setup("01_degradation", values).name == "01_degradation"
+
+
+def test_finish_stops_on_an_unrecorded_claim(tmp_path):
+    from skipanalysis import rules
+    from skipanalysis.notebook import setup
+
+    ctx = setup("03_equivalence", profile="smoke", device="cpu", report_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="03_equivalence: claims not recorded: E1, E2, E3, E4, E5"):
+        ctx.finish()
+    ctx.claims.record("E2", rules.e2([0.0]), evidence={}, headline="h")
+    with pytest.raises(RuntimeError, match="claims not recorded: E1, E3, E4, E5$"):
+        ctx.finish()
+
+
+def test_output_marks_round_trip():
+    from skipanalysis import outputs
+
+    out = {"metadata": outputs.mark(**{outputs.CAPTION: "c", outputs.FIGURE: "01-x"})}
+    assert outputs.marks(out) == {"caption": "c", "figure": "01-x"} and outputs.marks({}) == {}
