@@ -12,6 +12,7 @@ and ``.nan`` are refused), booleans are never integers, and a depth of a CIFAR R
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -109,15 +110,19 @@ def _lrs(hi: float = 10) -> P:
     return P("floats", 0, hi, lo_open=True, hi_open=True)
 
 
-def _models_known(names: list[str]) -> bool:
-    from .efficiency import build_model  # torch: imported only when a spec needs it
+# Notebook 08's model names (efficiency.build_model): resnet-D / se-resnet-D with D = 6n+2, densenet-N /
+# csp-densenet-N with N dense layers per block.
+MODEL_SPEC = re.compile(r"^(resnet|se-resnet|densenet|csp-densenet)-(\d+)$")
 
-    try:
-        for n in names:
-            build_model(n)
-    except (ValueError, KeyError):
-        return False
-    return True
+
+def _models_known(names: list[str]) -> bool:
+    def ok(name: str) -> bool:
+        m = MODEL_SPEC.match(name) if isinstance(name, str) else None
+        if not m:
+            return False
+        n = int(m.group(2))
+        return n >= 8 and (n - 2) % 6 == 0 if m.group(1).endswith("resnet") else n >= 1
+    return all(ok(n) for n in names)
 
 
 COMMON = {"seed": P("int", 0), "profile": P("str", choices=PROFILES), "device": P("str"), "report_dir": P("str")}

@@ -163,7 +163,7 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
             continue
         if cell.cell_type != "code":
             continue
-        outputs = []
+        kept = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 continue  # progress bars and warnings
@@ -177,9 +177,9 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
                 out = copy.deepcopy(out)
                 text = f"**Figure {fig_counter[0]}.** {meta[outputs.CAPTION]} (file: `figures/{meta[outputs.FIGURE]}.png`)"
                 out["data"] = {"text/markdown": text, "text/plain": text}
-            outputs.append(out)
-        cell.outputs = outputs
-        if outputs:
+            kept.append(out)
+        cell.outputs = kept
+        if kept:
             cells.append(cell)
     return cells
 

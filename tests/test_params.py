@@ -117,3 +117,14 @@ def test_output_marks_round_trip():
 
     out = {"metadata": outputs.mark(**{outputs.CAPTION: "c", outputs.FIGURE: "01-x"})}
     assert outputs.marks(out) == {"caption": "c", "figure": "01-x"} and outputs.marks({}) == {}
+
+
+def test_model_names_declared_once_agree_with_the_builder():
+    from skipanalysis import efficiency as ef
+
+    for name in ("resnet-8", "resnet-20", "se-resnet-20", "densenet-1", "densenet-4", "csp-densenet-4"):
+        assert params._models_known([name]) and ef.build_model(name) is not None
+    for name in ("resnet-21", "vgg-16", "densenet-0", "resnet20"):
+        assert not params._models_known([name])
+        with pytest.raises(ValueError):
+            ef.build_model(name)
