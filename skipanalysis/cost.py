@@ -460,7 +460,7 @@ def addition_share(width: int, size: int, batch: int, device: torch.device | str
     (``add_times``, ``block_times``). Counts: the addition's element operations and the block's multiply-adds
     (fvcore).
     """
-    from .models.resnet import BasicBlock
+    from .models.blocks import BasicBlock
 
     device = torch.device(device)
     block = BasicBlock(width, width, 1, shortcut=True).to(device).eval()

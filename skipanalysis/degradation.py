@@ -20,7 +20,8 @@ from torch.utils.data import TensorDataset
 
 from . import train as tr
 from .models.highway import HighwayBlock
-from .models.resnet import BasicBlock, CifarResNet, cifar_resnet
+from .models.blocks import BasicBlock
+from .models.resnet import CifarResNet, cifar_resnet
 
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
@@ -163,7 +164,7 @@ def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
     the conv weights' distance to a Dirac (identity) kernel relative to its norm,
     and their norm relative to it (near 0: weights near zero).
     """
-    from .models.resnet import ShortcutA
+    from .models.blocks import ShortcutA
 
     model.eval()
     h = model.stem(x)

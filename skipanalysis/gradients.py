@@ -35,7 +35,8 @@ from torch.utils.data import TensorDataset
 
 from . import train as tr
 from .models.densenet import DenseNetBC, DenseStageNet
-from .models.resnet import BasicBlock, CifarResNet, ShortcutA, SkipEveryNet, cifar_resnet
+from .models.blocks import BasicBlock, ShortcutA
+from .models.resnet import CifarResNet, SkipEveryNet, cifar_resnet
 from .params import LR_CHOICES
 from .plotting import FAMILY_COLORS
 
