@@ -5,6 +5,7 @@
 #   DEVICE=cpu make report         auto | cpu | cuda | mps | xla, passed to every notebook, into reports/quick-cpu/
 #   make report PYTHON=python      use an environment you already have (conda, ...) instead of .venv
 #   make -j2 report                run notebooks in parallel
+#   make report PDF=no             the HTML only (no xelatex run)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -17,6 +18,7 @@ BOOTSTRAP_PYTHON ?= python3
 PROFILE ?= quick
 DEVICE ?= auto
 REPORTS ?= reports
+PDF ?= yes
 
 # Bad PROFILE or DEVICE: one line, before anything runs or any file changes.
 ifeq ($(filter $(PROFILE),smoke quick full),)
@@ -88,7 +90,8 @@ $(OUT)/report.html: $(EXECUTED) | $(ENV)
 	@$(PYTHON) -m skipanalysis.report html --reports $(OUT) --profile $(PROFILE) $(NAMES)
 
 $(OUT)/report.pdf: $(OUT)/report.html
-	@if command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
+	@if [ "$(PDF)" = no ]; then rm -f $@; echo "[report] PDF skipped (PDF=no)"; \
+	elif command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
 		echo "[report] rendering $@ with xelatex"; \
 		$(PYTHON) -m skipanalysis.report pdf $(OUT)/report.ipynb $@; \
 	else echo "$(PDF_HINT)"; fi

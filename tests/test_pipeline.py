@@ -38,7 +38,7 @@ def project(tmp_path):
 
 
 def make(project, *args, env=None):
-    e = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(project), **(env or {})}
+    e = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(project), "PDF": "no", **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, env=e)
     return proc, time.perf_counter() - t0
