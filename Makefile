@@ -5,10 +5,12 @@
 #   DEVICE=cpu make report         auto | cpu | cuda | mps | xla, passed to every notebook, into reports/quick-cpu/
 #   make report PYTHON=python      use an environment you already have (conda, ...) instead of .venv
 #   make -j2 report                run notebooks in parallel
+#   make report PDF=no             the HTML only (no xelatex run)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
-# the notebook, its profile file or the package changed. Each profile and device
-# has its own folder, so switching profiles keeps the other profiles' results.
+# the notebook, its own section of the profile file or a package module it
+# imports changed (reports/<profile>/.deps.mk, made by skipanalysis.deps). Each
+# profile and device has its own folder, so switching profiles keeps the others.
 
 SHELL := /bin/bash
 PYTHON ?= .venv/bin/python
@@ -16,6 +18,7 @@ BOOTSTRAP_PYTHON ?= python3
 PROFILE ?= quick
 DEVICE ?= auto
 REPORTS ?= reports
+PDF ?= yes
 
 # Bad PROFILE or DEVICE: one line, before anything runs or any file changes.
 ifeq ($(filter $(PROFILE),smoke quick full),)
@@ -30,8 +33,9 @@ OUT := $(REPORTS)/$(PROFILE)$(if $(filter auto,$(DEVICE)),,-$(subst :,,$(DEVICE)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 NAMES := $(basename $(notdir $(NOTEBOOKS)))
 EXECUTED := $(NAMES:%=$(OUT)/%.ipynb)
-# Everything the notebooks import; report.py only affects the paper.
-PACKAGE := $(filter-out skipanalysis/report.py,$(wildcard skipanalysis/*.py skipanalysis/models/*.py skipanalysis/rules/*.py))
+# Every package file; each notebook depends on the ones it imports (generated into $(DEPS)).
+PACKAGE := $(wildcard skipanalysis/*.py skipanalysis/models/*.py skipanalysis/rules/*.py)
+DEPS := $(OUT)/.deps.mk
 
 ifeq ($(PYTHON),.venv/bin/python)
 ENV := .venv/.installed
@@ -63,8 +67,15 @@ setup: $(ENV)
 
 # The runner writes into a staging folder and renames the executed notebook into place
 # only after every cell succeeded: a failed run leaves no target behind.
-$(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb notebooks/params/$(PROFILE).yaml $(PACKAGE) | $(ENV)
+$(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb | $(ENV)
 	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE)
+
+# Per notebook: the package files it imports and its parameter stamp (rewritten only when its section changed).
+$(DEPS): $(NOTEBOOKS) notebooks/params/$(PROFILE).yaml $(PACKAGE) | $(ENV)
+	@$(PYTHON) -m skipanalysis.deps --profile $(PROFILE) --out $(OUT) $(NOTEBOOKS)
+ifneq ($(filter report record-hardware $(OUT)/%,$(or $(MAKECMDGOALS),report)),)
+include $(DEPS)
+endif
 
 # The cost notebook also reads the kept hardware files of other machines.
 $(OUT)/04_cost.ipynb: $(wildcard data/hardware/*.json)
@@ -74,12 +85,13 @@ record-hardware: $(OUT)/04_cost.ipynb
 	@mkdir -p data/hardware
 	@for f in $(OUT)/hardware/*.json; do cp "$$f" data/hardware/ && echo "[record-hardware] kept data/hardware/$$(basename $$f)"; done
 
-$(OUT)/report.html: $(EXECUTED) skipanalysis/report.py skipanalysis/claims.py | $(ENV)
+$(OUT)/report.html: $(EXECUTED) | $(ENV)
 	@echo "[report] assembling $(words $(EXECUTED)) notebook(s) into $@"
 	@$(PYTHON) -m skipanalysis.report html --reports $(OUT) --profile $(PROFILE) $(NAMES)
 
 $(OUT)/report.pdf: $(OUT)/report.html
-	@if command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
+	@if [ "$(PDF)" = no ]; then rm -f $@; echo "[report] PDF skipped (PDF=no)"; \
+	elif command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
 		echo "[report] rendering $@ with xelatex"; \
 		$(PYTHON) -m skipanalysis.report pdf $(OUT)/report.ipynb $@; \
 	else echo "$(PDF_HINT)"; fi

@@ -331,9 +331,14 @@ def machine_id(fingerprint: dict[str, Any]) -> str:
 
 
 def write_hardware_file(folder: str | Path, fingerprint: dict[str, Any], numbers: dict[str, Any],
-                        commit: str, versions: dict[str, str]) -> Path:
-    """Write this machine's numbers as ``<folder>/<machine_id>.json`` (atomic)."""
-    from .claims import _jsonable, write_json_atomic
+                        commit: str | None = None, versions: dict[str, str] | None = None) -> Path:
+    """Write this machine's numbers as ``<folder>/<machine_id>.json`` (atomic), with the git commit of the
+    project and the package versions that made them (``provenance``; given values win, for tests)."""
+    from .claims import _jsonable
+    from .provenance import git_commit, package_versions, write_json_atomic
+
+    commit = commit if commit is not None else git_commit(Path(__file__).resolve().parents[1])
+    versions = versions if versions is not None else package_versions()
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -455,7 +460,7 @@ def addition_share(width: int, size: int, batch: int, device: torch.device | str
     (``add_times``, ``block_times``). Counts: the addition's element operations and the block's multiply-adds
     (fvcore).
     """
-    from .models.resnet import BasicBlock
+    from .models.blocks import BasicBlock
 
     device = torch.device(device)
     block = BasicBlock(width, width, 1, shortcut=True).to(device).eval()

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
+from .params import DATASETS
+
 DATA_ROOT = Path(__file__).resolve().parent.parent / "data" / "datasets"
 
 
@@ -227,7 +229,6 @@ def image_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(arrs), torch.tensor(labels, dtype=torch.long)
 
 
-DATASETS = ("cifar10", "texture", "folder")
 
 
 def _resize(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:

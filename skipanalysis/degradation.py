@@ -18,9 +18,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from . import rules, stats
 from . import train as tr
+from .models.blocks import BasicBlock
 from .models.highway import HighwayBlock
-from .models.resnet import BasicBlock, CifarResNet, cifar_resnet
+from .models.resnet import CifarResNet, cifar_resnet
 
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
@@ -163,7 +165,7 @@ def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
     the conv weights' distance to a Dirac (identity) kernel relative to its norm,
     and their norm relative to it (near 0: weights near zero).
     """
-    from .models.resnet import ShortcutA
+    from .models.blocks import ShortcutA
 
     model.eval()
     h = model.stem(x)
@@ -206,8 +208,105 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
     return ((ya - yb).abs().max() / ya.abs().max()).item()
 
 
+def parameter_table(depths: list[int], kinds: tuple[str, ...] = ("plain", "residual", "highway")) -> pd.DataFrame:
+    """Parameters of each kind at each depth (plain and residual nets of one depth have exactly the same)."""
+    return pd.DataFrame({k: [sum(p.numel() for p in cifar_resnet(d, k).parameters()) for d in depths] for k in kinds},
+                        index=pd.Index(depths, name="depth"))
+
+
+def summarize(final: pd.DataFrame) -> pd.DataFrame:
+    """Per (kind, depth) of the kept runs: training error with its 95% interval within [0, 1], the kept rate, the
+    mean test error and how many runs converged and diverged."""
+    kept = final[final.kept] if "kept" in final else final
+    out = stats.summarize(kept, ["kind", "depth"], "train_err", (0, 1))
+    g = kept.groupby(["kind", "depth"])
+    return out.assign(lr=g.lr.first().values, test_err_mean=g.test_err.mean().values,
+                      converged=g.converged.sum().values, diverged=g.diverged.sum().values)
+
+
+def arms(final: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
+    """The kept runs of each (kind, depth), in seed order (seed ``i`` of one arm pairs with seed ``i`` of another)."""
+    kept = final[final.kept] if "kept" in final else final
+    return {key: g.sort_values("seed") for key, g in kept.groupby(["kind", "depth"])}
+
+
+def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float
+                 ) -> list[tuple[str, rules.Decision, str]]:
+    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each."""
+    arm = arms(final)
+    err = {k: g.train_err.tolist() for k, g in arm.items()}
+    conv = lambda *keys: [c for k in keys for c in arm[k].converged]  # noqa: E731
+    mean = lambda key: stats.rate_interval(err[key]).estimate  # noqa: E731
+    p, r, h = ("plain", deep), ("residual", deep), ("highway", deep)
+    out = [("D1", rules.d1(err[("plain", shallow)], err[p], chance, conv(("plain", shallow), p)),
+            f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for plain-{shallow}"),
+           ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(("residual", shallow), r, p)),
+            f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
+            f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")]
+    if h in err:
+        out.append(("D5", rules.d5(err[p], err[h], err[r], margin, conv(p, h, r)),
+                    f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual {mean(r):.1%})"))
+    return out
+
+
+def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset,
+                       cfg: tr.TrainConfig, shallow: int, deep: int, seed: int, epochs: float,
+                       device: torch.device | str = "cpu", augment=None) -> dict:
+    """D3: the trained plain-``shallow`` net of ``seed`` deepened to ``deep`` with identity blocks, its training
+    error before and after ``epochs`` more epochs (at the shallow net's kept rate), against the deep plain nets
+    trained from scratch.
+
+    Returns:
+        ``{"table", "decision", "headline", "mismatch"}``: the four errors with their intervals, ``rules.d3``'s
+        decision, a one-line headline, and the largest relative logit difference of the constructed net.
+    """
+    base = models[("plain", shallow, seed)]
+    constructed = deepen_with_identity(base, deep, train_set.tensors[0][:512]).to(device)
+    mismatch = max_output_difference(base, constructed, test_set.tensors[0][:256])
+    err_shallow, err_start = error_rate(base, train_set, device), error_rate(constructed, train_set, device)
+    lr = float(arms(final)[("plain", shallow)].lr.iloc[0])
+    cont = tr.train(constructed, train_set, replace(cfg, epochs=epochs, seed=seed, lr=lr, desc="constructed"),
+                    test_set, device, augment=augment)
+    err_after = cont.final.get("train_err", float("nan"))
+    scratch_runs = arms(final)[("plain", deep)]
+    scratch = stats.rate_interval(scratch_runs.train_err.tolist())
+    table = pd.DataFrame({"training error": [err_shallow, err_start, err_after, scratch.estimate],
+                          "low": [err_shallow, err_start, err_after, scratch.low],
+                          "high": [err_shallow, err_start, err_after, scratch.high]},
+                         index=[f"plain-{shallow} (trained)", f"plain-{deep} constructed, start",
+                                f"plain-{deep} constructed, trained on", f"plain-{deep} from scratch"])
+    decision = rules.d3(err_shallow, err_start, err_after, scratch_runs.train_err.tolist(),
+                        [cont.converged, *scratch_runs.converged])
+    return {"table": table, "decision": decision, "mismatch": mismatch,
+            "headline": f"the constructed plain-{deep} starts at {err_start:.1%} (shallow {err_shallow:.1%}) and ends "
+                        f"at {err_after:.1%} after further training; from scratch plain-{deep} ends at "
+                        f"{scratch.estimate:.1%}"}
+
+
+def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> dict:
+    """D4: per block of the trained deep plain and residual nets of ``seed``, and of the same nets freshly
+    initialised (seeded alike), the distances of ``block_distances``; their medians and ``rules.d4``'s decision.
+
+    Returns:
+        ``{"blocks", "medians", "decision", "headline"}``.
+    """
+    tr.seed_everything(seed)
+    fresh = {k: cifar_resnet(deep, k) for k in ("plain", "residual")}
+    trained = {k: models[(k, deep, seed)].cpu() for k in fresh}
+    dist = pd.concat([block_distances(m, probe.cpu()).assign(kind=k, state=state)
+                      for state, nets in (("trained", trained), ("initial", fresh)) for k, m in nets.items()])
+    med = dist.groupby(["kind", "state"])[["to_identity", "to_zero", "w_to_dirac", "w_norm_rel"]].median()
+    d = rules.d4(med.loc[("plain", "trained"), "to_identity"], med.loc[("plain", "initial"), "to_identity"],
+                 med.loc[("residual", "trained"), "to_identity"], med.loc[("plain", "trained"), "to_zero"])
+    return {"blocks": dist, "medians": med, "decision": d,
+            "headline": f"median block distance to identity: plain {d.numbers['plain_trained']:.2f} trained vs "
+                        f"{d.numbers['plain_init']:.2f} at initialisation; residual {d.numbers['residual_trained']:.2f}"}
+
+
 __all__ = ["PAPER_TABLE6", "depth_study", "deepen_with_identity", "identity_block", "block_distances",
-           "gate_openness", "error_rate", "max_output_difference", "plot_error_curves", "plot_final_errors"]
+           "gate_openness", "error_rate", "max_output_difference", "parameter_table", "summarize", "arms",
+           "depth_claims", "construction_study", "distance_study", "plot_error_curves", "plot_final_errors",
+           "plot_construction", "plot_distances", "plot_gates"]
 
 
 # --- figures --------------------------------------------------------------------------------------------------------
@@ -260,4 +359,41 @@ def plot_final_errors(summary: pd.DataFrame, value_label: str = "final training 
                     color=FAMILY_COLORS.get(kind), label=kind)
     ax.set(xlabel="depth", ylabel=value_label, xticks=sorted(summary.depth.unique()))
     ax.legend()
+    return fig
+
+
+def plot_construction(table: pd.DataFrame):
+    """D3: the four training errors of ``construction_study`` as bars with their intervals."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    err = 100 * table["training error"]
+    ax.barh(table.index, err, xerr=[(err - 100 * table.low).clip(lower=0), (100 * table.high - err).clip(lower=0)],
+            color=["#0173b2", "#029e73", "#029e73", "#d55e00"], capsize=3)
+    ax.invert_yaxis()
+    ax.set_xlabel("training error (%)")
+    return fig
+
+
+def plot_distances(blocks: pd.DataFrame):
+    """D4: per block, distance of the map to identity (left) and of the second kernel to the identity kernel."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, y in zip(axes, ("to_identity", "w_to_dirac")):
+        sns.lineplot(data=blocks, x="block", y=y, hue="kind", style="state", marker="o", ax=ax, palette="colorblind")
+    axes[0].set(ylabel="||B(h) - h|| / ||h||", yscale="log")
+    axes[1].set(ylabel="||W - I|| / ||I|| (2nd conv)")
+    return fig
+
+
+def plot_gates(gates: pd.DataFrame):
+    """D5: mean transform gate per block of the trained highway nets."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sns.lineplot(data=gates, x="block", y="gate_mean", hue="depth", marker="o", ax=ax, palette="rocket_r")
+    ax.set(ylabel="mean transform gate T", ylim=(0, 1))
     return fig

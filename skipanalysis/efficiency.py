@@ -13,7 +13,6 @@ subset and the batch order, so comparisons are paired over seeds.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
@@ -28,14 +27,14 @@ from . import stats
 from . import train as tr
 from .models.densenet import DenseNetBC
 from .models.resnet import cifar_resnet
+from .params import MODEL_SPEC
 
-_SPEC = re.compile(r"^(resnet|se-resnet|densenet|csp-densenet)-(\d+)$")
 
 
 def build_model(spec: str, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """A model from a short spec: ``resnet-20``, ``se-resnet-20`` (depth), ``densenet-4``, ``csp-densenet-4``
     (dense layers per block, growth 12)."""
-    m = _SPEC.match(spec)
+    m = MODEL_SPEC.match(spec)
     if not m:
         raise ValueError(f"model spec {spec!r} is not allowed; use resnet-D, se-resnet-D (D = 6n+2), densenet-N or "
                          "csp-densenet-N (N dense layers per block)")

@@ -261,3 +261,80 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
                 r2.append({"model": kind, "seed": seed, "source": "stem" if i == 0 else f"layer {i}", "index": i,
                            "R2": v})
     return pd.DataFrame(r2), pd.DataFrame(runs)
+
+
+# --- tables and figures the notebook shows --------------------------------------------------------------------------
+
+def tied_fit_table(max_inputs: int, seed: int = 0) -> pd.DataFrame:
+    """E3: for m = 1..``max_inputs`` inputs, the best tied fit's relative residual and its large-sample limit."""
+    fit = pd.DataFrame({"inputs": range(1, max_inputs + 1)})
+    fit["residual"] = [best_tied_residual(m, seed=seed) for m in fit["inputs"]]
+    fit["expected"] = [expected_tied_residual(m) for m in fit["inputs"]]
+    return fit
+
+
+def growth_census(max_layers: int, growth: int, growths: tuple[int, ...] = (12, 24, 32)
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """E4: ``(census, layers)``: counted connections against L(L+1)/2 for L = 1..``max_layers`` at ``growth``,
+    and the per-layer census of a ``max_layers``-layer block for each of ``growths`` (column ``k``)."""
+    census = pd.DataFrame([{"L": L, "counted": dense_connection_census(L, growth).connections.sum()}
+                           for L in range(1, max_layers + 1)])
+    census["L(L+1)/2"] = census.L * (census.L + 1) // 2
+    layers = pd.concat([dense_connection_census(max_layers, k).assign(k=k) for k in growths])
+    return census, layers
+
+
+def plot_conv_concat(trials: pd.DataFrame):
+    """E2: the largest error of each random shape against the number of terms summed per output."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.scatterplot(data=trials, x=trials["in_channels"] * trials["kernel"] ** 2, y="max_abs_err", hue="pieces",
+                    palette="colorblind", ax=ax, s=18)
+    ax.set(xscale="log", yscale="symlog", ylim=(0, None), xlabel="terms summed per output (in_channels x kernel^2)",
+           ylabel="max |conv(cat) - sum conv|")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0e}"))
+    return fig
+
+
+def plot_tied_fit(fit: pd.DataFrame):
+    """E3: the measured residual of the best tied fit beside sqrt(1 - 1/m)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(fit["inputs"], fit["expected"], "k--", lw=1, label="sqrt(1 - 1/m) (large-sample limit)")
+    ax.plot(fit["inputs"], fit["residual"], "o", label="best tied fit, measured")
+    ax.set(xlabel="number of inputs m", ylabel="relative residual", ylim=(-0.02, 1.02))
+    ax.legend()
+    return fig
+
+
+def plot_growth(layers: pd.DataFrame):
+    """E4: input channels and parameters per layer for each growth rate, beside a residual stage of matched width."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    max_layers = int(layers.layer.max())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    sns.lineplot(data=layers, x="layer", y="in_channels", hue="k", palette="colorblind", ax=axes[0])
+    sns.lineplot(data=layers, x="layer", y="params", hue="k", palette="colorblind", ax=axes[1])
+    for k, c in zip(sorted(layers.k.unique()), sns.color_palette("colorblind")):
+        w = 2 * k + max_layers * k
+        axes[0].axhline(w, color=c, ls=":", lw=1)
+        axes[1].axhline(residual_block_params(w), color=c, ls=":", lw=1)
+    axes[0].set(ylabel="input channels of the layer", title="dotted: residual stage of matched width")
+    axes[1].set(ylabel="parameters of the layer / block", yscale="log")
+    return fig
+
+
+def plot_decodability(r2: pd.DataFrame):
+    """E5: held-out R^2 of each earlier output, by model (mean over seeds with 95% intervals)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.barplot(data=r2, x="source", y="R2", hue="model", palette="colorblind", errorbar=("ci", 95), ax=ax)
+    ax.set(ylim=(min(0, r2.R2.min()), 1.05), ylabel="held-out R^2", xlabel="earlier output decoded from the last input")
+    return fig
+

@@ -35,7 +35,9 @@ from torch.utils.data import TensorDataset
 
 from . import train as tr
 from .models.densenet import DenseNetBC, DenseStageNet
-from .models.resnet import BasicBlock, CifarResNet, ShortcutA, SkipEveryNet, cifar_resnet
+from .models.blocks import BasicBlock, ShortcutA
+from .models.resnet import CifarResNet, SkipEveryNet, cifar_resnet
+from .params import LR_CHOICES
 from .plotting import FAMILY_COLORS
 
 
@@ -198,7 +200,6 @@ def total_steps(n_train: int, cfg: tr.TrainConfig) -> int:
     return max(1, round(cfg.epochs * math.ceil(n_train / cfg.batch_size)))
 
 
-LR_CHOICES = ("each", "first")  # train_study: every seed picks its own best rate, or the first seed decides
 
 
 def train_study(builders: dict[str, Callable[[], nn.Module]], seeds: Sequence[int], train_set: TensorDataset,

@@ -13,14 +13,14 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
-from . import plotting
+from . import outputs, plotting
 from .claims import ClaimBook
 from .hardware import device_label, fingerprint, select_device
-from .runner import PROFILES
+from .params import PROFILES, check as check_parameters
 
 
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
@@ -62,7 +62,7 @@ def _show_fingerprint(fp: dict[str, Any]) -> None:
 
         if get_ipython() is not None:
             text = json.dumps(fp, indent=1, default=str)
-            display({"text/plain": text}, raw=True, metadata={"skipanalysis": {"role": "fingerprint"}})
+            display({"text/plain": text}, raw=True, metadata=outputs.mark(**{outputs.ROLE: outputs.FINGERPRINT}))
             return
     except ImportError:
         pass
@@ -98,11 +98,33 @@ class Context:
     report_dir: Path
     save_figure: Callable[..., dict]
 
+    def finish(self):
+        """The notebook's last cell: stop if a claim it owns was not recorded, else show its claims table."""
+        missing = self.claims.missing()
+        if missing:
+            raise RuntimeError(f"{self.name}: claims not recorded: {', '.join(missing)}")
+        return self.claims.table()
 
-def setup(name: str, *, profile: str, device: str, report_dir: str | os.PathLike, seed: int = 0) -> Context:
-    """Validate the common parameters, select the device, print the fingerprint, open the claim book."""
+
+def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | None = None,
+          device: str | None = None, report_dir: str | os.PathLike | None = None, seed: int | None = None) -> Context:
+    """Check the notebook's parameters, select the device, print the fingerprint, open the claim book.
+
+    ``values`` is the notebook's namespace (``setup("01_degradation", globals())``): every parameter its spec in
+    ``skipanalysis.params`` declares is checked there, so a value edited by hand in JupyterLab is refused in one
+    line, as the runner refuses it before a kernel starts. ``profile``, ``device``, ``report_dir`` and ``seed``
+    come from ``values`` unless given.
+    """
+    values = dict(values or {})
+    profile = profile if profile is not None else values.get("profile")
+    device = device if device is not None else values.get("device", "auto")
+    report_dir = report_dir if report_dir is not None else values.get("report_dir", "../reports")
+    seed = seed if seed is not None else values.get("seed", 0)
     check_choice("profile", profile, PROFILES)
     check_int("seed", seed, 0)
+    if values:
+        check_parameters(name, {**values, "profile": profile, "device": device, "report_dir": str(report_dir),
+                                "seed": seed})
     dev = select_device(device)
     fp = fingerprint(dev)
     label = device_label(fp)

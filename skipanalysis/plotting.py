@@ -17,6 +17,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from . import outputs
 from .provenance import atomic_path
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
@@ -80,6 +81,6 @@ def save_figure(fig: matplotlib.figure.Figure, name: str, *, notebook: str, repo
         display(fig)
         # The metadata marks this output as a caption; report.py numbers it.
         display(Markdown(f"*{caption}* (`figures/{notebook}-{name}.png`)"),
-                metadata={"skipanalysis": {"caption": caption, "figure": f"{notebook}-{name}"}})
+                metadata=outputs.mark(**{outputs.CAPTION: caption, outputs.FIGURE: f"{notebook}-{name}"}))
     plt.close(fig)
     return paths

@@ -29,7 +29,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from . import rules
+from . import outputs, rules
 from .claims import CATALOGUE, REFERENCES, ClaimBook, load_claims
 from .provenance import git_commit, package_versions, write_atomic, write_json_atomic  # noqa: F401 (re-exported)
 from .rules import EMPIRICAL_VERDICTS, Decision
@@ -163,23 +163,23 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
             continue
         if cell.cell_type != "code":
             continue
-        outputs = []
+        kept = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 continue  # progress bars and warnings
             if out.get("output_type") == "error":
                 continue
-            meta = out.get("metadata", {}).get("skipanalysis", {})
-            if meta.get("role") == "fingerprint":
+            meta = outputs.marks(out)
+            if meta.get(outputs.ROLE) == outputs.FINGERPRINT:
                 continue  # the appendix lists every machine
-            if "caption" in meta:
+            if outputs.CAPTION in meta:
                 fig_counter[0] += 1
                 out = copy.deepcopy(out)
-                text = f"**Figure {fig_counter[0]}.** {meta['caption']} (file: `figures/{meta['figure']}.png`)"
+                text = f"**Figure {fig_counter[0]}.** {meta[outputs.CAPTION]} (file: `figures/{meta[outputs.FIGURE]}.png`)"
                 out["data"] = {"text/markdown": text, "text/plain": text}
-            outputs.append(out)
-        cell.outputs = outputs
-        if outputs:
+            kept.append(out)
+        cell.outputs = kept
+        if kept:
             cells.append(cell)
     return cells
 
@@ -257,7 +257,7 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
     paper.metadata["title"] = "Skip connections under measurement"
     paper.metadata["authors"] = [{"name": "skipanalysis"}]
     paper.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    paper.metadata["skipanalysis"] = {"profile": profile, "commit": commit, "s1": s1_verdict}
+    paper.metadata[outputs.NAMESPACE] = {"profile": profile, "commit": commit, "s1": s1_verdict}
     return paper
 
 
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(reports / "report.html", export_html(paper))
         books = load_claims(reports, [*names, "report"])  # the report's own book holds S1
         write_json_atomic(reports / "claims.json", {"profile": args.profile, "notebooks": books,
-                                                    "s1": paper.metadata["skipanalysis"]["s1"]})
+                                                    "s1": paper.metadata[outputs.NAMESPACE]["s1"]})
         print(f"[report] wrote {reports / 'report.html'} ({len(paper.cells)} cells)")
         return 0
     if not have_latex():

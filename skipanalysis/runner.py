@@ -25,12 +25,8 @@ from typing import Any
 
 import yaml
 
-PROFILES = ("smoke", "quick", "full")
-RESERVED = ("profile", "device", "report_dir")
-
-
-class ParameterError(ValueError):
-    """A profile, device or notebook parameter that is not allowed."""
+from . import params as specs
+from .params import PROFILES, RESERVED, ParameterError  # noqa: F401  (re-exported: the runner's errors)
 
 
 def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[str, Any]]:
@@ -40,7 +36,12 @@ def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[
     path = Path(params_dir) / f"{profile}.yaml"
     if not path.exists():
         raise ParameterError(f"profile file {path} is missing")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ParameterError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ParameterError(f"{path}: expected a mapping of notebook name -> mapping of parameters")
     return {k: (v or {}) for k, v in data.items()}
@@ -76,7 +77,11 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
     if kind not in DEVICE_CHOICES:
         raise ParameterError(f"DEVICE={device!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
     section = {**load_profile(params_dir, profile).get(notebook.stem, {}), **(overrides or {})}
-    declared = pm.inspect_notebook(str(notebook))
+    try:
+        declared = pm.inspect_notebook(str(notebook))
+    except Exception as exc:  # nbformat's NotJSONError, a JSON or validation error, a missing file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ParameterError(f"{notebook}: not a readable notebook ({type(exc).__name__}: {first})") from None
     if not declared:
         raise ParameterError(f"{notebook}: no cell tagged 'parameters' (see README, 'Adding a notebook')")
     bad = sorted(set(overrides or {}) & set(RESERVED)) or sorted(set(overrides or {}) - set(declared))
@@ -90,7 +95,22 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
     missing = [r for r in RESERVED if r not in declared]
     if missing:
         raise ParameterError(f"{notebook}: its parameters cell must define {missing} (see README)")
-    return {**section, "profile": profile, "device": device, "report_dir": str(Path(report_dir).resolve())}
+    injected = {**section, "profile": profile, "device": device, "report_dir": str(Path(report_dir).resolve())}
+    specs.check(notebook.stem, {**_defaults(declared), **injected})
+    return injected
+
+
+def _defaults(declared: dict[str, dict]) -> dict[str, Any]:
+    """The parameters cell's default values (``papermill.inspect_notebook`` gives their source text)."""
+    import ast
+
+    out = {}
+    for name, info in declared.items():
+        try:
+            out[name] = ast.literal_eval(info.get("default", "None"))
+        except (ValueError, SyntaxError):
+            pass  # an expression, not a literal: the kernel computes it and setup() checks it
+    return out
 
 
 def _move_results(staging: Path, reports: Path, name: str) -> None:
@@ -128,11 +148,11 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     notebook, output = Path(notebook), Path(output)
     name = notebook.stem
     reports = output.parent
-    reports.mkdir(parents=True, exist_ok=True)
     staging = reports / ".staging" / name
+    params = notebook_parameters(notebook, profile, device, staging, overrides=overrides)  # before any file changes
+    reports.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    params = notebook_parameters(notebook, profile, device, staging, overrides=overrides)
     partial = staging / f"{name}.ipynb"
     # The kernel imports the package of the checkout this notebook belongs to, whatever else is installed.
     repo = str(notebook.resolve().parent.parent)

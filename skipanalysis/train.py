@@ -34,6 +34,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
+from .params import PRECISIONS, SCHEDULES
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
@@ -42,8 +44,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-SCHEDULES = ("constant", "cosine", "step", "onecycle")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass

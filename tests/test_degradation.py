@@ -3,6 +3,7 @@
 
 import numpy as np
 import papermill as pm
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -131,3 +132,24 @@ def test_he_initialisation_scale_and_the_plain56_gradient_explosion():
         first[(kind, depth)] = m.blocks[0].conv2.weight.grad.norm().item() / m.blocks[-1].conv2.weight.grad.norm().item()
     assert first[("plain", 56)] > 100 * first[("plain", 20)]
     assert first[("plain", 56)] > 100 * first[("residual", 56)]
+
+
+def test_summaries_pair_arms_by_seed_and_decide_d1_d2_d5():
+    rows = []
+    wobble = [0.0, 0.01, -0.01, 0.005, -0.005]
+    means = {("plain", 20): 0.10, ("plain", 56): 0.30, ("residual", 20): 0.05, ("residual", 56): 0.045,
+             ("highway", 56): 0.20}
+    for (kind, depth), m in means.items():
+        for s in (4, 2, 0, 3, 1):  # out of order: arms() must sort by seed
+            rows.append({"kind": kind, "depth": depth, "seed": s, "lr": 0.1, "train_err": m + wobble[s],
+                         "test_err": m + 0.05, "converged": True, "diverged": False, "kept": True})
+    final = pd.DataFrame(rows)
+    assert dg.arms(final)[("plain", 20)].seed.tolist() == [0, 1, 2, 3, 4]
+    summary = dg.summarize(final).set_index(["kind", "depth"])
+    assert summary.loc[("plain", 56), "mean"] == pytest.approx(0.30) and summary.loc[("plain", 56), "converged"] == 5
+    decided = {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}
+    # plain-56 worse than plain-20 on every seed; residual-56 within 0.02 of residual-20 and far below plain-56;
+    # highway-56 clearly better than plain-56 but residual-56 non-inferior to it
+    assert decided == {"D1": "supported", "D2": "supported", "D5": "supported"}
+    final.loc[final.kind == "highway", "converged"] = False
+    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}["D5"] == "inconclusive"

@@ -7,7 +7,7 @@ import torch
 
 from skipanalysis import data, train
 from skipanalysis.models import cifar_resnet
-from skipanalysis.models.resnet import ShortcutA
+from skipanalysis.models.blocks import ShortcutA
 
 
 @pytest.mark.parametrize("depth", [7, 21, 0, 19])

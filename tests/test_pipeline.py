@@ -38,7 +38,7 @@ def project(tmp_path):
 
 
 def make(project, *args, env=None):
-    e = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(project), **(env or {})}
+    e = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(project), "PDF": "no", **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, env=e)
     return proc, time.perf_counter() - t0
@@ -70,6 +70,26 @@ def test_make_report_caching_and_parallel(project):
     proc, _ = make(project, "report", "PROFILE=smoke")  # ... and going back finds the smoke results still there
     assert proc.returncode == 0 and "running" not in proc.stdout
     assert (project / "reports" / "report.html").read_bytes() == (smoke / "report.html").read_bytes()
+
+
+def test_make_reruns_only_the_notebooks_a_change_touches(project):
+    _tiny_notebook(project / "notebooks" / "91_a.ipynb", "from skipanalysis import stats\nprint('a', value)")
+    assert make(project, "report", "PROFILE=smoke")[0].returncode == 0
+    deps = (project / "reports" / "smoke" / ".deps.mk").read_text()
+    assert "skipanalysis/stats.py" in deps.split("91_a.ipynb:")[1].splitlines()[0]
+    time.sleep(1.1)
+    (project / "skipanalysis" / "stats.py").touch()  # imported by 91_a only
+    proc, _ = make(project, "report", "PROFILE=smoke")
+    assert "[91_a] running" in proc.stdout and "[92_b] running" not in proc.stdout
+    time.sleep(1.1)
+    (project / "skipanalysis" / "segmentation.py").touch()  # imported by neither
+    proc, _ = make(project, "report", "PROFILE=smoke")
+    assert proc.returncode == 0 and "running" not in proc.stdout and "assembling" not in proc.stdout
+    time.sleep(1.1)
+    (project / "notebooks" / "params" / "smoke.yaml").write_text("91_a:\n  value: 2\n92_b:\n  value: 5\n")
+    proc, _ = make(project, "report", "PROFILE=smoke")  # only 92_b's section changed
+    assert "[92_b] running" in proc.stdout and "[91_a] running" not in proc.stdout
+    assert "b 5" in str(nbformat.read(project / "reports" / "smoke" / "92_b.ipynb", 4).cells[-1].outputs)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:

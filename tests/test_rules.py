@@ -100,3 +100,4 @@ def test_every_empirical_claim_has_a_rule_and_no_notebook_decides_inline():
     for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
         code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         assert "decide(" not in code and "verdict=" not in code, f"{path.name} decides a verdict inline"
+        assert "rules.identity(" not in code, f"{path.name} checks an identity inline; add it to skipanalysis.rules"

@@ -188,3 +188,19 @@ def test_t4():
 def test_every_new_rule_is_registered_with_text():
     for cid in ("C3", "C5", "C6", "C7", "C8", "T1", "T2", "T3", "T4"):
         assert cid in rules.RULES and len(rules.text(cid)) > 100
+
+
+def test_c1_c2_c4_exact_counts_against_published_numbers():
+    # torchvision's published parameter counts: ResNet-50 25,557,032, DenseNet-121 7,978,856 (ratio 0.3122)
+    d = rules.c1(25_557_032, 7_978_856)
+    assert d.verdict == "verified" and d.numbers["ratio"] == pytest.approx(0.31220, abs=1e-5)
+    assert rules.c1(25_557_032, 25_557_032 // 2).verdict == "failed"  # a half is not "about a third"
+    # Huang et al. Table 1 at 224 px: DenseNet-121 2.9 GFLOPs (multiply-adds) against ResNet-50's 4.1
+    assert rules.c2([2.9, 5.8], [4.1, 8.2], ["GMAC", "GFLOP"]).verdict == "verified"
+    assert rules.c2([2.9, 8.3], [4.1, 8.2], ["GMAC", "GFLOP"]).verdict == "failed"
+    # k = 12: inputs 24, 36, 48 maps; the 1x1 (in -> 4k) share of in*4k + 4k*k*9 rises with the input width
+    k, widths = 12, [24, 36, 48]
+    shares = [w * 4 * k / (w * 4 * k + 4 * k * k * 9) for w in widths]
+    assert rules.c4(widths, shares, k).verdict == "verified"
+    assert rules.c4([24, 36, 50], shares, k).verdict == "failed"
+    assert rules.c4(widths, shares[::-1], k).verdict == "failed"

@@ -126,3 +126,20 @@ def test_e5_bound_by_hand():
 def test_rules_registered_with_text():
     for cid in ("U1", "U2", "U3", "E5"):
         assert rules.RULES[cid].claim_id == cid and len(rules.text(cid)) > 100
+
+
+def test_e1_to_e4_identity_checks():
+    merge = {"residual_add_max_dev": 2e-16, "dense_prefix_max_dev": 0.0, "dense_out_channels": 40,
+             "dense_expected_channels": 40}
+    assert rules.e1(merge).verdict == "verified"
+    assert rules.e1({**merge, "dense_out_channels": 39}).verdict == "failed"
+    assert rules.e1({**merge, "residual_add_max_dev": 1e-6}).verdict == "failed"
+    assert rules.e2([1e-16, 3e-15]).verdict == "verified" and rules.e2([1e-16, 1e-6]).verdict == "failed"
+    # best tied fit of m Gaussian inputs leaves about sqrt(1 - 1/m): 0 at m = 1, 0.71 at m = 2
+    fit = [0.0] + [math.sqrt(1 - 1 / m) for m in range(2, 9)]
+    assert rules.e3(1e-15, fit).verdict == "verified"
+    assert rules.e3(1e-15, [0.0, 0.05] + fit[2:]).verdict == "failed"  # m = 2 fitted by one tied kernel: not dense
+    tri = [L * (L + 1) // 2 for L in range(1, 6)]
+    assert rules.e4(tri, tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "verified"
+    assert rules.e4(tri[:-1] + [14], tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "failed"
+    assert all(rules.claim_kind(c) == "identity" for c in ("E1", "E2", "E3", "E4"))

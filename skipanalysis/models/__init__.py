@@ -1,5 +1,6 @@
 """The network families under study, one file each.
 
+- ``blocks``: the CIFAR family's blocks (option A shortcut, squeeze-and-excitation, basic block).
 - ``resnet``: the CIFAR family of He et al. 2016 (depth 6n+2, plain or residual,
   option A shortcuts) and a pre-activation residual stage.
 - ``densenet``: DenseNet-BC layers and blocks (Huang et al. 2017).
@@ -9,9 +10,10 @@
 """
 
 from .densenet import DenseBlock, DenseLayer, DenseNetBC, DenseStageNet, PartialDenseBlock, dense_layer_params
+from .blocks import BasicBlock, ShortcutA, SqueezeExcite
 from .resnet import CifarResNet, PreActBlock, ResidualStageNet, cifar_resnet
 from .transformer import Encoder
 from .unet import UNet
 
-__all__ = ["CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
+__all__ = ["BasicBlock", "ShortcutA", "SqueezeExcite", "CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
            "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder", "DenseNetBC", "PartialDenseBlock"]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet import BasicBlock, ShortcutA
+from .blocks import BasicBlock, ShortcutA
 
 
 class HighwayBlock(BasicBlock):

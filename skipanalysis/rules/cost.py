@@ -1,4 +1,4 @@
-"""Rules for notebook 04 (cost on real hardware): C3, C5-C8 (C1, C2, C4 are exact counts, checked with core.identity).
+"""Rules for notebook 04 (cost on real hardware): C3, C5-C8, and the exact-count checks C1, C2, C4 (identities).
 
 Times are per-repeat samples from interleaved rounds (round ``r`` times every arm once, so a shared machine's load
 drift hits all arms alike): a ratio of two arms is paired by round, ``ratio_interval``. Saved-for-backward bytes are
@@ -13,9 +13,10 @@ from typing import Sequence
 import numpy as np
 
 from .. import stats
-from .core import RULES, Decision, _decide, needed, rule
+from .core import RULES, Decision, _decide, identity, needed, rule
 
-__all__ = ["ratio_interval", "quadratic_share", "c3", "c5", "c6", "c7", "c8", "GPU_TYPES", "MIN_REPEATS"]
+__all__ = ["ratio_interval", "quadratic_share", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "GPU_TYPES",
+           "MIN_REPEATS"]
 
 MIN_REPEATS = 5  # paired rounds a time ratio needs before a rule reads it
 GPU_TYPES = ("cuda", "mps")  # device types C6 ("on GPUs") is decided on
@@ -56,6 +57,38 @@ def _too_few(claim: str, nums: dict, **pairs: tuple[Sequence[float] | None, Sequ
         return Decision(claim, "inconclusive", RULES[claim].text,
                         {**nums, "too few paired rounds": lengths, "needed": needed(MIN_REPEATS)})
     return None
+
+
+C1_RANGE = (0.25, 0.42)  # "roughly a third" of the parameters
+
+
+def c1(resnet_params: int, dense_params: int) -> Decision:
+    """C1, an exact count: verified when DenseNet-121 / ResNet-50 parameters lies in ``C1_RANGE``."""
+    ratio = dense_params / resnet_params
+    return identity("C1", C1_RANGE[0] <= ratio <= C1_RANGE[1],
+                    f"exact count: DenseNet-121/ResNet-50 parameter ratio in [{C1_RANGE[0]}, {C1_RANGE[1]}] "
+                    "(roughly a third); failed otherwise", {"ratio": ratio, "resnet50": int(resnet_params),
+                                                            "densenet121": int(dense_params)})
+
+
+def c2(dense_flops: Sequence[float], resnet_flops: Sequence[float], counters: Sequence[str]) -> Decision:
+    """C2, an exact count: verified when DenseNet-121 needs fewer forward FLOPs than ResNet-50 under every
+    counter (one value per counter, same order)."""
+    fewer = {c: bool(d < r) for c, d, r in zip(counters, dense_flops, resnet_flops)}
+    return identity("C2", bool(fewer) and all(fewer.values()),
+                    "exact count: DenseNet-121 forward FLOPs below ResNet-50's under every counter "
+                    f"({', '.join(counters)}); failed otherwise", {"fewer": fewer})
+
+
+def c4(in_channels: Sequence[int], share_1x1: Sequence[float], growth: int) -> Decision:
+    """C4, an exact count over a dense block's layers: verified when each layer's input is exactly ``growth`` maps
+    wider than the previous one and the 1x1 bottleneck's share of the layer's convolution work rises strictly."""
+    widths, shares = np.asarray(in_channels), np.asarray(share_1x1, dtype=float)
+    steps_ok, rising = bool((np.diff(widths) == growth).all()), bool((np.diff(shares) > 0).all())
+    return identity("C4", steps_ok and rising and len(widths) >= 2,
+                    "exact count: the input widens by exactly k maps per layer and the 1x1 share of the layer's "
+                    "convolution work rises strictly with the layer index; failed otherwise",
+                    {"steps_ok": steps_ok, "rising": rising, "layers": len(widths)})
 
 
 @rule("C3", """Saved-for-backward bytes (exact counts) at three or more depths, fitted by least squares with a

@@ -1,13 +1,52 @@
-"""Rules for notebook 03 (equivalence): E5 (E1-E4 are identities, checked with core.identity)."""
+"""Rules for notebook 03 (equivalence): the identity checks E1-E4 and the empirical rule E5."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .. import stats
-from .core import RULES, Decision, _decide, _unconverged, rule
+from .core import RULES, Decision, _decide, _unconverged, identity, rule
 
-__all__ = ["e5"]
+__all__ = ["e1", "e2", "e3", "e4", "e5"]
+
+FLOAT64_TOL = 1e-10  # float64 rounding is about 1e-16 per operation: an identity holds far inside this
+
+
+def e1(merge: Mapping[str, float]) -> Decision:
+    """E1 from ``equivalence.merge_check``: the residual merge is ``x + F(x)`` and the dense merge ``[x, F1..FL]``."""
+    ok = (merge["residual_add_max_dev"] < 1e-12 and merge["dense_prefix_max_dev"] == 0
+          and merge["dense_out_channels"] == merge["dense_expected_channels"])
+    return identity("E1", bool(ok), "identity: a residual block's output minus its branch equals the input to "
+                    "within 1e-12 (float64), and a dense block's output starts with its input unchanged and is "
+                    "k0 + Lk channels wide; failed otherwise", dict(merge))
+
+
+def e2(rel_errs: Sequence[float]) -> Decision:
+    """E2 from the relative errors of conv(concatenation) against the sum of per-piece convolutions."""
+    worst = max(rel_errs)
+    return identity("E2", worst < FLOAT64_TOL, f"identity: over every random shape, the largest error relative to "
+                    f"the output's magnitude is below {FLOAT64_TOL:g} (float64); failed otherwise",
+                    {"max_rel_err": worst, "trials": len(rel_errs)})
+
+
+def e3(tied_err: float, residuals: Sequence[float]) -> Decision:
+    """E3 from the tied dense layer's deviation from a ResNet layer and the best tied fit's relative residual for
+    m = 1, 2, ... inputs (index 0 is m = 1)."""
+    ok = tied_err < FLOAT64_TOL and residuals[0] < 1e-8 and all(r > 0.1 for r in residuals[1:])
+    return identity("E3", bool(ok), f"identity: the tied-weight dense layer equals the ResNet-style layer to within "
+                    f"{FLOAT64_TOL:g}, one input is fitted exactly (residual < 1e-8), and for every m >= 2 the best "
+                    "tied fit to a random dense layer leaves a relative residual above 0.1; failed otherwise",
+                    {"tied_max_abs_err": tied_err, "residual_m2": residuals[1] if len(residuals) > 1 else None})
+
+
+def e4(counted: Sequence[int], formula: Sequence[int], new_maps: Sequence[int], growth: Sequence[int],
+       params: Sequence[int], params_formula: Sequence[int]) -> Decision:
+    """E4 from a connection census: per block size the counted connections and L(L+1)/2; per layer the maps it
+    adds, its growth rate, its parameters and the hand formula's."""
+    ok = list(counted) == list(formula) and list(new_maps) == list(growth) and list(params) == list(params_formula)
+    return identity("E4", ok, "exact count: the counted connections equal L(L+1)/2 for every block size L, every "
+                    "layer adds exactly k maps, and every layer's parameters equal the hand formula; failed "
+                    "otherwise", {"blocks": len(counted), "layers": len(new_maps)})
 
 
 @rule("E5", """Held-out R^2 of decoding each earlier output (the stem's maps and each block's or layer's own

@@ -1,35 +1,11 @@
+"""The environment files: pyproject.toml and environment.yml list the same packages, and torch stays installable."""
+
 import re
 import tomllib
-from pathlib import Path
 
-import matplotlib
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-
-from skipanalysis import plotting  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_save_figure_writes_stable_names(tmp_path):
-    plotting.set_theme()
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    paths = plotting.save_figure(fig, "my-plot", notebook="03_equivalence", report_dir=tmp_path, caption="c",
-                                 show=False)
-    assert {p.name for p in paths.values()} == {f"03_equivalence-my-plot.{f}" for f in ("png", "svg", "pdf")}
-    assert all(p.stat().st_size > 0 for p in paths.values())
-    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list((tmp_path / "figures").glob(".*"))
-
-
-def test_save_figure_rejects_bad_names(tmp_path):
-    fig, _ = plt.subplots()
-    with pytest.raises(ValueError, match="figure name='My Plot'"):
-        plotting.save_figure(fig, "My Plot", notebook="x", report_dir=tmp_path, caption="c", show=False)
+from conftest import ROOT
 
 
 def _name(req: str) -> str:

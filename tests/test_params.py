@@ -1,0 +1,130 @@
+"""Parameters declared once (skipanalysis.params): every notebook matches its spec; bad input gives one line early."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+
+import papermill as pm
+import pytest
+import yaml
+
+from conftest import NOTEBOOKS, ROOT
+from skipanalysis import params
+from skipanalysis.params import ParameterError
+from skipanalysis.runner import notebook_parameters, run_notebook
+
+
+def _defaults(nb) -> dict:
+    return {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(nb)).items()}
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_parameter_is_declared_and_every_profile_passes(nb):
+    assert set(params.declared(nb.stem)) == set(pm.inspect_notebook(str(nb))), "notebook and spec disagree"
+    for profile in params.PROFILES:
+        section = (yaml.safe_load((ROOT / "notebooks" / "params" / f"{profile}.yaml").read_text()) or {}).get(nb.stem)
+        params.check(nb.stem, {**_defaults(nb), **(section or {}), "profile": profile, "device": "cpu",
+                               "report_dir": "/tmp/r"})
+
+
+def test_the_spec_agrees_with_the_modules_it_mirrors():
+    from skipanalysis import data, gradients, rules, train
+
+    assert params.SPECS["04_cost"][0]["repeats"].lo == rules.MIN_REPEATS
+    assert train.SCHEDULES is params.SCHEDULES and data.DATASETS is params.DATASETS
+    assert gradients.LR_CHOICES is params.LR_CHOICES
+
+
+NB01 = ROOT / "notebooks" / "01_degradation.ipynb"
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"lrs": [float("inf")]}, "parameter lrs=[inf] is not allowed; expected a list of finite numbers > 0 and < 10"),
+    ({"epochs": float("nan")}, "parameter epochs=nan is not allowed; expected a finite number > 0 and <= 10000"),
+    ({"image_size": 100000}, "parameter image_size=100000 is not allowed; expected an integer >= 8 and <= 512"),
+    ({"depths": [20, 21]}, "parameter depths=[20, 21] is not allowed; expected a list of integers (at least 2) "
+                           "of the form 6n+2"),
+    ({"seeds": True}, "parameter seeds=True is not allowed; expected an integer >= 2"),
+    ({"schedule": "warm"}, "parameter schedule='warm' is not allowed; expected a string from ['constant'"),
+    ({"dataset": "texture", "n_train": 0}, "parameters dataset='texture', n_train=0 are not allowed together"),
+])
+def test_bad_values_are_refused_in_one_line_before_a_kernel_starts(tmp_path, override, message):
+    with pytest.raises(ParameterError) as err:
+        notebook_parameters(NB01, "quick", "cpu", tmp_path, overrides=override)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cross_parameter_rules_of_other_notebooks(tmp_path):
+    nb05 = ROOT / "notebooks" / "05_transformer_norm.ipynb"
+    with pytest.raises(ParameterError, match=r"d_model=30, n_heads=4 are not allowed together; expected d_model a "
+                                             r"multiple of n_heads"):
+        notebook_parameters(nb05, "quick", "cpu", tmp_path, overrides={"d_model": 30, "n_heads": 4})
+    nb08 = ROOT / "notebooks" / "08_param_efficiency.ipynb"
+    with pytest.raises(ParameterError, match="model names as efficiency.build_model reads them"):
+        notebook_parameters(nb08, "quick", "cpu", tmp_path, overrides={"models": ["vgg-16"]})
+
+
+def test_a_rejected_run_changes_no_file(tmp_path):
+    out = tmp_path / "reports" / "quick" / "01_degradation.ipynb"
+    with pytest.raises(ParameterError):
+        run_notebook(NB01, out, "quick", "cpu", overrides={"lrs": [float("inf")]})
+    assert not (tmp_path / "reports").exists()
+
+
+def test_corrupt_yaml_and_corrupt_notebook_name_the_file(tmp_path):
+    (tmp_path / "params").mkdir()
+    shutil.copy(NB01, tmp_path / "01_degradation.ipynb")
+    (tmp_path / "params" / "quick.yaml").write_text("01_degradation:\n  seeds: [1, 2\n")
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(tmp_path / "01_degradation.ipynb"),
+                           str(tmp_path / "out" / "x.ipynb")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{tmp_path / 'params' / 'quick.yaml'}: not valid YAML at line" in proc.stderr
+    (tmp_path / "params" / "quick.yaml").write_text("01_degradation:\n  seeds: 3\n")
+    (tmp_path / "01_degradation.ipynb").write_text('{"cells": [ broken')
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(tmp_path / "01_degradation.ipynb"),
+                           str(tmp_path / "out" / "x.ipynb")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{tmp_path / '01_degradation.ipynb'}: not a readable notebook" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_setup_checks_a_value_edited_in_jupyterlab(tmp_path):
+    from skipanalysis.notebook import setup
+
+    values = {**_defaults(NB01), "profile": "quick", "device": "cpu", "report_dir": str(tmp_path)}
+    with pytest.raises(ParameterError, match=r"parameter margin=1.5 is not allowed; expected a finite number > 0"):
+        setup("01_degradation", {**values, "margin": 1.5})
+    assert setup("01_degradation", values).name == "01_degradation"
+
+
+def test_finish_stops_on_an_unrecorded_claim(tmp_path):
+    from skipanalysis import rules
+    from skipanalysis.notebook import setup
+
+    ctx = setup("03_equivalence", profile="smoke", device="cpu", report_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="03_equivalence: claims not recorded: E1, E2, E3, E4, E5"):
+        ctx.finish()
+    ctx.claims.record("E2", rules.e2([0.0]), evidence={}, headline="h")
+    with pytest.raises(RuntimeError, match="claims not recorded: E1, E3, E4, E5$"):
+        ctx.finish()
+
+
+def test_output_marks_round_trip():
+    from skipanalysis import outputs
+
+    out = {"metadata": outputs.mark(**{outputs.CAPTION: "c", outputs.FIGURE: "01-x"})}
+    assert outputs.marks(out) == {"caption": "c", "figure": "01-x"} and outputs.marks({}) == {}
+
+
+def test_model_names_declared_once_agree_with_the_builder():
+    from skipanalysis import efficiency as ef
+
+    for name in ("resnet-8", "resnet-20", "se-resnet-20", "densenet-1", "densenet-4", "csp-densenet-4"):
+        assert params._models_known([name]) and ef.build_model(name) is not None
+    for name in ("resnet-21", "vgg-16", "densenet-0", "resnet20"):
+        assert not params._models_known([name])
+        with pytest.raises(ValueError):
+            ef.build_model(name)
