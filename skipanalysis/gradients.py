@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from . import rules, stats
 from . import train as tr
-from .models.densenet import DenseNetBC, DenseStageNet
 from .models.blocks import BasicBlock, ShortcutA
+from .models.densenet import DenseNetBC, DenseStageNet
 from .models.resnet import CifarResNet, SkipEveryNet, cifar_resnet
 from .params import LR_CHOICES
 from .plotting import FAMILY_COLORS
@@ -449,6 +450,73 @@ def mean_path_lengths(paths: pd.DataFrame) -> pd.Series:
 
 
 # --- figures ---------------------------------------------------------------------------------------------------------
+
+# --- the claims: each helper returns (decision, headline) from the tables the studies made ----------------------
+
+def g1_claim(init: pd.DataFrame, table: pd.DataFrame, depths: Sequence[int], train_depth: int):
+    """G1: the plain nets' early/late ratios with BN at initialisation (each depth) and half-way and at the end of
+    training (``table``, one row per trained run)."""
+    r0 = ratios(init)
+    r0 = r0[(r0.family == "plain") & r0.bn].sort_values("seed")
+    plain = table[table.family == "plain"].sort_values("seed")
+    points = {f"init, depth {d}": r0[r0.depth == d].early_late.tolist() for d in depths}
+    points |= {f"{p}, depth {train_depth}": plain[f"early_late_{p}"].tolist() for p in ("half-way", "end")}
+    d = rules.g1(points, plain.converged.tolist())
+    return d, ("with BN, the plain nets' first layers get " + ", ".join(
+        f"{v:.3g}x ({k})" for k, v in d.numbers["geometric_mean_ratio"].items())
+        + " the RMS gradient of their last layers (geometric means over seeds)")
+
+
+def g2_claim(init: pd.DataFrame, shallow: int, deep: int):
+    """G2: without BN, the first block's gradient of the deep net over the shallow net's, plain and residual."""
+    fb = {(f, d): first_block_norms(init, f, d, bn=False) for f in ("plain", "residual") for d in (shallow, deep)}
+    d = rules.g2(fb[("plain", shallow)], fb[("plain", deep)], fb[("residual", shallow)], fb[("residual", deep)])
+    return d, (f"without BN, going from depth {shallow} to {deep} multiplies the first block's gradient by "
+               f"{d.numbers['plain_deep_over_shallow']:.2g} in the plain net and "
+               f"{d.numbers['residual_deep_over_shallow']:.2g} in the residual net (geometric means over seeds)")
+
+
+def g4_claim(table: pd.DataFrame, train_depth: int):
+    """G4: after training, the dense net's early/late ratio against the residual and plain nets of each seed."""
+    end = {f: g.sort_values("seed").early_late_end.tolist() for f, g in table.groupby("family")}
+    d = rules.g4(end["dense"], end["residual"], end["plain"], table.converged.tolist())
+    logs = {f: 10 ** d.numbers["log10_ratio"][f]["estimate"] for f in ("dense", "residual", "plain")}
+    return d, (f"after training, the early/late gradient ratio is {logs['dense']:.3g} (dense), {logs['residual']:.3g} "
+               f"(residual) and {logs['plain']:.3g} (plain) at depth about {train_depth} (geometric means over seeds)")
+
+
+def g3_claim(shat: pd.DataFrame, floor: float):
+    """G3: the decay of the neighbour gradient correlation with depth, plain against residual, paired by seed."""
+    paired = shat.pivot_table(index=["seed", "depth"], columns="family", values="correlation").reset_index()
+    d = rules.g3(paired.depth.tolist(), paired.plain.tolist(), paired.residual.tolist(), floor, paired.seed.tolist())
+    deepest = int(paired.depth.max())
+    last = paired[paired.depth == deepest][["plain", "residual"]].median()
+    rate = lambda k: d.numbers.get(k, {}).get("estimate", float("nan"))  # noqa: E731
+    return d, (f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
+               f"{rate('residual_decay'):.3g} (residual) per layer in log; at depth {deepest} they correlate "
+               f"{last['plain']:.2f} vs {last['residual']:.2f} (medians over seeds)")
+
+
+def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, table: pd.DataFrame, chance: float):
+    """G5: median single-lesion damage per seed (residual and plain) and the residual nets' mean path length."""
+    med = lesions.groupby(["family", "seed"]).damage.median().unstack("family")
+    base = lesions.groupby(["family", "seed"]).base_err.first().unstack("family")
+    lengths = mean_path_lengths(paths)
+    d = rules.g5(med["residual"].tolist(), med["plain"].tolist(), lengths.tolist(), n_blocks,
+                 {f: base[f].tolist() for f in ("plain", "residual")}, chance,
+                 table[table.family.isin(["plain", "residual"])].converged.tolist())
+    return d, (f"deleting one block does a median damage of {med['residual'].mean():.2f} to the residual nets and "
+               f"{med['plain'].mean():.2f} to the plain nets (0: none, 1: chance; mean over seeds); the residual nets' "
+               f"gradient comes from paths of mean length {lengths.mean():.1f} of {n_blocks} blocks")
+
+
+def g6_claim(sweep: pd.DataFrame, order: list[str], epochs: float):
+    """G6: final training error along the connectivity sweep, paired by seed."""
+    errs = {c: sweep[sweep.family == c].sort_values("seed").train_err.tolist() for c in order}
+    d = rules.g6(errs, sweep.converged.tolist())
+    return d, (f"training error after {epochs:g} epochs: "
+               + ", ".join(f"{c} {stats.rate_interval(errs[c]).estimate:.1%}" for c in order))
+
 
 def plot_profiles(init: pd.DataFrame, trained: pd.DataFrame, deep: int, column: str = "grad_rms") -> plt.Figure:
     """Left: gradient per layer at initialisation of the deep nets, with and without batch norm (mean over seeds).

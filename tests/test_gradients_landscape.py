@@ -190,3 +190,14 @@ def test_direction_pairs_are_shared_between_plain_and_residual_and_shares_are_av
     assert table.centre_loss.iloc[0] == pytest.approx(centre, rel=1e-5)
     shares = ls.seed_shares(table)
     assert shares.loc[3, ("plain", 8)] == pytest.approx(table[table.kind == "plain"].nonconvex_share.mean())
+
+
+def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
+    import pandas as pd
+
+    rows = [{"family": f, "seed": s, "early_late_end": base * (1 + 0.01 * s), "converged": True}
+            for f, base in (("dense", 8.0), ("residual", 2.0), ("plain", 1.0)) for s in (3, 1, 4, 0, 2)]
+    d, headline = gr.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
+    # per seed, log10(dense / residual) = log10(4) exactly: a zero-width paired interval at 0.602
+    assert d.numbers["dense_minus_residual_log10"]["estimate"] == pytest.approx(0.60206, abs=1e-4)  # rounded to 4 places
+    assert d.verdict == "supported" and "8.16 (dense)" in headline  # geometric mean of 8 x 1.00..1.04
