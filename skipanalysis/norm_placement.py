@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from . import rules
 from . import train as tr
 from .models.transformer import Encoder
 
@@ -186,6 +187,46 @@ def _color(norm: str):
     from .plotting import FAMILY_COLORS
 
     return FAMILY_COLORS[f"{norm}-norm"]
+
+
+# --- the claims: each helper returns (decision, headline) -------------------------------------------------------
+
+def t1_claim(grads: pd.DataFrame, seeds: int):
+    """T1 from ``grad_study``'s table: the last layer's gradient against depth for both placements."""
+    d = rules.t1(**t1_inputs(grads))
+    slope = lambda k: d.numbers.get(k, {}).get("estimate", float("nan"))  # noqa: E731
+    return d, (f"last-layer gradient vs depth at init: log-log slope {slope('slope_post'):.2f} for post-norm, "
+               f"{slope('slope_pre'):.2f} for pre-norm (theory: 0 and -0.5; {seeds} seeds)")
+
+
+def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int):
+    """T2 from ``warmup_grid``'s outcomes: what warm-up does for post-norm, and pre-norm without it."""
+    d = rules.t2(outs.to_dict("records"))
+    post0 = outs[(outs.norm == "post") & (outs.warmup == 0)]
+    fails = ", ".join(f"{int((~post0[post0.lr == lr].trained).sum())}/{seeds} at lr {lr:g}" for lr in lrs)
+    warm = outs[(outs.norm == "post") & (outs.warmup > 0)].trained.sum()
+    pre = outs[(outs.norm == "pre") & (outs.warmup == 0)].trained.sum()
+    return d, (f"post-norm without warm-up fails in {fails}; with warm-up it trains in {warm}/{seeds * len(lrs)} runs; "
+               f"pre-norm without warm-up in {pre}/{seeds * len(lrs)}")
+
+
+def t3_claim(runs: pd.DataFrame, lr: float, seeds: int):
+    """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, without warm-up."""
+    d = rules.t3(runs.to_dict("records"))
+    rate = runs.groupby(["norm", "depth"]).trained.sum()
+    return d, (f"without warm-up at lr {lr:g}, runs that trained: " + "; ".join(
+        f"depth {dp}: post-norm {rate['post', dp]}/{seeds}, pre-norm {rate['pre', dp]}/{seeds}"
+        for dp in sorted(runs.depth.unique())))
+
+
+def t4_claim(per_model: pd.DataFrame, window: int):
+    """T4 from ``reach_study``'s per-model table (both placements, every seed)."""
+    d = rules.t4(per_model.far_share, per_model.distance, per_model.distance_init, per_model.trained,
+                 per_model.input_dependence, float(per_model.uniform_distance.iloc[0]), seeds=per_model.seed)
+    return d, (f"in the farthest-reaching layer {per_model.far_share.median():.0%} of attention lies beyond {window} "
+               f"tokens and the mean distance is {per_model.distance.median():.1f} (at init "
+               f"{per_model.distance_init.median():.1f}, uniform {per_model.uniform_distance.iloc[0]:.1f}); medians "
+               f"over {len(per_model)} models")
 
 
 def plot_grad_at_init(grads: pd.DataFrame):

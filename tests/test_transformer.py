@@ -134,3 +134,15 @@ def test_depth_sweep_reuses_matching_runs():
                           "diverged": False, "converged": True, "final_loss": -1.0}])
     out = npl.depth_sweep(["pre"], [1], [0, 1], 0.01, ds, ds, cfg, done=done, d_model=8, n_heads=2, d_ff=8)
     assert out.final_loss.tolist()[0] == -1.0 and out.final_loss.tolist()[1] > 0  # seed 0 reused, seed 1 trained
+
+
+def test_t3_claim_headline_counts_runs_that_trained():
+    import pandas as pd
+
+    from skipanalysis import norm_placement as npl
+
+    runs = pd.DataFrame([{"norm": n, "depth": dp, "seed": s, "trained": n == "pre" or dp == 6, "diverged": False,
+                          "converged": True} for n in ("post", "pre") for dp in (6, 24) for s in range(5)])
+    d, headline = npl.t3_claim(runs, 0.001, 5)
+    assert d.verdict == "supported"
+    assert headline.endswith("depth 6: post-norm 5/5, pre-norm 5/5; depth 24: post-norm 0/5, pre-norm 5/5")
