@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import data as dt
-from . import stats
+from . import rules, stats
 from . import train as tr
 from .models.densenet import DenseNetBC
 from .models.resnet import cifar_resnet
@@ -141,6 +141,42 @@ def converged(runs: pd.DataFrame, models: list[str], n_train: int | None = None)
     """Convergence flags of the runs of ``models`` (at ``n_train`` when given)."""
     sel = runs[runs.model.isin(models)]
     return (sel if n_train is None else sel[sel.n_train == n_train]).converged.tolist()
+
+
+# --- the claims: each helper returns (decision, headline) ----------------------------------------------------------
+
+def a1_claim(runs: pd.DataFrame, summ: pd.DataFrame, pair: list[str], n_train: int, margin: float):
+    """A1 from the runs on the full training set and ``plot_error_vs_params``' summary (parameters per model)."""
+    res_m, dense_m = pair
+    ratio = summ.loc[dense_m, "params"] / summ.loc[res_m, "params"]
+    d = rules.a1(per_seed(runs, res_m, n_train, "test_err"), per_seed(runs, dense_m, n_train, "test_err"), ratio,
+                 margin, converged(runs, pair, n_train))
+    ni = d.numbers["noninferiority_densenet_vs_resnet"]["difference"]
+    return d, (f"{dense_m} ({ratio:.2f}x the parameters) reaches {summ.loc[dense_m, 'mean']:.1%} test error vs "
+               f"{res_m}'s {summ.loc[res_m, 'mean']:.1%}; paired difference {ni['estimate']:+.1%} (upper 95% bound "
+               f"{ni['high']:+.1%}, margin {margin:.0%})")
+
+
+def a2_claim(runs: pd.DataFrame, pair: list[str], n_scarce: int):
+    """A2 from the pair's runs at the scarcest training-set size."""
+    res_m, dense_m = pair
+    col = lambda m, c: per_seed(runs, m, n_scarce, c)  # noqa: E731
+    d = rules.a2(col(res_m, "train_err"), col(res_m, "test_err"), col(dense_m, "train_err"), col(dense_m, "test_err"),
+                 converged(runs, pair, n_scarce))
+    gr, gd, dg = (d.numbers[k] for k in ("resnet_gap", "densenet_gap", "resnet_minus_densenet_gap"))
+    return d, (f"with {n_scarce} training images the gap is {gd['estimate']:.1%} for {dense_m} and "
+               f"{gr['estimate']:.1%} for {res_m} (paired difference {dg['estimate']:+.1%} "
+               f"[{dg['low']:+.1%}, {dg['high']:+.1%}])")
+
+
+def a3_claim(runs: pd.DataFrame, summ: pd.DataFrame, hybrids: dict[str, str], n_train: int, margin: float):
+    """A3: each hybrid against its base on the full training set, with the parameter ratio."""
+    arms = {h: {"hybrid_err": per_seed(runs, h, n_train, "test_err"), "base_err": per_seed(runs, b, n_train, "test_err"),
+                "param_ratio": summ.loc[h, "params"] / summ.loc[b, "params"]} for h, b in hybrids.items()}
+    d = rules.a3(arms, margin, converged(runs, list(hybrids) + list(hybrids.values()), n_train))
+    return d, "; ".join(f"{h}: {summ.loc[h, 'mean']:.1%} error with {arms[h]['param_ratio']:.2f}x the parameters of "
+                        f"{b} ({summ.loc[b, 'mean']:.1%}): {d.numbers['hybrids'][h]['outcome']}"
+                        for h, b in hybrids.items())
 
 
 def plot_error_vs_params(runs: pd.DataFrame, n_train: int) -> tuple[plt.Figure, pd.DataFrame]:

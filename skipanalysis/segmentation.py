@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from . import data as dt
+from . import rules, stats
 from . import train as tr
 from .models.unet import UNet, matched_decoder_mid
 
@@ -325,6 +326,56 @@ def thickness_iou(preds: dict, target: torch.Tensor, categories: torch.Tensor, n
         df = category_iou(pred, target, categories, names, margin)
         frames.append(df.assign(cat=list(names), skip=skip, seed=seed))
     return pd.concat(frames, ignore_index=True)
+
+
+# --- the claims: each helper returns (decision, headline) from the kept runs ---------------------------------------
+
+def _iou(kept: pd.DataFrame, variant: str) -> list[float]:
+    return kept[kept.skip == variant].sort_values("seed").iou.tolist()
+
+
+def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
+    return kept[kept.skip.isin(variants)].converged.tolist()
+
+
+def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
+    """U1 from the kept runs (one per variant and seed) and ``boundary_shares``' table."""
+    d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_pixels_near.iloc[0],
+                 _conv(kept, "concat", "none"))
+    mean = lambda v: stats.rate_interval(_iou(kept, v)).estimate  # noqa: E731
+    return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f}; "
+               f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the boundary "
+               f"band, which holds {shares.share_pixels_near.iloc[0]:.0%} of the pixels")
+
+
+def u2_claim(kept: pd.DataFrame, per_cat: pd.DataFrame, order: list[str]):
+    """U2 from ``thickness_iou``'s table: per class (thinnest first) and seed, the IoU lost without skips."""
+    wide = per_cat.pivot_table(index=["category", "seed"], columns="skip", values="iou")
+    loss = {c: (wide.loc[c, "concat"] - wide.loc[c, "none"]).tolist() for c in order}
+    d = rules.u2(loss, _conv(kept, "concat", "none"))
+    return d, (f"dropping the skips costs the {order[0]} membranes {np.mean(loss[order[0]]):.3f} IoU and the "
+               f"{order[-1]} ones {np.mean(loss[order[-1]]):.3f}")
+
+
+def u3_claim(kept: pd.DataFrame, margin: float, step_ratio: float):
+    """U3: concat against add, with ``step_ratio`` = concat's training-step time over add's."""
+    d = rules.u3(_iou(kept, "concat"), _iou(kept, "add"), margin, _conv(kept, "concat", "add"))
+    diff = d.numbers["concat_minus_add"]
+    return d, (f"winner: {d.numbers['winner']}; concat minus add IoU {diff['estimate']:+.4f} [{diff['low']:+.4f}, "
+               f"{diff['high']:+.4f}] (margin {margin}); step time concat/add {step_ratio:.2f}x")
+
+
+def plot_iou_by_thickness(per_cat: pd.DataFrame, order: list[str], variants: list[str]):
+    """U2: held-out IoU per membrane class and variant (means over seeds with 95% intervals)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    sns.barplot(data=per_cat, x="category", y="iou", hue="skip", order=order, hue_order=variants,
+                palette="colorblind", errorbar=("ci", 95), ax=ax)
+    ax.set(ylabel="held-out IoU", xlabel="membrane thickness", ylim=(0, 1))
+    ax.legend(title="skip", loc="upper center", ncol=3)
+    return fig
 
 
 def plot_examples(test_set: TensorDataset, preds: dict, variants: list[str], seed: int, crop: int = 96, rows: int = 3):
