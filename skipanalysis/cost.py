@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import rules
 from .models.densenet import DenseBlock, DenseLayer
 from .models.resnet import PreActBlock
 
@@ -420,6 +421,63 @@ def memory_sweep(layers: list[int], growth: int, size: int, batch: int, device: 
     return pd.DataFrame(rows)
 
 
+# --- the claims of one machine's counts and block measurements: (claim, decision, evidence, headline) -------------
+
+FVCORE, FLOP_COUNTER = "fvcore GMAC (1/multiply-add)", "flop_counter GFLOP (2/multiply-add)"
+
+
+def count_claims(counts: pd.DataFrame, flop_size: int) -> list[tuple]:
+    """C1 and C2 from ``count_table`` (rows resnet50 and densenet121)."""
+    r, d = counts.loc["resnet50"], counts.loc["densenet121"]
+    c1 = rules.c1(r.parameters, d.parameters)
+    c2 = rules.c2([d[FVCORE], d[FLOP_COUNTER]], [r[FVCORE], r[FLOP_COUNTER]], [FVCORE, FLOP_COUNTER])
+    return [("C1", c1, {"flop_size": flop_size}, f"DenseNet-121 has {d.parameters / 1e6:.2f}M parameters, "
+             f"{c1.numbers['ratio']:.2f} of ResNet-50's {r.parameters / 1e6:.2f}M"),
+            ("C2", c2, {"image_size": flop_size, "resnet50": r[[FVCORE, FLOP_COUNTER]].to_dict(),
+                        "densenet121": d[[FVCORE, FLOP_COUNTER]].to_dict()},
+             f"at {flop_size} px DenseNet-121 needs {d[FVCORE]:.2f} GMAC vs ResNet-50's {r[FVCORE]:.2f} (fvcore; "
+             f"flop_counter: {d[FLOP_COUNTER]:.2f} vs {r[FLOP_COUNTER]:.2f} GFLOP)")]
+
+
+def layer_work_claim(per_layer: pd.DataFrame, growth: int) -> tuple:
+    """C4 from ``dense_layer_flops``."""
+    first, last = per_layer.share_1x1.iloc[0], per_layer.share_1x1.iloc[-1]
+    return ("C4", rules.c4(per_layer.in_channels, per_layer.share_1x1, growth),
+            {"first_share": first, "last_share": last, "layers": len(per_layer), "growth": growth},
+            f"the 1x1 bottleneck's share of a layer's work rises from {first:.0%} (layer 1) to {last:.0%} "
+            f"(layer {len(per_layer)})")
+
+
+def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict) -> list[tuple]:
+    """C3 and C7 from ``memory_sweep``: the growth of saved bytes, and recomputation's saving and time."""
+    by = {b: g.set_index("layers").sort_index() for b, g in mem.groupby("block")}
+    top = max(block_layers)
+    c3 = rules.c3(block_layers, list(by["dense"].saved_bytes), list(by["residual"].saved_bytes))
+    ck, pl = by["dense (checkpointed)"], by["dense"]
+    c7 = rules.c7(block_layers, list(ck.saved_bytes), ck.loc[top, "times"], pl.loc[top, "times"],
+                  pl.loc[top, "saved_bytes"])
+    t = {k: c7.numbers.get("time_ratio", {}).get(k, float("nan")) for k in ("estimate", "low", "high")}
+    return [("C3", c3, note, f"saved activations: the quadratic term carries {c3.numbers['dense']['share']:.0%} of a "
+             f"{top}-layer dense block's bytes and {abs(c3.numbers['residual']['share']):.1%} of a residual stage's"),
+            ("C7", c7, note, f"recomputation saves {c7.numbers['memory_saving_at_max']:.0%} of the saved bytes at "
+             f"{top} layers, quadratic share {c7.numbers['checkpointed']['share']:.1%}, at {t['estimate']:.2f}x the "
+             f"time [{t['low']:.2f}, {t['high']:.2f}]")]
+
+
+def plot_layer_work(per_layer: pd.DataFrame):
+    """C4: multiply-adds per layer split into the 1x1 bottleneck and the 3x3 convolution, and the 1x1 share."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    axes[0].stackplot(per_layer.layer, per_layer.macs_1x1 / 1e6, per_layer.macs_3x3 / 1e6,
+                      labels=["1x1 bottleneck", "3x3"])
+    axes[0].set(xlabel="layer", ylabel="MMAC per image")
+    axes[0].legend(loc="upper left")
+    axes[1].plot(per_layer.layer, per_layer.share_1x1, "o-")
+    axes[1].set(xlabel="layer", ylabel="share of the 1x1 convolution", ylim=(0, 1))
+    return fig
+
+
 def plot_memory(mem: pd.DataFrame):
     """Left: saved-for-backward bytes per block and depth (dashed on CUDA: the allocator's peak); right: forward+
     backward time, median and interquartile band over the rounds."""
@@ -632,7 +690,6 @@ def device_claims(hw: dict[str, Any], models: tuple[str, str] = ("resnet50", "de
     C6 reads forward+backward time at the largest batch (``rules.c6``: decided on GPUs only); C8 reads the weight
     load times and the same training times (``rules.c8``).
     """
-    from . import rules
     from .hardware import device_label
 
     resnet, dense = models
@@ -680,8 +737,7 @@ def record_device_claims(book, machines: dict[str, dict], models: tuple[str, str
                          ) -> pd.DataFrame:
     """Record C6 and C8 for every machine with a hardware file, and 'not measured here' for device types without
     one (C6: GPU types only; C8: every type). Returns the recorded rows as a table."""
-    from . import rules
-    from .rules.core import Decision
+    Decision = rules.Decision
 
     measured, rows = set(), []
     for mid, hw in machines.items():

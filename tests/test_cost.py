@@ -139,3 +139,13 @@ def test_weight_load_times_reads_files(tmp_path):
     t = cost.weight_load_times(["resnet18"], torch.device("cpu"), repeats=2, folder=tmp_path)
     assert t.loc[0, "bytes"] > 4 * 11_000_000 and len(t.loc[0, "times"]) == 2
     assert not list(tmp_path.iterdir())  # the temporary weight files are gone
+
+
+def test_count_claims_read_the_published_counts():
+    import pandas as pd
+
+    counts = pd.DataFrame({"parameters": [25_557_032, 7_978_856], cost.FVCORE: [4.11, 2.87],
+                           cost.FLOP_COUNTER: [8.18, 5.67]}, index=["resnet50", "densenet121"])
+    (c1, d1, _, h1), (c2, d2, _, h2) = cost.count_claims(counts, 224)
+    assert (c1, d1.verdict, c2, d2.verdict) == ("C1", "verified", "C2", "verified")
+    assert "0.31 of ResNet-50's 25.56M" in h1 and "2.87 GMAC vs ResNet-50's 4.11" in h2
