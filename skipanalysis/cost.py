@@ -737,7 +737,6 @@ def record_device_claims(book, machines: dict[str, dict], models: tuple[str, str
                          ) -> pd.DataFrame:
     """Record C6 and C8 for every machine with a hardware file, and 'not measured here' for device types without
     one (C6: GPU types only; C8: every type). Returns the recorded rows as a table."""
-    Decision = rules.Decision
 
     measured, rows = set(), []
     for mid, hw in machines.items():
@@ -748,7 +747,7 @@ def record_device_claims(book, machines: dict[str, dict], models: tuple[str, str
     absent = {"C6": set(rules.GPU_TYPES) - measured, "C8": {"cpu", "cuda", "mps", "xla"} - measured}
     for cid, kinds in absent.items():
         for kind in sorted(kinds):
-            d = Decision(cid, "not measured here", rules.text(cid), {"device_type": kind,
+            d = rules.Decision(cid, "not measured here", rules.text(cid), {"device_type": kind,
                                                                     "reason": "no hardware file for this device type"})
             book.record(cid, d, evidence={"device_type": kind}, device=f"{kind} (no machine measured)",
                         headline=f"no {kind} machine has been measured; add one with make record-hardware")
