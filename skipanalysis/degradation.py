@@ -31,8 +31,8 @@ PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
 def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,
                 test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1,
-                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None, lrs: list[float] | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None, lrs: list[float] | None = None,
+                store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Train every (kind, depth, seed), each (kind, depth) at its best learning rate from ``lrs``.
 
     With a grid ``lrs``, the first seed is trained at every rate and the rate
@@ -42,6 +42,8 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
     architecture its own. Without ``lrs``, ``cfg.lr`` is used throughout.
     ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
     warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
+    With a ``runs.RunStore``, each run is looked up by its config (kind, depth, seed, rate, recipe, data, device
+    kind) and the training code's fingerprint: a finished run loads with its weights instead of training again.
 
     Returns:
         ``(history, final, models)``: per-step history with kind/depth/seed/lr
@@ -55,20 +57,44 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
     in_ch = train_set.tensors[0].shape[1]
     grid = list(lrs) if lrs else [cfg.lr]
 
+    data_ids = None
+
     def run(kind, depth, seed, lr):
+        nonlocal data_ids
         tr.seed_everything(seed)
         model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch,
                              gate_bias=gate_bias)
         run_cfg = replace(cfg, seed=seed, lr=lr, desc=f"{kind}-{depth} s{seed} lr{lr:g}")
         if depth < warmup_min_depth:
             run_cfg = replace(run_cfg, warmup_steps=0)
-        res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
-        row = {"kind": kind, "depth": depth, "seed": seed, "lr": lr, "diverged": res.diverged,
-               "params": sum(p.numel() for p in model.parameters()),
-               "train_err": res.final.get("train_err", float("nan")),
-               "test_err": res.final.get("test_err", float("nan")),
-               "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
-        return row, res.history.assign(kind=kind, depth=depth, seed=seed, lr=lr), model
+
+        def fresh():
+            res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
+            row = {"kind": kind, "depth": depth, "seed": seed, "lr": lr, "diverged": res.diverged,
+                   "params": sum(p.numel() for p in model.parameters()),
+                   "train_err": res.final.get("train_err", float("nan")),
+                   "test_err": res.final.get("test_err", float("nan")),
+                   "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
+            return {"row": row, "history": res.history.to_dict("list")}, model.state_dict()
+
+        if store is None:
+            result, _ = fresh()
+        else:
+            from . import runs
+
+            data_ids = data_ids or [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
+            recipe = {k: v for k, v in vars(run_cfg).items() if k not in ("progress", "desc")}
+            config = {"name": f"{kind}-{depth}", "study": "depth", "kind": kind, "depth": depth, "seed": seed,
+                      "lr": lr, "width": width, "gate_bias": gate_bias, "classes": num_classes, "in_channels": in_ch,
+                      "recipe": recipe, "train_data": data_ids[0], "test_data": data_ids[1],
+                      "augment": getattr(augment, "__name__", None), "device": torch.device(device).type}
+            record, loaded = store.get_or_run(config, fresh, machine={"device": str(device)})
+            result = record["result"]
+            if loaded and record.get("weights"):
+                model.load_state_dict(torch.load(store.weights(record["key"]), weights_only=True))
+                model.to(device)
+        history = pd.DataFrame(result["history"]).assign(kind=kind, depth=depth, seed=seed, lr=lr)
+        return dict(result["row"]), history, model
 
     for kind in kinds:
         for depth in depths:

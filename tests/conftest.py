@@ -23,7 +23,8 @@ def smoke_reports(tmp_path_factory) -> Path:
     test budget is set for.
     """
     reports = tmp_path_factory.mktemp("reports")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "SKIPANALYSIS_RUNS": str(tmp_path_factory.mktemp("runs"))}  # a fresh run store: every run trains
 
     def run(nb: Path) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(nb), str(reports / nb.name),

@@ -1,0 +1,95 @@
+"""The run store (skipanalysis.runs): keys, reuse, atomic records, corrupt records set aside."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from conftest import ROOT
+from skipanalysis import data, runs, train
+from skipanalysis import degradation as dg
+
+
+def test_the_key_follows_config_and_code_only():
+    base = {"name": "plain-8", "seed": 0, "recipe": {"lr": 0.1, "epochs": 1}}
+    key = runs.run_key(base, "code-a")
+    assert runs.run_key(json.loads(json.dumps(base)), "code-a") == key  # the same config, rebuilt: the same key
+    assert runs.run_key({**base, "seed": 1}, "code-a") != key
+    assert runs.run_key({**base, "recipe": {"lr": 0.05, "epochs": 1}}, "code-a") != key
+    assert runs.run_key(base, "code-b") != key  # changed training code
+    assert runs.code_fingerprint() == runs.code_fingerprint() and len(runs.code_fingerprint()) == 64
+
+
+@pytest.fixture()
+def tiny():
+    ds = data.texture_classification(64, 8, seed=0)
+    return ds, ds, train.TrainConfig(epochs=1, batch_size=32, lr=0.05, progress=False)
+
+
+def _count_training(monkeypatch) -> list:
+    calls, real = [], train.train
+    monkeypatch.setattr(dg.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_a_second_study_trains_nothing_and_gives_the_same_numbers(tmp_path, tiny, monkeypatch):
+    ds, test, cfg = tiny
+    calls = _count_training(monkeypatch)
+    store = runs.RunStore(tmp_path / "store")
+    h1, f1, m1 = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg, store=store)
+    assert len(calls) == 4
+    # progress and labels are not part of a run: a notebook re-executed with other display settings trains nothing
+    h2, f2, m2 = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, replace(cfg, progress=True), store=store)
+    assert len(calls) == 4
+    assert f1[["train_err", "test_err", "converged"]].equals(f2[["train_err", "test_err", "converged"]])
+    assert h1.reset_index(drop=True).equals(h2.reset_index(drop=True))
+    x = ds.tensors[0][:8]
+    for key in m1:
+        m1[key].eval(), m2[key].eval()
+        assert torch.equal(m1[key](x), m2[key](x))  # the loaded weights are the trained ones
+    dg.depth_study(["plain", "residual"], [8], [0, 1, 2], ds, test, cfg, store=store)  # one more seed: two runs
+    assert len(calls) == 6
+    dg.depth_study(["plain"], [8], [0], ds, test, replace(cfg, lr=0.01), store=store)  # another rate: one run
+    assert len(calls) == 7
+
+
+def test_a_killed_write_leaves_nothing_that_loads_and_a_corrupt_record_is_redone(tmp_path, tiny, monkeypatch):
+    ds, test, cfg = tiny
+    store = runs.RunStore(tmp_path / "store")
+    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    (record,) = list(store.root.glob("??/*/record.json"))
+    key = record.parent.name
+    record.unlink()  # as if killed after the weights and before the record
+    assert store.load(key) is None
+    calls = _count_training(monkeypatch)
+    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    assert len(calls) == 1
+    record.write_text(record.read_text()[:40])  # truncated
+    assert store.load(key) is None and list((store.root / "corrupt").iterdir())
+    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    assert len(calls) == 2 and store.load(key)["key"] == key
+
+
+def test_an_unwritable_store_is_one_line(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("not a folder")
+    with pytest.raises(runs.StoreError, match=r"run store .* is not writable .*; set SKIPANALYSIS_RUNS"):
+        runs.RunStore(target / "store")
+
+
+def test_ls_and_prune(tmp_path, tiny):
+    ds, test, cfg = tiny
+    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=runs.RunStore(tmp_path / "s"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "skipanalysis.runs", "ls", "--store", str(tmp_path / "s")],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "plain-8" in out.stdout and "1 run(s)" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "skipanalysis.runs", "prune", "--store", str(tmp_path / "s")],
+                         capture_output=True, text=True, env=env)
+    assert "removed 1 run(s)" in out.stdout and not list((tmp_path / "s").glob("??/*/record.json"))
