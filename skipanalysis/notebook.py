@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -96,7 +95,7 @@ class Context:
     fingerprint: dict[str, Any]
     claims: ClaimBook
     report_dir: Path
-    save_figure: Callable[..., dict]
+    save_figure: Callable[..., None]
 
     def finish(self):
         """The notebook's last cell: stop if a claim it owns was not recorded, else show its claims table."""
@@ -134,5 +133,8 @@ def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | 
     print(f"notebook {name} | profile {profile} | device {label}")
     _show_fingerprint(fp)
     _register_latex_tables()
-    return Context(name, dev, fp, book, report_dir,
-                   partial(plotting.save_figure, notebook=name, report_dir=report_dir))
+    def save_figure(fig, name_: str, caption: str, **kw) -> None:
+        """Save and show ``fig`` under its stable name; returns nothing, so a cell ending with it prints no paths."""
+        plotting.save_figure(fig, name_, notebook=name, report_dir=report_dir, caption=caption, **kw)
+
+    return Context(name, dev, fp, book, report_dir, save_figure)

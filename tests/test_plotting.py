@@ -25,3 +25,13 @@ def test_save_figure_rejects_bad_names(tmp_path):
     fig, _ = plt.subplots()
     with pytest.raises(ValueError, match="figure name='My Plot'"):
         plotting.save_figure(fig, "My Plot", notebook="x", report_dir=tmp_path, caption="c", show=False)
+
+
+def test_the_notebook_save_figure_writes_the_files_and_returns_nothing(tmp_path):
+    from skipanalysis.notebook import setup
+
+    ctx = setup("03_equivalence", profile="smoke", device="cpu", report_dir=tmp_path)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    assert ctx.save_figure(fig, "line", caption="c", show=False) is None  # a cell ending with it shows no paths
+    assert (tmp_path / "figures" / "03_equivalence-line.png").exists()
