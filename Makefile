@@ -6,6 +6,8 @@
 #   make report PYTHON=python      use an environment you already have (conda, ...) instead of .venv
 #   make -j2 report                run notebooks in parallel
 #   make report PDF=no             the HTML only (no xelatex run)
+#   EXECUTOR=ray make report       spread the training runs over Ray (RAY_ADDRESS, or a local instance)
+#   make setup EXTRAS=cluster      .venv with Ray too (requirements-cluster.lock); make lock refreshes the locks
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -37,15 +39,19 @@ EXECUTED := $(NAMES:%=$(OUT)/%.ipynb)
 PACKAGE := $(wildcard skipanalysis/*.py skipanalysis/models/*.py skipanalysis/rules/*.py)
 DEPS := $(OUT)/.deps.mk
 
+EXTRAS ?=
+ifneq ($(filter-out cluster,$(EXTRAS)),)
+$(error EXTRAS=$(EXTRAS) is not allowed; leave it empty or use EXTRAS=cluster)
+endif
 ifeq ($(PYTHON),.venv/bin/python)
-ENV := .venv/.installed
+ENV := .venv/.installed$(if $(EXTRAS),-$(EXTRAS))
 else
 ENV :=
 endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench
+.PHONY: report test lab setup clean help record-hardware data bench lock
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -59,11 +65,32 @@ help:
 
 setup: $(ENV)
 
-.venv/.installed: pyproject.toml
-	@echo "[setup] creating .venv and installing skipanalysis[dev] (the first time takes a few minutes)"
+# The environment: the exact versions of requirements.lock (Linux and macOS; `make lock` makes it from
+# pyproject.toml's ranges), installed with uv (the lock's own uv version: many times faster than pip at the
+# 5 GB of the CUDA torch wheels; pip if uv cannot be had), then the package itself without touching them.
+UV_PIN := $(shell sed -n 's/^\(uv==[^ ;]*\).*/\1/p' requirements.lock)
+INSTALL = .venv/bin/python -m uv pip install --python .venv/bin/python --quiet
+.venv/.installed: pyproject.toml requirements.lock
+	@echo "[setup] creating .venv and installing requirements.lock and skipanalysis (the first time takes a minute or more)"
 	@test -x .venv/bin/python || $(BOOTSTRAP_PYTHON) -m venv .venv
-	.venv/bin/python -m pip install --progress-bar off -e ".[dev]"
+	@.venv/bin/python -m pip install --quiet --progress-bar off "$(UV_PIN)" || echo "[setup] no uv: installing with pip"
+	@if .venv/bin/python -m uv --version >/dev/null 2>&1; then $(INSTALL) -r requirements.lock && $(INSTALL) --no-deps -e .; \
+	else .venv/bin/python -m pip install --progress-bar off -r requirements.lock && \
+	     .venv/bin/python -m pip install --progress-bar off --no-deps -e .; fi
 	@touch $@
+
+.venv/.installed-cluster: .venv/.installed requirements-cluster.lock
+	@if .venv/bin/python -m uv --version >/dev/null 2>&1; then $(INSTALL) -r requirements-cluster.lock; \
+	else .venv/bin/python -m pip install --progress-bar off -r requirements-cluster.lock; fi
+	@touch $@
+
+UV_COMPILE = $(PYTHON) -m uv pip compile pyproject.toml --universal --quiet --custom-compile-command "make lock"
+lock: | $(ENV)
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --progress-bar off uv
+	@# uv itself is pinned in the lock (dev extra), so setup bootstraps the same uv that wrote it
+	$(UV_COMPILE) --extra dev -o requirements.lock
+	$(UV_COMPILE) --extra dev --extra cluster -o requirements-cluster.lock
+	@echo "[lock] refreshed requirements.lock and requirements-cluster.lock; commit them (make setup installs them)"
 
 # The runner writes into a staging folder and renames the executed notebook into place
 # only after every cell succeeded: a failed run leaves no target behind.

@@ -25,7 +25,7 @@ from torch.utils.data import TensorDataset
 
 from . import train as tr
 from .hardware import select_device
-from .models.resnet import cifar_resnet
+from .models import cifar_name, create
 
 CASES = [("residual", 20), ("plain", 56)]
 # (precision, batch, channels_last); channels_last only where it can help (32 px and up on CPUs)
@@ -61,7 +61,7 @@ def measure(kind: str, depth: int, size: int, precision: str, batch: int, channe
     data = TensorDataset(x, y)
     cfg = tr.TrainConfig(epochs=1, batch_size=batch, lr=0.01, schedule="cosine", precision=precision,
                          channels_last=channels_last, progress=False, final_eval=False)
-    model = cifar_resnet(depth, kind).to(device)
+    model = create(cifar_name(kind, depth)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     timers = {

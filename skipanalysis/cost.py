@@ -35,6 +35,7 @@ from torch.utils.checkpoint import checkpoint
 
 from . import rules
 from .models.densenet import DenseBlock, DenseLayer
+from .models import create
 from .models.resnet import PreActBlock
 
 # Published peak specs for devices that may not be present: labelled "projected, not measured" wherever used.
@@ -52,9 +53,7 @@ def count_params(model: nn.Module) -> int:
 
 def torchvision_model(name: str) -> nn.Module:
     """An untrained torchvision model by name (``resnet50``, ``densenet121``, ``efficientnet_b0``, ``regnet_y_400mf``)."""
-    import torchvision
-
-    return getattr(torchvision.models, name)(weights=None)
+    return create(f"tv:{name}")
 
 
 # --- FLOPs ----------------------------------------------------------------------------------------------------------

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import rules, stats
+from . import rules, runs, stats
 from . import train as tr
 from .models.blocks import BasicBlock
+from .models import cifar_name, create
 from .models.highway import HighwayBlock
-from .models.resnet import CifarResNet, cifar_resnet
+from .models.resnet import CifarResNet
 
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
@@ -42,8 +43,10 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
     architecture its own. Without ``lrs``, ``cfg.lr`` is used throughout.
     ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
     warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
-    With a ``runs.RunStore``, each run is looked up by its config (kind, depth, seed, rate, recipe, data, device
-    kind) and the training code's fingerprint: a finished run loads with its weights instead of training again.
+    Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the rates of the first seed as one grid and
+    the other seeds as a second. With a ``runs.RunStore``, each run is looked up by its config (factory name and
+    arguments, seed, rate, recipe, data, device kind) and the training code's fingerprint: a finished run loads
+    with its weights instead of training again.
 
     Returns:
         ``(history, final, models)``: per-step history with kind/depth/seed/lr
@@ -52,68 +55,78 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         for a diverged run) plus ``grid`` rows for the rates tried and dropped
         (``kept=False``); and the kept trained models by ``(kind, depth, seed)``.
     """
-    histories, finals, models = [], [], {}
     num_classes = int(train_set.tensors[1].max()) + 1
     in_ch = train_set.tensors[0].shape[1]
     grid = list(lrs) if lrs else [cfg.lr]
+    data_ids = [runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
 
-    data_ids = None
+    def config(kind, depth, seed, lr):
+        run_cfg = replace(cfg, seed=seed, lr=lr, warmup_steps=0 if depth < warmup_min_depth else cfg.warmup_steps)
+        return {"name": cifar_name(kind, depth), "study": "depth", "kind": kind, "depth": depth, "seed": seed,
+                "lr": lr, "model_args": {"num_classes": num_classes, "width": width, "in_channels": in_ch,
+                                         "gate_bias": gate_bias},
+                "recipe": {k: v for k, v in vars(run_cfg).items() if k not in ("progress", "desc")},
+                "train_data": data_ids[0], "test_data": data_ids[1], "augment": getattr(augment, "__name__", None),
+                "device": torch.device(device).type}
 
-    def run(kind, depth, seed, lr):
-        nonlocal data_ids
-        tr.seed_everything(seed)
-        model = cifar_resnet(depth, kind, num_classes=num_classes, width=width, in_channels=in_ch,
-                             gate_bias=gate_bias)
-        run_cfg = replace(cfg, seed=seed, lr=lr, desc=f"{kind}-{depth} s{seed} lr{lr:g}")
-        if depth < warmup_min_depth:
-            run_cfg = replace(run_cfg, warmup_steps=0)
+    def ask(configs, desc):
+        records = runs.run_grid(configs, train_run, (train_set, test_set, augment), store, device, desc)
+        return [(r["config"]["lr"], dict(r["result"]["row"]), r) for r in records]
 
-        def fresh():
-            res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
-            row = {"kind": kind, "depth": depth, "seed": seed, "lr": lr, "diverged": res.diverged,
-                   "params": sum(p.numel() for p in model.parameters()),
-                   "train_err": res.final.get("train_err", float("nan")),
-                   "test_err": res.final.get("test_err", float("nan")),
-                   "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
-            return {"row": row, "history": res.history.to_dict("list")}, model.state_dict()
+    arms = [(kind, depth) for kind in kinds for depth in depths]
+    first = ask([config(k, d, seeds[0], lr) for k, d in arms for lr in grid], f"{'/'.join(kinds)}: rates")
+    best = {}
+    for j, arm in enumerate(arms):
+        tried = first[j * len(grid):(j + 1) * len(grid)]
+        ok = [t for t in tried if not t[1]["diverged"]] or tried
+        best[arm] = min(ok, key=lambda t: (t[1]["train_err"] if t[1]["train_err"] == t[1]["train_err"] else 9, t[0]))[0]
+    rest = ask([config(k, d, s, best[(k, d)]) for k, d in arms for s in seeds[1:]], f"{'/'.join(kinds)}: seeds")
+    finals, histories, models = [], [], {}
+    order = {arm: j for j, arm in enumerate(arms)}
+    for lr, row, record in sorted(first + rest, key=lambda t: (order[(t[1]["kind"], t[1]["depth"])], t[1]["seed"],
+                                                                 t[0])):
+        kept = lr == best[(row["kind"], row["depth"])]
+        finals.append({**row, "kept": kept})
+        if kept:
+            histories.append(pd.DataFrame(record["result"]["history"]).assign(
+                kind=row["kind"], depth=row["depth"], seed=row["seed"], lr=lr))
+            models[(row["kind"], row["depth"], row["seed"])] = _model(record, store, device)
+    return pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models
 
-        if store is None:
-            result, _ = fresh()
-        else:
-            from . import runs
 
-            data_ids = data_ids or [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
-            recipe = {k: v for k, v in vars(run_cfg).items() if k not in ("progress", "desc")}
-            config = {"name": f"{kind}-{depth}", "study": "depth", "kind": kind, "depth": depth, "seed": seed,
-                      "lr": lr, "width": width, "gate_bias": gate_bias, "classes": num_classes, "in_channels": in_ch,
-                      "recipe": recipe, "train_data": data_ids[0], "test_data": data_ids[1],
-                      "augment": getattr(augment, "__name__", None), "device": torch.device(device).type}
-            record, loaded = store.get_or_run(config, fresh, machine={"device": str(device)})
-            result = record["result"]
-            if loaded and record.get("weights"):
-                model.load_state_dict(torch.load(store.weights(record["key"]), weights_only=True))
-                model.to(device)
-        history = pd.DataFrame(result["history"]).assign(kind=kind, depth=depth, seed=seed, lr=lr)
-        return dict(result["row"]), history, model
+def _model(record: dict, store, device) -> CifarResNet:
+    """The trained net of a run record: built by the factory, weights from memory (fresh) or the store."""
+    cfg = record["config"]
+    model = create(cfg["name"], **cfg["model_args"])
+    state = record.get("state")
+    if state is None and store is not None and record.get("weights"):
+        state = torch.load(store.weights(record["key"]), weights_only=True)
+    if state is not None:
+        model.load_state_dict(state)
+    return model.to(device)
 
-    for kind in kinds:
-        for depth in depths:
-            tried = [(lr, *run(kind, depth, seeds[0], lr)) for lr in grid]
-            ok = [t for t in tried if not t[1]["diverged"]] or tried
-            best = min(ok, key=lambda t: (t[1]["train_err"] if t[1]["train_err"] == t[1]["train_err"] else 9, t[0]))
-            for lr, row, hist, model in tried:
-                kept = lr == best[0]
-                finals.append({**row, "kept": kept})
-                if kept:
-                    histories.append(hist)
-                    models[(kind, depth, seeds[0])] = model
-            for seed in seeds[1:]:
-                row, hist, model = run(kind, depth, seed, best[0])
-                finals.append({**row, "kept": True})
-                histories.append(hist)
-                models[(kind, depth, seed)] = model
-    final = pd.DataFrame(finals)
-    return pd.concat(histories, ignore_index=True), final, models
+
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | None, augment=None,
+              device: torch.device | str | None = None) -> tuple[dict, dict]:
+    """Train one run of ``depth_study`` from its config (``runs.run_grid``'s ``fn``): seed, build the net by
+    its factory name, train with the recipe; returns ``({"row", "history"}, state_dict)``."""
+    local = device is not None  # a Ray task (device None) shows no per-step bar
+    device = torch.device(device if local else config["device"])
+    if device.type != "cpu":
+        from . import data
+
+        train_set = data.to_device(train_set, device)
+        test_set = data.to_device(test_set, device) if test_set is not None else None
+    tr.seed_everything(config["seed"])
+    model = create(config["name"], **config["model_args"])
+    run_cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
+                             desc=f"{config['name']} s{config['seed']} lr{config['lr']:g}", progress=local)
+    res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
+    row = {"kind": config["kind"], "depth": config["depth"], "seed": config["seed"], "lr": config["lr"],
+           "diverged": res.diverged, "params": sum(p.numel() for p in model.parameters()),
+           "train_err": res.final.get("train_err", float("nan")), "test_err": res.final.get("test_err", float("nan")),
+           "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
+    return {"row": row, "history": res.history.to_dict("list")}, model.state_dict()
 
 
 # --- D3: the identity construction ---------------------------------------------------------------------------------
@@ -157,8 +170,8 @@ def deepen_with_identity(shallow: CifarResNet, depth: int, calibration: torch.Te
     """
     if shallow.kind != "plain":
         raise ValueError(f"deepen_with_identity expects a plain net, got kind={shallow.kind!r}")
-    deep = cifar_resnet(depth, "plain", num_classes=shallow.head.out_features, width=shallow.width,
-                        in_channels=shallow.stem[0].in_channels)
+    deep = create(cifar_name("plain", depth), num_classes=shallow.head.out_features, width=shallow.width,
+                  in_channels=shallow.stem[0].in_channels)
     n_old, n_new = shallow.stage_blocks, deep.stage_blocks
     if n_new < n_old:
         raise ValueError(f"depth={depth} is shallower than the shallow net ({shallow.depth})")
@@ -236,7 +249,7 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
 
 def parameter_table(depths: list[int], kinds: tuple[str, ...] = ("plain", "residual", "highway")) -> pd.DataFrame:
     """Parameters of each kind at each depth (plain and residual nets of one depth have exactly the same)."""
-    return pd.DataFrame({k: [sum(p.numel() for p in cifar_resnet(d, k).parameters()) for d in depths] for k in kinds},
+    return pd.DataFrame({k: [sum(p.numel() for p in create(cifar_name(k, d)).parameters()) for d in depths] for k in kinds},
                         index=pd.Index(depths, name="depth"))
 
 
@@ -317,7 +330,7 @@ def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> d
         ``{"blocks", "medians", "decision", "headline"}``.
     """
     tr.seed_everything(seed)
-    fresh = {k: cifar_resnet(deep, k) for k in ("plain", "residual")}
+    fresh = {k: create(cifar_name(k, deep)) for k in ("plain", "residual")}
     trained = {k: models[(k, deep, seed)].cpu() for k in fresh}
     dist = pd.concat([block_distances(m, probe.cpu()).assign(kind=k, state=state)
                       for state, nets in (("trained", trained), ("initial", fresh)) for k, m in nets.items()])

@@ -25,24 +25,18 @@ from torch.utils.data import TensorDataset
 from . import data as dt
 from . import rules, stats
 from . import train as tr
-from .models.densenet import DenseNetBC
-from .models.resnet import cifar_resnet
+from .models import create
 from .params import MODEL_SPEC
 
 
 
 def build_model(spec: str, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
-    """A model from a short spec: ``resnet-20``, ``se-resnet-20`` (depth), ``densenet-4``, ``csp-densenet-4``
-    (dense layers per block, growth 12)."""
-    m = MODEL_SPEC.match(spec)
-    if not m:
+    """A model of notebook 08 by its factory name (``resnet-D``, ``se-resnet-D``, ``densenet-N``, ``csp-densenet-N``;
+    growth 12): ``models.create`` with the data's classes and channels."""
+    if not MODEL_SPEC.match(spec):
         raise ValueError(f"model spec {spec!r} is not allowed; use resnet-D, se-resnet-D (D = 6n+2), densenet-N or "
                          "csp-densenet-N (N dense layers per block)")
-    family, n = m.group(1), int(m.group(2))
-    if family in ("resnet", "se-resnet"):
-        return cifar_resnet(n, "residual" if family == "resnet" else "se-residual", num_classes=num_classes,
-                            in_channels=in_channels)
-    return DenseNetBC(n, 12, num_classes, in_channels, partial=family == "csp-densenet")
+    return create(spec, num_classes=num_classes, in_channels=in_channels)
 
 
 def family(spec: str) -> str:

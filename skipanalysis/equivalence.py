@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .models import create
 from .models.densenet import DenseBlock, DenseStageNet, dense_layer_params
 from .models.resnet import PreActBlock, ResidualStageNet
 
@@ -242,7 +243,7 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
     r2, runs = [], []
     for seed in seeds:
         tr.seed_everything(seed)
-        models = {"residual": ResidualStageNet(width, n_blocks), "dense": DenseStageNet(growth, n_blocks)}
+        models = {"residual": create(f"preact-stage-{n_blocks}", width=width), "dense": create(f"dense-stage-{n_blocks}", growth=growth)}
         g = torch.Generator().manual_seed(seed)
         fit_idx = torch.randperm(len(train_set), generator=g)[:n_probe]
         eval_idx = torch.randperm(len(test_set), generator=g)[:n_probe]

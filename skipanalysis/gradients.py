@@ -36,8 +36,8 @@ from torch.utils.data import TensorDataset
 from . import rules, stats
 from . import train as tr
 from .models.blocks import BasicBlock, ShortcutA
-from .models.densenet import DenseNetBC, DenseStageNet
-from .models.resnet import CifarResNet, SkipEveryNet, cifar_resnet
+from .models import cifar_name, create
+from .models.resnet import CifarResNet
 from .params import LR_CHOICES
 from .plotting import FAMILY_COLORS
 
@@ -97,8 +97,8 @@ def build_net(family: str, depth: int, bn: bool = True, num_classes: int = 10, i
     """One network by family: ``plain``/``residual``/``highway`` (the CIFAR 6n+2 family, with or without batch
     norm) or ``dense`` (DenseNet-BC with the 6N+4 depth nearest ``depth``, growth 12, always with batch norm)."""
     if family == "dense":
-        return DenseNetBC(dense_layers(depth), 12, num_classes, in_channels)
-    return cifar_resnet(depth, family, bn=bn, num_classes=num_classes, in_channels=in_channels)
+        return create(f"densenet-{dense_layers(depth)}", num_classes=num_classes, in_channels=in_channels)
+    return create(cifar_name(family, depth), bn=bn, num_classes=num_classes, in_channels=in_channels)
 
 
 def dense_layers(depth: int) -> int:
@@ -271,9 +271,11 @@ def sweep_builders(n_layers: int, every: Sequence[int], width: int = 16, growth:
                    in_channels: int = 3) -> dict[str, Callable[[], nn.Module]]:
     """The connectivity sweep, from plain to dense: a chain of ``n_layers`` conv-BN-ReLU layers with a shortcut
     every ``s`` layers for each ``s`` in ``every`` (0: none), then a dense block of ``n_layers`` layers."""
-    out = {(f"every {e}" if e else "plain"): (lambda e=e: SkipEveryNet(width, n_layers, e, num_classes, in_channels))
+    out = {(f"every {e}" if e else "plain"): (lambda e=e: create(f"chain-{n_layers}", width=width, every=e, num_classes=num_classes,
+                                                       in_channels=in_channels))
            for e in every}
-    out["dense"] = lambda: DenseStageNet(growth, n_layers, num_classes, in_channels)
+    out["dense"] = lambda: create(f"dense-stage-{n_layers}", growth=growth, num_classes=num_classes,
+                                  in_channels=in_channels)
     return out
 
 
@@ -318,7 +320,7 @@ def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iter
         for fam in families:
             for depth in depths:
                 tr.seed_everything(s)
-                m = cifar_resnet(depth, fam, bn=False, num_classes=num_classes, in_channels=in_ch)
+                m = create(cifar_name(fam, depth), bn=False, num_classes=num_classes, in_channels=in_ch)
                 c = neighbour_correlation(line_gradients(m, (x0 + x1) / 2, (x1 - x0) / 2, n_points, seed=s))
                 rows.append({"family": fam, "depth": depth, "seed": s, "correlation": c})
     return pd.DataFrame(rows)

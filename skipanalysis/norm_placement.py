@@ -20,6 +20,7 @@ from torch.utils.data import TensorDataset
 
 from . import rules
 from . import train as tr
+from .models import create
 from .models.transformer import Encoder
 
 
@@ -37,7 +38,7 @@ def build(norm: str, depth: int, vocab: int, seq_len: int, d_model: int, n_heads
           ) -> Encoder:
     """A freshly initialised encoder; the seed fixes the initialisation."""
     tr.seed_everything(seed)
-    return Encoder(vocab, seq_len, depth, d_model, n_heads, d_ff, norm)
+    return create(f"encoder-{norm}", vocab=vocab, seq_len=seq_len, depth=depth, d_model=d_model, n_heads=n_heads, d_ff=d_ff)
 
 
 def init_grad_norms(norm: str, depth: int, data: TensorDataset, seeds: list[int], n_batches: int = 4,

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from . import params as specs
+from . import runs
 from .params import PROFILES, RESERVED, ParameterError  # noqa: F401  (re-exported: the runner's errors)
 
 
@@ -150,6 +151,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     reports = output.parent
     staging = reports / ".staging" / name
     params = notebook_parameters(notebook, profile, device, staging, overrides=overrides)  # before any file changes
+    runs.check_executor()  # EXECUTOR, Ray and RAY_ADDRESS, before any file changes too
     reports.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -159,6 +161,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     if (Path(repo) / "skipanalysis").is_dir():
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in os.environ.get("PYTHONPATH", "").split(
             os.pathsep) if p])
+    os.environ.setdefault("SKIPANALYSIS_PROGRESS", "terminal" if progress else "off")  # run_grid's bar of runs
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
                             cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress,
                      parse_overrides(args.param))
-    except ParameterError as exc:
+    except (ParameterError, runs.StoreError) as exc:
         print(f"[{name}] bad input: {exc}", file=sys.stderr)
         return 2
     except pm.PapermillExecutionError as exc:

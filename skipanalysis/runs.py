@@ -15,6 +15,17 @@ it is never read as a result.
 
 The store is ``runs/`` at the repository root (git-ignored) unless ``SKIPANALYSIS_RUNS`` names another folder.
 ``python -m skipanalysis.runs ls`` lists it; ``python -m skipanalysis.runs prune`` empties it.
+
+``run_grid`` asks the store for a grid of configs: finished runs load, the missing ones go to an executor, chosen
+by the ``EXECUTOR`` environment variable:
+
+- ``local`` (default): one after another in this process (the kernel), as the notebooks always did;
+- ``ray``: one Ray task per missing run, on the cluster at ``RAY_ADDRESS`` or on a Ray instance started here.
+  A CUDA run asks for ``RAY_GPUS_PER_RUN`` of a GPU (default 0.25, so four small CIFAR runs share a card), a CPU
+  run for one core. Install Ray with ``pip install -e ".[cluster]"``.
+
+Either way the driver writes each record as its run finishes, so a killed ``make report`` keeps every finished
+run, and a tqdm bar counts runs done and remaining with an estimate from the store's earlier timings.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .provenance import package_versions, write_json_atomic
+
+EXECUTORS = ("local", "ray")
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_CODE = ("skipanalysis/train.py", "skipanalysis/data.py", "skipanalysis/models")
@@ -127,18 +140,6 @@ class RunStore:
         write_json_atomic(folder / "record.json", record)
         return record
 
-    def get_or_run(self, config: dict[str, Any], run: Callable[[], tuple[dict[str, Any], dict | None]],
-                   code: str | None = None, machine: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
-        """The record of ``config``: loaded when finished, else ``run()`` (returning ``(result, state_dict)``) is
-        called and its result saved. Returns ``(record, loaded)``."""
-        key = run_key(config, code if code is not None else code_fingerprint())
-        record = self.load(key)
-        if record is not None:
-            return record, True
-        t0 = time.perf_counter()
-        result, state = run()
-        return self.save(key, config, result, time.perf_counter() - t0, state, machine), False
-
     def records(self) -> list[dict[str, Any]]:
         out = []
         for path in sorted(self.root.glob("??/*/record.json")):
@@ -157,6 +158,151 @@ class RunStore:
         return n
 
 
+# --- executors ------------------------------------------------------------------------------------------------------
+
+def executor_name(value: str | None = None) -> str:
+    """``EXECUTOR`` (or ``value``), checked: ``local`` or ``ray``; StoreError otherwise (one line, the fix)."""
+    name = (value if value is not None else os.environ.get("EXECUTOR", "")).strip() or "local"
+    if name not in EXECUTORS:
+        raise StoreError(f"EXECUTOR={name} is not allowed; choose one of {', '.join(EXECUTORS)} (or unset it)")
+    return name
+
+
+def check_ray_address(address: str | None = None, timeout: float = 3.0) -> None:
+    """A ``host:port`` ``RAY_ADDRESS`` that accepts no connection raises StoreError at once (Ray itself would retry
+    for a minute); ``auto``, ``local`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    address = address if address is not None else os.environ.get("RAY_ADDRESS", "")
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"RAY_ADDRESS={address} is not reachable ({exc}); start the cluster (ray start --head) or "
+                         "unset RAY_ADDRESS to start a Ray instance on this machine") from None
+
+
+def check_executor() -> str:
+    """Everything ``EXECUTOR=...`` needs, checked before any run starts; returns the executor's name."""
+    name = executor_name()
+    if name == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise StoreError('EXECUTOR=ray needs Ray: pip install -e ".[cluster]" (or unset EXECUTOR)') from None
+        check_ray_address()
+    return name
+
+
+def _progress_bar(total: int, desc: str, estimate: float | None):
+    """A tqdm bar for the runs left: on the terminal of ``make report`` when the runner started this kernel
+    (``SKIPANALYSIS_PROGRESS=terminal``), in the notebook otherwise."""
+    if os.environ.get("SKIPANALYSIS_PROGRESS") == "terminal":
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="run", file=sys.__stderr__, mininterval=1.0)
+    else:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="run", disable=os.environ.get("SKIPANALYSIS_PROGRESS") == "off")
+    if estimate is not None:
+        bar.set_postfix_str(f"about {estimate / 60:.1f} min by earlier runs")
+    return bar
+
+
+def _where(device) -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {"host": platform.node(), "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else str(device)}
+
+
+def _local(fn: Callable, configs: list[dict], shared: tuple, device) -> Any:
+    for i, config in enumerate(configs):
+        t0 = time.perf_counter()
+        result, state = fn(config, *shared, device=device)
+        yield i, result, state, time.perf_counter() - t0, {**_where(device or config.get("device", "cpu")),
+                                                          "executor": "local"}
+
+
+def _timed(fn: Callable, config: dict, *shared) -> tuple:
+    t0 = time.perf_counter()
+    result, state = fn(config, *shared, device=None)
+    return result, state, time.perf_counter() - t0, {**_where(config.get("device", "cpu")), "executor": "ray"}
+
+
+def _on_cpu(x):
+    import torch
+    from torch.utils.data import TensorDataset
+
+    if isinstance(x, TensorDataset):
+        return TensorDataset(*(t.cpu() for t in x.tensors))
+    return x.cpu() if isinstance(x, torch.Tensor) else x
+
+
+def _ray(fn: Callable, configs: list[dict], shared: tuple) -> Any:
+    import ray
+
+    if not ray.is_initialized():
+        check_ray_address()
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}})
+    refs = [ray.put(_on_cpu(x)) for x in shared]
+    gpu = float(os.environ.get("RAY_GPUS_PER_RUN", "0.25"))
+    task = ray.remote(_timed)
+    pending = {task.options(num_cpus=1, num_gpus=gpu if c.get("device") == "cuda" else 0).remote(fn, c, *refs): i
+               for i, c in enumerate(configs)}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(done[0])
+        yield (i, *ray.get(done[0]))
+
+
+def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), store: RunStore | None = None,
+             device=None, desc: str = "runs", code: str | None = None, executor: str | None = None
+             ) -> list[dict[str, Any]]:
+    """The records of ``configs``, in order: loaded from ``store`` when finished, else run by the executor.
+
+    ``fn(config, *shared, device=...)`` trains one run and returns ``(result, state_dict)``; it must be a
+    module-level function (Ray sends it to other processes) and take everything it needs from ``config`` and
+    ``shared`` (the data; sent once). ``device`` is the local executor's device; a Ray task gets ``device=None``
+    and uses ``config["device"]`` on the device Ray gave it. A fresh record carries its weights in memory under
+    ``"state"``; a loaded one has them in ``store.weights(key)`` when ``record["weights"]``. Without a store,
+    every run runs and nothing is saved.
+    """
+    name = executor_name(executor)
+    code = code if code is not None else code_fingerprint()
+    keys = [run_key(c, code) for c in configs]
+    out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]
+    missing = [i for i, r in enumerate(out) if r is None]
+    if not missing:
+        return out  # type: ignore[return-value]
+    earlier = {}
+    if store is not None:
+        for r in store.records():
+            earlier.setdefault(r.get("config", {}).get("name"), []).append(r.get("seconds", 0.0))
+    guesses = [sum(earlier[n]) / len(earlier[n]) for n in (configs[i].get("name") for i in missing) if n in earlier]
+    estimate = sum(guesses) * len(missing) / len(guesses) if guesses else None
+    todo = [configs[i] for i in missing]
+    runs = _ray(fn, todo, shared) if name == "ray" else _local(fn, todo, shared, device)
+    with _progress_bar(len(missing), desc, estimate) as bar:
+        for j, result, state, seconds, machine in runs:
+            i = missing[j]
+            if store is not None:
+                record = store.save(keys[i], configs[i], result, seconds, state, machine)
+            else:
+                record = {"key": keys[i], "config": configs[i], "result": result, "seconds": seconds,
+                          "machine": machine, "weights": state is not None}
+            out[i] = {**record, "state": state}
+            bar.update(1)
+    return out  # type: ignore[return-value]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="List or prune the run store.")
     ap.add_argument("command", choices=("ls", "prune"))
@@ -173,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = store.records()
     for r in rows:
         cfg = r.get("config", {})
-        print(f"{r.get('key', '?')[:12]}  {r.get('state', 'done'):7}  {cfg.get('name', '?'):24} "
-              f"seed {cfg.get('seed', '?'):<5} {r.get('machine', {}).get('device', '?'):28} {r.get('seconds', 0):7.1f} s")
+        where = r.get("machine", {})
+        print(f"{r.get('key', '?')[:12]}  {r.get('state', 'done'):7}  {cfg.get('name', '?'):16} "
+              f"seed {cfg.get('seed', '?'):<5} {where.get('device', '?'):24} {where.get('host', '?'):16} "
+              f"{r.get('seconds', 0):7.1f} s")
     print(f"[runs] {len(rows)} run(s) in {store.root}")
     return 0
 

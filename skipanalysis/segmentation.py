@@ -29,6 +29,7 @@ from torch.utils.data import TensorDataset
 from . import data as dt
 from . import rules, stats
 from . import train as tr
+from .models import create
 from .models.unet import UNet, matched_decoder_mid
 
 
@@ -122,7 +123,8 @@ def train_unet(skip: str, train_set: TensorDataset, test_set: TensorDataset, cfg
                ) -> tuple[UNet, tr.TrainResult, float]:
     """Build a U-Net with this skip, seed it with ``cfg.seed``, train it; returns (model, result, seconds)."""
     tr.seed_everything(cfg.seed)
-    model = UNet(train_set.tensors[0].shape[1], 1, depth, base, skip, decoder_mid)
+    model = create(f"unet-{skip}", in_channels=train_set.tensors[0].shape[1], depth=depth, base=base,
+                   decoder_mid=decoder_mid)
     t0 = time.perf_counter()
     res = tr.train(model, train_set, cfg, test_set, device, loss_fn=bce_dice_loss, err_fn=dice_error)
     return model, res, time.perf_counter() - t0

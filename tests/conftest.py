@@ -43,3 +43,4 @@ def smoke_reports(tmp_path_factory) -> Path:
 
 def have_latex() -> bool:
     return shutil.which("xelatex") is not None and shutil.which("pandoc") is not None
+

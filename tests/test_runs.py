@@ -93,3 +93,81 @@ def test_ls_and_prune(tmp_path, tiny):
     out = subprocess.run([sys.executable, "-m", "skipanalysis.runs", "prune", "--store", str(tmp_path / "s")],
                          capture_output=True, text=True, env=env)
     assert "removed 1 run(s)" in out.stdout and not list((tmp_path / "s").glob("??/*/record.json"))
+
+
+def test_records_say_where_they_ran_and_travel_to_another_checkout(tmp_path, tiny):
+    ds, test, cfg = tiny
+    store = runs.RunStore(tmp_path / "server")
+    _, f1, _ = dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    (rec,) = store.records()
+    assert rec["machine"]["executor"] == "local" and rec["machine"]["device"] == "cpu" and rec["machine"]["host"]
+    assert torch.__version__.startswith(rec["versions"]["torch"])
+    copied = tmp_path / "laptop"
+    import shutil
+
+    shutil.copytree(store.root, copied)  # the folder brought home from a GPU server
+    calls = []
+    real = train.train
+    dg.tr.train = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        _, f2, _ = dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=runs.RunStore(copied))
+    finally:
+        dg.tr.train = real
+    assert not calls and f1.equals(f2)
+
+
+def test_bad_executor_settings_are_one_line_before_any_run(monkeypatch):
+    monkeypatch.setenv("EXECUTOR", "slurm")
+    with pytest.raises(runs.StoreError, match=r"^EXECUTOR=slurm is not allowed; choose one of local, ray"):
+        runs.check_executor()
+    monkeypatch.setenv("EXECUTOR", "ray")
+    import socket
+
+    with socket.socket() as s:  # a port on loopback that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'); .ci/run installs it")
+    with pytest.raises(runs.StoreError, match=rf"^RAY_ADDRESS=127.0.0.1:{port} is not reachable .*unset RAY_ADDRESS"):
+        runs.check_executor()
+
+
+def test_the_runner_rejects_a_bad_executor_and_changes_nothing(tmp_path):
+    out = tmp_path / "reports" / "03_equivalence.ipynb"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXECUTOR": "dask"}
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(ROOT / "notebooks" / "03_equivalence.ipynb"),
+                           str(out), "--profile", "smoke"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "EXECUTOR=dask is not allowed" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "reports").exists()
+
+
+def test_ray_gives_the_same_records_as_local_on_a_cpu(tmp_path, tiny, monkeypatch):
+    """A real local Ray instance on loopback, started and stopped here: the same seeds give the same numbers."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'); .ci/run installs it")
+    ds, test, cfg = tiny
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a Ray task asks for one core and so runs on one thread; match it
+    try:
+        h_local, f_local, m_local = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg,
+                                                   store=runs.RunStore(tmp_path / "local"))
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("EXECUTOR", "ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    import tempfile
+
+    short = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=short)
+    try:
+        store = runs.RunStore(tmp_path / "ray-store")
+        h_ray, f_ray, m_ray = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg, store=store)
+    finally:
+        ray.shutdown()
+        import shutil
+
+        shutil.rmtree(short, ignore_errors=True)
+    assert f_ray.equals(f_local) and h_ray.equals(h_local)
+    assert {r["machine"]["executor"] for r in store.records()} == {"ray"} and len(store.records()) == 4
+    x = ds.tensors[0][:8]
+    for key in m_local:
+        assert torch.equal(m_local[key].eval()(x), m_ray[key].eval()(x))

@@ -7,13 +7,15 @@
 - ``highway``: gated shortcut blocks for the CIFAR family (Srivastava et al. 2015).
 - ``transformer``: a small encoder with post-norm or pre-norm blocks (Xiong et al. 2020).
 - ``unet``: a U-Net with concat / add / no long skips (Ronneberger et al. 2015).
+- ``factory``: ``create(name, **kw)``, the one way the study names and builds a net (see its table of names).
 """
 
 from .densenet import DenseBlock, DenseLayer, DenseNetBC, DenseStageNet, PartialDenseBlock, dense_layer_params
 from .blocks import BasicBlock, ShortcutA, SqueezeExcite
-from .resnet import CifarResNet, PreActBlock, ResidualStageNet, cifar_resnet
+from .resnet import CifarResNet, PreActBlock, ResidualStageNet
+from .factory import cifar_name, cifar_resnet, create
 from .transformer import Encoder
 from .unet import UNet
 
-__all__ = ["BasicBlock", "ShortcutA", "SqueezeExcite", "CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
+__all__ = ["create", "cifar_name", "BasicBlock", "ShortcutA", "SqueezeExcite", "CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
            "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder", "DenseNetBC", "PartialDenseBlock"]

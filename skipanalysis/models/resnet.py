@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import BasicBlock
-from .highway import HighwayBlock
 
 
 KINDS = ("plain", "residual", "highway", "se-residual")
@@ -38,13 +37,18 @@ class CifarResNet(nn.Module):
         in_channels: image channels.
         gate_bias: initial bias of the highway gates (negative: start close to carrying the input).
         bn: batch normalisation after every convolution (False: none anywhere, for gradient studies).
+        block: the block class, a callable ``(in_ch, out_ch, stride, bn=)`` (``factory.cifar_block(kind)``; default:
+            ``BasicBlock`` with or without its shortcut). ``kind`` is then the label the net carries.
     """
 
     def __init__(self, depth: int = 20, kind: str = "residual", num_classes: int = 10, width: int = 1,
-                 in_channels: int = 3, gate_bias: float = -2.0, bn: bool = True):
+                 in_channels: int = 3, bn: bool = True, block=None):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
+        if block is None and kind not in ("plain", "residual"):
+            raise ValueError(f"kind={kind!r} needs its block class: build the net with models.create (e.g. "
+                             f"'highway-20') or pass block=models.factory.cifar_block({kind!r})")
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth={depth!r} is not allowed: the CIFAR family needs depth = 6n+2 with n >= 1 "
                              "(8, 14, 20, 32, 44, 56, 110, ...)")
@@ -60,10 +64,10 @@ class CifarResNet(nn.Module):
         for stage, out_ch in enumerate(widths):
             for i in range(n):
                 stride = 2 if (stage > 0 and i == 0) else 1
-                if kind == "highway":
-                    blocks.append(HighwayBlock(in_ch, out_ch, stride, gate_bias, bn=bn))
+                if block is None:
+                    blocks.append(BasicBlock(in_ch, out_ch, stride, kind != "plain", bn=bn))
                 else:
-                    blocks.append(BasicBlock(in_ch, out_ch, stride, kind != "plain", se=kind == "se-residual", bn=bn))
+                    blocks.append(block(in_ch, out_ch, stride, bn=bn))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(in_ch, num_classes)
@@ -79,11 +83,6 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
-
-
-def cifar_resnet(depth: int, kind: str = "residual", **kw) -> CifarResNet:
-    """Build a CIFAR net by kind: ``residual``, ``plain`` or ``highway``."""
-    return CifarResNet(depth, kind, **kw)
 
 
 class PreActBlock(nn.Module):
