@@ -69,11 +69,11 @@ setup: $(ENV)
 # pyproject.toml's ranges), installed with uv (the lock's own uv version: many times faster than pip at the
 # 5 GB of the CUDA torch wheels; pip if uv cannot be had), then the package itself without touching them.
 UV_PIN := $(shell sed -n 's/^\(uv==[^ ;]*\).*/\1/p' requirements.lock)
-INSTALL = .venv/bin/python -m uv pip install --python .venv/bin/python --quiet
+INSTALL = .venv/bin/python -m uv pip install --python .venv/bin/python --quiet --compile-bytecode
 .venv/.installed: pyproject.toml requirements.lock
 	@echo "[setup] creating .venv and installing requirements.lock and skipanalysis (the first time takes a minute or more)"
 	@test -x .venv/bin/python || $(BOOTSTRAP_PYTHON) -m venv .venv
-	@.venv/bin/python -m pip install --quiet --progress-bar off "$(UV_PIN)" || echo "[setup] no uv: installing with pip"
+	@.venv/bin/python -m pip install --quiet --progress-bar off "$(UV_PIN)" 2>/dev/null || echo "[setup] no uv: installing with pip"
 	@if .venv/bin/python -m uv --version >/dev/null 2>&1; then $(INSTALL) -r requirements.lock && $(INSTALL) --no-deps -e .; \
 	else .venv/bin/python -m pip install --progress-bar off -r requirements.lock && \
 	     .venv/bin/python -m pip install --progress-bar off --no-deps -e .; fi
