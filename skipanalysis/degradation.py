@@ -11,6 +11,7 @@ for the highway gates.
 from __future__ import annotations
 
 import copy
+from typing import Any, Mapping
 from dataclasses import replace
 
 import pandas as pd
@@ -28,6 +29,33 @@ from .models.resnet import CifarResNet
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
 PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+
+
+def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Data, recipe and augmentation of notebook 01's depth study from its parameters ``p`` (01's own namespace,
+    or ``ctx.parameters_of("01_degradation")`` in a notebook that reuses 01's nets): the one place they are built,
+    so the runs' configs, and with them the run store's keys, agree wherever 01's nets are asked for."""
+    from . import data
+
+    train_set, test_set = data.load_classification(p["dataset"], p["n_train"], p["n_test"], p["image_size"], p["seed"],
+                                                   p["data_path"] or None)
+    if torch.device(device).type != "cpu":
+        train_set, test_set = data.to_device(train_set, device), data.to_device(test_set, device)
+    steps = round(p["epochs"] * -(-len(train_set) // p["batch_size"]))
+    cfg = tr.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lrs"][0], schedule=p["schedule"],
+                         milestones=tuple(p["milestones"]), warmup_steps=p["warmup_steps"], warmup_lr=p["warmup_lr"],
+                         weight_decay=p["weight_decay"], eval_every=max(1, steps // p["eval_points"]),
+                         precision=p["precision"])
+    return {"train": train_set, "test": test_set, "cfg": cfg, "steps": steps,
+            "augment": tr.random_crop_flip if p["augment"] else None,
+            "about": {"data": data.describe(train_set), "seeds": p["seeds"], "steps": steps, "lrs": p["lrs"]}}
+
+
+def nets(p: Mapping[str, Any], prep: dict[str, Any], kinds: list[str], depths: list[int], seeds: list[int],
+         device: torch.device | str = "cpu", store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """``depth_study`` with notebook 01's recipe (``p``, ``prep`` from ``prepare``) for these kinds, depths and seeds."""
+    return depth_study(kinds, depths, seeds, prep["train"], prep["test"], prep["cfg"], device, p["width"],
+                       p["gate_bias"], p["warmup_min_depth"], prep["augment"], p["lrs"], store)
 
 
 def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,

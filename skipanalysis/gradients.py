@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from . import degradation as dg
 from . import rules, stats
 from . import train as tr
 from .models.blocks import BasicBlock, ShortcutA
@@ -499,14 +500,28 @@ def g3_claim(shat: pd.DataFrame, floor: float):
                f"{last['plain']:.2f} vs {last['residual']:.2f} (medians over seeds)")
 
 
-def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, table: pd.DataFrame, chance: float):
+def lesion_nets(p01: Mapping[str, Any], prep01: dict[str, Any], device: torch.device | str = "cpu", store=None
+                ) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
+    """G5's nets: notebook 01's plain and residual nets of its deepest depth, every seed, asked for with 01's
+    parameters (``degradation.prepare(p01)``), so with a run store they load instead of training.
+
+    Returns:
+        ``(kept, nets)``: 01's kept runs at that depth (kind, seed, lr, train_err, converged, ...) and the nets by
+        ``(family, seed)``, in eval mode.
+    """
+    deep = max(p01["depths"])
+    seeds = list(range(p01["seed"], p01["seed"] + p01["seeds"]))
+    _, grid, models = dg.nets(p01, prep01, ["plain", "residual"], [deep], seeds, device, store)
+    return grid[grid.kept], {(k, s): m.eval() for (k, _, s), m in models.items()}
+
+
+def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, converged: list[bool], chance: float):
     """G5: median single-lesion damage per seed (residual and plain) and the residual nets' mean path length."""
     med = lesions.groupby(["family", "seed"]).damage.median().unstack("family")
     base = lesions.groupby(["family", "seed"]).base_err.first().unstack("family")
     lengths = mean_path_lengths(paths)
     d = rules.g5(med["residual"].tolist(), med["plain"].tolist(), lengths.tolist(), n_blocks,
-                 {f: base[f].tolist() for f in ("plain", "residual")}, chance,
-                 table[table.family.isin(["plain", "residual"])].converged.tolist())
+                 {f: base[f].tolist() for f in ("plain", "residual")}, chance, converged)
     return d, (f"deleting one block does a median damage of {med['residual'].mean():.2f} to the residual nets and "
                f"{med['plain'].mean():.2f} to the plain nets (0: none, 1: chance; mean over seeds); the residual nets' "
                f"gradient comes from paths of mean length {lengths.mean():.1f} of {n_blocks} blocks")

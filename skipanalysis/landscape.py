@@ -18,6 +18,8 @@ over that net's pairs (``seed_shares``), which the rule L1 compares across seeds
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -113,19 +115,21 @@ def surfaces_table(results: dict[tuple[str, int], dict]) -> pd.DataFrame:
 
 # --- the study: several seeds, several direction pairs -----------------------------------------------------------
 
-def train_nets(depths: list[int], seeds: list[int], train_set: TensorDataset, cfg: tr.TrainConfig,
-               device: torch.device | str = "cpu", lrs: list[float] | None = None
+def train_nets(p01: Mapping[str, Any], prep: dict[str, Any], depths: list[int], seeds: list[int],
+               device: torch.device | str = "cpu", store=None
                ) -> tuple[pd.DataFrame, dict[tuple[str, int, int], nn.Module]]:
-    """Train plain and residual nets at every depth and seed, each (kind, depth) at its best rate from ``lrs``.
+    """Notebook 01's plain and residual nets at these depths and seeds: ``degradation.nets`` with 01's parameters
+    ``p01`` and ``prep = degradation.prepare(p01)``, so with a run store the runs 01 finished load instead of
+    training (seeds beyond 01's, or another first seed, train and are kept for next time).
 
-    The learning-rate grid is decided on the first seed by final training error (``degradation.depth_study``);
+    Each (kind, depth) trains at its best rate from 01's grid, decided on the first seed by final training error;
     seed ``s`` of the plain and the residual net shares initialisation seed and data order.
 
     Returns:
         ``(runs, models)``: one row per run (kind, depth, seed, lr, kept, train_err, converged, ...) and the
         kept trained models by ``(kind, depth, seed)``, on the CPU in eval mode.
     """
-    _, runs, models = dg.depth_study(list(KINDS), depths, seeds, train_set, None, cfg, device, lrs=lrs)
+    _, runs, models = dg.nets(p01, prep, list(KINDS), depths, seeds, device, store)
     return runs, {k: m.cpu().eval() for k, m in models.items()}
 
 

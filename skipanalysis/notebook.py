@@ -96,6 +96,15 @@ class Context:
     claims: ClaimBook
     report_dir: Path
     save_figure: Callable[..., None]
+    profile: str = "quick"
+    notebooks: Path = Path(".")
+
+    def parameters_of(self, other: str) -> dict[str, Any]:
+        """Notebook ``other``'s parameters under this profile (defaults + profile section): 07 and 02 build the
+        same run configs as 01 from them, so their nets load from the run store instead of training again."""
+        from .runner import resolved_parameters
+
+        return resolved_parameters(self.notebooks / f"{other}.ipynb", self.profile)
 
     def finish(self):
         """The notebook's last cell: stop if a claim it owns was not recorded, else show its claims table."""
@@ -137,4 +146,4 @@ def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | 
         """Save and show ``fig`` under its stable name; returns nothing, so a cell ending with it prints no paths."""
         plotting.save_figure(fig, name_, notebook=name, report_dir=report_dir, caption=caption, **kw)
 
-    return Context(name, dev, fp, book, report_dir, save_figure)
+    return Context(name, dev, fp, book, report_dir, save_figure, profile, Path(__file__).resolve().parent.parent / "notebooks")

@@ -197,14 +197,10 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
               and v["tile"] % 2 ** v["depth"] == 0, "tile: divides size and is a multiple of 2**depth"),
          Rule(("thickness_bins",), lambda v: v["thickness_bins"] == sorted(v["thickness_bins"]),
               "thickness_bins in increasing order")]),
+    # 07 draws its landscapes on 01's nets: data, recipe, rate grid and depths are 01's (SHARED below).
     "07_loss_landscape": ({
-        **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 32), "depths": P("ints", min_len=2, depth=True),
-        "seeds": P("int", 2), "epochs": EPOCHS, "batch_size": POSITIVE, "lrs": _lrs(), "eval_images": P("int", 2),
-        "grid": P("int", 5, 101), "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE,
-        "slice_points": P("int", 5, 1001)},
-        [Rule(("depths",), lambda v: len(v["depths"]) == 2 and v["depths"][0] < v["depths"][1],
-              "depths: exactly two, shallow then deep"),
-         Rule(("eval_images", "n_train"), lambda v: v["eval_images"] < v["n_train"], "eval_images below n_train")]),
+        **COMMON, "seeds": P("int", 2), "eval_images": P("int", 2), "grid": P("int", 5, 101),
+        "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001)}, []),
     "08_param_efficiency": ({
         **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 20), "n_val": P("int", 10), "n_test": P("int", 0),
         "models": P("strs"), "pair": P("strs", min_len=2), "hybrids": P("dict"), "small_sizes": P("ints", 10),
@@ -220,6 +216,11 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
               "model names as efficiency.build_model reads them (e.g. resnet-20, densenet-4, se-resnet-20, "
               "csp-densenet-4)")]),
 }
+
+
+# A notebook that asks for another's runs (through ctx.parameters_of) depends on that notebook's parameters too:
+# skipanalysis.deps puts the other's section into its parameter stamp and the other notebook among its inputs.
+SHARED = {"07_loss_landscape": ("01_degradation",), "02_gradient_flow": ("01_degradation",)}
 
 
 def check(notebook: str, values: Mapping[str, Any]) -> None:

@@ -114,6 +114,17 @@ def _defaults(declared: dict[str, dict]) -> dict[str, Any]:
     return out
 
 
+def resolved_parameters(notebook: str | os.PathLike, profile: str,
+                        params_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What ``notebook``'s parameters are under ``profile``: its parameters cell's defaults with the profile's
+    section on top (how a notebook reads another's settings, e.g. 07 asking for 01's nets)."""
+    import papermill as pm
+
+    notebook = Path(notebook)
+    params_dir = Path(params_dir) if params_dir else notebook.parent / "params"
+    return {**_defaults(pm.inspect_notebook(str(notebook))), **load_profile(params_dir, profile).get(notebook.stem, {})}
+
+
 def _move_results(staging: Path, reports: Path, name: str) -> None:
     """Move a successful run's figures, claims and other files from staging into ``reports``."""
     figures = reports / "figures"

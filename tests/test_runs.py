@@ -171,3 +171,42 @@ def test_ray_gives_the_same_records_as_local_on_a_cpu(tmp_path, tiny, monkeypatc
     x = ds.tensors[0][:8]
     for key in m_local:
         assert torch.equal(m_local[key].eval()(x), m_ray[key].eval()(x))
+
+
+P01 = {"dataset": "texture", "data_path": "", "n_train": 48, "n_test": 16, "image_size": 8, "seed": 0, "seeds": 2,
+       "epochs": 1.0, "batch_size": 16, "lrs": [0.02, 0.05], "schedule": "onecycle", "milestones": [0.5, 0.75],
+       "warmup_steps": 0, "warmup_lr": 0.01, "weight_decay": 1e-4, "eval_points": 2, "precision": "fp32",
+       "augment": False, "width": 1, "gate_bias": -2.0, "warmup_min_depth": 110}
+
+
+def test_the_landscape_notebook_loads_the_degradation_nets(tmp_path, monkeypatch):
+    """07 asks for 01's nets with 01's parameters: with 01's runs in the store it trains nothing."""
+    from skipanalysis import landscape as ls
+
+    store = runs.RunStore(tmp_path / "store")
+    prep = dg.prepare(P01)
+    _, grid01, models01 = dg.nets(P01, prep, ["plain", "residual"], [8, 14], [0, 1], store=store)  # as 01 does
+    calls = _count_training(monkeypatch)
+    table, models = ls.train_nets(P01, dg.prepare(P01), [8, 14], [0, 1], store=store)  # as 07 does
+    assert not calls and len(table) == len(grid01) and set(models) == set(models01)
+    x = prep["train"].tensors[0][:4]
+    for key, m in models.items():
+        assert torch.equal(m(x), models01[key].eval()(x))
+    ls.train_nets(P01, dg.prepare(P01), [8, 14], [0, 1, 2], store=store)  # one seed more than 01 ran: 4 runs
+    assert len(calls) == 4
+
+
+def test_a_notebook_that_reuses_runs_depends_on_their_parameters(tmp_path):
+    from skipanalysis import deps
+
+    out = tmp_path / "quick"
+    nbs = [ROOT / "notebooks" / "01_degradation.ipynb", ROOT / "notebooks" / "07_loss_landscape.ipynb"]
+    mk = deps.write(nbs, "quick", out).read_text()
+    assert f"{out}/07_loss_landscape.ipynb: | {out}/01_degradation.ipynb" in mk
+    line = next(l for l in mk.splitlines() if l.startswith(f"{out}/07_loss_landscape.ipynb: {out}"))
+    assert "notebooks/01_degradation.ipynb" in line
+    import yaml
+
+    stamp = yaml.safe_load((out / ".params" / "07_loss_landscape.yaml").read_text())
+    quick = yaml.safe_load((ROOT / "notebooks" / "params" / "quick.yaml").read_text())
+    assert stamp["[01_degradation]"] == quick["01_degradation"] and stamp["grid"] == quick["07_loss_landscape"]["grid"]
