@@ -4,7 +4,7 @@
 #   PROFILE=smoke make report      smoke | quick | full (notebooks/params/<profile>.yaml), into reports/smoke/
 #   DEVICE=cpu make report         auto | cpu | cuda | mps | xla, passed to every notebook, into reports/quick-cpu/
 #   make report PYTHON=python      use an environment you already have (conda, ...) instead of .venv
-#   make -j2 report                run notebooks in parallel
+#   make -j2 report                run notebooks in parallel (the runner gives each cores/2 torch threads)
 #   make report PDF=no             the HTML only (no xelatex run)
 #   EXECUTOR=ray make report       spread the training runs over Ray (RAY_ADDRESS, or a local instance)
 #   make setup EXTRAS=cluster      .venv with Ray too (requirements-cluster.lock); make lock refreshes the locks

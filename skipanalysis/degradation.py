@@ -306,7 +306,9 @@ def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, ma
     mean = lambda key: stats.rate_interval(err[key]).estimate  # noqa: E731
     p, r, h = ("plain", deep), ("residual", deep), ("highway", deep)
     out = [("D1", rules.d1(err[("plain", shallow)], err[p], chance, conv(("plain", shallow), p)),
-            f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for plain-{shallow}"),
+            f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for plain-{shallow}"
+            + (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not the "
+               "degradation He et al. describe" if mean(p) >= 0.9 * chance else "")),
            ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(("residual", shallow), r, p)),
             f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
             f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")]

@@ -143,6 +143,51 @@ def _move_results(staging: Path, reports: Path, name: str) -> None:
                     os.replace(p, reports / sub.name / p.name)
 
 
+def threads_under_make(env: dict[str, str] | None = None, cores: int | None = None) -> int | None:
+    """Torch threads per notebook when ``make -jN`` runs N notebooks at once: the cores shared out (at least one),
+    so N kernels do not each spin a thread per core (oversubscribed, they run several times slower). None when
+    make runs one job, or when ``OMP_NUM_THREADS`` is already set."""
+    import re
+
+    env = os.environ if env is None else env
+    if env.get("OMP_NUM_THREADS"):
+        return None
+    m = re.search(r"(?:^|\s)-j(\d*)(?:\s|$)", env.get("MAKEFLAGS", ""))
+    if not m:
+        return None
+    jobs = int(m.group(1)) if m.group(1) else 0  # plain -j: no limit
+    cores = cores or os.cpu_count() or 1
+    if jobs == 1:
+        return None
+    return max(1, cores // jobs) if jobs else 1
+
+
+def _kernel_manager_class():
+    """The kernel manager the runner starts kernels with: IPC (Unix sockets) instead of TCP on Linux and macOS, so
+    the kernel has no open port and does not warn "Kernel is running over TCP without encryption" on every run.
+    Elsewhere, jupyter_client's default (TCP on loopback)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            import uuid
+
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            super().__init__(**kw)
+            self.transport = "ipc"
+            # sockets named per kernel in Jupyter's runtime folder (default: kernel-ipc-N in the working folder,
+            # shared by notebooks that run at the same time); removed when the kernel shuts down
+            runtime = Path(jupyter_runtime_dir())
+            runtime.mkdir(parents=True, exist_ok=True)
+            self.ip = str(runtime / f"kernel-{uuid.uuid4().hex[:12]}-ipc")
+
+    return IPCKernelManager
+
+
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
                  device: str = "auto", kernel_name: str = "python3", progress: bool = True,
                  overrides: dict[str, Any] | None = None) -> Path:
@@ -173,10 +218,12 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in os.environ.get("PYTHONPATH", "").split(
             os.pathsep) if p])
     os.environ.setdefault("SKIPANALYSIS_PROGRESS", "terminal" if progress else "off")  # run_grid's bar of runs
+    if (threads := threads_under_make()) is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it at import
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
                             cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,
-                            report_mode=False)
+                            report_mode=False, kernel_manager_class=_kernel_manager_class())
         _move_results(staging, reports, name)
         os.replace(partial, output)
     except BaseException:

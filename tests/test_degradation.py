@@ -153,3 +153,8 @@ def test_summaries_pair_arms_by_seed_and_decide_d1_d2_d5():
     assert decided == {"D1": "supported", "D2": "supported", "D5": "supported"}
     final.loc[final.kind == "highway", "converged"] = False
     assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}["D5"] == "inconclusive"
+    heads = {cid: h for cid, _, h in dg.depth_claims(final, 20, 56, 0.9, 0.02)}
+    assert "never left chance" not in heads["D1"]
+    final.loc[(final.kind == "plain") & (final.depth == 56), "train_err"] = 0.89  # a plain-56 stuck at chance
+    d1, head = next((d, h) for cid, d, h in dg.depth_claims(final, 20, 56, 0.9, 0.02) if cid == "D1")
+    assert "plain-56 never left chance (90%)" in head and d1.verdict != "supported"

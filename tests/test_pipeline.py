@@ -52,6 +52,9 @@ def test_make_report_caching_and_parallel(project):
     assert (project / "reports" / "report.html").read_bytes() == (smoke / "report.html").read_bytes()
     out = nbformat.read(smoke / "91_a.ipynb", as_version=4)
     assert "a 2" in str(out.cells[-1].outputs)  # the profile's value reached the notebook
+    if os.name == "posix":  # kernels talk over Unix sockets: no open port, no "running over TCP" warning
+        assert "without encryption" not in proc.stdout + proc.stderr
+        assert not list((project / "notebooks").glob("kernel-*"))  # and no socket files left beside the notebooks
 
     proc, seconds = make(project, "report", "PROFILE=smoke")
     assert proc.returncode == 0 and "running" not in proc.stdout and "assembling" not in proc.stdout
@@ -165,3 +168,14 @@ def test_notebook_validates_its_parameters():
         check_int("n_train", 2.5, 10)
     with pytest.raises(ValueError, match=r"parameter profile='fast'"):
         setup("03_equivalence", profile="fast", device="cpu", report_dir="/tmp")
+
+
+def test_parallel_make_shares_the_cores_between_notebooks():
+    from skipanalysis.runner import threads_under_make
+
+    assert threads_under_make({"MAKEFLAGS": " -j2 --jobserver-auth=3,4"}, cores=2) == 1
+    assert threads_under_make({"MAKEFLAGS": "-j4 --jobserver-auth=3,4"}, cores=16) == 4
+    assert threads_under_make({"MAKEFLAGS": " -j --jobserver-auth=3,4"}, cores=8) == 1  # unlimited jobs
+    assert threads_under_make({"MAKEFLAGS": ""}, cores=8) is None  # one job: torch's own default
+    assert threads_under_make({"MAKEFLAGS": "-j1"}, cores=8) is None
+    assert threads_under_make({"MAKEFLAGS": " -j2", "OMP_NUM_THREADS": "3"}, cores=8) is None  # the user's choice
