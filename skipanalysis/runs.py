@@ -263,6 +263,22 @@ def _ray(fn: Callable, configs: list[dict], shared: tuple) -> Any:
         yield (i, *ray.get(done[0]))
 
 
+def version_drift(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The package versions of ``records`` that differ from this environment's: ``{}`` when all agree, else
+    ``{"runs": n, "versions": {package: {their versions}}, "<package> now": this version}``."""
+    now = package_versions()
+    versions: dict[str, set[str]] = {}
+    n = 0
+    for r in records:
+        other = {k: v for k, v in (r.get("versions") or {}).items() if k in now and v != now[k]}
+        n += bool(other)
+        for k, v in other.items():
+            versions.setdefault(k, set()).add(v)
+    if not n:
+        return {}
+    return {"runs": n, "versions": versions, **{f"{k} now": now[k] for k in versions}}
+
+
 def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), store: RunStore | None = None,
              device=None, desc: str = "runs", code: str | None = None, executor: str | None = None
              ) -> list[dict[str, Any]]:
@@ -280,6 +296,11 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     keys = [run_key(c, code) for c in configs]
     out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]
     missing = [i for i, r in enumerate(out) if r is None]
+    drift = version_drift([r for r in out if r is not None])
+    if drift:  # shown in the notebook's output, so in the report
+        which = "; ".join(f"{k} {sorted(v)} (here {drift[k + ' now']})" for k, v in drift["versions"].items())
+        print(f"[runs] {desc}: {drift['runs']} run(s) loaded from the store were made under other package versions "
+              f"({which}); their numbers are those versions' numbers")
     if not missing:
         return out  # type: ignore[return-value]
     earlier = {}

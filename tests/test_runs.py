@@ -210,3 +210,18 @@ def test_a_notebook_that_reuses_runs_depends_on_their_parameters(tmp_path):
     stamp = yaml.safe_load((out / ".params" / "07_loss_landscape.yaml").read_text())
     quick = yaml.safe_load((ROOT / "notebooks" / "params" / "quick.yaml").read_text())
     assert stamp["[01_degradation]"] == quick["01_degradation"] and stamp["grid"] == quick["07_loss_landscape"]["grid"]
+
+
+def test_runs_made_under_other_versions_are_flagged(tmp_path, tiny, capsys):
+    ds, test, cfg = tiny
+    store = runs.RunStore(tmp_path / "store")
+    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    (path,) = list(store.root.glob("??/*/record.json"))
+    assert runs.version_drift([json.loads(path.read_text())]) == {}
+    record = json.loads(path.read_text())
+    record["versions"]["torch"] = "1.0.0"
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)  # loads the run, and says so
+    out = capsys.readouterr().out
+    assert "1 run(s) loaded from the store were made under other package versions (torch ['1.0.0'] (here " in out
