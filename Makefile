@@ -77,6 +77,9 @@ INSTALL = .venv/bin/python -m uv pip install --python .venv/bin/python --quiet -
 	@if .venv/bin/python -m uv --version >/dev/null 2>&1; then $(INSTALL) -r requirements.lock && $(INSTALL) --no-deps -e .; \
 	else .venv/bin/python -m pip install --progress-bar off -r requirements.lock && \
 	     .venv/bin/python -m pip install --progress-bar off --no-deps -e .; fi
+	@.venv/bin/python -c "import torch, papermill" 2>/dev/null || { echo "[setup] requirements.lock has no pins for \
+	this platform (it covers Linux x86_64/aarch64 and macOS arm64, CPython 3.10-3.14): run make lock, or use \
+	PYTHON=<an environment of yours>"; exit 1; }
 	@touch $@
 
 .venv/.installed-cluster: .venv/.installed requirements-cluster.lock
@@ -84,12 +87,13 @@ INSTALL = .venv/bin/python -m uv pip install --python .venv/bin/python --quiet -
 	else .venv/bin/python -m pip install --progress-bar off -r requirements-cluster.lock; fi
 	@touch $@
 
-UV_COMPILE = $(PYTHON) -m uv pip compile pyproject.toml --universal --quiet --custom-compile-command "make lock"
+UV_COMPILE = $(PYTHON) -m uv pip compile pyproject.toml --universal --python-version 3.10 --quiet \
+	--custom-compile-command "make lock"
 lock: | $(ENV)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --progress-bar off uv
 	@# uv itself is pinned in the lock (dev extra), so setup bootstraps the same uv that wrote it
 	$(UV_COMPILE) --extra dev -o requirements.lock
-	$(UV_COMPILE) --extra dev --extra cluster -o requirements-cluster.lock
+	$(UV_COMPILE) --extra dev --extra cluster -o requirements-cluster.lock  # tests/test_environment.py: moves no pin
 	@echo "[lock] refreshed requirements.lock and requirements-cluster.lock; commit them (make setup installs them)"
 
 # The runner writes into a staging folder and renames the executed notebook into place
@@ -132,8 +136,10 @@ data: | $(ENV)
 bench: | $(ENV)
 	$(PYTHON) -m skipanalysis.bench --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
 
+# Test files in parallel, a file per worker (pytest-xdist, in the dev extra; without it, one after another).
+XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxprocesses=4 --dist loadfile")
 test: | $(ENV)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest $(XDIST)
 
 lab: | $(ENV)
 	$(PYTHON) -m ipykernel install --sys-prefix --name skipanalysis --display-name "Python (skipanalysis)"

@@ -92,7 +92,7 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         run_cfg = replace(cfg, seed=seed, lr=lr, warmup_steps=0 if depth < warmup_min_depth else cfg.warmup_steps)
         return {"name": cifar_name(kind, depth), "study": "depth", "kind": kind, "depth": depth, "seed": seed,
                 "lr": lr, "model_args": {"num_classes": num_classes, "width": width, "in_channels": in_ch,
-                                         "gate_bias": gate_bias},
+                                         **({"gate_bias": gate_bias} if kind == "highway" else {})},
                 "recipe": {k: v for k, v in vars(run_cfg).items() if k not in ("progress", "desc")},
                 "train_data": data_ids[0], "test_data": data_ids[1], "augment": getattr(augment, "__name__", None),
                 "device": torch.device(device).type}
@@ -154,7 +154,7 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
            "diverged": res.diverged, "params": sum(p.numel() for p in model.parameters()),
            "train_err": res.final.get("train_err", float("nan")), "test_err": res.final.get("test_err", float("nan")),
            "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
-    return {"row": row, "history": res.history.to_dict("list")}, model.state_dict()
+    return {"row": row, "history": res.history.to_dict("list")}, {k: v.cpu() for k, v in model.state_dict().items()}
 
 
 # --- D3: the identity construction ---------------------------------------------------------------------------------

@@ -199,7 +199,8 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
               "thickness_bins in increasing order")]),
     # 07 draws its landscapes on 01's nets: data, recipe, rate grid and depths are 01's (SHARED below).
     "07_loss_landscape": ({
-        **COMMON, "seeds": P("int", 2), "eval_images": P("int", 2), "grid": P("int", 5, 101),
+        **{k: v for k, v in COMMON.items() if k != "seed"}, "seeds": P("int", 2), "eval_images": P("int", 2),
+        "grid": P("int", 5, 101),
         "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001)}, []),
     "08_param_efficiency": ({
         **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 20), "n_val": P("int", 10), "n_test": P("int", 0),

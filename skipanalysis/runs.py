@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .provenance import package_versions, write_json_atomic
+from .provenance import atomic_path, package_versions, write_json_atomic
 
 EXECUTORS = ("local", "ray")
 
@@ -131,9 +131,8 @@ class RunStore:
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         if state_dict is not None:
-            tmp = folder / ".weights.pt.tmp"
-            torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
-            os.replace(tmp, self.weights(key))
+            with atomic_path(self.weights(key)) as tmp:  # a temporary name of its own: two writers never mix
+                torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
         record = {"key": key, "config": config, "result": result, "seconds": seconds, "machine": machine or {},
                   "versions": package_versions(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "weights": state_dict is not None}
@@ -177,6 +176,9 @@ def check_ray_address(address: str | None = None, timeout: float = 3.0) -> None:
     if not address or address in ("auto", "local") or "://" in address:
         return
     host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise StoreError(f"RAY_ADDRESS={address} is not allowed; give host:port (e.g. 10.0.0.1:6379), auto, or a "
+                         "ray:// address")
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
     except (OSError, ValueError) as exc:
@@ -191,7 +193,16 @@ def check_executor() -> str:
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise StoreError('EXECUTOR=ray needs Ray: pip install -e ".[cluster]" (or unset EXECUTOR)') from None
+            raise StoreError('EXECUTOR=ray needs Ray: make setup EXTRAS=cluster (or pip install -e ".[cluster]"), '
+                             "or unset EXECUTOR") from None
+        share = os.environ.get("RAY_GPUS_PER_RUN", "0.25")
+        try:
+            ok = 0 < float(share) <= 1 or float(share).is_integer() and float(share) > 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise StoreError(f"RAY_GPUS_PER_RUN={share} is not allowed; give a fraction in (0, 1] or a whole number "
+                             "of GPUs per run")
         check_ray_address()
     return name
 
@@ -250,8 +261,9 @@ def _ray(fn: Callable, configs: list[dict], shared: tuple) -> Any:
 
     if not ray.is_initialized():
         check_ray_address()
+        path = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}})
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})  # workers here import this checkout
     refs = [ray.put(_on_cpu(x)) for x in shared]
     gpu = float(os.environ.get("RAY_GPUS_PER_RUN", "0.25"))
     task = ray.remote(_timed)
@@ -292,6 +304,8 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     every run runs and nothing is saved.
     """
     name = executor_name(executor)
+    if name == "ray":
+        check_executor()  # Ray installed, RAY_ADDRESS and RAY_GPUS_PER_RUN usable: one line otherwise
     code = code if code is not None else code_fingerprint()
     keys = [run_key(c, code) for c in configs]
     out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]

@@ -130,6 +130,14 @@ def test_bad_executor_settings_are_one_line_before_any_run(monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'); .ci/run installs it")
     with pytest.raises(runs.StoreError, match=rf"^RAY_ADDRESS=127.0.0.1:{port} is not reachable .*unset RAY_ADDRESS"):
         runs.check_executor()
+    monkeypatch.setenv("RAY_ADDRESS", "headnode")
+    with pytest.raises(runs.StoreError, match=r"^RAY_ADDRESS=headnode is not allowed; give host:port"):
+        runs.check_executor()
+    monkeypatch.delenv("RAY_ADDRESS")
+    for bad in ("abc", "0", "1.5"):
+        monkeypatch.setenv("RAY_GPUS_PER_RUN", bad)
+        with pytest.raises(runs.StoreError, match=rf"^RAY_GPUS_PER_RUN={bad} is not allowed"):
+            runs.check_executor()
 
 
 def test_the_runner_rejects_a_bad_executor_and_changes_nothing(tmp_path):
