@@ -221,7 +221,12 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
 
 # A notebook that asks for another's runs (through ctx.parameters_of) depends on that notebook's parameters too:
 # skipanalysis.deps puts the other's section into its parameter stamp and the other notebook among its inputs.
-SHARED = {"07_loss_landscape": ("01_degradation",), "02_gradient_flow": ("01_degradation",)}
+# Only the parameters that decide those runs count (degradation.prepare and degradation.nets read no others; tested),
+# so editing 01's margin or construct_epochs re-runs 01 alone.
+DEPTH_RUNS = ("dataset", "data_path", "n_train", "n_test", "image_size", "seed", "seeds", "depths", "epochs",
+              "batch_size", "lrs", "schedule", "milestones", "warmup_steps", "warmup_lr", "warmup_min_depth",
+              "weight_decay", "eval_points", "precision", "augment", "width", "gate_bias")
+SHARED = {"07_loss_landscape": {"01_degradation": DEPTH_RUNS}, "02_gradient_flow": {"01_degradation": DEPTH_RUNS}}
 
 
 def check(notebook: str, values: Mapping[str, Any]) -> None:

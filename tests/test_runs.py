@@ -217,7 +217,26 @@ def test_a_notebook_that_reuses_runs_depends_on_their_parameters(tmp_path):
 
     stamp = yaml.safe_load((out / ".params" / "07_loss_landscape.yaml").read_text())
     quick = yaml.safe_load((ROOT / "notebooks" / "params" / "quick.yaml").read_text())
-    assert stamp["[01_degradation]"] == quick["01_degradation"] and stamp["grid"] == quick["07_loss_landscape"]["grid"]
+    from skipanalysis.params import DEPTH_RUNS
+
+    assert stamp["[01_degradation]"] == {k: v for k, v in quick["01_degradation"].items() if k in DEPTH_RUNS}
+    assert "margin" not in stamp["[01_degradation]"] and stamp["grid"] == quick["07_loss_landscape"]["grid"]
+
+
+def test_the_shared_keys_are_all_that_decide_01s_runs(tmp_path):
+    """deps stamps 07 and 02 with params.DEPTH_RUNS of 01's section: prepare and nets must read no other key."""
+    from skipanalysis.params import DEPTH_RUNS
+
+    class Recording(dict):
+        seen: set = set()
+
+        def __getitem__(self, key):
+            Recording.seen.add(key)
+            return super().__getitem__(key)
+
+    p = Recording({**P01, "depths": [8, 14], "margin": 0.02, "construct_epochs": 1.0})
+    dg.nets(p, dg.prepare(p), ["plain"], [8], [0], store=runs.RunStore(tmp_path / "s"))
+    assert Recording.seen <= set(DEPTH_RUNS) and {"n_train", "epochs", "lrs", "seed"} <= Recording.seen
 
 
 def test_runs_made_under_other_versions_are_flagged(tmp_path, tiny, capsys):
