@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import data as dt
-from . import rules, stats
+from . import rules, runs, stats
 from . import train as tr
 from .models import create
 from .params import MODEL_SPEC
@@ -52,41 +52,71 @@ def subsample(data: TensorDataset, n: int, seed: int) -> TensorDataset:
     return TensorDataset(x[idx], y[idx])
 
 
-def train_one(spec: str, data: TensorDataset, cfg: tr.TrainConfig, steps: int, seed: int, lr: float,
-              test_set: TensorDataset, val_set: TensorDataset | None = None,
-              device: torch.device | str = "cpu") -> dict:
-    """Train one model for ``steps`` steps on ``data``; its row of results (errors, convergence, parameters)."""
+def run_config(spec: str, n_train: int | None, seed: int, lr: float, steps: int, cfg: tr.TrainConfig,
+               data_ids: dict[str, str | None], validate: bool, device: torch.device | str = "cpu") -> dict:
+    """The config of one run of notebook 08 (``train_run`` trains it; the run store keys it): the model's factory
+    name, the training-set size (``None``: the whole training set; else a class-balanced subset drawn by the
+    seed), seed, rate, steps, recipe, the data's fingerprints and the device kind."""
+    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    return {"name": spec, "study": "efficiency", "n_train": n_train, "seed": seed, "lr": lr, "steps": steps,
+            "recipe": recipe, "validate": validate, **data_ids, "device": torch.device(device).type}
+
+
+def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | None, test_set: TensorDataset,
+              device: torch.device | str | None = None) -> tuple[dict, None]:
+    """Train one model of notebook 08 from its config for ``config["steps"]`` steps (``runs.run_grid``'s ``fn``);
+    returns its row of results (errors on the training set, the test set and, with ``validate``, the validation
+    set; convergence; parameters) and no weights."""
+    local = device is not None  # a Ray task (device None) uses the config's device kind
+    device = torch.device(device if local else config["device"])
+    if device.type != "cpu":
+        train_set, val_set, test_set = (d if d is None else dt.to_device(d, device) for d in (train_set, val_set, test_set))
+    spec, seed, lr = config["name"], config["seed"], config["lr"]
+    data = train_set if config["n_train"] is None else subsample(train_set, config["n_train"], seed)
+    val = val_set if config["validate"] else None
+    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])})
     num_classes = int(data.tensors[1].max()) + 1
     per_epoch = -(-len(data) // cfg.batch_size)
     tr.seed_everything(seed)
     model = build_model(spec, num_classes, data.tensors[0].shape[1])
-    run_cfg = replace(cfg, epochs=steps / per_epoch, seed=seed, lr=lr, desc=f"{spec} n={len(data)} s{seed} lr{lr:g}")
+    run_cfg = replace(cfg, epochs=config["steps"] / per_epoch, seed=seed, lr=lr, progress=False,
+                      desc=f"{spec} n={len(data)} s{seed} lr{lr:g}")
     res = tr.train(model, data, run_cfg, None, device)  # the held-out sets are evaluated once, at the end
     err = lambda d: float("nan") if res.diverged else tr.evaluate(model, d, device, precision=cfg.precision)["err"]  # noqa: E731
     row = {"model": spec, "family": family(spec), "params": sum(p.numel() for p in model.parameters()),
            "n_train": len(data), "seed": seed, "lr": lr, "diverged": res.diverged,
            "train_err": res.final.get("train_err", float("nan")), "test_err": err(test_set),
            "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
-    if val_set is not None:
-        row["val_err"] = err(val_set)
-    return row
+    if val is not None:
+        row["val_err"] = err(val)
+    return row, None
+
+
+def _rows(specs_seeds_lrs: list[tuple[str, int | None, int, float]], validate: bool, train_set, val_set, test_set,
+          cfg, steps, device, store, desc: str) -> list[dict]:
+    """The rows of runs ``(spec, n_train, seed, lr)``: loaded from ``store`` where finished, else trained."""
+    ids = {f"{k}_data": runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None
+           for k, d in (("train", train_set), ("val", val_set), ("test", test_set))}
+    configs = [run_config(spec, n, seed, lr, steps, cfg, ids, validate, device) for spec, n, seed, lr in specs_seeds_lrs]
+    records = runs.run_grid(configs, train_run, (train_set, val_set, test_set), store, device, desc)
+    return [dict(r["result"]) for r in records]
 
 
 def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: TensorDataset,
                val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, steps: int,
-               device: torch.device | str = "cpu") -> pd.DataFrame:
+               device: torch.device | str = "cpu", store=None) -> pd.DataFrame:
     """Train every model at every rate of ``lrs`` on each of ``seeds`` (the first few) and keep, per model, the
     smallest rate whose validation error, averaged over those seeds, is within one binomial standard error of the
     best rate's (``sqrt(p (1 - p) / (n_val * len(seeds)))``; Breiman et al.'s one-standard-error rule). Rates a
     fraction of a point apart on validation are a tie, and a tie then goes to the gentler rate instead of to noise.
-    A rate with a diverged run is never kept unless every rate diverged.
+    A rate with a diverged run is never kept unless every rate diverged. Runs go through ``runs.run_grid``: with a
+    ``runs.RunStore``, finished runs load instead of training again.
 
     Returns:
         One row per (model, rate, seed) with ``val_err`` and ``kept``; kept rows are those seeds' runs.
     """
-    rows = [train_one(spec, train_set, cfg, steps, seed, lr, test_set, val_set, device)
-            for spec in specs for lr in sorted(lrs) for seed in seeds]
-    df = pd.DataFrame(rows)
+    todo = [(spec, None, seed, lr) for spec in specs for lr in sorted(lrs) for seed in seeds]
+    df = pd.DataFrame(_rows(todo, True, train_set, val_set, test_set, cfg, steps, device, store, "08: rates"))
     df["val_mean"] = df.val_err.where(~df.diverged, np.inf).fillna(np.inf).groupby([df.model, df.lr]).transform("mean")
     n = len(val_set) * len(seeds)
     kept = {}
@@ -99,28 +129,26 @@ def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: 
 
 def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list[int], lrs: list[float],
           train_set: TensorDataset, val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1, store=None
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model on the full training set and the ``pair`` on each scarce size, for every seed.
 
     Each model's rate comes from ``choose_lrs`` on the first ``lr_seeds`` seeds (full training set); the pair
     keeps its rate on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same for every
-    model.
+    model. With a ``runs.RunStore``, finished runs load instead of training again.
 
     Returns:
         ``(runs, grid)``: one row per kept run (model, n_train, seed, lr, errors, ``gap`` = test - train error,
         converged); and the rate grid's rows.
     """
-    grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device)
+    grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device, store)
     lr_of = grid[grid.kept].groupby("model").lr.first().to_dict()
     rows = grid[grid.kept].drop(columns=["kept", "val_err"]).to_dict("records")
-    for seed in seeds[lr_seeds:]:
-        rows += [train_one(spec, train_set, cfg, steps, seed, lr_of[spec], test_set, None, device) for spec in specs]
-    for n in small_sizes:
-        for seed in seeds:
-            data = subsample(train_set, n, seed)
-            rows += [train_one(spec, data, cfg, steps, seed, lr_of[spec], test_set, None, device) for spec in pair]
-    runs = pd.DataFrame(rows).sort_values(["model", "n_train", "seed"], ignore_index=True)
-    return runs.assign(gap=runs.test_err - runs.train_err), grid
+    todo = [(spec, None, seed, lr_of[spec]) for seed in seeds[lr_seeds:] for spec in specs]
+    todo += [(spec, n, seed, lr_of[spec]) for n in small_sizes for seed in seeds for spec in pair]
+    rows += _rows(todo, False, train_set, val_set, test_set, cfg, steps, device, store, "08: seeds and sizes")
+    table = pd.DataFrame(rows).sort_values(["model", "n_train", "seed"], ignore_index=True)
+    return table.assign(gap=table.test_err - table.train_err), grid
 
 
 def per_seed(runs: pd.DataFrame, model: str, n_train: int, column: str) -> list[float]:

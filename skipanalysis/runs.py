@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -66,6 +67,14 @@ def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) 
         for f in files:
             h.update(str(f.relative_to(root)).encode())
             h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def fn_fingerprint(fn: Callable, code: str | None = None) -> str:
+    """The code fingerprint of runs made by ``fn``: the training code's (``code_fingerprint``) and ``fn``'s own
+    source, so editing a study's run function re-runs its runs while editing its plots does not."""
+    h = hashlib.sha256((code if code is not None else code_fingerprint()).encode())
+    h.update(inspect.getsource(fn).encode())
     return h.hexdigest()
 
 
@@ -301,12 +310,13 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     ``shared`` (the data; sent once). ``device`` is the local executor's device; a Ray task gets ``device=None``
     and uses ``config["device"]`` on the device Ray gave it. A fresh record carries its weights in memory under
     ``"state"``; a loaded one has them in ``store.weights(key)`` when ``record["weights"]``. Without a store,
-    every run runs and nothing is saved.
+    every run runs and nothing is saved. A run's key covers its config, the training code (``code``, default
+    ``code_fingerprint()``) and ``fn``'s own source (``fn_fingerprint``).
     """
     name = executor_name(executor)
     if name == "ray":
         check_executor()  # Ray installed, RAY_ADDRESS and RAY_GPUS_PER_RUN usable: one line otherwise
-    code = code if code is not None else code_fingerprint()
+    code = fn_fingerprint(fn, code)
     keys = [run_key(c, code) for c in configs]
     out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]
     missing = [i for i, r in enumerate(out) if r is None]

@@ -1,9 +1,10 @@
 """Notebook 08's models and helpers."""
 
+import pandas as pd
 import pytest
 import torch
 
-from skipanalysis import data, efficiency as ef
+from skipanalysis import data, efficiency as ef, train
 from skipanalysis.models import DenseNetBC, PartialDenseBlock, cifar_resnet
 from skipanalysis.models.densenet import dense_layer_params
 
@@ -77,11 +78,32 @@ def test_study_chooses_rates_on_validation_and_pairs_seeds():
 def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
     val_err = {("m", 0.05): 0.60, ("m", 0.1): 0.595, ("n", 0.05): 0.65, ("n", 0.1): 0.60}
 
-    def fake(spec, data, cfg, steps, seed, lr, test_set, val_set=None, device="cpu"):
-        return {"model": spec, "lr": lr, "seed": seed, "diverged": False, "val_err": val_err[(spec, lr)]}
+    def fake(config, train_set, val_set, test_set, device=None):
+        spec, lr = config["name"], config["lr"]
+        return {"model": spec, "lr": lr, "seed": config["seed"], "diverged": False, "val_err": val_err[(spec, lr)]}, None
 
-    monkeypatch.setattr(ef, "train_one", fake)
+    monkeypatch.setattr(ef, "train_run", fake)
     val = data.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
-    grid = ef.choose_lrs(["m", "n"], [0.1, 0.05], [0, 1], None, val, None, None, 1)
+    grid = ef.choose_lrs(["m", "n"], [0.1, 0.05], [0, 1], None, val, None, train.TrainConfig(progress=False), 1)
     kept = grid[grid.kept].groupby("model").lr.first().to_dict()
     assert kept == {"m": 0.05, "n": 0.1}  # m: 0.5 points apart is a tie; n: 5 points apart is not
+
+
+def test_a_second_study_with_a_store_trains_nothing_and_gives_the_same_rows(tmp_path, monkeypatch):
+    from skipanalysis import runs as rs
+
+    pool, te = data.train_test_split(data.texture_classification(90, 8, seed=0), 20)
+    tr_set, val = data.train_test_split(pool, 20)
+    cfg = train.TrainConfig(batch_size=8, progress=False)
+    calls, real = [], train.train
+    monkeypatch.setattr(ef.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = rs.RunStore(tmp_path / "store")
+    args = (["resnet-8", "densenet-1"], ["resnet-8"], [20], [0, 1], [0.01, 0.05], tr_set, val, te, cfg, 3)
+    first, grid1 = ef.study(*args, store=store)
+    assert len(calls) == 4 + 2 + 2  # 2 models x 2 rates on seed 0; seed 1 of both; the pair on 20 images x 2 seeds
+    second, grid2 = ef.study(*args, store=store)
+    assert len(calls) == 8
+    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(grid1, grid2)
+    ef.study(*args[:3], [0, 1, 2], *args[4:], store=store)  # a third seed: its runs alone
+    assert len(calls) == 8 + 2 + 1

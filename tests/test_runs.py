@@ -26,6 +26,20 @@ def test_the_key_follows_config_and_code_only():
     assert runs.code_fingerprint() == runs.code_fingerprint() and len(runs.code_fingerprint()) == 64
 
 
+def _run_a(config):
+    return config["seed"], None
+
+
+def _run_b(config):
+    return config["seed"] + 1, None
+
+
+def test_a_study_s_run_function_is_part_of_the_key():
+    assert runs.fn_fingerprint(_run_a, "c") == runs.fn_fingerprint(_run_a, "c")
+    assert runs.fn_fingerprint(_run_a, "c") != runs.fn_fingerprint(_run_b, "c")  # another run function's source
+    assert runs.fn_fingerprint(_run_a, "c") != runs.fn_fingerprint(_run_a, "d")  # other training code
+
+
 @pytest.fixture()
 def tiny():
     ds = data.texture_classification(64, 8, seed=0)
