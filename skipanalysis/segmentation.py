@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from . import data as dt
-from . import rules, stats
+from . import rules, runs, stats
 from . import train as tr
 from .models import create
 from .models.unet import UNet, matched_decoder_mid
@@ -118,16 +118,26 @@ def dice_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - dice(logits > 0, target > 0.5).mean()
 
 
-def train_unet(skip: str, train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, depth: int = 3,
-               base: int = 16, device: torch.device | str = "cpu", decoder_mid: float = 1.0
-               ) -> tuple[UNet, tr.TrainResult, float]:
-    """Build a U-Net with this skip, seed it with ``cfg.seed``, train it; returns (model, result, seconds)."""
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
+              device: torch.device | str | None = None) -> tuple[dict, dict]:
+    """Train one U-Net of notebook 06 from its config (``runs.run_grid``'s ``fn``): seed, build ``unet-<skip>``
+    by the factory, train with the recipe (BCE + Dice loss); returns its row (skip, seed, lr, params, diverged,
+    converged, late_share, train_loss, seconds) and its weights on the CPU."""
+    local = device is not None  # a Ray task (device None) uses the config's device kind
+    device = torch.device(device if local else config["device"])
+    if device.type != "cpu":
+        train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
+    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
+                         desc=f"{config['skip']} s{config['seed']} lr{config['lr']:g}", progress=local)
     tr.seed_everything(cfg.seed)
-    model = create(f"unet-{skip}", in_channels=train_set.tensors[0].shape[1], depth=depth, base=base,
-                   decoder_mid=decoder_mid)
+    model = create(config["name"], **config["model_args"])
     t0 = time.perf_counter()
     res = tr.train(model, train_set, cfg, test_set, device, loss_fn=bce_dice_loss, err_fn=dice_error)
-    return model, res, time.perf_counter() - t0
+    row = {"skip": config["skip"], "seed": config["seed"], "lr": config["lr"],
+           "params": sum(p.numel() for p in model.parameters()), "diverged": res.diverged,
+           "converged": res.converged, "late_share": res.convergence.get("late_share", math.nan),
+           "train_loss": res.final.get("train_loss", math.nan), "seconds": time.perf_counter() - t0}
+    return row, {k: v.cpu() for k, v in model.state_dict().items()}
 
 
 @torch.no_grad()
@@ -266,7 +276,7 @@ def added_errors(pred_with: torch.Tensor, pred_without: torch.Tensor, target: to
 
 def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, test_set: TensorDataset,
                cfg: tr.TrainConfig, depth: int = 3, base: int = 16, lrs: list[float] | None = None,
-               device: torch.device | str = "cpu", tol: int = 1, match_params: bool = True
+               device: torch.device | str = "cpu", tol: int = 1, match_params: bool = True, store=None
                ) -> tuple[pd.DataFrame, dict, dict]:
     """Train every (variant, seed), each variant at its best learning rate from ``lrs``, and score it.
 
@@ -275,7 +285,9 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
     every rate of ``lrs`` and the rate with the lowest final training loss is
     kept for that variant (ties: the smaller rate); the other seeds then train
     at that rate. Seed ``s`` of every variant shares the initialisation seed and
-    batch order. Predictions are made on the held-out set.
+    batch order. Predictions are made on the held-out set. Runs go through
+    ``runs.run_grid``: with a ``runs.RunStore``, a finished run loads its
+    weights instead of training again.
 
     Returns:
         ``(runs, preds, models)``: one row per run (skip, seed, lr, kept,
@@ -284,32 +296,44 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
         ``(skip, seed)``.
     """
     grid = list(lrs) if lrs else [cfg.lr]
+    in_ch = train_set.tensors[0].shape[1]
+    ids = [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
+
+    def config(skip, seed, lr):
+        args = {"in_channels": in_ch, "depth": depth, "base": base,
+                "decoder_mid": matched_decoder_mid(skip) if match_params else 1.0}
+        recipe = {k: v for k, v in vars(replace(cfg, seed=seed, lr=lr)).items() if k not in ("progress", "desc")}
+        return {"name": f"unet-{skip}", "study": "unet", "skip": skip, "seed": seed, "lr": lr, "model_args": args,
+                "recipe": recipe, "train_data": ids[0], "test_data": ids[1], "device": torch.device(device).type}
+
+    def ask(configs, desc):  # each run's row, scored on the held-out set, with its prediction and model
+        out = []
+        for r in runs.run_grid(configs, train_run, (train_set, test_set), store, device, desc):
+            model = create(r["config"]["name"], **r["config"]["model_args"])
+            state = r.get("state")
+            if state is None:
+                state = torch.load(store.weights(r["key"]), weights_only=True)
+            model.load_state_dict(state)
+            model = model.to(device)
+            pred = predict(model, test_set.tensors[0], device)
+            out.append(({**r["result"], **scores(pred, test_set.tensors[1], tol)}, pred, model))
+        return out
+
+    first = ask([config(skip, seeds[0], lr) for skip in variants for lr in grid], "06: rates")
+    best = {}
+    for j, skip in enumerate(variants):
+        tried = first[j * len(grid):(j + 1) * len(grid)]
+        ok = [t for t in tried if not t[0]["diverged"]] or tried
+        best[skip] = min(ok, key=lambda t: (t[0]["train_loss"] if math.isfinite(t[0]["train_loss"]) else math.inf,
+                                            t[0]["lr"]))[0]["lr"]
+    rest = ask([config(skip, seed, best[skip]) for skip in variants for seed in seeds[1:]], "06: seeds")
     rows, preds, models = [], {}, {}
-
-    def run(skip, seed, lr):
-        mid = matched_decoder_mid(skip) if match_params else 1.0
-        run_cfg = replace(cfg, seed=seed, lr=lr, desc=f"{skip} s{seed} lr{lr:g}")
-        model, res, sec = train_unet(skip, train_set, test_set, run_cfg, depth, base, device, mid)
-        pred = predict(model, test_set.tensors[0], device)
-        row = {"skip": skip, "seed": seed, "lr": lr, "params": sum(p.numel() for p in model.parameters()),
-               "diverged": res.diverged, "converged": res.converged,
-               "late_share": res.convergence.get("late_share", math.nan),
-               "train_loss": res.final.get("train_loss", math.nan), "seconds": sec,
-               **scores(pred, test_set.tensors[1], tol)}
-        return row, pred, model
-
-    for skip in variants:
-        tried = [(lr, *run(skip, seeds[0], lr)) for lr in grid]
-        ok = [t for t in tried if not t[1]["diverged"]] or tried
-        best = min(ok, key=lambda t: (t[1]["train_loss"] if math.isfinite(t[1]["train_loss"]) else math.inf, t[0]))
-        for lr, row, pred, model in tried:
-            rows.append({**row, "kept": lr == best[0]})
-            if lr == best[0]:
-                preds[(skip, seeds[0])], models[(skip, seeds[0])] = pred, model
-        for seed in seeds[1:]:
-            row, pred, model = run(skip, seed, best[0])
-            rows.append({**row, "kept": True})
-            preds[(skip, seed)], models[(skip, seed)] = pred, model
+    for row, pred, model in sorted(first + rest, key=lambda t: (variants.index(t[0]["skip"]), t[0]["seed"],
+                                                                t[0]["lr"])):
+        kept = row["lr"] == best[row["skip"]]
+        rows.append({**row, "kept": kept})
+        if kept:
+            preds[(row["skip"], row["seed"])], models[(row["skip"], row["seed"])] = pred, model
     return pd.DataFrame(rows), preds, models
 
 

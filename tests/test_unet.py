@@ -147,3 +147,24 @@ def test_near_boundary_and_added_errors_by_hand():
     out = sg.added_errors(good, bad, t, 1)
     assert out["added"] == 3 and out["added_near"] == 1
     assert out["share_added_near"] == pytest.approx(1 / 3) and out["share_pixels_near"] == pytest.approx(12 / 36)
+
+
+def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from skipanalysis import runs, train
+
+    train_set, test_set = sg.isbi_split(size=64, train_slices=24, tile=32)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
+    calls, real = [], train.train
+    monkeypatch.setattr(sg.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = runs.RunStore(tmp_path / "store")
+    args = (["concat", "none"], [0, 1], train_set, test_set, cfg, 2, 4, [0.01, 0.05])
+    first, preds1, _ = sg.skip_study(*args, store=store)
+    assert len(calls) == 2 * 2 + 2  # both rates on seed 0, then seed 1 at each variant's kept rate
+    second, preds2, _ = sg.skip_study(*args, store=store)
+    assert len(calls) == 6  # every run loaded with its weights: the same predictions, so the same scores
+    cols = ["skip", "seed", "lr", "kept", "train_loss", "dice", "iou", "boundary_f"]
+    pd.testing.assert_frame_equal(first[cols], second[cols])
+    assert all(torch.equal(preds1[k], preds2[k]) for k in preds1)
+    assert first.groupby("skip").kept.sum().tolist() == [2, 2]
