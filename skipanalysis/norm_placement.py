@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from . import rules
+from . import rules, runs
 from . import train as tr
 from .models import create
 from .models.transformer import Encoder
@@ -72,15 +72,57 @@ def loglog_slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def run(norm: str, depth: int, train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-        d_model: int = 64, n_heads: int = 4, d_ff: int = 128, device: torch.device | str = "cpu"
-        ) -> tuple[Encoder, tr.TrainResult]:
-    """Train one encoder on a sequence task with ``cfg`` (Adam, optional warm-up)."""
+def run_config(norm: str, depth: int, cfg: tr.TrainConfig, data_ids: list[str], weights: bool, device="cpu",
+               **size) -> dict:
+    """The config of one encoder run (``train_run`` trains it; the run store keys it): placement, depth, the
+    encoder's sizes, the recipe (its seed, rate and warm-up included), the data's fingerprints, the device kind and
+    whether the trained weights are kept (``weights``: a later step reads them)."""
+    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    return {"name": f"encoder-{norm}", "study": "norm", "norm": norm, "depth": depth, "size": size, "recipe": recipe,
+            "train_data": data_ids[0], "test_data": data_ids[1], "weights": weights,
+            "device": torch.device(device).type}
+
+
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
+              device: torch.device | str | None = None) -> tuple[dict, dict | None]:
+    """Train one encoder on a sequence task from its config (``runs.run_grid``'s ``fn``; Adam, optional warm-up);
+    returns its training record (history, diverged, final, convergence) and, with ``weights``, its weights."""
+    local = device is not None  # a Ray task (device None) uses the config's device kind
+    device = torch.device(device if local else config["device"])
     x, y = train_set.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
-    model = build(norm, depth, vocab, seq_len, d_model, n_heads, d_ff, cfg.seed)
+    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
+                         desc=f"{config['name']}-{config['depth']} lr={config['recipe']['lr']:g} "
+                              f"wu={config['recipe']['warmup_steps']} s{config['recipe']['seed']}", progress=local)
+    model = build(config["norm"], config["depth"], vocab, seq_len, seed=cfg.seed, **config["size"])
     res = tr.train(model, train_set, cfg, test_set, device, loss_fn=seq_loss, err_fn=seq_error)
-    return model, res
+    record = {"history": res.history.to_dict("list"), "diverged": res.diverged, "final": res.final,
+              "convergence": res.convergence}
+    return record, ({k: v.cpu() for k, v in model.state_dict().items()} if config["weights"] else None)
+
+
+def _train(jobs: list[tuple[str, int, tr.TrainConfig]], train_set, test_set, weights: bool, device, store, desc,
+           **size) -> list[tuple[tr.TrainResult, Encoder | None]]:
+    """Each job ``(norm, depth, cfg)`` trained, or loaded from ``store`` when finished: its ``TrainResult`` and,
+    with ``weights``, its trained encoder."""
+    size = {"d_model": 64, "n_heads": 4, "d_ff": 128, **size}
+    ids = [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
+    configs = [run_config(n, d, c, ids, weights, device, **size) for n, d, c in jobs]
+    x, y = train_set.tensors
+    vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
+    out = []
+    for r in runs.run_grid(configs, train_run, (train_set, test_set), store, device, desc):
+        res = r["result"]
+        result = tr.TrainResult(pd.DataFrame(res["history"]), res["diverged"], res["final"], res["convergence"])
+        model = None
+        if weights:
+            c = r["config"]
+            model = build(c["norm"], c["depth"], vocab, seq_len, seed=c["recipe"]["seed"], **c["size"])
+            state = r.get("state")
+            model.load_state_dict(state if state is not None else torch.load(store.weights(r["key"]), weights_only=True))
+            model = model.to(device)
+        out.append((result, model))
+    return out
 
 
 def outcome(res: tr.TrainResult, vocab: int, tail: float = 0.1) -> dict:
@@ -100,48 +142,51 @@ def outcome(res: tr.TrainResult, vocab: int, tail: float = 0.1) -> dict:
 
 
 def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds: list[int],
-                train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", **size
-                ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", store=None,
+                **size) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Train every arm ``(norm, warm-up steps)`` at every learning rate and seed at one depth.
 
     Returns (histories, outcomes, models): one outcome row per run (``outcome`` plus norm, lr, warmup, seed,
-    depth) and the trained models by ``(norm, lr, warmup, seed)``.
+    depth) and the trained models by ``(norm, lr, warmup, seed)``. Runs go through ``runs.run_grid``: with a
+    ``runs.RunStore``, a finished run loads (with its weights) instead of training again.
     """
     vocab = int(train_set.tensors[1].max()) + 1
+    keys = [(norm, lr, wu, seed) for norm, wu in arms for lr in lrs for seed in seeds]
+    jobs = [(norm, depth, replace(cfg, lr=lr, warmup_steps=wu, seed=seed)) for norm, lr, wu, seed in keys]
     hist, outs, models = [], [], {}
-    for norm, wu in arms:
-        for lr in lrs:
-            for seed in seeds:
-                c = replace(cfg, lr=lr, warmup_steps=wu, seed=seed, desc=f"{norm}-{depth} lr={lr:g} wu={wu} s{seed}")
-                model, res = run(norm, depth, train_set, test_set, c, device=device, **size)
-                hist.append(res.history.assign(norm=norm, lr=lr, warmup=wu, seed=seed, depth=depth))
-                outs.append({"norm": norm, "depth": depth, "lr": lr, "warmup": wu, "seed": seed, **outcome(res, vocab)})
-                models[(norm, lr, wu, seed)] = model
+    for (norm, lr, wu, seed), (res, model) in zip(keys, _train(jobs, train_set, test_set, True, device, store,
+                                                                  "05: warm-up grid", **size)):
+        hist.append(res.history.assign(norm=norm, lr=lr, warmup=wu, seed=seed, depth=depth))
+        outs.append({"norm": norm, "depth": depth, "lr": lr, "warmup": wu, "seed": seed, **outcome(res, vocab)})
+        models[(norm, lr, wu, seed)] = model
     return pd.concat(hist, ignore_index=True), pd.DataFrame(outs), models
 
 
 def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float, train_set: TensorDataset,
                 test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", done: pd.DataFrame | None = None,
-                **size) -> pd.DataFrame:
+                store=None, **size) -> pd.DataFrame:
     """Outcomes of every (norm, depth, seed) trained without warm-up at ``lr`` (Liu et al.'s depth question).
 
     Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr`` and no
-    warm-up are reused rather than retrained: the same seed and recipe give the same run.
+    warm-up are reused rather than retrained: the same seed and recipe give the same run. The other runs go
+    through ``runs.run_grid`` (with a ``runs.RunStore``: loaded when finished).
     """
     vocab = int(train_set.tensors[1].max()) + 1
-    rows = []
+    rows, jobs = {}, []
     for norm in norms:
         for depth in depths:
             for seed in seeds:
                 hit = None if done is None else done[(done.norm == norm) & (done.depth == depth)
                                                      & (done.seed == seed) & (done.lr == lr) & (done.warmup == 0)]
                 if hit is not None and len(hit):
-                    rows.append(hit.iloc[0].to_dict())
-                    continue
-                c = replace(cfg, lr=lr, warmup_steps=0, seed=seed, desc=f"{norm}-{depth} lr={lr:g} s{seed}")
-                _, res = run(norm, depth, train_set, test_set, c, device=device, **size)
-                rows.append({"norm": norm, "depth": depth, "lr": lr, "warmup": 0, "seed": seed, **outcome(res, vocab)})
-    return pd.DataFrame(rows)
+                    rows[(norm, depth, seed)] = hit.iloc[0].to_dict()
+                else:
+                    jobs.append((norm, depth, replace(cfg, lr=lr, warmup_steps=0, seed=seed)))
+    for (norm, depth, c), (res, _) in zip(jobs, _train(jobs, train_set, test_set, False, device, store,
+                                                        "05: depth sweep", **size)):
+        rows[(norm, depth, c.seed)] = {"norm": norm, "depth": depth, "lr": lr, "warmup": 0, "seed": c.seed,
+                                       **outcome(res, vocab)}
+    return pd.DataFrame([rows[(n, d, s)] for n in norms for d in depths for s in seeds])
 
 
 def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: list[int], n_batches: int,

@@ -146,3 +146,31 @@ def test_t3_claim_headline_counts_runs_that_trained():
     d, headline = npl.t3_claim(runs, 0.001, 5)
     assert d.verdict == "supported"
     assert headline.endswith("depth 6: post-norm 5/5, pre-norm 5/5; depth 24: post-norm 0/5, pre-norm 5/5")
+
+
+def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from skipanalysis import runs, train
+
+    ds = data.reversal_task(32, 4, 3, seed=0)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
+    calls, real = [], train.train
+    monkeypatch.setattr(npl.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = runs.RunStore(tmp_path / "store")
+    size = dict(d_model=8, n_heads=2, d_ff=8)
+    grid = lambda: npl.warmup_grid([("post", 0), ("pre", 0)], 1, [0.01], [0, 1], ds, ds, cfg, store=store, **size)  # noqa: E731
+    h1, o1, m1 = grid()
+    assert len(calls) == 4
+    h2, o2, m2 = grid()
+    assert len(calls) == 4
+    pd.testing.assert_frame_equal(o1, o2)
+    pd.testing.assert_frame_equal(h1, h2)
+    x = ds.tensors[0][:4]
+    for k in m1:
+        m1[k].eval(), m2[k].eval()
+        assert torch.equal(m1[k](x), m2[k](x))  # the loaded encoder is the trained one
+    sweep = npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, done=o1, store=store, **size)
+    assert len(calls) == 6 and sweep.depth.tolist() == [1, 1, 2, 2]  # depth 1 reused from the grid
+    npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, store=store, **size)
+    assert len(calls) == 8  # without ``done``, depth 1 runs once more (keeping no weights is another config)
