@@ -14,7 +14,7 @@
   randomly chosen blocks and through the shortcut of all others
   (``path_gradients``).
 - The connectivity sweep (seed text 001): a chain with a shortcut every s
-  layers, from plain to a dense block (``sweep_builders`` with ``train_study``).
+  layers, from plain to a dense block (``sweep_nets`` with ``train_study``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import degradation as dg
-from . import rules, stats
+from . import data as dt
+from . import rules, runs, stats
 from . import train as tr
 from .models.blocks import BasicBlock, ShortcutA
 from .models import cifar_name, create
@@ -94,12 +95,20 @@ def early_late_ratio(df: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> 
     return float(g[:k].mean() / g[-k:].mean())
 
 
-def build_net(family: str, depth: int, bn: bool = True, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
-    """One network by family: ``plain``/``residual``/``highway`` (the CIFAR 6n+2 family, with or without batch
-    norm) or ``dense`` (DenseNet-BC with the 6N+4 depth nearest ``depth``, growth 12, always with batch norm)."""
+def net_spec(family: str, depth: int, bn: bool = True, num_classes: int = 10, in_channels: int = 3
+             ) -> tuple[str, dict]:
+    """One network by family as ``(factory name, arguments)``: ``plain``/``residual``/``highway`` (the CIFAR 6n+2
+    family, with or without batch norm) or ``dense`` (DenseNet-BC with the 6N+4 depth nearest ``depth``, growth
+    12, always with batch norm)."""
     if family == "dense":
-        return create(f"densenet-{dense_layers(depth)}", num_classes=num_classes, in_channels=in_channels)
-    return create(cifar_name(family, depth), bn=bn, num_classes=num_classes, in_channels=in_channels)
+        return f"densenet-{dense_layers(depth)}", {"num_classes": num_classes, "in_channels": in_channels}
+    return cifar_name(family, depth), {"bn": bn, "num_classes": num_classes, "in_channels": in_channels}
+
+
+def build_net(family: str, depth: int, bn: bool = True, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """The network of ``net_spec``, built by ``models.create``."""
+    name, kwargs = net_spec(family, depth, bn, num_classes, in_channels)
+    return create(name, **kwargs)
 
 
 def dense_layers(depth: int) -> int:
@@ -204,10 +213,42 @@ def total_steps(n_train: int, cfg: tr.TrainConfig) -> int:
 
 
 
-def train_study(builders: dict[str, Callable[[], nn.Module]], seeds: Sequence[int], train_set: TensorDataset,
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | None,
+              device: torch.device | str | None = None) -> tuple[dict, None]:
+    """Train one net of ``train_study`` from its config (``runs.run_grid``'s ``fn``), probing its per-layer
+    gradients (``conv_grad_norms``, fp32) at initialisation, half-way (``probe["halfway"]``) and at the end;
+    returns its row and its profiles by step, and no weights."""
+    local = device is not None  # a Ray task (device None) uses the config's device kind
+    device = torch.device(device if local else config["device"])
+    if device.type != "cpu":
+        train_set = dt.to_device(train_set, device)
+        test_set = dt.to_device(test_set, device) if test_set is not None else None
+    probe_args = config["probe"]
+    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
+                         desc=f"{config['family']} s{config['seed']} lr{config['lr']:g}", progress=local)
+    total = total_steps(len(train_set), cfg)
+    marks = {0: "init", total // 2: "half-way", total: "end"} if probe_args["halfway"] else {0: "init", total: "end"}
+    tr.seed_everything(config["seed"])
+    model = create(config["name"], **config["model_args"]).to(device)
+    probe = ProbeDuringTraining(model, train_set, [s for s in marks if 0 < s < total], probe_args["grad_batches"],
+                                probe_args["probe_batch"], device)
+    probe.profiles[0] = conv_grad_norms(model, train_set, probe_args["grad_batches"], probe_args["probe_batch"], device)
+    res = tr.train(model, train_set, cfg, test_set, device, augment=probe)
+    if not res.diverged:
+        probe.profiles[total] = conv_grad_norms(model, train_set, probe_args["grad_batches"],
+                                                probe_args["probe_batch"], device)
+    row = {"family": config["family"], "seed": config["seed"], "lr": config["lr"], "diverged": res.diverged,
+           "converged": res.converged, "late_share": res.convergence.get("late_share", math.nan),
+           "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
+           "steps": total}
+    profiles = [{"step": s, "point": marks[s], "rows": p.to_dict("list")} for s, p in sorted(probe.profiles.items())]
+    return {"row": row, "profiles": profiles}, None
+
+
+def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], train_set: TensorDataset,
                 test_set: TensorDataset | None, cfg: tr.TrainConfig, lrs: Sequence[float],
                 device: torch.device | str = "cpu", grad_batches: int = 2, probe_batch: int = 64,
-                halfway: bool = True, lr_choice: str = "each") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                halfway: bool = True, lr_choice: str = "each", store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every architecture for every seed, each at its best learning rate, probing gradients as it trains.
 
     The best rate is the one of ``lrs`` with the lowest final training error (diverged runs last, ties to the
@@ -216,67 +257,67 @@ def train_study(builders: dict[str, Callable[[], nn.Module]], seeds: Sequence[in
     seed's outcome and a verdict does not hinge on which seed came first; with ``"first"`` the first seed
     decides for the others (cheaper). Each kept run's per-layer gradients (``conv_grad_norms`` on the training
     set's first ``grad_batches`` batches of ``probe_batch``) are measured at initialisation (``step`` 0),
-    half-way (when ``halfway``) and at the end.
+    half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid`` (``train_run``): with a
+    ``runs.RunStore``, finished runs load instead of training again.
 
     Args:
-        builders: name -> a function that builds a fresh model (called after ``train.seed_everything(seed)``).
+        nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``); each is built by
+            ``models.create`` after ``train.seed_everything(seed)``.
         lr_choice: ``"each"`` or ``"first"`` (see above).
 
     Returns:
-        ``(runs, profiles, models)``: one row per run tried (name as ``family``, seed, lr, kept, diverged,
-        converged, late_share, train_err, test_err, steps), the kept runs' profiles (family, seed, step,
-        ``point`` in init/half-way/end), and the kept trained models by ``(family, seed)``.
+        ``(runs, profiles)``: one row per run tried (name as ``family``, seed, lr, kept, diverged, converged,
+        late_share, train_err, test_err, steps) and the kept runs' profiles (family, seed, step, ``point`` in
+        init/half-way/end).
     """
-    rows, profiles, models = [], [], {}
-    total = total_steps(len(train_set), cfg)
-    marks = {0: "init", total // 2: "half-way", total: "end"} if halfway else {0: "init", total: "end"}
-
-    def run(name: str, seed: int, lr: float):
-        tr.seed_everything(seed)
-        model = builders[name]().to(device)
-        probe = ProbeDuringTraining(model, train_set, [s for s in marks if 0 < s < total], grad_batches,
-                                    probe_batch, device)
-        probe.profiles[0] = conv_grad_norms(model, train_set, grad_batches, probe_batch, device)
-        res = tr.train(model, train_set, replace(cfg, seed=seed, lr=lr, desc=f"{name} s{seed} lr{lr:g}"), test_set,
-                       device, augment=probe)
-        if not res.diverged:
-            probe.profiles[total] = conv_grad_norms(model, train_set, grad_batches, probe_batch, device)
-        row = {"family": name, "seed": seed, "lr": lr, "diverged": res.diverged, "converged": res.converged,
-               "late_share": res.convergence.get("late_share", math.nan),
-               "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
-               "steps": total}
-        prof = [p.assign(family=name, seed=seed, step=s, point=marks[s]) for s, p in probe.profiles.items()]
-        return row, prof, model
-
     if lr_choice not in LR_CHOICES:
         raise ValueError(f"lr_choice={lr_choice!r} is not allowed; choose one of {', '.join(LR_CHOICES)}")
-    for name in builders:
-        best = None
-        for i, s in enumerate(seeds):
-            tried = [(lr, *run(name, s, lr)) for lr in (lrs if lr_choice == "each" or i == 0 else [best])]
-            best = min(tried, key=lambda t: (t[1]["diverged"], _nan_last(t[1]["train_err"]), t[0]))[0]
-            for lr, row, prof, model in tried:
-                rows.append({**row, "kept": lr == best})
-                if lr == best:
-                    profiles += prof
-                    models[(name, s)] = model
-    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), models
+    ids = [runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
+    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    probe = {"grad_batches": grad_batches, "probe_batch": probe_batch, "halfway": halfway}
 
+    def ask(todo, desc):  # (name, seed, lr) -> the run's result, loaded or trained
+        configs = [{"name": nets[n][0], "study": "gradients", "family": n, "seed": s, "lr": lr,
+                    "model_args": nets[n][1], "recipe": {**recipe, "seed": s, "lr": lr}, "probe": probe,
+                    "train_data": ids[0], "test_data": ids[1], "device": torch.device(device).type}
+                   for n, s, lr in todo]
+        return dict(zip(todo, (r["result"] for r in runs.run_grid(configs, train_run, (train_set, test_set), store,
+                                                                   device, desc))))
+
+    def best(name, seed, rates):
+        return min(rates, key=lambda lr: (done[(name, seed, lr)]["row"]["diverged"],
+                                          _nan_last(done[(name, seed, lr)]["row"]["train_err"]), lr))
+
+    first = list(seeds) if lr_choice == "each" else list(seeds[:1])
+    done = ask([(n, s, lr) for n in nets for s in first for lr in lrs], f"{'/'.join(nets)}: rates")
+    rate = {n: best(n, seeds[0], lrs) for n in nets}
+    done.update(ask([(n, s, rate[n]) for n in nets for s in seeds if s not in first], f"{'/'.join(nets)}: seeds"))
+    rows, profiles = [], []
+    for n in nets:
+        for s in seeds:
+            tried = list(lrs) if s in first else [rate[n]]
+            kept = best(n, s, tried)
+            for lr in tried:
+                rows.append({**done[(n, s, lr)]["row"], "kept": lr == kept})
+            profiles += [pd.DataFrame(p["rows"]).assign(family=n, seed=s, step=p["step"], point=p["point"])
+                         for p in done[(n, s, kept)]["profiles"]]
+    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
 
 
 def _nan_last(v: float) -> float:
     return v if v == v else math.inf
 
 
-def sweep_builders(n_layers: int, every: Sequence[int], width: int = 16, growth: int = 8, num_classes: int = 10,
-                   in_channels: int = 3) -> dict[str, Callable[[], nn.Module]]:
-    """The connectivity sweep, from plain to dense: a chain of ``n_layers`` conv-BN-ReLU layers with a shortcut
-    every ``s`` layers for each ``s`` in ``every`` (0: none), then a dense block of ``n_layers`` layers."""
-    out = {(f"every {e}" if e else "plain"): (lambda e=e: create(f"chain-{n_layers}", width=width, every=e, num_classes=num_classes,
-                                                       in_channels=in_channels))
+def sweep_nets(n_layers: int, every: Sequence[int], width: int = 16, growth: int = 8, num_classes: int = 10,
+               in_channels: int = 3) -> dict[str, tuple[str, dict]]:
+    """The connectivity sweep, from plain to dense, as ``(factory name, arguments)`` per configuration: a chain of
+    ``n_layers`` conv-BN-ReLU layers with a shortcut every ``s`` layers for each ``s`` in ``every`` (0: none),
+    then a dense block of ``n_layers`` layers."""
+    out = {(f"every {e}" if e else "plain"): (f"chain-{n_layers}", {"width": width, "every": e,
+                                                                   "num_classes": num_classes,
+                                                                   "in_channels": in_channels})
            for e in every}
-    out["dense"] = lambda: create(f"dense-stage-{n_layers}", growth=growth, num_classes=num_classes,
-                                  in_channels=in_channels)
+    out["dense"] = (f"dense-stage-{n_layers}", {"growth": growth, "num_classes": num_classes, "in_channels": in_channels})
     return out
 
 

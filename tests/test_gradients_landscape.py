@@ -64,19 +64,38 @@ def test_probing_during_training_does_not_change_the_training():
 def test_train_study_keeps_the_best_rate_and_probes_three_points():
     ds = data.texture_classification(48, 8, seed=4)
     cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
-    runs, prof, models = gr.train_study({"plain": lambda: cifar_resnet(8, "plain")}, [0, 1], ds, None, cfg,
-                                        [0.01, 0.05], "cpu", 1, 16, lr_choice="first")
+    plain8 = {"plain": gr.net_spec("plain", 8)}
+    runs, prof = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, lr_choice="first")
     assert len(runs) == 3 and runs.kept.sum() == 2 and runs[runs.kept].lr.nunique() == 1
-    each, _, _ = gr.train_study({"plain": lambda: cifar_resnet(8, "plain")}, [0, 1], ds, None, cfg, [0.01, 0.05],
-                                "cpu", 1, 16, halfway=False)
+    each, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False)
     assert len(each) == 4 and each.kept.sum() == 2  # every seed tries every rate and keeps one
     for _, g in each.groupby("seed"):  # the kept run is the one with the lower training error
         assert g[g.kept].train_err.iloc[0] == g.train_err.min()
     assert each[each.kept].train_err.tolist() == runs[runs.kept & (runs.seed == 0)].train_err.tolist() + \
         [each[(each.seed == 1)].train_err.min()]
-    assert set(prof.point) == {"init", "half-way", "end"} and set(models) == {("plain", 0), ("plain", 1)}
+    assert set(prof.point) == {"init", "half-way", "end"} and set(prof.seed) == {0, 1}
     table = gr.run_table(runs, prof)
     assert {"early_late_init", "early_late_half-way", "early_late_end"} <= set(table.columns) and len(table) == 2
+
+
+def test_train_study_through_a_store_trains_once_and_gives_the_same_profiles(tmp_path, monkeypatch):
+    from skipanalysis import runs as rs
+
+    ds = data.texture_classification(48, 8, seed=4)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
+    calls, real = [], train.train
+    monkeypatch.setattr(gr.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = rs.RunStore(tmp_path / "store")
+    nets = gr.sweep_nets(4, [0, 2], width=4, growth=4)
+    study = lambda: gr.train_study(nets, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, lr_choice="first",  # noqa: E731
+                                   store=store)
+    r1, p1 = study()
+    assert len(calls) == 3 * 2 + 3  # 3 nets x 2 rates on seed 0, then seed 1 at each net's kept rate
+    r2, p2 = study()
+    assert len(calls) == 9
+    pd.testing.assert_frame_equal(r1, r2)
+    pd.testing.assert_frame_equal(p1, p2)
+    assert list(r1.family.unique()) == ["plain", "every 2", "dense"]
 
 
 def test_shattering_study_is_paired_and_repeatable():
