@@ -220,48 +220,75 @@ def decodability(sources_train: list[torch.Tensor], last_train: torch.Tensor, so
     return [ridge_r2(xtr, _pixels(s_tr), xte, _pixels(s_te), alpha) for s_tr, s_te in zip(sources_train, sources_test)]
 
 
+def train_run(config: dict, train_set, test_set, device: torch.device | str | None = None) -> tuple[dict, dict]:
+    """Train one net of ``decodability_study`` from its config (``runs.run_grid``'s ``fn``): seed, build it by
+    its factory name, train with the recipe; returns its row (model, seed, params, diverged, converged,
+    late_share, train_err, test_err) and its weights on the CPU."""
+    from . import data as dt
+    from . import train as tr
+
+    local = device is not None  # a Ray task (device None) uses the config's device kind
+    device = torch.device(device if local else config["device"])
+    if device.type != "cpu":
+        train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
+    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
+                         desc=f"{config['model']} s{config['seed']}", progress=local)
+    tr.seed_everything(config["seed"])
+    model = create(config["name"], **config["model_args"])
+    res = tr.train(model, train_set, cfg, test_set, device)
+    row = {"model": config["model"], "seed": config["seed"], "params": sum(p.numel() for p in model.parameters()),
+           "diverged": res.diverged, "converged": res.converged,
+           "late_share": res.convergence.get("late_share", math.nan),
+           "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan)}
+    return row, {k: v.cpu() for k, v in model.state_dict().items()}
+
+
 def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, growth: int, n_blocks: int,
-                       n_probe: int = 256, alpha: float = 1e-4, device: torch.device | str = "cpu"
+                       n_probe: int = 256, alpha: float = 1e-4, device: torch.device | str = "cpu", store=None
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """E5 over seeds: train a one-stage pre-activation ResNet and DenseNet-BC per seed, then decode their earlier
     outputs from the last layer's input (``decodability``).
 
-    Seed ``s`` fixes both nets' initialisation and batch order and the probe
+    Seed ``s`` fixes each net's initialisation and batch order and the probe
     images: ``n_probe`` drawn at random from each split to fit the decoder
     (training split) and score it (test split), so every random draw behind an
-    R^2 changes with the seed.
+    R^2 changes with the seed. The nets go through ``runs.run_grid``
+    (``train_run``): with a ``runs.RunStore``, a finished net loads its weights
+    instead of training again.
 
     Returns:
         ``(r2, runs)``: one row per (model, seed, source) with the held-out R^2,
         and one row per trained net (model, seed, params, diverged, converged,
         late_share, train_err, test_err).
     """
-    from dataclasses import replace
+    from . import runs as rs
 
-    from . import train as tr
-
-    r2, runs = [], []
-    for seed in seeds:
-        tr.seed_everything(seed)
-        models = {"residual": create(f"preact-stage-{n_blocks}", width=width), "dense": create(f"dense-stage-{n_blocks}", growth=growth)}
+    nets = {"residual": (f"preact-stage-{n_blocks}", {"width": width}, residual_sources),
+            "dense": (f"dense-stage-{n_blocks}", {"growth": growth}, dense_sources)}
+    ids = [rs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
+    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    configs = [{"name": nets[kind][0], "study": "decodability", "model": kind, "seed": seed,
+                "model_args": nets[kind][1], "recipe": {**recipe, "seed": seed}, "train_data": ids[0],
+                "test_data": ids[1], "device": torch.device(device).type}
+               for seed in seeds for kind in nets]
+    r2, rows = [], []
+    for rec in rs.run_grid(configs, train_run, (train_set, test_set), store, device, "03: E5 nets"):
+        c = rec["config"]
+        kind, seed = c["model"], c["seed"]
+        rows.append(dict(rec["result"]))
+        model = create(c["name"], **c["model_args"])
+        state = rec.get("state")
+        model.load_state_dict(state if state is not None else torch.load(store.weights(rec["key"]), weights_only=True))
         g = torch.Generator().manual_seed(seed)
         fit_idx = torch.randperm(len(train_set), generator=g)[:n_probe]
         eval_idx = torch.randperm(len(test_set), generator=g)[:n_probe]
-        x_fit, x_eval = train_set.tensors[0][fit_idx], test_set.tensors[0][eval_idx]
-        for kind, sources in [("residual", residual_sources), ("dense", dense_sources)]:
-            model = models[kind]
-            res = tr.train(model, train_set, replace(cfg, seed=seed, desc=f"{kind} s{seed}"), test_set, device)
-            runs.append({"model": kind, "seed": seed, "params": sum(p.numel() for p in model.parameters()),
-                         "diverged": res.diverged, "converged": res.converged,
-                         "late_share": res.convergence.get("late_share", math.nan),
-                         "train_err": res.final.get("train_err", math.nan),
-                         "test_err": res.final.get("test_err", math.nan)})
-            model = model.cpu().float()
-            (s_fit, last_fit), (s_eval, last_eval) = sources(model, x_fit), sources(model, x_eval)
-            for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha)):
-                r2.append({"model": kind, "seed": seed, "source": "stem" if i == 0 else f"layer {i}", "index": i,
-                           "R2": v})
-    return pd.DataFrame(r2), pd.DataFrame(runs)
+        x_fit, x_eval = train_set.tensors[0][fit_idx].cpu(), test_set.tensors[0][eval_idx].cpu()
+        sources = nets[kind][2]
+        (s_fit, last_fit), (s_eval, last_eval) = sources(model.float(), x_fit), sources(model.float(), x_eval)
+        for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha)):
+            r2.append({"model": kind, "seed": seed, "source": "stem" if i == 0 else f"layer {i}", "index": i,
+                       "R2": v})
+    return pd.DataFrame(r2), pd.DataFrame(rows)
 
 
 # --- tables and figures the notebook shows --------------------------------------------------------------------------

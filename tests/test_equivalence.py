@@ -123,3 +123,26 @@ def test_decodability_study_shapes_and_dense_recovery():
     assert (r2[r2.model == "dense"].R2 > 0.999).all()
     # residual sources reach the last input only as terms of a sum: none is recovered exactly
     assert (r2[r2.model == "residual"].R2 < 1).all()
+
+
+def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp_path, monkeypatch):
+    import pandas as pd
+    from torch.utils.data import TensorDataset
+
+    from skipanalysis import runs as rs
+    from skipanalysis import train
+
+    g = torch.Generator().manual_seed(0)
+    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
+    tr_set, te_set = make(32), make(16)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.01, progress=False)
+    calls, real = [], train.train
+    monkeypatch.setattr(train, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = rs.RunStore(tmp_path / "store")
+    study = lambda: eq.decodability_study([0, 1], tr_set, te_set, cfg, 4, 2, 3, 8, store=store)  # noqa: E731
+    r2a, runs_a = study()
+    assert len(calls) == 4
+    r2b, runs_b = study()
+    assert len(calls) == 4  # loaded with their weights: the same decoders, the same R^2
+    pd.testing.assert_frame_equal(r2a, r2b)
+    pd.testing.assert_frame_equal(runs_a, runs_b)
