@@ -752,3 +752,62 @@ def record_device_claims(book, machines: dict[str, dict], models: tuple[str, str
                         headline=f"no {kind} machine has been measured; add one with make record-hardware")
             rows.append({"claim": cid, "device": f"{kind} (no machine measured)", "verdict": d.verdict})
     return pd.DataFrame(rows)
+
+
+# --- the measurements as one stored run -------------------------------------------------------------------------
+
+MEASURED = ("models", "hybrids", "flop_size", "time_size", "batch_sizes", "repeats", "min_run_time", "block_layers",
+            "growth", "block_size", "block_batch")  # notebook 04's parameters that decide what is measured
+
+
+def measure_run(config: dict, folder: str | None = None, device: torch.device | str | None = None) -> tuple[dict, None]:
+    """Every measurement of notebook 04 on this machine, from its config (``runs.run_grid``'s ``fn``): counts,
+    per-layer work of a dense block, the addition's share, the memory sweep, timings, weight loading and the
+    device's peaks. ``folder`` holds the weight files that ``weight_load_times`` writes and removes."""
+    dev = torch.device(device if device is not None else config["device"])
+    p = config["params"]
+    names = p["models"] + p["hybrids"]
+    top, k, side, batch, reps, t = (max(p["block_layers"]), p["growth"], p["block_size"], p["block_batch"],
+                                    p["repeats"], p["min_run_time"])
+    frames = {"counts": count_table(names, p["flop_size"]).reset_index(),
+              "dense_layer_work": dense_layer_flops(top, k, side),
+              "memory": memory_sweep(sorted(p["block_layers"]), k, side, batch, dev, reps, t / 10),
+              "timing": timing_table(names, p["batch_sizes"], p["time_size"], dev, reps, t),
+              "weight_load": weight_load_times(names, dev, reps, t / 2, folder)}
+    add = addition_share(64, side, 4 * batch, dev, reps, t / 5)
+    return {**{key: f.to_dict("list") for key, f in frames.items()}, "addition": add,
+            "peaks": measured_peaks(dev)}, None
+
+
+def measurements(params: dict, device: torch.device, fingerprint: dict, folder: str | Path | None = None,
+                 store=None) -> dict[str, Any]:
+    """Notebook 04's measurements on this machine: loaded from ``store`` when this machine (``machine_id``) has
+    made them with these parameters (``MEASURED``) and this code, else measured now (``measure_run``, always in
+    this process: a timing is of the machine the notebook runs on, never of a Ray worker). A changed parameter,
+    another machine or device, or an edit of a measuring function measures again; ``python -m skipanalysis.runs
+    prune`` forgets them.
+
+    Returns:
+        The tables (``counts`` indexed by model, ``dense_layer_work``, ``memory``, ``timing``, ``weight_load``),
+        ``addition`` and ``peaks`` as dicts, and ``numbers``: all of it as the hardware file keeps it.
+    """
+    from . import runs
+
+    config = {"name": "cost-measurements", "study": "cost", "machine": machine_id(fingerprint),
+              "params": {k: params[k] for k in MEASURED}, "device": torch.device(device).type}
+    code = runs.code_fingerprint() + "".join(
+        runs.fn_fingerprint(f, "") for f in (count_table, dense_layer_flops, memory_sweep, timing_table,
+                                             weight_load_times, addition_share, measured_peaks))
+    record = runs.run_grid([config], measure_run, (None if folder is None else str(folder),), store, device,
+                           "04: measurements", code=code, executor="local")[0]
+    r = record["result"]
+    out: dict[str, Any] = {key: pd.DataFrame(r[key]) for key in ("counts", "dense_layer_work", "memory", "timing",
+                                                                 "weight_load")}
+    out["counts"] = out["counts"].set_index("model")
+    numbers = {"counts": out["counts"].reset_index().to_dict("records"),
+               "dense_layer_work": out["dense_layer_work"].to_dict("records"), "addition": r["addition"],
+               "memory": out["memory"].to_dict("records"), "timing": out["timing"].to_dict("records"),
+               "weight_load": out["weight_load"].to_dict("records"), "peaks": r["peaks"],
+               "time_size": params["time_size"], "device_type": torch.device(device).type,
+               "measured": record.get("date") or record.get("finished"), "run": record["key"]}
+    return {**out, "addition": r["addition"], "peaks": r["peaks"], "numbers": numbers}

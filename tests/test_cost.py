@@ -1,6 +1,7 @@
 """Notebook 04's counters against hand-worked numbers and against each other."""
 
 import pytest
+import pandas as pd
 import torch
 from torch import nn
 
@@ -149,3 +150,25 @@ def test_count_claims_read_the_published_counts():
     (c1, d1, _, h1), (c2, d2, _, h2) = cost.count_claims(counts, 224)
     assert (c1, d1.verdict, c2, d2.verdict) == ("C1", "verified", "C2", "verified")
     assert "0.31 of ResNet-50's 25.56M" in h1 and "2.87 GMAC vs ResNet-50's 4.11" in h2
+
+
+def test_measurements_are_made_once_per_machine_and_parameters(tmp_path, monkeypatch):
+    from skipanalysis import runs
+
+    calls, real = [], cost.count_table
+    monkeypatch.setattr(cost, "count_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    params = {"models": ["squeezenet1_1"], "hybrids": [], "flop_size": 32, "time_size": 64, "batch_sizes": [1],
+              "repeats": 2, "min_run_time": 0.0, "block_layers": [1, 2], "growth": 4, "block_size": 8,
+              "block_batch": 2, "profile": "a plotting-only parameter"}
+    store = runs.RunStore(tmp_path / "store")
+    here = {"device": "cpu", "cpu_model": "Test CPU", "torch_threads": 2}
+    dev = torch.device("cpu")
+    a = cost.measurements(params, dev, here, tmp_path, store)
+    assert len(calls) == 1 and a["counts"].loc["squeezenet1_1"].parameters == 1_235_496  # torchvision's count
+    b = cost.measurements({**params, "profile": "another"}, dev, here, tmp_path, store)
+    assert len(calls) == 1  # loaded: the same numbers, the same hardware-file entry
+    pd.testing.assert_frame_equal(a["timing"], b["timing"])
+    assert a["numbers"]["timing"] == b["numbers"]["timing"] and a["numbers"]["run"] == b["numbers"]["run"]
+    cost.measurements(params, dev, {**here, "torch_threads": 1}, tmp_path, store)  # another machine: measured
+    assert len(calls) == 2
+    assert not list(tmp_path.glob("weights-*"))  # the weight files are gone
