@@ -141,10 +141,26 @@ def direction_pair(model: nn.Module, seed: int, pair: int) -> tuple[list[torch.T
     return filter_normalized_direction(model, base), filter_normalized_direction(model, base + 1)
 
 
+def surface_run(config: dict, models: Mapping[tuple[str, int, int], nn.Module], data: TensorDataset,
+                device: torch.device | str | None = None) -> tuple[dict, None]:
+    """One 2-D loss surface from its config (``runs.run_grid``'s ``fn``): the net ``(kind, depth, seed)`` of
+    ``models`` along direction pair ``pair`` over ``[-span, span]`` with ``grid`` points per axis."""
+    device = torch.device(device if device is not None else config["device"])
+    m = models[(config["kind"], config["depth"], config["seed"])]
+    axis = np.linspace(-config["span"], config["span"], config["grid"])
+    d1, d2 = direction_pair(m, config["seed"], config["pair"])
+    z = loss_surface(m, data, d1, d2, axis, axis, device)
+    m.cpu()
+    return {"surface": z.tolist()}, None
+
+
 def measure_surfaces(models: dict[tuple[str, int, int], nn.Module], data: TensorDataset, span: float, grid: int,
-                     pairs: int, device: torch.device | str = "cpu"
+                     pairs: int, device: torch.device | str = "cpu", store=None
                      ) -> tuple[pd.DataFrame, dict[tuple[str, int, int, int], np.ndarray]]:
     """The 2-D loss surface of every net along each of ``pairs`` direction pairs, and its curvature.
+
+    Each surface is a run of ``runs.run_grid`` (``surface_run``) keyed by the net's weights, the images, the
+    grid and the pair: with a ``runs.RunStore``, a surface measured before loads instead of being measured again.
 
     Args:
         models: trained nets by ``(kind, depth, seed)``.
@@ -155,16 +171,21 @@ def measure_surfaces(models: dict[tuple[str, int, int], nn.Module], data: Tensor
         ``(table, surfaces)``: one row per (kind, depth, seed, pair) with ``curvature``'s statistics and the
         loss at the centre; the surfaces by ``(kind, depth, seed, pair)``.
     """
+    from . import runs
+
     axis = np.linspace(-span, span, grid)
+    images = runs.tensor_fingerprint(*data.tensors[:2])
+    configs = [{"name": "loss-surface", "study": "landscape", "kind": kind, "depth": depth, "seed": seed, "pair": k,
+                "net": runs.tensor_fingerprint(*m.state_dict().values()), "images": images, "span": span,
+                "grid": grid, "device": torch.device(device).type}
+               for (kind, depth, seed), m in models.items() for k in range(pairs)]
     rows, surfaces = [], {}
-    for (kind, depth, seed), m in models.items():
-        for k in range(pairs):
-            d1, d2 = direction_pair(m, seed, k)
-            z = loss_surface(m, data, d1, d2, axis, axis, device)
-            m.cpu()
-            surfaces[(kind, depth, seed, k)] = z
-            rows.append({"kind": kind, "depth": depth, "seed": seed, "pair": k, "centre_loss": z[grid // 2, grid // 2],
-                         **curvature(z, axis[1] - axis[0])})
+    for r in runs.run_grid(configs, surface_run, (models, data), store, device, "07: surfaces"):
+        c = r["config"]
+        z = np.array(r["result"]["surface"])
+        surfaces[(c["kind"], c["depth"], c["seed"], c["pair"])] = z
+        rows.append({"kind": c["kind"], "depth": c["depth"], "seed": c["seed"], "pair": c["pair"],
+                     "centre_loss": z[grid // 2, grid // 2], **curvature(z, axis[1] - axis[0])})
     return pd.DataFrame(rows), surfaces
 
 

@@ -211,6 +211,25 @@ def test_direction_pairs_are_shared_between_plain_and_residual_and_shares_are_av
     assert shares.loc[3, ("plain", 8)] == pytest.approx(table[table.kind == "plain"].nonconvex_share.mean())
 
 
+def test_surfaces_through_a_store_are_measured_once_per_net_and_grid(tmp_path, monkeypatch):
+    from skipanalysis import runs as rs
+
+    torch.manual_seed(0)
+    nets = {("plain", 8, 0): cifar_resnet(8, "plain").eval(), ("residual", 8, 0): cifar_resnet(8, "residual").eval()}
+    ds = data.texture_classification(8, 8, seed=1)
+    calls, real = [], ls.loss_surface
+    monkeypatch.setattr(ls, "loss_surface", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = rs.RunStore(tmp_path / "store")
+    t1, s1 = ls.measure_surfaces(nets, ds, 0.5, 5, 1, store=store)
+    t2, s2 = ls.measure_surfaces(nets, ds, 0.5, 5, 1, store=store)
+    assert len(calls) == 2 and all(np.array_equal(s1[k], s2[k]) for k in s1)
+    pd.testing.assert_frame_equal(t1, t2)
+    with torch.no_grad():
+        next(nets[("plain", 8, 0)].parameters()).mul_(2)  # another net (as after retraining): its surface is measured again
+    ls.measure_surfaces(nets, ds, 0.5, 5, 1, store=store)
+    assert len(calls) == 3
+
+
 def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
     import pandas as pd
 
