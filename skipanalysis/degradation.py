@@ -318,25 +318,48 @@ def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, ma
     return out
 
 
+def construct_run(config: dict, base: nn.Module, train_set: TensorDataset, test_set: TensorDataset, augment=None,
+                  device: torch.device | str | None = None) -> tuple[dict, None]:
+    """D3's further training from its config (``runs.run_grid``'s ``fn``): the trained shallow net ``base``
+    deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns its final training
+    error and convergence flag."""
+    local = device is not None  # a Ray task (device None) uses the config's device kind
+    device = torch.device(device if local else config["device"])
+    constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(device)
+    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
+                         desc="constructed", progress=local)
+    cont = tr.train(constructed, train_set, cfg, test_set, device, augment=augment)
+    return {"train_err": cont.final.get("train_err", float("nan")), "converged": cont.converged}, None
+
+
 def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset,
                        cfg: tr.TrainConfig, shallow: int, deep: int, seed: int, epochs: float,
-                       device: torch.device | str = "cpu", augment=None) -> dict:
+                       device: torch.device | str = "cpu", augment=None, store=None) -> dict:
     """D3: the trained plain-``shallow`` net of ``seed`` deepened to ``deep`` with identity blocks, its training
     error before and after ``epochs`` more epochs (at the shallow net's kept rate), against the deep plain nets
     trained from scratch.
 
     Returns:
         ``{"table", "decision", "headline", "mismatch"}``: the four errors with their intervals, ``rules.d3``'s
-        decision, a one-line headline, and the largest relative logit difference of the constructed net.
+        decision, a one-line headline, and the largest relative logit difference of the constructed net. The
+    further training is a run of ``runs.run_grid`` (``construct_run``), keyed by the shallow net's weights: with
+    a ``runs.RunStore`` it loads when finished.
     """
     base = models[("plain", shallow, seed)]
     constructed = deepen_with_identity(base, deep, train_set.tensors[0][:512]).to(device)
     mismatch = max_output_difference(base, constructed, test_set.tensors[0][:256])
     err_shallow, err_start = error_rate(base, train_set, device), error_rate(constructed, train_set, device)
     lr = float(arms(final)[("plain", shallow)].lr.iloc[0])
-    cont = tr.train(constructed, train_set, replace(cfg, epochs=epochs, seed=seed, lr=lr, desc="constructed"),
-                    test_set, device, augment=augment)
-    err_after = cont.final.get("train_err", float("nan"))
+    recipe = {k: v for k, v in vars(replace(cfg, epochs=epochs, seed=seed, lr=lr)).items()
+              if k not in ("progress", "desc")}
+    config = {"name": f"constructed-{deep}", "study": "construction", "shallow": shallow, "deep": deep, "seed": seed,
+              "base": runs.tensor_fingerprint(*base.state_dict().values()), "recipe": recipe,
+              "train_data": runs.tensor_fingerprint(*train_set.tensors[:2]),
+              "test_data": runs.tensor_fingerprint(*test_set.tensors[:2]),
+              "augment": getattr(augment, "__name__", None), "device": torch.device(device).type}
+    cont = runs.run_grid([config], construct_run, (base, train_set, test_set, augment), store, device,
+                         "D3: constructed net")[0]["result"]
+    err_after = cont["train_err"]
     scratch_runs = arms(final)[("plain", deep)]
     scratch = stats.rate_interval(scratch_runs.train_err.tolist())
     table = pd.DataFrame({"training error": [err_shallow, err_start, err_after, scratch.estimate],
@@ -345,7 +368,7 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
                          index=[f"plain-{shallow} (trained)", f"plain-{deep} constructed, start",
                                 f"plain-{deep} constructed, trained on", f"plain-{deep} from scratch"])
     decision = rules.d3(err_shallow, err_start, err_after, scratch_runs.train_err.tolist(),
-                        [cont.converged, *scratch_runs.converged])
+                        [cont["converged"], *scratch_runs.converged])
     return {"table": table, "decision": decision, "mismatch": mismatch,
             "headline": f"the constructed plain-{deep} starts at {err_start:.1%} (shallow {err_shallow:.1%}) and ends "
                         f"at {err_after:.1%} after further training; from scratch plain-{deep} ends at "

@@ -266,3 +266,17 @@ def test_runs_made_under_other_versions_are_flagged(tmp_path, tiny, capsys):
     dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)  # loads the run, and says so
     out = capsys.readouterr().out
     assert "1 run(s) loaded from the store were made under other package versions (torch ['1.0.0'] (here " in out
+
+
+def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
+    ds, test, cfg = tiny
+    store = runs.RunStore(tmp_path / "store")
+    _, final, models = dg.depth_study(["plain"], [8, 14], [0, 1], ds, test, cfg, store=store)
+    calls = _count_training(monkeypatch)
+    a = dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 1.0, store=store)
+    assert len(calls) == 1
+    b = dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 1.0, store=store)
+    assert len(calls) == 1  # loaded: the same table and verdict
+    assert a["table"].equals(b["table"]) and a["decision"].verdict == b["decision"].verdict
+    dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 2.0, store=store)  # more epochs: trained again
+    assert len(calls) == 2
