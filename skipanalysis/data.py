@@ -327,8 +327,6 @@ def isbi2012(archive: str | os.PathLike | None = None, size: int = 512) -> Label
     """
     import tarfile
 
-    import torch.nn.functional as F
-
     archive = Path(archive) if archive else SHIPPED_ISBI
     if not archive.is_file():
         raise ValueError(f"the ISBI 2012 archive {archive} is missing; rebuild it with `make data` or restore it "
@@ -342,13 +340,68 @@ def isbi2012(archive: str | os.PathLike | None = None, size: int = 512) -> Label
     n = len([k for k in blobs if k[0] == "image"])
     images = _decode_images([blobs[("image", i)] for i in range(n)])[:, :1].float() / 255
     labels = _decode_images([blobs[("label", i)] for i in range(n)])[:, :1].float() / 255
-    masks = (labels < 0.5).float()
-    if size != images.shape[-1]:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        masks = (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False,
-                               antialias=True) >= 0.5).float()
+    images, masks = _resize_pair(images, (labels < 0.5).float(), size)
     return LabelledData(images, masks, description=f"ISBI 2012 EM membranes (Cardona et al. 2010): {n} labelled "
                                                    f"slices, {size} px")
+
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+def _resize_pair(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey values resized with antialiasing; masks through the same resize, thresholded at 0.5."""
+    import torch.nn.functional as F
+
+    if size == images.shape[-1]:
+        return images, masks
+    resize = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)  # noqa: E731
+    return resize(images), (resize(masks) >= 0.5).float()
+
+
+def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
+    """A user's own segmentation data: ``<path>/images/`` and ``<path>/masks/``, paired by file name (stem).
+
+    Images are read as grey values in [0, 1]; a mask pixel brighter than half of white is foreground (1). Both are
+    resized to ``size`` px as ``isbi2012`` resizes its slices. Every image needs a mask of its name and size, and
+    all images one square size; otherwise a one-line error names the files.
+
+    Returns:
+        ``LabelledData(images (N,1,S,S), masks (N,1,S,S))`` in file-name order.
+    """
+    import numpy as np
+    from PIL import Image
+
+    path = Path(path)
+    found = {}
+    for sub in ("images", "masks"):
+        folder = path / sub
+        if not folder.is_dir():
+            raise ValueError(f"segmentation folder {path}: {folder} is missing; expected {path}/images/ and "
+                             f"{path}/masks/ with the same file names")
+        found[sub] = {f.stem: f for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES}
+    images, masks = found["images"], found["masks"]
+    if not images:
+        raise ValueError(f"segmentation folder {path}/images has no images ({', '.join(IMAGE_SUFFIXES)})")
+    unpaired = sorted(set(images) ^ set(masks))
+    if unpaired:
+        raise ValueError(f"segmentation folder {path}: {len(unpaired)} file(s) without a partner of the same name in "
+                         f"images/ or masks/, e.g. {', '.join(unpaired[:3])}")
+    grey = lambda f: np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255  # noqa: E731
+    xs, ys = [], []
+    for name in sorted(images):
+        x, y = grey(images[name]), grey(masks[name])
+        if x.shape != y.shape:
+            raise ValueError(f"segmentation folder {path}: {name}'s image is {x.shape[1]}x{x.shape[0]} px but its "
+                             f"mask {y.shape[1]}x{y.shape[0]}; give each pair one size")
+        if x.shape[0] != x.shape[1] or (xs and x.shape != xs[0].shape):
+            raise ValueError(f"segmentation folder {path}: {name} is {x.shape[1]}x{x.shape[0]} px; every image must "
+                             f"be square and of one size ({xs[0].shape[1] if xs else x.shape[0]} px): crop them")
+        xs.append(x)
+        ys.append((y > 0.5).astype(np.float32))
+    x = torch.from_numpy(np.stack(xs))[:, None]
+    y = torch.from_numpy(np.stack(ys))[:, None]
+    x, y = _resize_pair(x, y, size)
+    return LabelledData(x, y, description=f"image/mask folder {path.name}: {len(x)} labelled images, {size} px")
 
 
 def to_device(data: TensorDataset, device: torch.device | str) -> LabelledData:

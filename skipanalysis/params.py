@@ -189,14 +189,16 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
          Rule(("grad_batches", "batch_size", "n_train"), lambda v: v["grad_batches"] * v["batch_size"] <= v["n_train"],
               "grad_batches * batch_size at most n_train")]),
     "06_unet_skips": ({
-        **COMMON, "precision": P("str", choices=PRECISIONS), "size": P("int", 16, 512),
-        "train_slices": P("int", 1, 29), "tile": P("int", 2), "depth": P("int", 1, 8), "base": POSITIVE,
+        **COMMON, "precision": P("str", choices=PRECISIONS), "size": P("int", 16, 512), "data_path": P("str"),
+        "train_slices": P("int", 1), "tile": P("int", 2), "depth": P("int", 1, 8), "base": POSITIVE,
         "seeds": P("int", 2), "batch_size": POSITIVE, "epochs": EPOCHS, "lrs": _lrs(1), "band": P("int", 0),
         "tol": P("int", 0), "margin": FRACTION, "thickness_bins": P("ints", 1, distinct=True)},
         [Rule(("tile", "size", "depth"), lambda v: v["tile"] <= v["size"] and v["size"] % v["tile"] == 0
               and v["tile"] % 2 ** v["depth"] == 0, "tile: divides size and is a multiple of 2**depth"),
          Rule(("thickness_bins",), lambda v: v["thickness_bins"] == sorted(v["thickness_bins"]),
-              "thickness_bins in increasing order")]),
+              "thickness_bins in increasing order"),
+         Rule(("train_slices", "data_path"), lambda v: v["data_path"] or v["train_slices"] <= 29,
+              "train_slices: 1 .. 29 of ISBI 2012's 30 slices (a data_path folder: fewer than its images)")]),
     # 07 draws its landscapes on 01's nets: data, recipe, rate grid and depths are 01's (SHARED below).
     "07_loss_landscape": ({
         **{k: v for k, v in COMMON.items() if k != "seed"}, "seeds": P("int", 2), "eval_images": P("int", 2),

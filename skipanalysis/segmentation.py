@@ -183,9 +183,10 @@ def tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
     return t.reshape(-1, c, tile, tile)
 
 
-def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=None
+def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=None, folder=None
                ) -> tuple[dt.LabelledData, dt.LabelledData]:
-    """The ISBI 2012 slices split by whole slices: training tiles and held-out whole slices.
+    """The ISBI 2012 slices (or a user's ``folder`` of images and masks, ``data.mask_folder``) split by whole
+    slices: training tiles and held-out whole slices.
 
     Slices ``0 .. train_slices - 1`` (resized to ``size`` px) are cut into
     non-overlapping ``tile``-px tiles for training; the remaining slices are the
@@ -194,7 +195,7 @@ def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=
     values are standardised with the training slices' mean and standard
     deviation. Masks: 1 = membrane.
     """
-    full = dt.isbi2012(archive, size=size)
+    full = dt.mask_folder(folder, size) if folder else dt.isbi2012(archive, size=size)
     x, y = full.tensors
     n = len(x)
     if not 1 <= train_slices < n:

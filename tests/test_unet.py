@@ -168,3 +168,42 @@ def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, mo
     pd.testing.assert_frame_equal(first[cols], second[cols])
     assert all(torch.equal(preds1[k], preds2[k]) for k in preds1)
     assert first.groupby("skip").kept.sum().tolist() == [2, 2]
+
+
+def _write_pairs(root, names, size=(32, 32), mask_size=None):
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(names):
+        grey = rng.integers(0, 256, (size[1], size[0]), dtype=np.uint8)
+        mask = np.zeros((mask_size or size)[::-1], dtype=np.uint8)
+        mask[:, : 4 + i] = 255  # the first 4 + i columns are foreground
+        Image.fromarray(grey).save(root / "images" / f"{name}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+
+
+def test_a_users_mask_folder_loads_pairs_by_name(tmp_path):
+    _write_pairs(tmp_path, ["b", "a", "c"])
+    d = data.mask_folder(tmp_path, size=32)
+    x, y = d.tensors
+    assert x.shape == y.shape == (3, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
+    assert y[:, 0, 0].sum(-1).tolist() == [5, 4, 6]  # a, b, c in name order (b was written first with 4 columns)
+    assert "3 labelled images, 32 px" in data.describe(d)
+    assert data.mask_folder(tmp_path, size=16).tensors[1].shape == (3, 1, 16, 16)
+    train_set, test_set = sg.isbi_split(size=32, train_slices=2, tile=16, folder=tmp_path)
+    assert len(train_set) == 2 * 4 and len(test_set) == 1  # two images as 4 tiles each; the last held out whole
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda root: _write_pairs(root, ["a"]) or (root / "masks" / "a.png").unlink(), r"1 file\(s\) without a partner.*a"),
+    (lambda root: _write_pairs(root, ["a"], mask_size=(16, 16)), r"a's image is 32x32 px but its mask 16x16"),
+    (lambda root: _write_pairs(root, ["a"], size=(32, 24)), r"a is 32x24 px; every image must be square"),
+    (lambda root: (root / "images").mkdir(), r"masks is missing; expected .*/images/ and .*/masks/"),
+])
+def test_a_bad_mask_folder_is_one_line_naming_the_files(tmp_path, setup, message):
+    setup(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        data.mask_folder(tmp_path)
