@@ -93,7 +93,7 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         return {"name": cifar_name(kind, depth), "study": "depth", "kind": kind, "depth": depth, "seed": seed,
                 "lr": lr, "model_args": {"num_classes": num_classes, "width": width, "in_channels": in_ch,
                                          **({"gate_bias": gate_bias} if kind == "highway" else {})},
-                "recipe": {k: v for k, v in vars(run_cfg).items() if k not in ("progress", "desc")},
+                "recipe": run_cfg.recipe(),
                 "train_data": data_ids[0], "test_data": data_ids[1], "augment": getattr(augment, "__name__", None),
                 "device": torch.device(device).type}
 
@@ -126,9 +126,7 @@ def _model(record: dict, store, device) -> CifarResNet:
     """The trained net of a run record: built by the factory, weights from memory (fresh) or the store."""
     cfg = record["config"]
     model = create(cfg["name"], **cfg["model_args"])
-    state = record.get("state")
-    if state is None and store is not None and record.get("weights"):
-        state = torch.load(store.weights(record["key"]), weights_only=True)
+    state = runs.state_of(record, store)
     if state is not None:
         model.load_state_dict(state)
     return model.to(device)
@@ -138,8 +136,7 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
               device: torch.device | str | None = None) -> tuple[dict, dict]:
     """Train one run of ``depth_study`` from its config (``runs.run_grid``'s ``fn``): seed, build the net by
     its factory name, train with the recipe; returns ``({"row", "history"}, state_dict)``."""
-    local = device is not None  # a Ray task (device None) shows no per-step bar
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     if device.type != "cpu":
         from . import data
 
@@ -147,8 +144,8 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
         test_set = data.to_device(test_set, device) if test_set is not None else None
     tr.seed_everything(config["seed"])
     model = create(config["name"], **config["model_args"])
-    run_cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
-                             desc=f"{config['name']} s{config['seed']} lr{config['lr']:g}", progress=local)
+    run_cfg = tr.TrainConfig.from_recipe(
+        config["recipe"], desc=f"{config['name']} s{config['seed']} lr{config['lr']:g}", progress=local)
     res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
     row = {"kind": config["kind"], "depth": config["depth"], "seed": config["seed"], "lr": config["lr"],
            "diverged": res.diverged, "params": sum(p.numel() for p in model.parameters()),
@@ -323,11 +320,9 @@ def construct_run(config: dict, base: nn.Module, train_set: TensorDataset, test_
     """D3's further training from its config (``runs.run_grid``'s ``fn``): the trained shallow net ``base``
     deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns its final training
     error and convergence flag."""
-    local = device is not None  # a Ray task (device None) uses the config's device kind
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(device)
-    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
-                         desc="constructed", progress=local)
+    cfg = tr.TrainConfig.from_recipe(config["recipe"], desc="constructed", progress=local)
     cont = tr.train(constructed, train_set, cfg, test_set, device, augment=augment)
     return {"train_err": cont.final.get("train_err", float("nan")), "converged": cont.converged}, None
 
@@ -350,8 +345,7 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
     mismatch = max_output_difference(base, constructed, test_set.tensors[0][:256])
     err_shallow, err_start = error_rate(base, train_set, device), error_rate(constructed, train_set, device)
     lr = float(arms(final)[("plain", shallow)].lr.iloc[0])
-    recipe = {k: v for k, v in vars(replace(cfg, epochs=epochs, seed=seed, lr=lr)).items()
-              if k not in ("progress", "desc")}
+    recipe = replace(cfg, epochs=epochs, seed=seed, lr=lr).recipe()
     config = {"name": f"constructed-{deep}", "study": "construction", "shallow": shallow, "deep": deep, "seed": seed,
               "base": runs.tensor_fingerprint(*base.state_dict().values()), "recipe": recipe,
               "train_data": runs.tensor_fingerprint(*train_set.tensors[:2]),

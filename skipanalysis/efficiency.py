@@ -57,7 +57,7 @@ def run_config(spec: str, n_train: int | None, seed: int, lr: float, steps: int,
     """The config of one run of notebook 08 (``train_run`` trains it; the run store keys it): the model's factory
     name, the training-set size (``None``: the whole training set; else a class-balanced subset drawn by the
     seed), seed, rate, steps, recipe, the data's fingerprints and the device kind."""
-    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    recipe = cfg.recipe()
     return {"name": spec, "study": "efficiency", "n_train": n_train, "seed": seed, "lr": lr, "steps": steps,
             "recipe": recipe, "validate": validate, **data_ids, "device": torch.device(device).type}
 
@@ -67,14 +67,13 @@ def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | N
     """Train one model of notebook 08 from its config for ``config["steps"]`` steps (``runs.run_grid``'s ``fn``);
     returns its row of results (errors on the training set, the test set and, with ``validate``, the validation
     set; convergence; parameters) and no weights."""
-    local = device is not None  # a Ray task (device None) uses the config's device kind
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     if device.type != "cpu":
         train_set, val_set, test_set = (d if d is None else dt.to_device(d, device) for d in (train_set, val_set, test_set))
     spec, seed, lr = config["name"], config["seed"], config["lr"]
     data = train_set if config["n_train"] is None else subsample(train_set, config["n_train"], seed)
     val = val_set if config["validate"] else None
-    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])})
+    cfg = tr.TrainConfig.from_recipe(config["recipe"])
     num_classes = int(data.tensors[1].max()) + 1
     per_epoch = -(-len(data) // cfg.batch_size)
     tr.seed_everything(seed)

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from . import runs
 from .models import create
 from .models.densenet import DenseBlock, DenseStageNet, dense_layer_params
 from .models.resnet import PreActBlock, ResidualStageNet
@@ -227,12 +228,11 @@ def train_run(config: dict, train_set, test_set, device: torch.device | str | No
     from . import data as dt
     from . import train as tr
 
-    local = device is not None  # a Ray task (device None) uses the config's device kind
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     if device.type != "cpu":
         train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
-    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
-                         desc=f"{config['model']} s{config['seed']}", progress=local)
+    cfg = tr.TrainConfig.from_recipe(
+        config["recipe"], desc=f"{config['model']} s{config['seed']}", progress=local)
     tr.seed_everything(config["seed"])
     model = create(config["name"], **config["model_args"])
     res = tr.train(model, train_set, cfg, test_set, device)
@@ -261,24 +261,21 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
         and one row per trained net (model, seed, params, diverged, converged,
         late_share, train_err, test_err).
     """
-    from . import runs as rs
-
     nets = {"residual": (f"preact-stage-{n_blocks}", {"width": width}, residual_sources),
             "dense": (f"dense-stage-{n_blocks}", {"growth": growth}, dense_sources)}
-    ids = [rs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
-    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    ids = [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
+    recipe = cfg.recipe()
     configs = [{"name": nets[kind][0], "study": "decodability", "model": kind, "seed": seed,
                 "model_args": nets[kind][1], "recipe": {**recipe, "seed": seed}, "train_data": ids[0],
                 "test_data": ids[1], "device": torch.device(device).type}
                for seed in seeds for kind in nets]
     r2, rows = [], []
-    for rec in rs.run_grid(configs, train_run, (train_set, test_set), store, device, "03: E5 nets"):
+    for rec in runs.run_grid(configs, train_run, (train_set, test_set), store, device, "03: E5 nets"):
         c = rec["config"]
         kind, seed = c["model"], c["seed"]
         rows.append(dict(rec["result"]))
         model = create(c["name"], **c["model_args"])
-        state = rec.get("state")
-        model.load_state_dict(state if state is not None else torch.load(store.weights(rec["key"]), weights_only=True))
+        model.load_state_dict(runs.state_of(rec, store))
         g = torch.Generator().manual_seed(seed)
         fit_idx = torch.randperm(len(train_set), generator=g)[:n_probe]
         eval_idx = torch.randperm(len(test_set), generator=g)[:n_probe]

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -218,14 +217,13 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
     """Train one net of ``train_study`` from its config (``runs.run_grid``'s ``fn``), probing its per-layer
     gradients (``conv_grad_norms``, fp32) at initialisation, half-way (``probe["halfway"]``) and at the end;
     returns its row and its profiles by step, and no weights."""
-    local = device is not None  # a Ray task (device None) uses the config's device kind
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     if device.type != "cpu":
         train_set = dt.to_device(train_set, device)
         test_set = dt.to_device(test_set, device) if test_set is not None else None
     probe_args = config["probe"]
-    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
-                         desc=f"{config['family']} s{config['seed']} lr{config['lr']:g}", progress=local)
+    cfg = tr.TrainConfig.from_recipe(
+        config["recipe"], desc=f"{config['family']} s{config['seed']} lr{config['lr']:g}", progress=local)
     total = total_steps(len(train_set), cfg)
     marks = {0: "init", total // 2: "half-way", total: "end"} if probe_args["halfway"] else {0: "init", total: "end"}
     tr.seed_everything(config["seed"])
@@ -273,7 +271,7 @@ def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], trai
     if lr_choice not in LR_CHOICES:
         raise ValueError(f"lr_choice={lr_choice!r} is not allowed; choose one of {', '.join(LR_CHOICES)}")
     ids = [runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
-    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    recipe = cfg.recipe()
     probe = {"grad_batches": grad_batches, "probe_batch": probe_batch, "halfway": halfway}
 
     def ask(todo, desc):  # (name, seed, lr) -> the run's result, loaded or trained

@@ -29,7 +29,6 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import degradation as dg
-from . import train as tr
 from .plotting import FAMILY_COLORS
 
 KINDS = ("plain", "residual")

@@ -77,7 +77,7 @@ def run_config(norm: str, depth: int, cfg: tr.TrainConfig, data_ids: list[str], 
     """The config of one encoder run (``train_run`` trains it; the run store keys it): placement, depth, the
     encoder's sizes, the recipe (its seed, rate and warm-up included), the data's fingerprints, the device kind and
     whether the trained weights are kept (``weights``: a later step reads them)."""
-    recipe = {k: v for k, v in vars(cfg).items() if k not in ("progress", "desc")}
+    recipe = cfg.recipe()
     return {"name": f"encoder-{norm}", "study": "norm", "norm": norm, "depth": depth, "size": size, "recipe": recipe,
             "train_data": data_ids[0], "test_data": data_ids[1], "weights": weights,
             "device": torch.device(device).type}
@@ -87,13 +87,12 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
               device: torch.device | str | None = None) -> tuple[dict, dict | None]:
     """Train one encoder on a sequence task from its config (``runs.run_grid``'s ``fn``; Adam, optional warm-up);
     returns its training record (history, diverged, final, convergence) and, with ``weights``, its weights."""
-    local = device is not None  # a Ray task (device None) uses the config's device kind
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     x, y = train_set.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
-    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
-                         desc=f"{config['name']}-{config['depth']} lr={config['recipe']['lr']:g} "
-                              f"wu={config['recipe']['warmup_steps']} s{config['recipe']['seed']}", progress=local)
+    r = config["recipe"]
+    cfg = tr.TrainConfig.from_recipe(r, desc=f"{config['name']}-{config['depth']} lr={r['lr']:g} "
+                                             f"wu={r['warmup_steps']} s{r['seed']}", progress=local)
     model = build(config["norm"], config["depth"], vocab, seq_len, seed=cfg.seed, **config["size"])
     res = tr.train(model, train_set, cfg, test_set, device, loss_fn=seq_loss, err_fn=seq_error)
     record = {"history": res.history.to_dict("list"), "diverged": res.diverged, "final": res.final,
@@ -118,8 +117,7 @@ def _train(jobs: list[tuple[str, int, tr.TrainConfig]], train_set, test_set, wei
         if weights:
             c = r["config"]
             model = build(c["norm"], c["depth"], vocab, seq_len, seed=c["recipe"]["seed"], **c["size"])
-            state = r.get("state")
-            model.load_state_dict(state if state is not None else torch.load(store.weights(r["key"]), weights_only=True))
+            model.load_state_dict(runs.state_of(r, store))
             model = model.to(device)
         out.append((result, model))
     return out

@@ -300,6 +300,26 @@ def version_drift(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs": n, "versions": versions, **{f"{k} now": now[k] for k in versions}}
 
 
+def task_device(device, config: dict[str, Any]):
+    """``(device, local)`` for a run function: the local executor's ``device``, or for a Ray task (``device``
+    None) the device kind of ``config["device"]`` on the device Ray gave it; ``local`` says which."""
+    import torch
+
+    local = device is not None
+    return torch.device(device if local else config["device"]), local
+
+
+def state_of(record: dict[str, Any], store: RunStore | None) -> dict | None:
+    """The trained weights of a run record: in memory for a fresh run, else from ``store`` (None if it kept none)."""
+    if record.get("state") is not None:
+        return record["state"]
+    if store is None or not record.get("weights"):
+        return None
+    import torch
+
+    return torch.load(store.weights(record["key"]), weights_only=True)
+
+
 def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), store: RunStore | None = None,
              device=None, desc: str = "runs", code: str | None = None, executor: str | None = None
              ) -> list[dict[str, Any]]:

@@ -123,12 +123,11 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
     """Train one U-Net of notebook 06 from its config (``runs.run_grid``'s ``fn``): seed, build ``unet-<skip>``
     by the factory, train with the recipe (BCE + Dice loss); returns its row (skip, seed, lr, params, diverged,
     converged, late_share, train_loss, seconds) and its weights on the CPU."""
-    local = device is not None  # a Ray task (device None) uses the config's device kind
-    device = torch.device(device if local else config["device"])
+    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     if device.type != "cpu":
         train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
-    cfg = tr.TrainConfig(**{**config["recipe"], "milestones": tuple(config["recipe"]["milestones"])},
-                         desc=f"{config['skip']} s{config['seed']} lr{config['lr']:g}", progress=local)
+    cfg = tr.TrainConfig.from_recipe(
+        config["recipe"], desc=f"{config['skip']} s{config['seed']} lr{config['lr']:g}", progress=local)
     tr.seed_everything(cfg.seed)
     model = create(config["name"], **config["model_args"])
     t0 = time.perf_counter()
@@ -303,7 +302,7 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
     def config(skip, seed, lr):
         args = {"in_channels": in_ch, "depth": depth, "base": base,
                 "decoder_mid": matched_decoder_mid(skip) if match_params else 1.0}
-        recipe = {k: v for k, v in vars(replace(cfg, seed=seed, lr=lr)).items() if k not in ("progress", "desc")}
+        recipe = replace(cfg, seed=seed, lr=lr).recipe()
         return {"name": f"unet-{skip}", "study": "unet", "skip": skip, "seed": seed, "lr": lr, "model_args": args,
                 "recipe": recipe, "train_data": ids[0], "test_data": ids[1], "device": torch.device(device).type}
 
@@ -311,10 +310,7 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
         out = []
         for r in runs.run_grid(configs, train_run, (train_set, test_set), store, device, desc):
             model = create(r["config"]["name"], **r["config"]["model_args"])
-            state = r.get("state")
-            if state is None:
-                state = torch.load(store.weights(r["key"]), weights_only=True)
-            model.load_state_dict(state)
+            model.load_state_dict(runs.state_of(r, store))
             model = model.to(device)
             pred = predict(model, test_set.tensors[0], device)
             out.append(({**r["result"], **scores(pred, test_set.tensors[1], tol)}, pred, model))

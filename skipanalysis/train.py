@@ -71,6 +71,16 @@ class TrainConfig:
     progress: bool = True
     desc: str = "train"
 
+    def recipe(self) -> dict:
+        """The fields that decide a run's numbers (all but ``progress`` and ``desc``): a run config's recipe."""
+        return {k: v for k, v in vars(self).items() if k not in ("progress", "desc")}
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, **display) -> "TrainConfig":
+        """The config of a ``recipe`` read back from a run config (JSON lists become tuples), with ``display``
+        settings (``progress``, ``desc``)."""
+        return cls(**{**recipe, "milestones": tuple(recipe["milestones"]), **display})
+
     def validate(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r} is not allowed; choose 'sgd' or 'adam'")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from skipanalysis import data, degradation as dg, stats, train
+from skipanalysis import data, degradation as dg, train
 from skipanalysis.models import cifar_resnet
 from conftest import ROOT
 

@@ -280,3 +280,13 @@ def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
     assert a["table"].equals(b["table"]) and a["decision"].verdict == b["decision"].verdict
     dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 2.0, store=store)  # more epochs: trained again
     assert len(calls) == 2
+
+
+def test_a_recipe_survives_the_record_and_leaves_display_settings_out():
+    cfg = train.TrainConfig(lr=0.07, milestones=(0.3, 0.6), progress=False, desc="shown")
+    recipe = json.loads(json.dumps(cfg.recipe()))  # as a run record keeps it
+    assert "progress" not in recipe and "desc" not in recipe
+    assert train.TrainConfig.from_recipe(recipe, progress=False, desc="shown") == cfg
+    assert runs.task_device(None, {"device": "cpu"}) == (torch.device("cpu"), False)  # a Ray task: the config's kind
+    assert runs.task_device("cpu", {"device": "cuda"}) == (torch.device("cpu"), True)
+    assert runs.state_of({"state": None, "weights": False}, None) is None

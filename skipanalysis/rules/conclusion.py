@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from .core import _decide, rule
+from .core import Decision, _decide, rule
 
 __all__ = ["S1_CONTEXTS", "s1_contexts", "s1"]
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
