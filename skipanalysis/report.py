@@ -6,11 +6,13 @@ builds ``report.ipynb`` (the paper as a notebook) and the self-contained
 renders the PDF through nbconvert's LaTeX exporter and xelatex;
 ``python -m skipanalysis.report diff reports/quick reports/quick-seed1`` sets two runs' verdicts side by side.
 
-The paper: a title, an abstract quoting the claims' headline numbers, the
-claims table (ID, claim, evidence, verdict, device; verdicts coloured), one
+The paper: a title, an abstract with the verdict counts, the
+verdict dashboard (figures/verdict-dashboard.png), the decided claims' headlines, the claims table (ID, claim,
+verdict, headline numbers, device; verdicts coloured), one
 section per notebook (code hidden, the parameter cells removed, figures
 numbered), the closing argument on claim S1, references, and an appendix with
-the machine fingerprints, profile, package versions and git commit.
+the machine fingerprints, profile, package versions and git commit, and one with
+each claim's rule and full evidence.
 """
 
 from __future__ import annotations
@@ -98,29 +100,126 @@ def _rich_cell(html_text: str, latex_text: str, markdown_text: str | None = None
     return cell
 
 
+def _verdict_badge_html(verdict: str) -> str:
+    return (f"<span class='verdict' style='background:#{VERDICT_COLORS[verdict]};color:white;padding:2px 6px;"
+            f"border-radius:3px;white-space:nowrap'>{html.escape(verdict)}</span>")
+
+
+def _verdict_tex(verdict: str) -> str:
+    return f"\\textbf{{\\textcolor[HTML]{{{VERDICT_COLORS[verdict]}}}{{{latex_escape(verdict)}}}}}"
+
+
 def claims_table_cell(records: list[dict[str, Any]]) -> nbformat.NotebookNode:
-    """The claims table, verdicts coloured, as HTML and as a LaTeX longtable."""
+    """The claims table: ID, claim, verdict (coloured), its headline numbers, device. Empirical claims first, then
+    identities and exact counts under their own rule line; rules and evidence are in the appendix
+    (``evidence_appendix_cells``)."""
+    groups = [("Empirical claims", [r for r in records if r.get("kind", "empirical") == "empirical"]),
+              ("Identities and exact counts (they check the code, not the literature)",
+               [r for r in records if r.get("kind") == "identity"])]
     rows_html, rows_tex = [], []
-    for r in records:
-        colour = VERDICT_COLORS[r["verdict"]]
-        ev = format_evidence(r["evidence"])
-        rows_html.append(
-            f"<tr><td><b>{html.escape(r['id'])}</b></td><td>{html.escape(r['claim'])}</td>"
-            f"<td>{html.escape(r['headline'])}<br><small>{html.escape(ev)}</small></td>"
-            f"<td><span class='verdict' style='background:#{colour};color:white;padding:2px 6px;border-radius:3px;"
-            f"white-space:nowrap'>{html.escape(r['verdict'])}</span><br><small>{html.escape(r['rule'])}</small></td>"
-            f"<td>{html.escape(r['device'])}</td></tr>")
-        rows_tex.append(
-            f"\\textbf{{{latex_escape(r['id'])}}} & {latex_escape(r['claim'])} & {latex_escape(r['headline'])} "
-            f"{{\\scriptsize {latex_escape(ev)}}} & \\textbf{{\\textcolor[HTML]{{{colour}}}{{{latex_escape(r['verdict'])}}}}} "
-            f"{{\\scriptsize {latex_escape(r['rule'])}}} & {{\\scriptsize {latex_escape(r['device'])}}} \\\\ \\midrule")
-    html_text = ("<table class='claims-table'><thead><tr><th>ID</th><th>Claim</th><th>Evidence</th><th>Verdict "
-                 "(rule)</th><th>Device</th></tr></thead><tbody>" + "".join(rows_html) + "</tbody></table>")
-    latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.25\\linewidth}p{0.3\\linewidth}"
-                  "p{0.22\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & \\textbf{Evidence} & "
-                  "\\textbf{Verdict (rule)} & \\textbf{Device} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex) +
+    for title, rows in groups:
+        if not rows:
+            continue
+        rows_html.append(f"<tr><th colspan='5' style='text-align:left'>{html.escape(title)}</th></tr>")
+        rows_tex.append(f"\\multicolumn{{5}}{{@{{}}l}}{{\\textit{{{latex_escape(title)}}}}} \\\\ \\midrule")
+        for r in rows:
+            rows_html.append(
+                f"<tr><td><b>{html.escape(r['id'])}</b></td><td>{html.escape(r['claim'])}</td>"
+                f"<td>{_verdict_badge_html(r['verdict'])}</td><td>{html.escape(r['headline'])}</td>"
+                f"<td><small>{html.escape(r['device'])}</small></td></tr>")
+            rows_tex.append(
+                f"\\textbf{{{latex_escape(r['id'])}}} & {latex_escape(r['claim'])} & {_verdict_tex(r['verdict'])} & "
+                f"{latex_escape(r['headline'])} & {{\\scriptsize {latex_escape(r['device'])}}} \\\\ \\midrule")
+    html_text = ("<table class='claims-table'><thead><tr><th>ID</th><th>Claim</th><th>Verdict</th><th>Headline "
+                 "numbers</th><th>Device</th></tr></thead><tbody>" + "".join(rows_html) + "</tbody></table>")
+    latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.29\\linewidth}p{0.11\\linewidth}"
+                  "p{0.39\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & \\textbf{Verdict} & "
+                  "\\textbf{Headline numbers} & \\textbf{Device} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex) +
                   "\n\\end{longtable}}")
     return _rich_cell(html_text, latex_text)
+
+
+def evidence_appendix_cells(records: list[dict[str, Any]]) -> list[nbformat.NotebookNode]:
+    """Per notebook, a table of each claim's rule (as the rule function states it) and its full evidence."""
+    cells = [new_markdown_cell("## Appendix: rules and evidence\n\nEach verdict above came from the rule below, "
+                               "applied to the evidence beside it (the numbers the rule read are under `rule_numbers`).")]
+    for notebook in dict.fromkeys(r.get("notebook", "") for r in records):
+        rows = [r for r in records if r.get("notebook", "") == notebook]
+        rows_html = [f"<tr><td><b>{html.escape(r['id'])}</b><br>{_verdict_badge_html(r['verdict'])}<br>"
+                     f"<small>{html.escape(r['device'])}</small></td><td><small>{html.escape(r['rule'])}</small></td>"
+                     f"<td><small>{html.escape(format_evidence(_as_dict(r['evidence']), 900))}</small></td></tr>"
+                     for r in rows]
+        rows_tex = [f"\\textbf{{{latex_escape(r['id'])}}} {_verdict_tex(r['verdict'])} & {latex_escape(r['rule'])} & "
+                    f"{latex_escape(format_evidence(_as_dict(r['evidence']), 900))} \\\\ \\midrule" for r in rows]
+        cells.append(new_markdown_cell(f"### {notebook or 'report'}"))
+        cells.append(_rich_cell(
+            "<table class='claims-table'><thead><tr><th>Claim</th><th>Rule</th><th>Evidence</th></tr></thead><tbody>"
+            + "".join(rows_html) + "</tbody></table>",
+            "{\\scriptsize\\begin{longtable}{@{}p{0.12\\linewidth}p{0.38\\linewidth}p{0.46\\linewidth}@{}}\\toprule\n"
+            "\\textbf{Claim} & \\textbf{Rule} & \\textbf{Evidence} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex)
+            + "\n\\end{longtable}}"))
+    return cells
+
+
+def _as_dict(evidence: Any) -> dict[str, Any]:
+    return evidence if isinstance(evidence, dict) else {"evidence": evidence}
+
+
+def dashboard_figure(records: list[dict[str, Any]]):
+    """The verdict dashboard: one square per claim (columns, grouped by notebook) and device (rows), coloured by
+    verdict; empirical claims in the upper panel, identities and exact counts apart in the lower one."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    panels = [("empirical claims", [r for r in records if r.get("kind", "empirical") == "empirical"]),
+              ("identities and exact counts", [r for r in records if r.get("kind") == "identity"])]
+    panels = [(t, rows) for t, rows in panels if rows]
+    devices = [list(dict.fromkeys(r["device"] for r in rows)) for _, rows in panels]
+    claims = [list(dict.fromkeys((r.get("notebook", ""), r["id"]) for r in rows)) for _, rows in panels]
+    width = max(len(c) for c in claims)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.5, 0.17 * width + 2.4), 0.9 + sum(
+        0.28 * len(d) + 0.75 for d in devices)), squeeze=False,
+        gridspec_kw={"height_ratios": [len(d) + 2.6 for d in devices]})
+    for ax, (title, rows), devs, cols in zip(axes[:, 0], panels, devices, claims):
+        for r in rows:
+            x, y = cols.index((r.get("notebook", ""), r["id"])), devs.index(r["device"])
+            ax.add_patch(plt.Rectangle((x + 0.06, y + 0.06), 0.88, 0.88, color="#" + VERDICT_COLORS[r["verdict"]]))
+        for j in range(1, len(cols)):
+            if cols[j][0] != cols[j - 1][0]:
+                ax.axvline(j, color="black", lw=0.8)
+        ax.set(xlim=(0, width), ylim=(len(devs), 0), title=f"{title} ({len(rows)} verdicts)")
+        ax.set_xticks([i + 0.5 for i in range(len(cols))], [c[1] for c in cols], rotation=90, fontsize=7)
+        ax.set_yticks([i + 0.5 for i in range(len(devs))], devs, fontsize=7)
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    used = [v for v in VERDICT_COLORS if any(r["verdict"] == v for r in records)]
+    fig.legend(handles=[Patch(color="#" + VERDICT_COLORS[v], label=v) for v in used], loc="lower center",
+               ncol=len(used), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def dashboard_cell(records: list[dict[str, Any]], figures: Path) -> nbformat.NotebookNode:
+    """The dashboard as an image output (HTML and PDF alike), also written to ``figures/verdict-dashboard.png``."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = dashboard_figure(records)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    figures.mkdir(parents=True, exist_ok=True)
+    write_atomic(figures / "verdict-dashboard.png", buf.getvalue())
+    text = ("**Figure 0.** Every verdict at a glance: one square per claim (columns, grouped by notebook between the "
+            "lines) and device (rows), coloured by verdict (file: `figures/verdict-dashboard.png`).")
+    cell = new_code_cell(source="", outputs=[
+        new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": ""}),
+        new_output("display_data", data={"text/markdown": text, "text/plain": text})])
+    cell.metadata["tags"] = ["report-generated"]
+    return cell
 
 
 def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Decision]:
@@ -219,15 +318,21 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
                 f"the closing claim S1 (no universal winner) is **{s1_verdict}**. Apart from these, "
                 f"{sum(r['verdict'] == 'verified' for r in identities)} identities and exact counts were verified and "
                 f"{sum(r['verdict'] == 'failed' for r in identities)} failed (they check our code and arithmetic and "
-                "are not evidence for any claim). Headline numbers:\n"]
-    abstract += [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in empirical
-                 if r["verdict"] != "not measured here"]
+                "are not evidence for any claim). Figure 0 shows every verdict; the claims table below gives each "
+                "one's headline numbers.\n"]
+    cells.append(new_markdown_cell("\n".join(abstract)))
+    cells.append(dashboard_cell(records, reports / "figures"))
+    decided = [r for r in empirical if r["verdict"] in ("supported", "refuted")]
+    findings = ["### Decided claims\n"] + [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in decided]
+    if not decided:
+        findings.append("- No empirical claim was decided in this run.")
     unmeasured = sorted({f"{r['id']} on {r['device'].split(' ')[0]}" for r in records if r["verdict"] == "not measured here"})
     if unmeasured:
-        abstract.append(f"\nNot measured here (no such machine had a hardware file): {', '.join(unmeasured)}.")
-    cells.append(new_markdown_cell("\n".join(abstract)))
-    cells.append(new_markdown_cell("## Claims and verdicts\n\nEach verdict comes from the rule printed under it, "
-                                   "applied to numbers measured in the notebook named in its section below."))
+        findings.append(f"\nNot measured here (no such machine had a hardware file): {', '.join(unmeasured)}.")
+    cells.append(new_markdown_cell("\n".join(findings)))
+    cells.append(new_markdown_cell("## Claims and verdicts\n\nEach verdict comes from a named rule function applied "
+                                   "to numbers measured in the notebook of its section below; the rules and the "
+                                   "full evidence are in the appendix."))
     cells.append(claims_table_cell(records))
     fig_counter = [0]
     for i, name in enumerate(present, start=1):
@@ -253,6 +358,7 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
         appendix.append(f"\n### Machine: {b['device']} (notebook {b['notebook']})\n")
         appendix += [f"- {k}: `{v}`" for k, v in fp.items()]
     cells.append(new_markdown_cell("\n".join(appendix)))
+    cells.extend(evidence_appendix_cells(records))
     paper = new_notebook(cells=cells)
     paper.metadata["title"] = "Skip connections under measurement"
     paper.metadata["authors"] = [{"name": "skipanalysis"}]

@@ -1,6 +1,7 @@
 """The notebooks and the paper: contract, smoke runs, the report's content and the PDF."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import nbformat
 import papermill as pm
 import pytest
 import yaml
+from pathlib import Path
 
 from skipanalysis import rules
 from skipanalysis.claims import CATALOGUE
@@ -67,14 +69,36 @@ def test_report_html_content(smoke_reports):
             assert f"<b>{cid}</b>" in html, f"claim {cid} missing from the table"
     sections = re.findall(r"<h2[^>]*>\s*(\d+)\. ", html)
     assert len(sections) == len(NAMES)
-    figures = re.findall(r"Figure (\d+)\.", html)
-    assert figures and [int(f) for f in figures] == list(range(1, len(figures) + 1))
+    figures = re.findall(r"Figure (\d+)\.", html)  # Figure 0 is the verdict dashboard
+    assert figures and [int(f) for f in figures] == list(range(len(figures)))
+    assert (smoke_reports / "figures" / "verdict-dashboard.png").exists()
     assert html.count("data:image/png;base64,") >= len(figures)
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html), "the HTML must work offline"
     assert "<math" in html  # math rendered as MathML, no MathJax needed
     assert "injected-parameters" not in html and 'profile = "' not in html
     assert "Appendix" in html and "Package versions" in html and "Git commit" in html
     assert "References" in html and "Conclusion" in html
+    assert "Appendix: rules and evidence" in html and "rule_numbers" in html.split("Appendix: rules and evidence")[1]
+    table = html.split("Claims and verdicts")[1].split("</table>")[0]
+    assert "rule_numbers" not in table  # the claims table shows headlines; the evidence dump is in the appendix
+
+
+def _leaks(text: str, reports: Path) -> list[str]:
+    """What the author did not mean to show: return values, machine paths, stray expression results."""
+    patterns = [r"PosixPath\(", r"\{'png':", r"\.staging", re.escape(str(reports)), re.escape(str(ROOT)),
+                re.escape(os.path.expanduser("~") + "/")]
+    return [p for p in patterns if re.search(p, text)]
+
+
+def test_nothing_leaks_into_the_paper(smoke_reports):
+    assert not _leaks((smoke_reports / "report.html").read_text(), smoke_reports)
+    paper = nbformat.read(smoke_reports / "report.ipynb", as_version=4)
+    for cell in paper.cells:
+        for out in cell.get("outputs", []):
+            plain = out.get("data", {}).get("text/plain", "") if out.get("output_type") == "execute_result" else ""
+            if plain and set(out["data"]) == {"text/plain"}:  # a bare value the last line of a cell returned
+                assert not re.fullmatch(r"\s*[-+]?[\d.e+-]+\s*|\s*(None|True|False|\[.*\]|\{.*\}|\(.*\))\s*", plain,
+                                        re.S), f"a stray expression result reaches the paper: {plain[:80]!r}"
 
 
 def test_report_claims_json(smoke_reports):
@@ -95,3 +119,5 @@ def test_report_pdf(smoke_reports):
     text = " ".join(p.extract_text() for p in reader.pages)
     assert "Claims and verdicts" in text and "E2" in text and "Figure 1." in text
     assert sum(len(p.images) for p in reader.pages) >= 1
+    assert "Figure 0." in reader.pages[0].extract_text() and reader.pages[0].images  # the dashboard on page 1
+    assert not _leaks(text, smoke_reports)

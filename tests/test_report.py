@@ -40,3 +40,30 @@ def test_claims_table_colours_each_verdict():
         if verdict != "inconclusive":
             assert colour in html and colour in latex
     assert "longtable" in latex
+
+
+def test_the_claims_table_keeps_identities_apart_and_the_evidence_for_the_appendix():
+    recs = [_rec("D1", "supported"), {**_rec("E1", "verified", kind="identity"), "rule": "exact: x == y"}]
+    html = report.claims_table_cell(recs).outputs[0]["data"]["text/html"]
+    assert html.index("Empirical claims") < html.index("<b>D1</b>") < html.index("Identities") < html.index("<b>E1</b>")
+    assert "a=1.23" not in html and "exact: x == y" not in html  # neither evidence nor rule in the table
+    appendix = report.evidence_appendix_cells([{**r, "notebook": "01_x"} for r in recs])
+    text = appendix[-1].outputs[0]["data"]["text/html"]
+    assert "a=1.23" in text and "exact: x == y" in text and "b=[1, 2, 3]" in text
+
+
+def test_the_dashboard_draws_one_square_per_verdict_and_keeps_the_file(tmp_path):
+    from matplotlib.patches import Rectangle
+
+    recs = [_rec("D1", "supported"), _rec("C6", "refuted", "cpu (x)"), _rec("C6", "not measured here", "cuda (none)"),
+            _rec("E1", "verified", kind="identity")]
+    fig = report.dashboard_figure(recs)
+    top, bottom = fig.axes[:2]
+    squares = lambda ax: [p for p in ax.patches if isinstance(p, Rectangle)]  # noqa: E731
+    assert len(squares(top)) == 3 and len(squares(bottom)) == 1  # identities in their own panel
+    assert [t.get_text() for t in top.get_yticklabels()] == ["cpu (x)", "cuda (none)"]  # one row per device
+    colours = {tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in squares(top)}
+    assert len(colours) == 3
+    cell = report.dashboard_cell(recs, tmp_path / "figures")
+    assert (tmp_path / "figures" / "verdict-dashboard.png").stat().st_size > 1000
+    assert "image/png" in cell.outputs[0]["data"] and "Figure 0." in cell.outputs[1]["data"]["text/markdown"]
