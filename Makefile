@@ -141,9 +141,12 @@ XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxpr
 test: | $(ENV)
 	$(PYTHON) -m pytest $(XDIST)
 
+# JupyterLab on notebooks/ with the project's kernel; as root (containers, cloud GPU images) it adds --allow-root,
+# which JupyterLab otherwise asks for. LAB_ARGS go to jupyter lab (e.g. LAB_ARGS="--no-browser --port 8890").
+LAB_ARGS ?=
 lab: | $(ENV)
 	$(PYTHON) -m ipykernel install --sys-prefix --name skipanalysis --display-name "Python (skipanalysis)"
-	$(PYTHON) -m jupyter lab notebooks/
+	$(PYTHON) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
 
 clean:
 	rm -rf $(REPORTS)
