@@ -51,7 +51,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock
+.PHONY: report test lab setup clean help record-hardware data bench lock compare
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -140,6 +140,11 @@ bench: | $(ENV)
 XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxprocesses=4 --dist loadfile")
 test: | $(ENV)
 	$(PYTHON) -m pytest $(XDIST)
+
+# Two runs' verdicts and headline numbers side by side, changes first: make compare A=<claims.json or report folder> B=...
+compare: | $(ENV)
+	@test -n "$(A)" -a -n "$(B)" || { echo "make compare needs A=<claims.json or report folder> and B=<...>, e.g. A=reports/quick B=/path/gpu/reports/quick/claims.json"; exit 2; }
+	@$(PYTHON) -m skipanalysis.report diff "$(A)" "$(B)"
 
 # JupyterLab on notebooks/ with the project's kernel; as root (containers, cloud GPU images) it adds --allow-root,
 # which JupyterLab otherwise asks for. LAB_ARGS go to jupyter lab (e.g. LAB_ARGS="--no-browser --port 8890").

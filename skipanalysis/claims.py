@@ -221,27 +221,53 @@ def load_claims(report_dir: str | os.PathLike, notebooks: list[str] | None = Non
     return books
 
 
-def verdict_table(report_dir: str | os.PathLike):
-    """Every recorded verdict under ``<report_dir>/claims`` as a DataFrame (notebook, ID, device, verdict, kind)."""
+def _books(source: str | os.PathLike) -> list[dict[str, Any]]:
+    """The claim books of a run: a report folder (``<folder>/claims/*.json``) or its ``claims.json``."""
+    source = Path(source)
+    if source.is_file():
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FileNotFoundError(f"{source} is not a claims file ({exc}); give a report folder or its "
+                                    "claims.json") from None
+        if not isinstance(data, dict) or "notebooks" not in data:
+            raise FileNotFoundError(f"{source} is not a report's claims.json (no 'notebooks'); give a report folder "
+                                    "or its claims.json")
+        return data["notebooks"]
+    books = load_claims(source)
+    if not books:
+        raise FileNotFoundError(f"no claim files under {source / 'claims'}; run the notebooks first")
+    return books
+
+
+def verdict_table(source: str | os.PathLike):
+    """Every recorded verdict of a run (a report folder or its ``claims.json``) as a DataFrame: notebook, ID,
+    device, ``slot`` (the device kind, numbered when a run holds several of one kind), verdict, headline, kind."""
     import pandas as pd
 
     rows = [{"notebook": b["notebook"], "ID": c["id"], "device": c["device"], "verdict": c["verdict"],
-             "kind": c.get("kind", "empirical")} for b in load_claims(report_dir) for c in b["claims"]]
-    if not rows:
-        raise FileNotFoundError(f"no claim files under {Path(report_dir) / 'claims'}; run the notebooks first")
-    return pd.DataFrame(rows)
+             "headline": c.get("headline", ""), "kind": c.get("kind", "empirical")}
+            for b in _books(source) for c in b["claims"]]
+    df = pd.DataFrame(rows)
+    kind = df.device.str.split(r"[\s(]", n=1, regex=True).str[0]
+    df["slot"] = kind + df.groupby(["notebook", "ID", kind]).cumcount().map(lambda i: f" #{i + 1}" if i else "")
+    return df
 
 
 def compare_verdicts(before: str | os.PathLike, after: str | os.PathLike):
-    """Verdicts of two runs side by side (e.g. another first seed, or another machine), changed ones flagged.
+    """Verdicts and headline numbers of two runs side by side (another first seed, another machine), changes first.
 
-    Claims are matched on (notebook, ID, device); one recorded in only one run shows ``-`` in the other.
+    Each run is a report folder or its ``claims.json``. Claims are matched on notebook, ID and device kind (cpu,
+    cuda, mps, xla; a run's second record of one kind is matched with the other's second), so a laptop's run and a
+    GPU server's line up; one recorded in only one run shows ``-`` in the other.
     """
-    a = verdict_table(before).set_index(["notebook", "ID", "device"])
-    b = verdict_table(after).set_index(["notebook", "ID", "device"])
-    both = a[["kind", "verdict"]].merge(b[["kind", "verdict"]], how="outer", left_index=True, right_index=True,
-                                        suffixes=("_before", "_after"))
+    keys = ["notebook", "ID", "slot"]
+    cols = ["kind", "device", "verdict", "headline"]
+    a, b = verdict_table(before).set_index(keys)[cols], verdict_table(after).set_index(keys)[cols]
+    both = a.merge(b, how="outer", left_index=True, right_index=True, suffixes=("_before", "_after"))
     both = both.assign(kind=both.kind_before.fillna(both.kind_after)).drop(columns=["kind_before", "kind_after"])
-    both = both.fillna({"verdict_before": "-", "verdict_after": "-"})
+    both = both.fillna({c: "-" for c in both.columns if c != "kind"})
     both["changed"] = both.verdict_before != both.verdict_after
-    return both.reset_index().sort_values(["notebook", "ID", "device"]).reset_index(drop=True)
+    both = both.reset_index().sort_values(["changed", "notebook", "ID", "slot"], ascending=[False, True, True, True])
+    return both.reset_index(drop=True)[["changed", "kind", "notebook", "ID", "slot", "verdict_before", "verdict_after",
+                                        "headline_before", "headline_after", "device_before", "device_after"]]

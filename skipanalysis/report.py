@@ -165,6 +165,28 @@ def _as_dict(evidence: Any) -> dict[str, Any]:
     return evidence if isinstance(evidence, dict) else {"evidence": evidence}
 
 
+def machines_appendix(records: list[dict[str, Any]]) -> str:
+    """The claims measured on more than one machine (04's hardware files: C6, C8), verdict per machine, those whose
+    verdicts differ between machines first."""
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["verdict"] != "not measured here":
+            by_id.setdefault(r["id"], []).append(r)
+    several = {cid: rows for cid, rows in by_id.items() if len({r["device"] for r in rows}) > 1}
+    lines = ["## Appendix: verdicts across machines\n",
+             "Claims measured on more than one machine (each machine's hardware file in `data/hardware/`, or this "
+             "run's own); compare two whole runs with `make compare A=... B=...`.\n"]
+    if not several:
+        return "\n".join(lines + ["- No claim was measured on more than one machine."])
+    order = sorted(several, key=lambda cid: (len({r["verdict"] for r in several[cid]}) == 1, cid))
+    for cid in order:
+        rows = several[cid]
+        differ = len({r["verdict"] for r in rows}) > 1
+        lines.append(f"- **{cid}** ({'verdicts differ' if differ else 'the same verdict'} on {len(rows)} machines): "
+                     + "; ".join(f"{r['device']}: {r['verdict']}" for r in rows))
+    return "\n".join(lines)
+
+
 def dashboard_figure(records: list[dict[str, Any]]):
     """The verdict dashboard: one square per claim (columns, grouped by notebook) and device (rows), coloured by
     verdict; empirical claims in the upper panel, identities and exact counts apart in the lower one."""
@@ -358,6 +380,7 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
         appendix.append(f"\n### Machine: {b['device']} (notebook {b['notebook']})\n")
         appendix += [f"- {k}: `{v}`" for k, v in fp.items()]
     cells.append(new_markdown_cell("\n".join(appendix)))
+    cells.append(new_markdown_cell(machines_appendix(records)))
     cells.extend(evidence_appendix_cells(records))
     paper = new_notebook(cells=cells)
     paper.metadata["title"] = "Skip connections under measurement"
@@ -414,6 +437,23 @@ def export_pdf(paper: nbformat.NotebookNode) -> bytes:
     return pdf
 
 
+def format_comparison(table, before: str, after: str) -> str:
+    """``claims.compare_verdicts``' table as text: the changed verdicts first, each with both headlines and
+    devices, then the unchanged ones, one line each, then the tally."""
+    lines = [f"A: {before}", f"B: {after}", ""]
+    changed, same = table[table.changed], table[~table.changed]
+    lines.append(f"Changed ({len(changed)}):" if len(changed) else "Changed: none")
+    for r in changed.itertuples():
+        lines += [f"  {r.ID:<3} {r.slot:<8} {r.verdict_before} -> {r.verdict_after}   ({r.notebook})",
+                  f"      A [{r.device_before}]: {r.headline_before}", f"      B [{r.device_after}]: {r.headline_after}"]
+    lines += ["", f"Unchanged ({len(same)}):"]
+    lines += [f"  {r.ID:<3} {r.slot:<8} {r.verdict_before:<18} B: {r.headline_after}" for r in same.itertuples()]
+    emp = table[table.kind == "empirical"]
+    lines.append(f"\n{int(emp.changed.sum())} of {len(emp)} empirical verdicts differ; "
+                 f"{int(table[table.kind != 'empirical'].changed.sum())} identity verdicts differ")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build the paper from executed notebooks.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -424,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pdf", help="render report.ipynb to PDF with xelatex")
     p.add_argument("paper", nargs="?", default="reports/report.ipynb")
     p.add_argument("output", nargs="?", default="reports/report.pdf")
-    d = sub.add_parser("diff", help="compare the verdicts of two report folders (another seed, another machine)")
+    d = sub.add_parser("diff", help="compare the verdicts of two runs, each a report folder or its claims.json "
+                                    "(another seed, another machine)")
     d.add_argument("before")
     d.add_argument("after")
     args = ap.parse_args(argv)
@@ -436,10 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as exc:
             print(f"[report] {exc}", file=sys.stderr)
             return 2
-        print(table.to_string(index=False))
-        emp = table[table.kind == "empirical"]
-        print(f"\n{int(emp.changed.sum())} of {len(emp)} empirical verdicts differ; "
-              f"{int(table[table.kind != 'empirical'].changed.sum())} identity verdicts differ")
+        print(format_comparison(table, args.before, args.after))
         return 0
     if args.cmd == "html":
         reports = Path(args.reports)

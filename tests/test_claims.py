@@ -62,6 +62,33 @@ def test_atomic_writes_are_readable_like_plain_files(tmp_path):
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+def test_compare_matches_a_laptop_and_a_gpu_server_by_device_kind_and_reads_claims_json(tmp_path):
+    import json
+
+    from skipanalysis.claims import compare_verdicts
+
+    def run(name, devices):
+        claims = [{"id": "C6", "verdict": v, "device": d, "headline": f"{d}: {v}", "kind": "empirical"}
+                  for d, v in devices]
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"profile": "quick", "notebooks": [{"notebook": "04_cost", "claims": claims}]}))
+        return path
+
+    laptop = run("laptop", [("cpu (Apple M2, 8 threads)", "not measured here"), ("cuda (no machine measured)",
+                                                                                "not measured here")])
+    server = run("server", [("cpu (AMD EPYC, 32 threads)", "not measured here"), ("cuda (NVIDIA H100)", "supported"),
+                            ("cuda (NVIDIA A100)", "supported")])
+    t = compare_verdicts(laptop, server)
+    assert list(t.slot) == ["cuda", "cuda #2", "cpu"]  # changes first; two cuda machines line up in order
+    first = t.iloc[0]
+    assert (first.verdict_before, first.verdict_after, first.device_after) == ("not measured here", "supported",
+                                                                                "cuda (NVIDIA H100)")
+    assert t.iloc[1].verdict_before == "-" and not t.iloc[2].changed
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(FileNotFoundError, match="not a report's claims.json"):
+        compare_verdicts(laptop, tmp_path / "bad.json")
+
+
 def test_compare_verdicts_flags_what_moved(tmp_path):
     import subprocess
     import sys
@@ -77,9 +104,11 @@ def test_compare_verdicts_flags_what_moved(tmp_path):
     assert t.loc["E5", "verdict_before"] == "supported" and t.loc["E5", "verdict_after"] == "inconclusive"
     assert bool(t.loc["E5", "changed"]) and not bool(t.loc["E2", "changed"])
     assert t.loc["E1", "verdict_before"] == "-" and t.loc["E1", "kind"] == "identity"
+    assert list(t.changed) == [True, True, False]  # changes first
     proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "diff", str(tmp_path / "a"), str(tmp_path / "b")],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "1 of 1 empirical verdicts differ; 1 identity verdicts differ" in proc.stdout
+    assert proc.stdout.index("Changed (2)") < proc.stdout.index("E5") < proc.stdout.index("Unchanged (1)")
     proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "diff", str(tmp_path / "a"), str(tmp_path / "x")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no claim files under" in proc.stderr

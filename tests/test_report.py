@@ -67,3 +67,12 @@ def test_the_dashboard_draws_one_square_per_verdict_and_keeps_the_file(tmp_path)
     cell = report.dashboard_cell(recs, tmp_path / "figures")
     assert (tmp_path / "figures" / "verdict-dashboard.png").stat().st_size > 1000
     assert "image/png" in cell.outputs[0]["data"] and "Figure 0." in cell.outputs[1]["data"]["text/markdown"]
+
+
+def test_the_machines_appendix_puts_differing_verdicts_first():
+    recs = [_rec("C8", "refuted", "cpu (a)"), _rec("C8", "refuted", "cpu (b)"), _rec("C6", "supported", "cuda (H100)"),
+            _rec("C6", "refuted", "cpu (a)"), _rec("C6", "not measured here", "mps (none)"), _rec("D1", "supported")]
+    text = report.machines_appendix(recs)
+    assert text.index("**C6** (verdicts differ on 2 machines)") < text.index("**C8** (the same verdict on 2 machines)")
+    assert "mps" not in text and "D1" not in text
+    assert "No claim was measured on more than one machine" in report.machines_appendix([_rec("D1", "supported")])
