@@ -366,6 +366,30 @@ def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iter
     return pd.DataFrame(rows)
 
 
+def _table_run(config: dict, data: TensorDataset, device: torch.device | str | None = None) -> tuple[dict, None]:
+    """One table of measurements at initialisation from its config (``runs.run_grid``'s ``fn``):
+    ``init_profiles`` or ``shattering_study`` with the config's arguments, as columns of lists."""
+    device, _ = runs.task_device(device, config)
+    fn = MEASURED_AT_INIT[config["name"]]
+    extra = {"device": device} if config["name"] == "init_profiles" else {}
+    return fn(data=data, **config["args"], **extra).to_dict("list"), None
+
+
+MEASURED_AT_INIT = {"init_profiles": init_profiles, "shattering_study": shattering_study}
+
+
+def measured(name: str, data: TensorDataset, device: torch.device | str = "cpu", store=None, **args) -> pd.DataFrame:
+    """``init_profiles`` or ``shattering_study`` (``name``) on ``data`` with ``args``, measured once: a run of
+    ``runs.run_grid`` keyed by the arguments, the data and the measuring function's source, so with a
+    ``runs.RunStore`` re-executing notebook 02 loads the table."""
+    args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in args.items()}
+    config = {"name": name, "study": "gradients-at-init", "args": args,
+              "data": runs.tensor_fingerprint(*data.tensors[:2]), "device": torch.device(device).type}
+    code = runs.code_fingerprint() + runs.fn_fingerprint(MEASURED_AT_INIT[name], "")
+    record = runs.run_grid([config], _table_run, (data,), store, device, f"02: {name}", code=code)[0]
+    return pd.DataFrame(record["result"])
+
+
 # --- lesions and paths -----------------------------------------------------------------------------------------------
 
 class Lesion(nn.Module):
@@ -484,6 +508,35 @@ def path_study(models: dict[int, CifarResNet], data: TensorDataset, n_images: in
     x, y = data.tensors[0][:n_images].cpu().float(), data.tensors[1][:n_images].cpu()
     return pd.concat([path_gradients(m.cpu(), x, y, samples, seed).assign(seed=seed) for seed, m in models.items()],
                      ignore_index=True)
+
+
+def g5_run(config: dict, nets: Mapping[tuple[str, int], CifarResNet], data: TensorDataset,
+           device: torch.device | str | None = None) -> tuple[dict, None]:
+    """G5's measurements from their config (``runs.run_grid``'s ``fn``): single-block lesions of every net
+    (``lesion_study``), k random lesions of the first seed's nets (``random_lesion_table``) and the residual nets'
+    gradient by path length (``path_study``); each table as columns of lists."""
+    device, _ = runs.task_device(device, config)
+    lesions = lesion_study(nets, data, config["chance"], device)
+    multi = random_lesion_table(nets, config["first_seed"], data, max_k=config["max_k"], draws=config["draws"],
+                                device=device)
+    residual = {s: m for (fam, s), m in sorted(nets.items()) if fam == "residual"}
+    paths = path_study(residual, data, config["path_images"], config["path_samples"])
+    return {name: t.to_dict("list") for name, t in (("lesions", lesions), ("multi", multi), ("paths", paths))}, None
+
+
+def g5_measurements(nets: Mapping[tuple[str, int], CifarResNet], data: TensorDataset, chance: float, first_seed: int,
+                    path_samples: int, device: torch.device | str = "cpu", store=None, max_k: int = 6, draws: int = 4,
+                    path_images: int = 64) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(lesions, multi, paths)`` of ``g5_run``, measured once: a run of ``runs.run_grid`` keyed by the nets'
+    weights, the images and the settings, so with a ``runs.RunStore`` re-executing notebook 02 loads them."""
+    config = {"name": "g5-lesions-and-paths", "study": "lesions",
+              "nets": {f"{fam}/{s}": runs.tensor_fingerprint(*m.state_dict().values())
+                       for (fam, s), m in sorted(nets.items())},
+              "images": runs.tensor_fingerprint(*data.tensors[:2]), "chance": chance, "first_seed": first_seed,
+              "max_k": max_k, "draws": draws, "path_images": path_images, "path_samples": path_samples,
+              "device": torch.device(device).type}
+    result = runs.run_grid([config], g5_run, (dict(nets), data), store, device, "02: G5 lesions and paths")[0]["result"]
+    return tuple(pd.DataFrame(result[k]) for k in ("lesions", "multi", "paths"))
 
 
 def mean_path_lengths(paths: pd.DataFrame) -> pd.Series:

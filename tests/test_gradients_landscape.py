@@ -230,6 +230,40 @@ def test_surfaces_through_a_store_are_measured_once_per_net_and_grid(tmp_path, m
     assert len(calls) == 3
 
 
+def test_g5_measurements_through_a_store_are_made_once_and_match_the_direct_ones(tmp_path, monkeypatch):
+    from skipanalysis import runs as rs
+
+    torch.manual_seed(0)
+    nets = {(f, s): cifar_resnet(14, f).eval() for f in ("plain", "residual") for s in (0, 1)}
+    ds = data.texture_classification(16, 8, seed=2)
+    calls, real = [], gr.lesion_study
+    monkeypatch.setattr(gr, "lesion_study", lambda *a, **k: calls.append(1) or real(*a, **k))
+    store = rs.RunStore(tmp_path / "store")
+    a = gr.g5_measurements(nets, ds, 0.9, 0, 2, store=store, max_k=2, draws=2, path_images=8)
+    b = gr.g5_measurements(nets, ds, 0.9, 0, 2, store=store, max_k=2, draws=2, path_images=8)
+    assert len(calls) == 1
+    for x, y in zip(a, b):
+        pd.testing.assert_frame_equal(x, y)
+    direct = real(nets, ds, 0.9)
+    pd.testing.assert_frame_equal(a[0], direct.reset_index(drop=True), check_dtype=False)
+    assert set(a[1].family) == {"plain", "residual"} and sorted(a[2].seed.unique()) == [0, 1]
+
+
+def test_tables_at_initialisation_through_a_store_are_measured_once(tmp_path, monkeypatch):
+    from skipanalysis import runs as rs
+
+    ds = data.texture_classification(16, 8, seed=2)
+    store = rs.RunStore(tmp_path / "store")
+    args = dict(families=["plain", "residual"], depths=[8], seeds=[0, 1], n_points=8)
+    a = gr.measured("shattering_study", ds, store=store, **args)
+    pd.testing.assert_frame_equal(a, gr.shattering_study(data=ds, **args))  # the same table as measured directly
+    monkeypatch.setattr(gr, "line_gradients", lambda *a, **k: pytest.fail("measured again"))
+    pd.testing.assert_frame_equal(gr.measured("shattering_study", ds, store=store, **args), a)
+    init = gr.measured("init_profiles", ds, store=store, families=["plain"], depths=[8], seeds=range(2), bns=(True,),
+                       grad_batches=1, batch_size=8)
+    assert set(init.seed) == {0, 1} and (init.step == 0).all()
+
+
 def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
     import pandas as pd
 
