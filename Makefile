@@ -8,6 +8,8 @@
 #   make report PDF=no             the HTML only (no xelatex run)
 #   EXECUTOR=ray make report       spread the training runs over Ray (RAY_ADDRESS, or a local instance)
 #   make setup EXTRAS=cluster      .venv with Ray too (requirements-cluster.lock); make lock refreshes the locks
+#   make lab [LAB_ARGS=...]        JupyterLab on notebooks/ with the project's kernel (as root too)
+#   make compare A=... B=...       two runs' verdicts and headlines side by side (report folders or claims.json)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -61,7 +63,7 @@ report: $(OUT)/report.html $(OUT)/report.pdf
 	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,14p' Makefile
 
 setup: $(ENV)
 

@@ -11,6 +11,7 @@ paper's claims table.
 from __future__ import annotations
 
 import json
+import re
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -242,32 +243,56 @@ def _books(source: str | os.PathLike) -> list[dict[str, Any]]:
 
 def verdict_table(source: str | os.PathLike):
     """Every recorded verdict of a run (a report folder or its ``claims.json``) as a DataFrame: notebook, ID,
-    device, ``slot`` (the device kind, numbered when a run holds several of one kind), verdict, headline, kind."""
+    device, verdict, headline, kind."""
     import pandas as pd
 
     rows = [{"notebook": b["notebook"], "ID": c["id"], "device": c["device"], "verdict": c["verdict"],
              "headline": c.get("headline", ""), "kind": c.get("kind", "empirical")}
-            for b in _books(source) for c in b["claims"]]
-    df = pd.DataFrame(rows)
-    kind = df.device.str.split(r"[\s(]", n=1, regex=True).str[0]
-    df["slot"] = kind + df.groupby(["notebook", "ID", kind]).cumcount().map(lambda i: f" #{i + 1}" if i else "")
-    return df
+            for b in _books(source) for c in b.get("claims", [])]
+    if not rows:
+        raise FileNotFoundError(f"{source} holds no claims; run the notebooks first")
+    return pd.DataFrame(rows)
+
+
+def _device_kind(device: str) -> str:
+    return re.split(r"[\s(]", device, maxsplit=1)[0]
+
+
+def _pair(a: list[dict], b: list[dict]) -> list[tuple[dict | None, dict | None]]:
+    """Records of one claim in two runs, paired: the same device first, then the same device kind (a laptop's cpu
+    with a server's cpu, one cuda machine with another), then whatever is left, in order."""
+    pairs, a, b = [], list(a), list(b)
+    for key in (lambda r: r["device"], lambda r: _device_kind(r["device"]), lambda r: 0):
+        for ra in list(a):
+            rb = next((r for r in b if key(r) == key(ra)), None)
+            if rb is not None:
+                pairs.append((ra, rb))
+                a.remove(ra)
+                b.remove(rb)
+    return pairs + [(ra, None) for ra in a] + [(None, rb) for rb in b]
 
 
 def compare_verdicts(before: str | os.PathLike, after: str | os.PathLike):
     """Verdicts and headline numbers of two runs side by side (another first seed, another machine), changes first.
 
-    Each run is a report folder or its ``claims.json``. Claims are matched on notebook, ID and device kind (cpu,
-    cuda, mps, xla; a run's second record of one kind is matched with the other's second), so a laptop's run and a
-    GPU server's line up; one recorded in only one run shows ``-`` in the other.
+    Each run is a report folder or its ``claims.json``. A claim's records are paired by ``_pair`` (same device,
+    then same device kind, then in order), so a laptop's run and a GPU server's line up claim by claim; a record
+    in only one run shows ``-`` in the other.
     """
-    keys = ["notebook", "ID", "slot"]
-    cols = ["kind", "device", "verdict", "headline"]
-    a, b = verdict_table(before).set_index(keys)[cols], verdict_table(after).set_index(keys)[cols]
-    both = a.merge(b, how="outer", left_index=True, right_index=True, suffixes=("_before", "_after"))
-    both = both.assign(kind=both.kind_before.fillna(both.kind_after)).drop(columns=["kind_before", "kind_after"])
-    both = both.fillna({c: "-" for c in both.columns if c != "kind"})
-    both["changed"] = both.verdict_before != both.verdict_after
-    both = both.reset_index().sort_values(["changed", "notebook", "ID", "slot"], ascending=[False, True, True, True])
-    return both.reset_index(drop=True)[["changed", "kind", "notebook", "ID", "slot", "verdict_before", "verdict_after",
-                                        "headline_before", "headline_after", "device_before", "device_after"]]
+    import pandas as pd
+
+    ta, tb = verdict_table(before), verdict_table(after)
+    keys = list(dict.fromkeys(list(zip(ta.notebook, ta.ID)) + list(zip(tb.notebook, tb.ID))))
+    rows = []
+    for order, (nb, cid) in enumerate(keys):
+        recs = [t[(t.notebook == nb) & (t.ID == cid)].to_dict("records") for t in (ta, tb)]
+        for ra, rb in _pair(*recs):
+            get = lambda r, k: r[k] if r is not None else "-"  # noqa: E731
+            rows.append({"order": order, "kind": (ra or rb)["kind"], "notebook": nb, "ID": cid,
+                         "verdict_before": get(ra, "verdict"), "verdict_after": get(rb, "verdict"),
+                         "headline_before": get(ra, "headline"), "headline_after": get(rb, "headline"),
+                         "device_before": get(ra, "device"), "device_after": get(rb, "device")})
+    table = pd.DataFrame(rows)
+    table.insert(0, "changed", table.verdict_before != table.verdict_after)
+    table = table.sort_values(["changed", "order"], ascending=[False, True], kind="stable")
+    return table.drop(columns="order").reset_index(drop=True)

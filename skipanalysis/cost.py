@@ -782,7 +782,7 @@ def measure_run(config: dict, folder: str | None = None, device: torch.device | 
 def measurements(params: dict, device: torch.device, fingerprint: dict, folder: str | Path | None = None,
                  store=None) -> dict[str, Any]:
     """Notebook 04's measurements on this machine: loaded from ``store`` when this machine (``machine_id``) has
-    made them with these parameters (``MEASURED``) and this code, else measured now (``measure_run``, always in
+    made them with these parameters (``MEASURED``), this torch and this code, else measured now (``measure_run``, always in
     this process: a timing is of the machine the notebook runs on, never of a Ray worker). A changed parameter,
     another machine or device, or an edit of a measuring function measures again; ``python -m skipanalysis.runs
     prune`` forgets them.
@@ -794,7 +794,8 @@ def measurements(params: dict, device: torch.device, fingerprint: dict, folder: 
     from . import runs
 
     config = {"name": "cost-measurements", "study": "cost", "machine": machine_id(fingerprint),
-              "params": {k: params[k] for k in MEASURED}, "device": torch.device(device).type}
+              "params": {k: params[k] for k in MEASURED}, "device": torch.device(device).type,
+              "torch": torch.__version__, "cuda": torch.version.cuda}  # timings of another torch are another run
     code = runs.code_fingerprint() + "".join(
         runs.fn_fingerprint(f, "") for f in (count_table, dense_layer_flops, memory_sweep, timing_table,
                                              weight_load_times, addition_share, measured_peaks))

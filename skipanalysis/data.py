@@ -361,8 +361,8 @@ def _resize_pair(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[
 def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
     """A user's own segmentation data: ``<path>/images/`` and ``<path>/masks/``, paired by file name (stem).
 
-    Images are read as grey values in [0, 1]; a mask pixel brighter than half of white is foreground (1). Both are
-    resized to ``size`` px as ``isbi2012`` resizes its slices. Every image needs a mask of its name and size, and
+    Images are read as grey values in [0, 1] (8- or 16-bit grey, or RGB made grey); a mask pixel brighter than half
+    of white is foreground (1), and a mask of 0 and 1 (as label tools save it) is read as such. Both are resized to ``size`` px as ``isbi2012`` resizes its slices. Every image needs a mask of its name and size, and
     all images one square size; otherwise a one-line error names the files.
 
     Returns:
@@ -386,10 +386,27 @@ def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
     if unpaired:
         raise ValueError(f"segmentation folder {path}: {len(unpaired)} file(s) without a partner of the same name in "
                          f"images/ or masks/, e.g. {', '.join(unpaired[:3])}")
-    grey = lambda f: np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255  # noqa: E731
+    def grey(f: Path) -> np.ndarray:  # values in [0, 1] whatever the bit depth (8- or 16-bit grey, RGB)
+        img = Image.open(f)
+        if getattr(img, "n_frames", 1) > 1:
+            raise ValueError(f"segmentation folder {path}: {f.name} holds {img.n_frames} frames; save one image "
+                             "per file")
+        if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
+            img = img.convert("L")
+        a = np.asarray(img)
+        if a.dtype == np.bool_ or a.dtype == np.uint8:
+            top = 1 if a.dtype == np.bool_ else 255
+        elif np.issubdtype(a.dtype, np.integer):  # 16-bit grey (Pillow's I;16 or I)
+            top = 65535 if a.max() <= 65535 else np.iinfo(a.dtype).max
+        else:  # float images: [0, 1] as they are, else scaled by their maximum
+            top = 1.0 if a.max() <= 1 else float(a.max())
+        return a.astype(np.float32) / top
+
     xs, ys = [], []
     for name in sorted(images):
         x, y = grey(images[name]), grey(masks[name])
+        if 0 < y.max() <= 1 / 255 + 1e-6:
+            y = y / y.max()  # a label mask of 0 and 1 (as label tools save it): 1 is foreground
         if x.shape != y.shape:
             raise ValueError(f"segmentation folder {path}: {name}'s image is {x.shape[1]}x{x.shape[0]} px but its "
                              f"mask {y.shape[1]}x{y.shape[0]}; give each pair one size")
@@ -398,6 +415,9 @@ def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
                              f"be square and of one size ({xs[0].shape[1] if xs else x.shape[0]} px): crop them")
         xs.append(x)
         ys.append((y > 0.5).astype(np.float32))
+    if not any(y.any() for y in ys):
+        raise ValueError(f"segmentation folder {path}: every mask is empty (no pixel above half of white); "
+                         "foreground must be bright")
     x = torch.from_numpy(np.stack(xs))[:, None]
     y = torch.from_numpy(np.stack(ys))[:, None]
     x, y = _resize_pair(x, y, size)

@@ -321,6 +321,11 @@ def construct_run(config: dict, base: nn.Module, train_set: TensorDataset, test_
     deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns its final training
     error and convergence flag."""
     device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
+    if device.type != "cpu":
+        from . import data
+
+        train_set, test_set = data.to_device(train_set, device), data.to_device(test_set, device)
+    base = base.to(device)
     constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(device)
     cfg = tr.TrainConfig.from_recipe(config["recipe"], desc="constructed", progress=local)
     cont = tr.train(constructed, train_set, cfg, test_set, device, augment=augment)

@@ -57,7 +57,7 @@ def run_config(spec: str, n_train: int | None, seed: int, lr: float, steps: int,
     """The config of one run of notebook 08 (``train_run`` trains it; the run store keys it): the model's factory
     name, the training-set size (``None``: the whole training set; else a class-balanced subset drawn by the
     seed), seed, rate, steps, recipe, the data's fingerprints and the device kind."""
-    recipe = cfg.recipe()
+    recipe = {k: v for k, v in cfg.recipe().items() if k not in ("epochs", "seed", "lr")}  # set per run below
     return {"name": spec, "study": "efficiency", "n_train": n_train, "seed": seed, "lr": lr, "steps": steps,
             "recipe": recipe, "validate": validate, **data_ids, "device": torch.device(device).type}
 

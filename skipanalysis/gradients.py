@@ -384,7 +384,8 @@ def measured(name: str, data: TensorDataset, device: torch.device | str = "cpu",
     ``runs.RunStore`` re-executing notebook 02 loads the table."""
     args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in args.items()}
     config = {"name": name, "study": "gradients-at-init", "args": args,
-              "data": runs.tensor_fingerprint(*data.tensors[:2]), "device": torch.device(device).type}
+              "data": runs.tensor_fingerprint(*data.tensors[:2]),
+              "device": torch.device(device).type if name == "init_profiles" else "cpu"}  # shattering: CPU, fp32
     code = runs.code_fingerprint() + runs.fn_fingerprint(MEASURED_AT_INIT[name], "")
     record = runs.run_grid([config], _table_run, (data,), store, device, f"02: {name}", code=code)[0]
     return pd.DataFrame(record["result"])

@@ -72,21 +72,20 @@ def loglog_slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def run_config(norm: str, depth: int, cfg: tr.TrainConfig, data_ids: list[str], weights: bool, device="cpu",
-               **size) -> dict:
+def run_config(norm: str, depth: int, cfg: tr.TrainConfig, data_ids: list[str], device="cpu", **size) -> dict:
     """The config of one encoder run (``train_run`` trains it; the run store keys it): placement, depth, the
-    encoder's sizes, the recipe (its seed, rate and warm-up included), the data's fingerprints, the device kind and
-    whether the trained weights are kept (``weights``: a later step reads them)."""
+    encoder's sizes, the recipe (its seed, rate and warm-up included), the data's fingerprints and the device
+    kind."""
     recipe = cfg.recipe()
     return {"name": f"encoder-{norm}", "study": "norm", "norm": norm, "depth": depth, "size": size, "recipe": recipe,
-            "train_data": data_ids[0], "test_data": data_ids[1], "weights": weights,
-            "device": torch.device(device).type}
+            "train_data": data_ids[0], "test_data": data_ids[1], "device": torch.device(device).type}
 
 
 def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
-              device: torch.device | str | None = None) -> tuple[dict, dict | None]:
+              device: torch.device | str | None = None) -> tuple[dict, dict]:
     """Train one encoder on a sequence task from its config (``runs.run_grid``'s ``fn``; Adam, optional warm-up);
-    returns its training record (history, diverged, final, convergence) and, with ``weights``, its weights."""
+    returns its training record (history, diverged, final, convergence) and its weights (kept for every run, so a
+    run of the depth sweep and of the warm-up grid is one run)."""
     device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     x, y = train_set.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
@@ -97,7 +96,7 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
     res = tr.train(model, train_set, cfg, test_set, device, loss_fn=seq_loss, err_fn=seq_error)
     record = {"history": res.history.to_dict("list"), "diverged": res.diverged, "final": res.final,
               "convergence": res.convergence}
-    return record, ({k: v.cpu() for k, v in model.state_dict().items()} if config["weights"] else None)
+    return record, {k: v.cpu() for k, v in model.state_dict().items()}
 
 
 def _train(jobs: list[tuple[str, int, tr.TrainConfig]], train_set, test_set, weights: bool, device, store, desc,
@@ -106,7 +105,7 @@ def _train(jobs: list[tuple[str, int, tr.TrainConfig]], train_set, test_set, wei
     with ``weights``, its trained encoder."""
     size = {"d_model": 64, "n_heads": 4, "d_ff": 128, **size}
     ids = [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
-    configs = [run_config(n, d, c, ids, weights, device, **size) for n, d, c in jobs]
+    configs = [run_config(n, d, c, ids, device, **size) for n, d, c in jobs]
     x, y = train_set.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
     out = []

@@ -132,8 +132,8 @@ def claims_table_cell(records: list[dict[str, Any]]) -> nbformat.NotebookNode:
                 f"{latex_escape(r['headline'])} & {{\\scriptsize {latex_escape(r['device'])}}} \\\\ \\midrule")
     html_text = ("<table class='claims-table'><thead><tr><th>ID</th><th>Claim</th><th>Verdict</th><th>Headline "
                  "numbers</th><th>Device</th></tr></thead><tbody>" + "".join(rows_html) + "</tbody></table>")
-    latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.29\\linewidth}p{0.11\\linewidth}"
-                  "p{0.39\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & \\textbf{Verdict} & "
+    latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.27\\linewidth}p{0.1\\linewidth}"
+                  "p{0.36\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & \\textbf{Verdict} & "
                   "\\textbf{Headline numbers} & \\textbf{Device} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex) +
                   "\n\\end{longtable}}")
     return _rich_cell(html_text, latex_text)
@@ -149,13 +149,14 @@ def evidence_appendix_cells(records: list[dict[str, Any]]) -> list[nbformat.Note
                      f"<small>{html.escape(r['device'])}</small></td><td><small>{html.escape(r['rule'])}</small></td>"
                      f"<td><small>{html.escape(format_evidence(_as_dict(r['evidence']), 900))}</small></td></tr>"
                      for r in rows]
-        rows_tex = [f"\\textbf{{{latex_escape(r['id'])}}} {_verdict_tex(r['verdict'])} & {latex_escape(r['rule'])} & "
+        rows_tex = [f"\\textbf{{{latex_escape(r['id'])}}} {_verdict_tex(r['verdict'])} "
+                    f"{{\\scriptsize {latex_escape(r['device'])}}} & {latex_escape(r['rule'])} & "
                     f"{latex_escape(format_evidence(_as_dict(r['evidence']), 900))} \\\\ \\midrule" for r in rows]
         cells.append(new_markdown_cell(f"### {notebook or 'report'}"))
         cells.append(_rich_cell(
             "<table class='claims-table'><thead><tr><th>Claim</th><th>Rule</th><th>Evidence</th></tr></thead><tbody>"
             + "".join(rows_html) + "</tbody></table>",
-            "{\\scriptsize\\begin{longtable}{@{}p{0.12\\linewidth}p{0.38\\linewidth}p{0.46\\linewidth}@{}}\\toprule\n"
+            "{\\scriptsize\\begin{longtable}{@{}p{0.14\\linewidth}p{0.36\\linewidth}p{0.44\\linewidth}@{}}\\toprule\n"
             "\\textbf{Claim} & \\textbf{Rule} & \\textbf{Evidence} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex)
             + "\n\\end{longtable}}"))
     return cells
@@ -343,7 +344,8 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
                 "are not evidence for any claim). Figure 0 shows every verdict; the claims table below gives each "
                 "one's headline numbers.\n"]
     cells.append(new_markdown_cell("\n".join(abstract)))
-    cells.append(dashboard_cell(records, reports / "figures"))
+    if records:
+        cells.append(dashboard_cell(records, reports / "figures"))
     decided = [r for r in empirical if r["verdict"] in ("supported", "refuted")]
     findings = ["### Decided claims\n"] + [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in decided]
     if not decided:
@@ -444,10 +446,10 @@ def format_comparison(table, before: str, after: str) -> str:
     changed, same = table[table.changed], table[~table.changed]
     lines.append(f"Changed ({len(changed)}):" if len(changed) else "Changed: none")
     for r in changed.itertuples():
-        lines += [f"  {r.ID:<3} {r.slot:<8} {r.verdict_before} -> {r.verdict_after}   ({r.notebook})",
+        lines += [f"  {r.ID:<3} {r.verdict_before} -> {r.verdict_after}   ({r.notebook})",
                   f"      A [{r.device_before}]: {r.headline_before}", f"      B [{r.device_after}]: {r.headline_after}"]
     lines += ["", f"Unchanged ({len(same)}):"]
-    lines += [f"  {r.ID:<3} {r.slot:<8} {r.verdict_before:<18} B: {r.headline_after}" for r in same.itertuples()]
+    lines += [f"  {r.ID:<3} {r.verdict_before:<18} [{r.device_after}] {r.headline_after}" for r in same.itertuples()]
     emp = table[table.kind == "empirical"]
     lines.append(f"\n{int(emp.changed.sum())} of {len(emp)} empirical verdicts differ; "
                  f"{int(table[table.kind != 'empirical'].changed.sum())} identity verdicts differ")

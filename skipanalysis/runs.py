@@ -70,11 +70,48 @@ def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) 
     return h.hexdigest()
 
 
+def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
+    """The functions and classes of ``package`` that ``fn`` reaches: the globals its code (and nested code) names,
+    attributes of package modules it names, recursively through the functions and the methods of the classes
+    found, ``fn`` first."""
+    import types
+
+    def names(code: types.CodeType) -> set[str]:
+        out = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                out |= names(const)
+        return out
+
+    def ours(obj: Any) -> bool:
+        return (inspect.isfunction(obj) or inspect.isclass(obj)) and (obj.__module__ or "").startswith(package)
+
+    seen: dict[int, Any] = {}
+    todo = [fn]
+    while todo:
+        f = todo.pop()
+        if id(f) in seen:
+            continue
+        seen[id(f)] = f
+        funcs = [v for v in vars(f).values() if inspect.isfunction(v)] if inspect.isclass(f) else [f]
+        for g in funcs:
+            glob = getattr(g, "__globals__", {})
+            used = names(g.__code__)
+            modules = [m for m in glob.values() if inspect.ismodule(m) and m.__name__.startswith(package)]
+            for name in used:
+                found = [glob.get(name)] + [getattr(m, name, None) for m in modules]
+                todo += [obj for obj in found if ours(obj) and id(obj) not in seen]
+    return list(seen.values())
+
+
 def fn_fingerprint(fn: Callable, code: str | None = None) -> str:
-    """The code fingerprint of runs made by ``fn``: the training code's (``code_fingerprint``) and ``fn``'s own
-    source, so editing a study's run function re-runs its runs while editing its plots does not."""
+    """The code fingerprint of runs made by ``fn``: the training code's (``code_fingerprint``) and the source of
+    ``fn`` and of every package function and class it reaches (``_reached``: helpers such as a loss or a probe), so
+    editing what a run computes re-runs it while editing plots or rules does not."""
     h = hashlib.sha256((code if code is not None else code_fingerprint()).encode())
-    h.update(inspect.getsource(fn).encode())
+    for obj in sorted(_reached(fn), key=lambda o: (o.__module__, o.__qualname__)):
+        h.update(f"{obj.__module__}.{obj.__qualname__}".encode())
+        h.update(inspect.getsource(obj).encode())
     return h.hexdigest()
 
 

@@ -79,11 +79,17 @@ def test_compare_matches_a_laptop_and_a_gpu_server_by_device_kind_and_reads_clai
     server = run("server", [("cpu (AMD EPYC, 32 threads)", "not measured here"), ("cuda (NVIDIA H100)", "supported"),
                             ("cuda (NVIDIA A100)", "supported")])
     t = compare_verdicts(laptop, server)
-    assert list(t.slot) == ["cuda", "cuda #2", "cpu"]  # changes first; two cuda machines line up in order
-    first = t.iloc[0]
-    assert (first.verdict_before, first.verdict_after, first.device_after) == ("not measured here", "supported",
-                                                                                "cuda (NVIDIA H100)")
-    assert t.iloc[1].verdict_before == "-" and not t.iloc[2].changed
+    # changes first; the laptop's cpu row meets the server's cpu row, its cuda placeholder the first cuda machine
+    assert list(t.device_after) == ["cuda (NVIDIA H100)", "cuda (NVIDIA A100)", "cpu (AMD EPYC, 32 threads)"]
+    assert list(t.device_before) == ["cuda (no machine measured)", "-", "cpu (Apple M2, 8 threads)"]
+    assert list(t.changed) == [True, True, False] and t.iloc[0].verdict_after == "supported"
+    # a claim measured on one device in each run lines up whatever the devices: D1 on a laptop's cpu vs a GPU
+    (tmp_path / "a.json").write_text(json.dumps({"notebooks": [{"notebook": "01", "claims": [
+        {"id": "D1", "verdict": "inconclusive", "device": "cpu (M2)", "headline": "a"}]}]}))
+    (tmp_path / "b.json").write_text(json.dumps({"notebooks": [{"notebook": "01", "claims": [
+        {"id": "D1", "verdict": "supported", "device": "cuda (H100)", "headline": "b"}]}]}))
+    t = compare_verdicts(tmp_path / "a.json", tmp_path / "b.json")
+    assert len(t) == 1 and (t.iloc[0].verdict_before, t.iloc[0].verdict_after) == ("inconclusive", "supported")
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(FileNotFoundError, match="not a report's claims.json"):
         compare_verdicts(laptop, tmp_path / "bad.json")

@@ -39,6 +39,7 @@ def test_make_lab_serves_the_notebooks_and_the_project_kernel(tmp_path):
     lab = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"], cwd=ROOT, stdout=log,
                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}/api"
+    status: dict = {}
     try:
         for _ in range(120):  # JupyterLab starts in a few seconds; a refusal to run (as root) ends the process
             if lab.poll() is not None:

@@ -173,4 +173,4 @@ def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders
     sweep = npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, done=o1, store=store, **size)
     assert len(calls) == 6 and sweep.depth.tolist() == [1, 1, 2, 2]  # depth 1 reused from the grid
     npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, store=store, **size)
-    assert len(calls) == 8  # without ``done``, depth 1 runs once more (keeping no weights is another config)
+    assert len(calls) == 6  # without ``done`` too, every run loads: the sweep's runs are the grid's runs

@@ -207,3 +207,28 @@ def test_a_bad_mask_folder_is_one_line_naming_the_files(tmp_path, setup, message
     setup(tmp_path)
     with pytest.raises(ValueError, match=message):
         data.mask_folder(tmp_path)
+
+
+def test_a_mask_folder_reads_16_bit_images_and_0_1_label_masks(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    grey = np.zeros((16, 16), dtype=np.uint16)
+    grey[0, 0], grey[0, 1] = 65535, 32768  # 16-bit EM data: white and mid-grey
+    label = np.zeros((16, 16), dtype=np.uint8)
+    label[:, :3] = 1  # a label tool's mask: 1 is foreground
+    Image.fromarray(grey).save(tmp_path / "images" / "s.png")
+    Image.fromarray(label).save(tmp_path / "masks" / "s.png")
+    x, y = data.mask_folder(tmp_path, size=16).tensors
+    assert x[0, 0, 0, 0] == 1 and abs(float(x[0, 0, 0, 1]) - 0.5) < 1e-3 and x[0, 0, 1, 1] == 0
+    assert y[0, 0].sum() == 16 * 3
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(tmp_path / "masks" / "s.png")
+    with pytest.raises(ValueError, match="every mask is empty"):
+        data.mask_folder(tmp_path, size=16)
+    frames = [Image.fromarray(np.zeros((16, 16), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "images" / "s.tif", save_all=True, append_images=frames[1:])
+    (tmp_path / "images" / "s.png").unlink()
+    with pytest.raises(ValueError, match=r"s.tif holds 3 frames; save one image per file"):
+        data.mask_folder(tmp_path, size=16)
