@@ -48,6 +48,7 @@ EXECUTORS = ("local", "ray")
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_CODE = ("skipanalysis/train.py", "skipanalysis/data.py", "skipanalysis/models")
+WHOLE_MODULES = ("skipanalysis.train", "skipanalysis.data")  # with skipanalysis.models: in TRAINING_CODE, whole
 
 
 class StoreError(ValueError):
@@ -73,7 +74,7 @@ def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) 
 def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
     """The functions and classes of ``package`` that ``fn`` reaches: the globals its code (and nested code) names,
     attributes of package modules it names, recursively through the functions and the methods of the classes
-    found, ``fn`` first."""
+    found, ``fn`` first; not those of the training, data and model code, which ``code_fingerprint`` covers whole."""
     import types
 
     def names(code: types.CodeType) -> set[str]:
@@ -83,8 +84,10 @@ def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
                 out |= names(const)
         return out
 
-    def ours(obj: Any) -> bool:
-        return (inspect.isfunction(obj) or inspect.isclass(obj)) and (obj.__module__ or "").startswith(package)
+    def ours(obj: Any) -> bool:  # the training, data and model code is fingerprinted whole (TRAINING_CODE)
+        module = getattr(obj, "__module__", None) or ""
+        return ((inspect.isfunction(obj) or inspect.isclass(obj)) and module.startswith(package)
+                and module not in WHOLE_MODULES and not module.startswith(f"{package}.models"))
 
     seen: dict[int, Any] = {}
     todo = [fn]

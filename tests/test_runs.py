@@ -34,6 +34,17 @@ def _run_b(config):
     return config["seed"] + 1, None
 
 
+def test_the_helpers_a_run_function_reaches_are_part_of_the_key(monkeypatch):
+    from skipanalysis import gradients as gr
+
+    before = runs.fn_fingerprint(gr.g5_run, "c")
+    assert {"g5_run", "lesion_study", "single_lesions", "path_gradients"} <= {o.__name__ for o in runs._reached(gr.g5_run)}
+    monkeypatch.setattr(train, "train", lambda *a, **k: None)  # the training code is fingerprinted whole instead
+    assert runs.fn_fingerprint(gr.g5_run, "c") == before
+    monkeypatch.setattr(gr, "single_lesions", lambda *a, **k: None)  # an edited helper: another key
+    assert runs.fn_fingerprint(gr.g5_run, "c") != before
+
+
 def test_a_study_s_run_function_is_part_of_the_key():
     assert runs.fn_fingerprint(_run_a, "c") == runs.fn_fingerprint(_run_a, "c")
     assert runs.fn_fingerprint(_run_a, "c") != runs.fn_fingerprint(_run_b, "c")  # another run function's source
