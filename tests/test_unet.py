@@ -232,3 +232,24 @@ def test_a_mask_folder_reads_16_bit_images_and_0_1_label_masks(tmp_path):
     (tmp_path / "images" / "s.png").unlink()
     with pytest.raises(ValueError, match=r"s.tif holds 3 frames; save one image per file"):
         data.mask_folder(tmp_path, size=16)
+
+
+def test_rand_f_by_hand():
+    # two true cells (left and right of a membrane column); a perfect prediction scores 1
+    truth = torch.zeros(1, 4, 5)
+    truth[..., 2] = 1
+    assert sg.rand_f(truth.bool(), truth) == pytest.approx(1.0)
+    # a prediction that merges the two cells (no membrane): 16 inside pixels, 8 per true cell, all in one region
+    # p = [8/16, 8/16] in one column: sum p^2 = 0.5; a = [0.5, 0.5]: sum a^2 = 0.5; b = [1]: sum b^2 = 1
+    merged = torch.zeros(1, 4, 5, dtype=torch.bool)
+    assert sg.rand_f(merged, truth) == pytest.approx(2 * 0.5 / (0.5 + 1))
+    # a prediction that splits the left cell in two by a membrane row: the left cell's 8 pixels go 2 to the
+    # membrane, 2 and 4 to two regions ... counted by hand below
+    split = truth.bool().clone()
+    split[0, 1, :2] = True  # membrane across the left cell at row 1: left pixels: row 0 (2) | row 1 (2, membrane) | rows 2-3 (4)
+    p = torch.tensor([2, 2, 4, 8]) / 16  # (left, top) (left, membrane) (left, bottom) (right, right)
+    a = torch.tensor([8, 8]) / 16
+    b = torch.tensor([2, 2, 4, 8]) / 16  # membrane region, top, bottom, right: each meets one true cell only
+    assert sg.rand_f(split, truth) == pytest.approx(float(2 * (p ** 2).sum() / ((a ** 2).sum() + (b ** 2).sum())))
+    scores = sg.scores(torch.stack([truth.bool(), merged]), torch.stack([truth, truth]))
+    assert scores["rand_f"] == pytest.approx((1 + 2 * 0.5 / 1.5) / 2)
