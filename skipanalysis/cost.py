@@ -496,6 +496,37 @@ def plot_memory(mem: pd.DataFrame):
     return fig
 
 
+MEMORY_MODELS = {"resnet50": 50, "resnet101": 101, "densenet121": 121, "densenet169": 169}  # name: depth
+
+
+def model_memory(size: int, batch: int = 1, models: dict[str, int] = MEMORY_MODELS) -> pd.DataFrame:
+    """Whole-model activation memory against depth: bytes saved for backward by one training-mode forward pass of
+    each torchvision model (``saved_bytes``, exact, any device) on a random ``batch`` x 3 x ``size`` x ``size``
+    input, with its depth and parameters; the whole-network side of the block-level counts (C3)."""
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, size, size)
+    rows = []
+    for name, depth in models.items():
+        m = torchvision_model(name)
+        rows.append({"model": name, "family": "DenseNet" if name.startswith("densenet") else "ResNet", "depth": depth,
+                     "parameters": count_params(m), "saved_bytes": saved_bytes(m, x), "size": size, "batch": batch})
+    return pd.DataFrame(rows)
+
+
+def plot_model_memory(mem: pd.DataFrame):
+    """Saved-for-backward MiB of whole models against depth, one line per family."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    sns.lineplot(data=mem.assign(MiB=mem.saved_bytes / 2**20), x="depth", y="MiB", hue="family", marker="o", ax=ax)
+    for r in mem.itertuples():
+        ax.annotate(r.model, (r.depth, r.saved_bytes / 2**20), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="depth (layers)", ylabel=f"saved for backward (MiB, batch {int(mem.batch.iloc[0])}, "
+                                          f"{int(mem['size'].iloc[0])} px)")
+    return fig
+
+
 def dense_layer_flops(n_layers: int, growth: int, size: int) -> pd.DataFrame:
     """Per layer of a DenseNet-BC block: input width and fvcore multiply-adds of the 1x1 and 3x3 convolutions."""
     block = DenseBlock(2 * growth, n_layers, growth)
@@ -763,7 +794,7 @@ MEASURED = ("models", "hybrids", "flop_size", "time_size", "batch_sizes", "repea
 def measure_run(config: dict, folder: str | None = None, device: torch.device | str | None = None) -> tuple[dict, None]:
     """Every measurement of notebook 04 on this machine, from its config (``runs.run_grid``'s ``fn``): counts,
     per-layer work of a dense block, the addition's share, the memory sweep, timings, weight loading and the
-    device's peaks. ``folder`` holds the weight files that ``weight_load_times`` writes and removes."""
+    device's peaks, whole-model activation memory. ``folder`` holds the weight files that ``weight_load_times`` writes and removes."""
     dev = torch.device(device if device is not None else config["device"])
     p = config["params"]
     names = p["models"] + p["hybrids"]
@@ -773,7 +804,8 @@ def measure_run(config: dict, folder: str | None = None, device: torch.device | 
               "dense_layer_work": dense_layer_flops(top, k, side),
               "memory": memory_sweep(sorted(p["block_layers"]), k, side, batch, dev, reps, t / 10),
               "timing": timing_table(names, p["batch_sizes"], p["time_size"], dev, reps, t),
-              "weight_load": weight_load_times(names, dev, reps, t / 2, folder)}
+              "weight_load": weight_load_times(names, dev, reps, t / 2, folder),
+              "model_memory": model_memory(p["time_size"], 2)}  # batch 2: batch norm needs two values at 1x1
     add = addition_share(64, side, 4 * batch, dev, reps, t / 5)
     return {**{key: f.to_dict("list") for key, f in frames.items()}, "addition": add,
             "peaks": measured_peaks(dev)}, None
@@ -788,7 +820,8 @@ def measurements(params: dict, device: torch.device, fingerprint: dict, folder: 
     prune`` forgets them.
 
     Returns:
-        The tables (``counts`` indexed by model, ``dense_layer_work``, ``memory``, ``timing``, ``weight_load``),
+        The tables (``counts`` indexed by model, ``dense_layer_work``, ``memory``, ``timing``, ``weight_load``,
+        ``model_memory``),
         ``addition`` and ``peaks`` as dicts, and ``numbers``: all of it as the hardware file keeps it.
     """
     from . import runs
@@ -803,12 +836,13 @@ def measurements(params: dict, device: torch.device, fingerprint: dict, folder: 
                            "04: measurements", code=code, executor="local")[0]
     r = record["result"]
     out: dict[str, Any] = {key: pd.DataFrame(r[key]) for key in ("counts", "dense_layer_work", "memory", "timing",
-                                                                 "weight_load")}
+                                                                 "weight_load", "model_memory")}
     out["counts"] = out["counts"].set_index("model")
     numbers = {"counts": out["counts"].reset_index().to_dict("records"),
                "dense_layer_work": out["dense_layer_work"].to_dict("records"), "addition": r["addition"],
                "memory": out["memory"].to_dict("records"), "timing": out["timing"].to_dict("records"),
                "weight_load": out["weight_load"].to_dict("records"), "peaks": r["peaks"],
+               "model_memory": out["model_memory"].to_dict("records"),
                "time_size": params["time_size"], "device_type": torch.device(device).type,
                "measured": record.get("date") or record.get("finished"), "run": record["key"]}
     return {**out, "addition": r["addition"], "peaks": r["peaks"], "numbers": numbers}

@@ -172,3 +172,11 @@ def test_measurements_are_made_once_per_machine_and_parameters(tmp_path, monkeyp
     cost.measurements(params, dev, {**here, "torch_threads": 1}, tmp_path, store)  # another machine: measured
     assert len(calls) == 2
     assert not list(tmp_path.glob("weights-*"))  # the weight files are gone
+
+
+def test_whole_model_memory_scales_with_the_batch_and_leaves_weights_out():
+    one = cost.model_memory(64, 1, {"resnet18": 18}).iloc[0]
+    two = cost.model_memory(64, 2, {"resnet18": 18}).iloc[0]
+    assert 1.9 < two.saved_bytes / one.saved_bytes <= 2.0  # activations double; per-channel statistics do not
+    assert one.saved_bytes < 4 * one.parameters  # the 44 MiB of weights are not counted as saved activations
+    assert (one.family, one.depth, one.parameters) == ("ResNet", 18, 11_689_512)
