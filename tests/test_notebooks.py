@@ -121,3 +121,57 @@ def test_report_pdf(smoke_reports):
     assert sum(len(p.images) for p in reader.pages) >= 1
     assert "Figure 0." in reader.pages[0].extract_text() and reader.pages[0].images  # the dashboard on page 1
     assert not _leaks(text, smoke_reports)
+
+
+def _browser():
+    """Debian's Chromium (.ci/run installs it) and Playwright to drive it, or the reason the check is skipped."""
+    import shutil
+
+    exe = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if exe is None:
+        return None, "no Chromium installed (Debian/Ubuntu: apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None, "playwright not installed (it is in the dev extra)"
+    return exe, ""
+
+
+def test_report_html_in_a_real_browser(smoke_reports):
+    """The built HTML opened in headless Chromium: it renders, every figure decodes, nothing errs in the console."""
+    exe, why = _browser()
+    if exe is None:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    html = smoke_reports / "report.html"
+    problems: list[str] = []
+    with sync_playwright() as p:
+        # the flags keep a headless Chromium off the network (closed here) and working as root in a container
+        browser = p.chromium.launch(executable_path=exe, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: m.type in ("error", "warning") and problems.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"failed to load {r.url[:100]}"))
+            page.goto(html.as_uri(), wait_until="load")
+            images = page.evaluate("Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, "
+                                   "i.naturalWidth, i.getBoundingClientRect().width])")
+            heading = page.inner_text("h1")
+            height = page.evaluate("document.body.scrollHeight")
+            figures = page.evaluate("Array.from(document.querySelectorAll('*')).filter(e => e.children.length == 0"
+                                    " && /^Figure \\d+\\./.test(e.textContent.trim())).length")
+            maths = page.evaluate("Array.from(document.querySelectorAll('math')).map(m => "
+                                  "m.getBoundingClientRect().width)")
+            page.screenshot(path=str(smoke_reports / "report-page1.png"))
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert "Skip connections under measurement" in heading
+    assert images and all(ok for ok, _, _ in images), f"{sum(not ok for ok, _, _ in images)} figure(s) did not load"
+    assert all(shown > 100 for _, _, shown in images), "a figure is laid out (nearly) invisible"
+    assert len(images) >= figures >= 1, (len(images), figures)
+    assert maths and all(w > 0 for w in maths), "MathML did not render"
+    assert height > 5000  # a laid-out paper, not an empty page

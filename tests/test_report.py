@@ -1,5 +1,7 @@
 """The report's pieces that need no executed notebooks."""
 
+import re
+
 from skipanalysis import report
 
 
@@ -29,6 +31,16 @@ def test_latex_escape_and_evidence_format():
 def test_math_becomes_mathml_outside_code():
     out = report.markdown_math_to_mathml("area $L(L+1)/2$ and `$not math$` and $$x^2$$")
     assert out.count("<math") == 2 and "`$not math$`" in out and 'display="block"' in out
+
+
+def test_exported_html_keeps_the_mathml_whole():
+    """The HTML holds each formula's symbols inside its <math> element (nbconvert's image embedding once emptied them)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T\n\nSeed $s$ and block $B(h)$.")])
+    html = report.export_html(nb)
+    maths = re.findall(r"<math[^>]*>(.*?)</math>", html, re.S)
+    assert len(maths) == 2 and "<mi>s</mi>" in maths[0] and "<mi>B</mi>" in maths[1] and "<mi>h</mi>" in maths[1]
 
 
 def test_claims_table_colours_each_verdict():
