@@ -10,6 +10,7 @@
 #   make setup EXTRAS=cluster      .venv with Ray too (requirements-cluster.lock); make lock refreshes the locks
 #   make lab [LAB_ARGS=...]        JupyterLab on notebooks/ with the project's kernel (as root too)
 #   make compare A=... B=...       two runs' verdicts and headlines side by side (report folders or claims.json)
+#   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -53,7 +54,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock compare
+.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -133,6 +134,22 @@ $(OUT)/report.pdf: $(OUT)/report.html
 DATA_SOURCE ?= ../shared/datasets
 data: | $(ENV)
 	$(PYTHON) -m skipanalysis.subsets --source $(DATA_SOURCE) --out data
+
+# The TPU code path without a TPU: torch 2.9.0 with torch-xla 2.9.0 (the newest pair on PyPI) in .venv-xla, apart
+# from .venv, and notebook 04 at smoke size on PJRT's CPU client into reports/xla-check/. Its numbers are labelled
+# "XLA on CPU": a CPU measured through XLA, never a TPU; they stay out of data/hardware/. Not part of make test.
+XLA_PINS := torch==2.9.0 torchvision==0.24.0 torch-xla==2.9.0
+.venv-xla/.installed: pyproject.toml
+	@echo "[xla-check] creating .venv-xla with $(XLA_PINS) (a few GB the first time)"
+	@test -x .venv-xla/bin/python || $(BOOTSTRAP_PYTHON) -m venv .venv-xla
+	@.venv-xla/bin/python -m pip install --quiet --progress-bar off uv
+	@.venv-xla/bin/python -m uv pip install --python .venv-xla/bin/python --quiet $(XLA_PINS) -e .
+	@touch $@
+
+xla-check: .venv-xla/.installed
+	@PJRT_DEVICE=CPU SKIPANALYSIS_RUNS=reports/xla-check/runs .venv-xla/bin/python -m skipanalysis.runner \
+		notebooks/04_cost.ipynb reports/xla-check/04_cost.ipynb --profile smoke --device xla
+	@grep -o 'Code paths on xla[^"\]*' reports/xla-check/04_cost.ipynb | head -1
 
 # Images/s of the training loop against a bare torch loop (ResNet-20, plain-56; 16 and 32 px) on this machine.
 bench: | $(ENV)

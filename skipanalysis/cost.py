@@ -18,6 +18,7 @@ and 1x1 convolution recomputed in backward via ``torch.utils.checkpoint``).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -124,7 +125,14 @@ def count_saved_bytes(params: list[torch.Tensor] | None = None):
 
 
 def saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
-    """Bytes saved for backward by one training-mode forward pass of ``module`` on ``x``."""
+    """Bytes saved for backward by one training-mode forward pass of ``module`` on ``x``.
+
+    The count follows storages by their data pointers. An XLA tensor has none (its storage lives in the XLA
+    runtime), so there the same module and input are counted on a CPU copy: what autograd saves is fixed by the
+    graph, not by the device.
+    """
+    if x.device.type not in ("cpu", "cuda", "mps"):
+        module, x = copy.deepcopy(module).cpu(), x.detach().cpu()
     module.train()
     x = x.detach().requires_grad_(True)
     with count_saved_bytes(list(module.parameters())) as r:
@@ -145,7 +153,12 @@ class EfficientDenseLayer(DenseLayer):
             return self.bottleneck(torch.cat(fs, 1))
 
         if torch.is_grad_enabled() and any(f.requires_grad for f in features):
-            mid = checkpoint(bottleneck, *features, use_reentrant=False)
+            if features[0].device.type == "xla":  # torch.utils.checkpoint looks for a torch.xla module that is not there
+                from torch_xla.utils.checkpoint import checkpoint as xla_checkpoint
+
+                mid = xla_checkpoint(bottleneck, *features, use_reentrant=True)
+            else:
+                mid = checkpoint(bottleneck, *features, use_reentrant=False)
         else:
             mid = bottleneck(*features)
         return self.conv(mid)
@@ -315,6 +328,28 @@ def bytes_moved(model: nn.Module, x: torch.Tensor) -> float:
     return total[0]
 
 
+def code_paths(device: torch.device | str, fingerprint: dict[str, Any] | None = None) -> str:
+    """Which of this module's device-specific code paths a measurement on ``device`` takes, in one paragraph."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        lines = ["timings synchronised with torch.cuda.synchronize", "fp32, channels_last and bf16-autocast "
+                 "variants timed", "allocator peaks recorded beside the counted bytes", "recomputation with "
+                 "torch.utils.checkpoint"]
+    elif kind == "mps":
+        lines = ["timings synchronised with torch.mps.synchronize", "fp32 only", "recomputation with "
+                 "torch.utils.checkpoint"]
+    elif kind == "xla":
+        backend = (fingerprint or {}).get("xla_backend", "unknown")
+        lines = [f"XLA device on PJRT's {backend} client" + (" (XLA on CPU: the TPU code path exercised, a CPU "
+                 "measured, never a TPU)" if backend == "CPU" else ""), "timings closed with xm.mark_step and "
+                 "xm.wait_device_ops (the untimed warm-up call compiles each graph)",
+                 "fp32 only", "recomputation with torch_xla.utils.checkpoint", "bytes saved for backward counted "
+                 "on a CPU copy (XLA tensors have no data pointers)"]
+    else:
+        lines = ["CPU: no device synchronisation", "fp32 only", "recomputation with torch.utils.checkpoint"]
+    return f"Code paths on {kind}: " + "; ".join(lines) + "."
+
+
 # --- the hardware file ----------------------------------------------------------------------------------------------
 
 def machine_id(fingerprint: dict[str, Any]) -> str:
@@ -324,6 +359,10 @@ def machine_id(fingerprint: dict[str, Any]) -> str:
         model = fingerprint["cuda_devices"][0]["name"]
     elif dev == "cpu":
         model = f"{fingerprint.get('cpu_model', 'cpu')} {fingerprint.get('torch_threads', '')}t"
+    elif dev == "xla" and fingerprint.get("xla_backend") == "CPU":
+        model = f"on-cpu {fingerprint.get('cpu_model', 'cpu')}"
+    elif dev == "xla" and fingerprint.get("xla_backend"):
+        model = fingerprint["xla_backend"]
     else:
         model = fingerprint.get("platform", "")
     slug = re.sub(r"[^a-z0-9]+", "-", f"{dev} {model}".lower()).strip("-")

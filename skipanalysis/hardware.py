@@ -143,7 +143,19 @@ def fingerprint(device: torch.device | str | None = None) -> dict[str, Any]:
             info["torch_xla"] = getattr(torch_xla, "__version__", "unknown")
         except Exception as exc:  # the fingerprint must never stop a notebook
             info["torch_xla"] = f"import failed: {exc}"
+    if info["device"] and info["device"].startswith("xla"):
+        info["xla_backend"] = xla_backend()
     return info
+
+
+def xla_backend() -> str:
+    """The hardware behind XLA devices: ``TPU``, ``CUDA``, ``CPU`` (PJRT's CPU client), or ``unknown``."""
+    try:
+        import torch_xla.runtime as xr
+
+        return str(xr.device_type() or os.environ.get("PJRT_DEVICE", "unknown")).upper()
+    except Exception:  # the fingerprint must never stop a notebook
+        return os.environ.get("PJRT_DEVICE", "unknown").upper()
 
 
 def device_label(info: dict[str, Any]) -> str:
@@ -153,4 +165,9 @@ def device_label(info: dict[str, Any]) -> str:
         return f"cuda ({info['cuda_devices'][0]['name']})"
     if dev.startswith("cpu"):
         return f"cpu ({info.get('cpu_model', '?')}, {info.get('torch_threads', '?')} threads)"
+    if dev.startswith("xla"):
+        backend = info.get("xla_backend", "unknown")
+        if backend == "CPU":  # PJRT's CPU client: exercises the TPU code path, measures a CPU, never a TPU
+            return f"xla (XLA on CPU: {info.get('cpu_model', '?')}, not a TPU)"
+        return f"xla ({backend})"
     return dev
