@@ -102,7 +102,17 @@ lock: | $(ENV)
 # The runner writes into a staging folder and renames the executed notebook into place
 # only after every cell succeeded: a failed run leaves no target behind.
 $(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb | $(ENV)
-	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE)
+	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE) $(RUNNER_FLAGS)
+
+# The notebooks that time things (04: C5-C8) run by themselves at the end of `make report`, with every core: under
+# make -jN no training shares the CPU with their timings, and the hardware file names the machine's thread count.
+ALONE ?= 04_cost
+TIMED := $(filter $(ALONE:%=$(OUT)/%.ipynb),$(EXECUTED))
+ifneq ($(filter report,$(or $(MAKECMDGOALS),report)),)
+$(TIMED): | $(filter-out $(TIMED),$(EXECUTED))
+endif
+# private: the notebooks they wait for do not inherit the flag and keep their share of the cores
+$(TIMED): private RUNNER_FLAGS = --alone
 
 # Per notebook: the package files it imports and its parameter stamp (rewritten only when its section changed).
 $(DEPS): $(NOTEBOOKS) notebooks/params/$(PROFILE).yaml $(PACKAGE) | $(ENV)

@@ -190,8 +190,11 @@ def _kernel_manager_class():
 
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
                  device: str = "auto", kernel_name: str = "python3", progress: bool = True,
-                 overrides: dict[str, Any] | None = None) -> Path:
+                 overrides: dict[str, Any] | None = None, alone: bool = False) -> Path:
     """Execute ``notebook`` into ``output`` with papermill (see the module docstring).
+
+    ``alone``: the notebook runs by itself (make runs the timing notebook after the others), so its kernel keeps
+    every core instead of its share under ``make -jN``.
 
     Returns:
         The executed notebook's path.
@@ -218,7 +221,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in os.environ.get("PYTHONPATH", "").split(
             os.pathsep) if p])
     os.environ.setdefault("SKIPANALYSIS_PROGRESS", "terminal" if progress else "off")  # run_grid's bar of runs
-    if (threads := threads_under_make()) is not None:
+    if not alone and (threads := threads_under_make()) is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it at import
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
@@ -248,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, mps or xla")
     ap.add_argument("--kernel", default="python3")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--alone", action="store_true",
+                    help="the notebook runs by itself: every core, whatever make -jN shares out")
     ap.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                     help="override one parameter of the profile (value read as YAML); repeatable")
     args = ap.parse_args(argv)
@@ -259,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress,
-                     parse_overrides(args.param))
+                     parse_overrides(args.param), alone=args.alone)
     except (ParameterError, runs.StoreError) as exc:
         print(f"[{name}] bad input: {exc}", file=sys.stderr)
         return 2

@@ -179,3 +179,21 @@ def test_parallel_make_shares_the_cores_between_notebooks():
     assert threads_under_make({"MAKEFLAGS": ""}, cores=8) is None  # one job: torch's own default
     assert threads_under_make({"MAKEFLAGS": "-j1"}, cores=8) is None
     assert threads_under_make({"MAKEFLAGS": " -j2", "OMP_NUM_THREADS": "3"}, cores=8) is None  # the user's choice
+
+
+def test_the_timing_notebook_runs_last_and_alone_with_every_core(project, monkeypatch):
+    """Under make -j2 the notebook named by ALONE (04_cost in the project) waits for the others and keeps all cores."""
+    threads = "import os; print('threads', os.environ.get('OMP_NUM_THREADS') or 'all')"
+    for name, body in (("92_b", "import time; time.sleep(2); open('../b.done', 'w').write('')"),
+                       ("93_c", threads), ("91_a", f"{threads}; print('others done', os.path.exists('../b.done'))")):
+        _tiny_notebook(project / "notebooks" / f"{name}.ipynb", body)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as in a user's shell: the runner shares the cores out
+    proc, _ = make(project, "-j2", "report", "PROFILE=smoke", "ALONE=91_a")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def printed(name):
+        return str(nbformat.read(project / "reports" / "smoke" / f"{name}.ipynb", as_version=4).cells[-1].outputs)
+
+    assert "others done True" in printed("91_a") and "threads all" in printed("91_a"), printed("91_a")
+    assert f"threads {max(1, (os.cpu_count() or 1) // 2)}" in printed("93_c"), printed("93_c")  # its share
+    assert proc.stdout.index("[91_a] running") > proc.stdout.index("[92_b] done")
