@@ -181,14 +181,16 @@ def test_parallel_make_shares_the_cores_between_notebooks():
     assert threads_under_make({"MAKEFLAGS": " -j2", "OMP_NUM_THREADS": "3"}, cores=8) is None  # the user's choice
 
 
-def test_the_timing_notebook_runs_last_and_alone_with_every_core(project, monkeypatch):
-    """Under make -j2 the notebook named by ALONE (04_cost in the project) waits for the others and keeps all cores."""
+def test_the_lead_and_the_timing_notebook_run_alone_with_every_core(project, monkeypatch):
+    """Under make -j2 LEAD (01 in the project) runs first and ALONE (04) last, each by itself with every core."""
     threads = "import os; print('threads', os.environ.get('OMP_NUM_THREADS') or 'all')"
+    (project / "notebooks" / "94_d.ipynb").write_text("{}")
     for name, body in (("92_b", "import time; time.sleep(2); open('../b.done', 'w').write('')"),
-                       ("93_c", threads), ("91_a", f"{threads}; print('others done', os.path.exists('../b.done'))")):
+                       ("93_c", threads), ("91_a", f"{threads}; print('others done', os.path.exists('../b.done'))"),
+                       ("94_d", f"{threads}; print('lead done', os.path.exists('../b.done'))")):
         _tiny_notebook(project / "notebooks" / f"{name}.ipynb", body)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as in a user's shell: the runner shares the cores out
-    proc, _ = make(project, "-j2", "report", "PROFILE=smoke", "ALONE=91_a")
+    proc, _ = make(project, "-j2", "report", "PROFILE=smoke", "ALONE=91_a", "LEAD=94_d")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     def printed(name):
@@ -197,3 +199,5 @@ def test_the_timing_notebook_runs_last_and_alone_with_every_core(project, monkey
     assert "others done True" in printed("91_a") and "threads all" in printed("91_a"), printed("91_a")
     assert f"threads {max(1, (os.cpu_count() or 1) // 2)}" in printed("93_c"), printed("93_c")  # its share
     assert proc.stdout.index("[91_a] running") > proc.stdout.index("[92_b] done")
+    assert "threads all" in printed("94_d") and "lead done False" in printed("94_d")
+    assert proc.stdout.index("[94_d] done") < min(proc.stdout.index(f"[{n}] running") for n in ("91_a", "92_b", "93_c"))
