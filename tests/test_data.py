@@ -174,3 +174,19 @@ def test_isbi2012_slices_and_masks():
     assert small.tensors[0].shape == (30, 1, 128, 128)
     assert abs(small.tensors[1].mean() - m.mean()) < 0.05
     assert "ISBI 2012" in small.description
+
+
+def test_texture_data_deterministic():
+    a = data.texture_classification(50, 8, seed=4)
+    b = data.texture_classification(50, 8, seed=4)
+    c = data.texture_classification(50, 8, seed=5)
+    assert torch.equal(a.tensors[0], b.tensors[0]) and torch.equal(a.tensors[1], b.tensors[1])
+    assert not torch.equal(a.tensors[0], c.tensors[0])
+    assert sorted(a.tensors[1].bincount().tolist()) == [5] * 10
+
+
+def test_bad_data_parameters():
+    with pytest.raises(ValueError, match="n=0"):
+        data.texture_classification(0)
+    with pytest.raises(ValueError, match="image folder"):
+        data.image_folder("/nonexistent/folder")

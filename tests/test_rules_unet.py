@@ -1,4 +1,4 @@
-"""Rules U1-U3 (notebook 06) and E5 (notebook 03) on hand-made numbers: supported, refuted, inconclusive."""
+"""skipanalysis.rules.unet: U1-U3 on hand-made scores, intervals against scipy and by hand."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from skipanalysis import rules
 
 WOBBLE = np.array([0.00, 0.004, -0.004, 0.002, -0.002])  # per-seed noise shared by paired arms
 
-
-# --- U1 ----------------------------------------------------------------------------------------------------------
 
 def test_u1_supported_refuted_inconclusive():
     concat = 0.70 + WOBBLE
@@ -49,8 +47,6 @@ def test_u1_paired_interval_against_scipy():
     assert got["low"] == pytest.approx(lo, abs=1e-4) and got["high"] == pytest.approx(hi, abs=1e-4)
 
 
-# --- U2 ----------------------------------------------------------------------------------------------------------
-
 def test_u2_supported_refuted_inconclusive():
     thin, mid, thick = 0.20 + WOBBLE, 0.10 + WOBBLE, 0.02 + WOBBLE
     d = rules.u2({"<= 3 px": thin, "5 px": mid, "> 5 px": thick})
@@ -69,8 +65,6 @@ def test_u2_difference_by_hand():
     half = 4.302652729911275 * 0.1 / math.sqrt(3)
     assert d["estimate"] == pytest.approx(0.2) and d["low"] == pytest.approx(0.2 - half, abs=1e-4)
 
-
-# --- U3 ----------------------------------------------------------------------------------------------------------
 
 def test_u3_winner_equivalence_and_undecided():
     concat = 0.70 + WOBBLE
@@ -96,50 +90,6 @@ def test_u3_tost_interval_against_scipy():
     assert got["low"] == pytest.approx(lo, abs=1e-4) and got["high"] == pytest.approx(hi, abs=1e-4)
 
 
-# --- E5 ----------------------------------------------------------------------------------------------------------
-
-def test_e5_supported_refuted_inconclusive():
-    dense = [1.0, 1.0, 0.9999, 1.0, 1.0]
-    assert rules.e5(dense, 0.90 + WOBBLE, dense, margin=0.01).verdict == "supported"
-    assert rules.e5(dense, 0.998 + WOBBLE / 10, dense, margin=0.01).verdict == "refuted"
-    noisy = 0.985 + np.array([0.01, -0.01, 0.012, -0.012, 0.0])
-    assert rules.e5(dense, noisy, dense, margin=0.01).verdict == "inconclusive"
-    failed = rules.e5(dense, 0.90 + WOBBLE, [1.0, 0.9, 1.0, 1.0, 1.0], margin=0.01)
-    assert failed.verdict == "inconclusive" and "decoder check" in failed.numbers
-    assert rules.e5(dense, 0.90 + WOBBLE, dense, 0.01, converged=[True, False]).verdict == "inconclusive"
-
-
-def test_e5_bound_by_hand():
-    # unexplained variance residual - dense per seed: 0.1, 0.12, 0.08 -> mean 0.1, sd 0.02;
-    # one-sided 95% bounds: 0.1 -/+ t(0.95, 2) * 0.02 / sqrt(3)
-    d = rules.e5([1.0, 1.0, 1.0], [0.9, 0.88, 0.92], [1.0, 1.0, 1.0], 0.01)
-    iv = d.numbers["unexplained_residual_minus_dense"]["difference"]
-    half = 2.919985580355516 * 0.02 / math.sqrt(3)
-    assert iv["low"] == pytest.approx(0.1 - half, abs=1e-4) and iv["high"] == pytest.approx(0.1 + half, abs=1e-4)
-    assert iv["low"] > 0.01  # the three seeds alone would support E5, but with only three one seed can undo it:
-    # without the first, 0.12 and 0.08 give 0.1 - t(0.95, 1) * 0.02 = 0.1 - 6.314 * 0.02 < 0.01
-    assert d.verdict == "inconclusive" and d.numbers["leave_one_seed_out"]["#1"] == "inconclusive"
-    # without the second, 0.1 and 0.08: 0.09 - 6.314 * 0.01 = 0.027 > 0.01, still supported
-    assert d.numbers["leave_one_seed_out"]["#2"] == "supported"
-
-
 def test_rules_registered_with_text():
     for cid in ("U1", "U2", "U3", "E5"):
         assert rules.RULES[cid].claim_id == cid and len(rules.text(cid)) > 100
-
-
-def test_e1_to_e4_identity_checks():
-    merge = {"residual_add_max_dev": 2e-16, "dense_prefix_max_dev": 0.0, "dense_out_channels": 40,
-             "dense_expected_channels": 40}
-    assert rules.e1(merge).verdict == "verified"
-    assert rules.e1({**merge, "dense_out_channels": 39}).verdict == "failed"
-    assert rules.e1({**merge, "residual_add_max_dev": 1e-6}).verdict == "failed"
-    assert rules.e2([1e-16, 3e-15]).verdict == "verified" and rules.e2([1e-16, 1e-6]).verdict == "failed"
-    # best tied fit of m Gaussian inputs leaves about sqrt(1 - 1/m): 0 at m = 1, 0.71 at m = 2
-    fit = [0.0] + [math.sqrt(1 - 1 / m) for m in range(2, 9)]
-    assert rules.e3(1e-15, fit).verdict == "verified"
-    assert rules.e3(1e-15, [0.0, 0.05] + fit[2:]).verdict == "failed"  # m = 2 fitted by one tied kernel: not dense
-    tri = [L * (L + 1) // 2 for L in range(1, 6)]
-    assert rules.e4(tri, tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "verified"
-    assert rules.e4(tri[:-1] + [14], tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "failed"
-    assert all(rules.claim_kind(c) == "identity" for c in ("E1", "E2", "E3", "E4"))

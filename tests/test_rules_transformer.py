@@ -1,0 +1,102 @@
+"""skipanalysis.rules.transformer: T1-T4 and the rate-difference interval against Newcombe (1998)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from skipanalysis import rules
+
+
+def _t1_points(post_slope, pre_slope, seeds=6, noise=0.03, post_scale=5.0):
+    rng = np.random.default_rng(0)
+    depths, post, pre = [], [], []
+    for d in (6, 12, 24):
+        for _ in range(seeds):
+            depths.append(d)
+            post.append(post_scale * d ** post_slope * math.exp(noise * rng.standard_normal()))
+            pre.append(1.0 * d ** pre_slope * math.exp(noise * rng.standard_normal()))
+    deep = [i for i, d in enumerate(depths) if d == 24]
+    return dict(depths=depths, post=post, pre=pre, post_deepest=[post[i] for i in deep],
+                pre_deepest=[pre[i] for i in deep], n_boot=500)
+
+
+def _runs(spec, **fixed):
+    """``spec``: {(norm, lr, warmup): (trained, n)}; the first ``trained`` runs train, the others are stuck at a
+    plateau (converged)."""
+    out = []
+    for (norm, key, wu), (k, n) in spec.items():
+        for s in range(n):
+            out.append({"norm": norm, "lr": key, "depth": key, "warmup": wu, "seed": s, "trained": s < k,
+                        "diverged": False, "converged": True, **fixed})
+    return out
+
+
+def test_rate_difference_against_newcombe_1998():
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10 (hybrid score)
+    iv = rules.rate_difference(56, 70, 48, 80)
+    assert (round(iv.low, 4), round(iv.high, 4)) == (0.0524, 0.3339)
+    iv = rules.rate_difference(9, 10, 3, 10)
+    assert (round(iv.low, 4), round(iv.high, 4)) == (0.1705, 0.8090)
+    assert rules.rate_difference(5, 5, 0, 5).low > 0  # 5/5 against 0/5 is decisive at n = 5
+
+
+def test_t1():
+    assert rules.t1(**_t1_points(0.0, -0.5)).verdict == "supported"
+    assert rules.t1(**_t1_points(-0.5, -0.5)).verdict == "refuted"  # post-norm shrinks as fast
+    assert rules.t1(**_t1_points(0.0, 0.1)).verdict == "refuted"  # pre-norm grows
+    assert rules.t1(**_t1_points(0.0, -0.5, noise=1.0)).verdict == "inconclusive"  # seed noise swamps the slopes
+    assert rules.t1(**_t1_points(0.0, -0.5, post_scale=0.1)).verdict == "inconclusive"  # post-norm not larger
+    few = rules.t1(**_t1_points(0.0, -0.5, seeds=3))
+    assert few.verdict == "inconclusive" and "too few" in few.numbers
+    # the slope is the least-squares slope of log norm on log depth (numpy's polyfit, independently)
+    pts = _t1_points(0.0, -0.5)
+    d = rules.t1(**pts)
+    assert d.numbers["slope_pre"]["estimate"] == pytest.approx(
+        np.polyfit(np.log(pts["depths"]), np.log(pts["pre"]), 1)[0], abs=1e-4)
+
+
+def test_t2():
+    ok = _runs({("post", 0.003, 0): (0, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (5, 5),
+                ("post", 0.001, 0): (5, 5), ("post", 0.001, 50): (5, 5), ("pre", 0.001, 0): (5, 5)})
+    assert rules.t2(ok).verdict == "supported"
+    never = _runs({("post", 0.003, 0): (5, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (5, 5)})
+    assert rules.t2(never).verdict == "refuted"  # post-norm trains without warm-up at every rate
+    pre_bad = _runs({("post", 0.003, 0): (0, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (0, 5)})
+    assert rules.t2(pre_bad).verdict == "refuted"
+    mixed = _runs({("post", 0.003, 0): (3, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (5, 5)})
+    assert rules.t2(mixed).verdict == "inconclusive"  # 3/5 vs 5/5 is not a clear warm-up effect
+    few = _runs({("post", 0.003, 0): (0, 2), ("post", 0.003, 50): (2, 2), ("pre", 0.003, 0): (2, 2)})
+    assert rules.t2(few).verdict == "inconclusive" and "fewer than 5 seeds" in rules.t2(few).numbers
+    ok[0]["converged"] = False  # a stuck post-norm run whose loss was still falling
+    d = rules.t2(ok)
+    assert d.verdict == "inconclusive" and d.numbers["not converged"].startswith("1 of 30")
+
+
+def test_t3():
+    runs = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (0, 5), ("pre", 24, 0): (5, 5)})
+    d = rules.t3(runs)
+    assert d.verdict == "supported" and d.numbers["per_depth"]["24"]["post_diverged"] == "0/5"
+    both = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (5, 5), ("pre", 24, 0): (5, 5)})
+    assert rules.t3(both).verdict == "inconclusive"  # the range is too shallow to tell
+    worse = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (5, 5), ("pre", 24, 0): (0, 5)})
+    assert rules.t3(worse).verdict == "refuted"
+    runs[-6]["converged"] = False  # post-norm depth 24, stuck, still falling
+    assert rules.t3(runs).numbers["not converged"].startswith("1 of 20")
+
+
+def test_t4():
+    far, dist, init = [0.7, 0.65, 0.72, 0.68, 0.7, 0.66], [7.5, 7.8, 7.2, 7.9, 7.6, 7.4], [5.3] * 6
+    ok = [True] * 6
+    assert rules.t4(far, dist, init, ok).verdict == "supported"
+    assert rules.t4([0.1, 0.12, 0.08, 0.11, 0.1, 0.09], [2.0] * 6, init, ok).verdict == "refuted"
+    assert rules.t4(far, [5.3, 5.2, 5.4, 5.3, 5.35, 5.25], init, ok).verdict == "inconclusive"  # no farther than init
+    few = rules.t4(far, dist, init, [True, True, False, False, True, True])
+    assert few.verdict == "inconclusive" and few.numbers["trained_models"] == 4
+    # the far share's interval is a t interval over models kept inside [0, 1] (SciPy's t, independently)
+    iv = rules.t4(far, dist, init, ok).numbers["far_share"]
+    half = sps.t.ppf(0.975, 5) * np.std(far, ddof=1) / math.sqrt(6)
+    assert (iv["low"], iv["high"]) == pytest.approx((np.mean(far) - half, np.mean(far) + half), abs=1e-4)
