@@ -59,15 +59,50 @@ def default_root() -> Path:
     return Path(os.environ.get("SKIPANALYSIS_RUNS") or ROOT / "runs")
 
 
+def code_text(source: str) -> str:
+    """Python source as a run's key sees it: without comments, docstrings, blank lines and trailing spaces.
+
+    Editing what code computes changes the text; rewording a comment or a docstring, or reflowing blank lines,
+    does not, so it re-runs nothing. Plain text (not an AST dump), so the key is the same on every Python version.
+    """
+    import ast
+    import io
+    import textwrap
+    import tokenize
+
+    source = textwrap.dedent(source)
+    lines = source.splitlines()
+    drop: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            drop |= set(range(body[0].lineno - 1, body[0].end_lineno))
+    cut = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            cut[tok.start[0] - 1] = tok.start[1]
+    kept = []
+    for i, line in enumerate(lines):
+        if i in drop:
+            continue
+        line = line[:cut[i]] if i in cut else line
+        if line.strip():
+            kept.append(line.rstrip())
+    return "\n".join(kept)
+
+
 def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) -> str:
-    """sha256 over the contents of the named package files (folders: every ``*.py`` inside), in path order."""
+    """sha256 over the code (``code_text``) of the named package files (folders: every ``*.py`` inside), in path
+    order."""
     h = hashlib.sha256()
     for rel in paths:
         p = root / rel
         files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
         for f in files:
             h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
+            h.update(code_text(f.read_text(encoding="utf-8")).encode())
     return h.hexdigest()
 
 
@@ -110,11 +145,11 @@ def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
 def fn_fingerprint(fn: Callable, code: str | None = None) -> str:
     """The code fingerprint of runs made by ``fn``: the training code's (``code_fingerprint``) and the source of
     ``fn`` and of every package function and class it reaches (``_reached``: helpers such as a loss or a probe), so
-    editing what a run computes re-runs it while editing plots or rules does not."""
+    editing what a run computes re-runs it while editing plots, rules, comments or docstrings does not."""
     h = hashlib.sha256((code if code is not None else code_fingerprint()).encode())
     for obj in sorted(_reached(fn), key=lambda o: (o.__module__, o.__qualname__)):
         h.update(f"{obj.__module__}.{obj.__qualname__}".encode())
-        h.update(inspect.getsource(obj).encode())
+        h.update(code_text(inspect.getsource(obj)).encode())
     return h.hexdigest()
 
 

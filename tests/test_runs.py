@@ -26,6 +26,20 @@ def test_the_key_follows_config_and_code_only():
     assert runs.code_fingerprint() == runs.code_fingerprint() and len(runs.code_fingerprint()) == 64
 
 
+def test_comments_docstrings_and_blank_lines_do_not_change_the_code_key(tmp_path):
+    before = 'def f(x):\n    """Square."""\n    return x * x  # the square\n'
+    reworded = '\n\ndef f(x):\n    """The square of x,\n    reworded."""\n\n    return x * x   # squared\n'
+    edited = 'def f(x):\n    """Square."""\n    return x * x + 1  # the square\n'
+    assert runs.code_text(before) == runs.code_text(reworded) == "def f(x):\n    return x * x"
+    assert runs.code_text(edited) != runs.code_text(before)
+    assert runs.code_text('s = """# kept"""  # dropped') == 's = """# kept"""'  # a string is code, not a comment
+    keys = []
+    for text in (before, reworded, edited):
+        (tmp_path / "m.py").write_text(text)
+        keys.append(runs.code_fingerprint(("m.py",), root=tmp_path))
+    assert keys[0] == keys[1] != keys[2]
+
+
 def _run_a(config):
     return config["seed"], None
 
