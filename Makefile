@@ -105,9 +105,10 @@ $(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb | $(ENV)
 	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE) $(RUNNER_FLAGS)
 
 # Under make -jN two notebooks run by themselves, with every core. The lead (01, the longest, whose nets 02 and 07
-# reuse) runs first: it trains about 1.5x faster on two threads than on its share of one, and the notebooks that
-# need its runs wait for it anyway. The timing notebook (04: C5-C8) runs last, so no training shares the CPU with
-# its timings and its hardware file names the machine's thread count. Empty LEAD= or ALONE= turns either off.
+# reuse) runs first, its runs in one process per core (SKIPANALYSIS_WORKERS; small nets gain little from a second
+# thread, much from a second process), and the notebooks that need its runs wait for it anyway. The timing notebook
+# (04: C5-C8) runs last, so no training shares the CPU with its timings and its hardware file names the machine's
+# thread count. Empty LEAD= or ALONE= turns either off.
 LEAD ?= 01_degradation
 ALONE ?= 04_cost
 FIRST := $(filter $(LEAD:%=$(OUT)/%.ipynb),$(EXECUTED))

@@ -417,11 +417,39 @@ def error_with_lesions(model: CifarResNet, data: TensorDataset, blocks: list[int
             model.blocks[i] = b
 
 
-def single_lesions(model: CifarResNet, data: TensorDataset, device="cpu") -> pd.DataFrame:
-    """Test error after deleting each block in turn (and with none deleted, as ``block`` 0)."""
-    rows = [{"block": 0, "err": error_with_lesions(model, data, [], device)}]
-    rows += [{"block": i + 1, "err": error_with_lesions(model, data, [i], device)} for i in range(len(model.blocks))]
-    return pd.DataFrame(rows)
+@torch.no_grad()
+def single_lesions(model: CifarResNet, data: TensorDataset, device="cpu", batch_size: int = 512) -> pd.DataFrame:
+    """Test error after deleting each block in turn (and with none deleted, as ``block`` 0).
+
+    The blocks before a deleted one compute exactly what they compute in the intact net, so each batch goes through
+    the intact net once, keeping every block's input, and each lesion restarts from its block's input: the numbers
+    of ``error_with_lesions`` (the same operations on the same batches) for about half the work.
+    """
+    was_training = model.training
+    model.eval()
+    n = len(model.blocks)
+    wrong = torch.zeros(n + 1, dtype=torch.float64)
+    x_all, y_all = data.tensors[:2]
+    channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    for i in range(0, len(x_all), batch_size):
+        x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        inputs, h = [], model.stem(x)
+        for block in model.blocks:
+            inputs.append(h)
+            h = block(h)
+        outs = [h]  # intact, then block j deleted: its shortcut alone, then the blocks after it
+        for j in range(n):
+            h = Lesion(model.blocks[j])(inputs[j])
+            for block in model.blocks[j + 1:]:
+                h = block(h)
+            outs.append(h)
+        for j, h in enumerate(outs):
+            logits = model.head(F.adaptive_avg_pool2d(h, 1).flatten(1)).float()
+            wrong[j] += tr.classification_error(logits, y).item() * len(y)
+    model.train(was_training)
+    return pd.DataFrame({"block": range(n + 1), "err": (wrong / len(x_all)).tolist()})
 
 
 def random_lesions(model: CifarResNet, data: TensorDataset, ks: list[int], draws: int = 5, seed: int = 0,

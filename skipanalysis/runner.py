@@ -193,8 +193,9 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
                  overrides: dict[str, Any] | None = None, alone: bool = False) -> Path:
     """Execute ``notebook`` into ``output`` with papermill (see the module docstring).
 
-    ``alone``: the notebook runs by itself (make runs the timing notebook after the others), so its kernel keeps
-    every core instead of its share under ``make -jN``.
+    ``alone``: the notebook runs by itself (make runs the lead notebook before the others and the timing notebook
+    after them), so it keeps every core instead of its share under ``make -jN``: its runs train in one process per
+    core (``SKIPANALYSIS_WORKERS``, unless set), and its kernel's torch uses every thread.
 
     Returns:
         The executed notebook's path.
@@ -223,6 +224,8 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     os.environ.setdefault("SKIPANALYSIS_PROGRESS", "terminal" if progress else "off")  # run_grid's bar of runs
     if not alone and (threads := threads_under_make()) is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it at import
+    if alone:
+        os.environ.setdefault("SKIPANALYSIS_WORKERS", str(os.cpu_count() or 1))
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
                             cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,

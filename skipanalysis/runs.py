@@ -19,7 +19,9 @@ The store is ``runs/`` at the repository root (git-ignored) unless ``SKIPANALYSI
 ``run_grid`` asks the store for a grid of configs: finished runs load, the missing ones go to an executor, chosen
 by the ``EXECUTOR`` environment variable:
 
-- ``local`` (default): one after another in this process (the kernel), as the notebooks always did;
+- ``local`` (default): one after another in this process (the kernel); or, on a CPU with ``SKIPANALYSIS_WORKERS``
+  above 1 (``make report`` sets it for the notebook it runs by itself), in that many joblib processes with one
+  torch thread each;
 - ``ray``: one Ray task per missing run, on the cluster at ``RAY_ADDRESS`` or on a Ray instance started here.
   A CUDA run asks for ``RAY_GPUS_PER_RUN`` of a GPU (default 0.25, so four small CIFAR runs share a card), a CPU
   run for one core. Install Ray with ``pip install -e ".[cluster]"``.
@@ -273,6 +275,7 @@ def check_ray_address(address: str | None = None, timeout: float = 3.0) -> None:
 def check_executor() -> str:
     """Everything ``EXECUTOR=...`` needs, checked before any run starts; returns the executor's name."""
     name = executor_name()
+    workers()
     if name == "ray":
         try:
             import ray  # noqa: F401
@@ -323,6 +326,38 @@ def _local(fn: Callable, configs: list[dict], shared: tuple, device) -> Any:
         result, state = fn(config, *shared, device=device)
         yield i, result, state, time.perf_counter() - t0, {**_where(device or config.get("device", "cpu")),
                                                           "executor": "local"}
+
+
+def workers(value: str | None = None) -> int:
+    """``SKIPANALYSIS_WORKERS`` (or ``value``), checked: how many CPU processes run a notebook's runs at once.
+
+    1 (the default): the runs train one after another in the kernel. More: on a CPU, that many processes with one
+    torch thread each (joblib), which trains small nets nearly that many times faster than one process with as
+    many threads (they scale poorly across threads). ``make report`` gives the notebook it runs by itself every
+    core this way.
+    """
+    text = (value if value is not None else os.environ.get("SKIPANALYSIS_WORKERS", "")).strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise StoreError(f"SKIPANALYSIS_WORKERS={text} is not allowed; give a whole number of processes, at least 1")
+    return int(text)
+
+
+def _in_process(fn: Callable, config: dict, shared: tuple, device) -> tuple:
+    import torch
+
+    torch.set_num_threads(1)  # one core each: the processes share the machine's cores out
+    t0 = time.perf_counter()
+    result, state = fn(config, *shared, device=device)
+    return result, state, time.perf_counter() - t0, {**_where(device or config.get("device", "cpu")),
+                                                     "executor": "processes"}
+
+
+def _processes(fn: Callable, configs: list[dict], shared: tuple, device, n: int) -> Any:
+    from joblib import Parallel, delayed
+
+    jobs = (delayed(_in_process)(fn, config, shared, device) for config in configs)
+    for i, out in enumerate(Parallel(n_jobs=n, return_as="generator")(jobs)):
+        yield (i, *out)
 
 
 def _timed(fn: Callable, config: dict, *shared) -> tuple:
@@ -411,6 +446,7 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     name = executor_name(executor)
     if name == "ray":
         check_executor()  # Ray installed, RAY_ADDRESS and RAY_GPUS_PER_RUN usable: one line otherwise
+    n_workers = workers()
     code = fn_fingerprint(fn, code)
     keys = [run_key(c, code) for c in configs]
     out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]
@@ -429,7 +465,14 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     guesses = [sum(earlier[n]) / len(earlier[n]) for n in (configs[i].get("name") for i in missing) if n in earlier]
     estimate = sum(guesses) * len(missing) / len(guesses) if guesses else None
     todo = [configs[i] for i in missing]
-    runs = _ray(fn, todo, shared) if name == "ray" else _local(fn, todo, shared, device)
+    import torch
+
+    if name == "ray":
+        runs = _ray(fn, todo, shared)
+    elif n_workers > 1 and len(todo) > 1 and torch.device(device or "cpu").type == "cpu":
+        runs = _processes(fn, todo, shared, device, min(n_workers, len(todo)))
+    else:
+        runs = _local(fn, todo, shared, device)
     with _progress_bar(len(missing), desc, estimate) as bar:
         for j, result, state, seconds, machine in runs:
             i = missing[j]

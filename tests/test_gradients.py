@@ -129,6 +129,19 @@ def test_lesion_of_an_identity_block_changes_nothing():
         assert torch.allclose(m(x), ref)
 
 
+@pytest.mark.parametrize("kind", ["residual", "plain"])
+def test_single_lesions_from_kept_block_inputs_equal_whole_lesioned_passes(kind):
+    torch.manual_seed(3)
+    m = cifar_resnet(14, kind)  # random weights: every lesion changes some predictions
+    ds = data.texture_classification(70, 8, seed=2)
+    fast = gr.single_lesions(m, ds)  # the batches of error_with_lesions (train.evaluate's)
+    slow = [gr.error_with_lesions(m, ds, [])] + [gr.error_with_lesions(m, ds, [i]) for i in range(len(m.blocks))]
+    assert fast.block.tolist() == list(range(len(m.blocks) + 1))
+    assert fast.err.tolist() == slow and len(set(slow)) > 1
+    assert gr.single_lesions(m, ds, batch_size=32).err.tolist() == pytest.approx(slow)  # three batches, one short
+    assert m.training  # the model's mode is restored
+
+
 def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
     m = _identity_residual()
     x = data.texture_classification(40, 8, seed=0).tensors[0]

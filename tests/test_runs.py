@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 
@@ -315,3 +316,30 @@ def test_a_recipe_survives_the_record_and_leaves_display_settings_out():
     assert runs.task_device(None, {"device": "cpu"}) == (torch.device("cpu"), False)  # a Ray task: the config's kind
     assert runs.task_device("cpu", {"device": "cuda"}) == (torch.device("cpu"), True)
     assert runs.state_of({"state": None, "weights": False}, None) is None
+
+
+def test_worker_processes_give_the_numbers_of_one_thread_in_process(tmp_path, tiny, monkeypatch):
+    """SKIPANALYSIS_WORKERS=2: the runs train in two joblib processes of one thread each, with the same numbers as
+    one after another on one thread here, each record saying where it ran."""
+    ds, test, cfg = tiny
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, here, _ = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg)
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("SKIPANALYSIS_WORKERS", "2")
+    store = runs.RunStore(tmp_path / "store")
+    _, there, models = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg, store=store)
+    cols = ["kind", "depth", "seed", "train_err", "test_err"]
+    pd.testing.assert_frame_equal(here[cols].reset_index(drop=True), there[cols].reset_index(drop=True))
+    records = [json.loads(p.read_text()) for p in store.root.glob("??/*/record.json")]
+    assert len(records) == 4 and {r["machine"]["executor"] for r in records} == {"processes"}
+    assert {r["machine"]["threads"] for r in records} == {1} and len(models) == 4
+
+
+def test_bad_worker_count_is_one_line(monkeypatch):
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SKIPANALYSIS_WORKERS", bad)
+        with pytest.raises(runs.StoreError, match=f"SKIPANALYSIS_WORKERS={bad} is not allowed; give a whole number"):
+            runs.check_executor()
