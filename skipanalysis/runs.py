@@ -469,7 +469,9 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
 
     if name == "ray":
         runs = _ray(fn, todo, shared)
-    elif n_workers > 1 and len(todo) > 1 and torch.device(device or "cpu").type == "cpu":
+    elif executor is None and n_workers > 1 and torch.device(device or "cpu").type == "cpu":
+        # a single run too, so a run's numbers never depend on whether it shared a grid (one thread either way);
+        # executor="local" (04's timings) keeps the runs in this process, on every thread
         runs = _processes(fn, todo, shared, device, min(n_workers, len(todo)))
     else:
         runs = _local(fn, todo, shared, device)
