@@ -342,9 +342,14 @@ def workers(value: str | None = None) -> int:
     return int(text)
 
 
+_IN_WORKER = False  # set in a joblib worker process (``_in_process``)
+
+
 def _in_process(fn: Callable, config: dict, shared: tuple, device) -> tuple:
     import torch
 
+    global _IN_WORKER
+    _IN_WORKER = True  # no per-step bars: the workers' bars would interleave on one terminal (run_grid counts runs)
     torch.set_num_threads(1)  # one core each: the processes share the machine's cores out
     t0 = time.perf_counter()
     result, state = fn(config, *shared, device=device)
@@ -411,12 +416,13 @@ def version_drift(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def task_device(device, config: dict[str, Any]):
-    """``(device, local)`` for a run function: the local executor's ``device``, or for a Ray task (``device``
-    None) the device kind of ``config["device"]`` on the device Ray gave it; ``local`` says which."""
+    """``(device, bar)`` for a run function: the local executor's ``device``, or for a Ray task (``device``
+    None) the device kind of ``config["device"]`` on the device Ray gave it; ``bar`` says whether the run draws
+    its own per-step progress bar: only in the kernel's own process (not in a Ray task or a worker process)."""
     import torch
 
     local = device is not None
-    return torch.device(device if local else config["device"]), local
+    return torch.device(device if local else config["device"]), local and not _IN_WORKER
 
 
 def state_of(record: dict[str, Any], store: RunStore | None) -> dict | None:

@@ -338,6 +338,19 @@ def test_worker_processes_give_the_numbers_of_one_thread_in_process(tmp_path, ti
     assert {r["machine"]["threads"] for r in records} == {1} and len(models) == 4
 
 
+def _bar_of(config, device=None):
+    return {"bar": runs.task_device(device, config)[1]}, {}
+
+
+def test_worker_processes_draw_no_per_step_bars():
+    """Per-step bars from several worker processes would interleave on make's terminal: a worker draws none (the
+    kernel's bar counts the runs), while a run in the kernel's own process still draws its own."""
+    configs = [{"device": "cpu"}, {"device": "cpu"}]
+    there = [out[1]["bar"] for out in runs._processes(_bar_of, configs, (), "cpu", 2)]
+    here = [out[1]["bar"] for out in runs._local(_bar_of, configs, (), "cpu")]
+    assert there == [False, False] and here == [True, True]
+
+
 def test_bad_worker_count_is_one_line(monkeypatch):
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("SKIPANALYSIS_WORKERS", bad)
