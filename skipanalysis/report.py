@@ -270,7 +270,7 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
     titled = False
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
-        if tags & {"parameters", "injected-parameters", "remove-from-report"}:
+        if tags & {"parameters", "more-parameters", "injected-parameters", "remove-from-report"}:
             continue
         cell = copy.deepcopy(cell)
         if cell.cell_type == "markdown":

@@ -16,6 +16,7 @@ earlier result untouched.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -59,6 +60,43 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+MORE_TAG = "more-parameters"
+
+
+def declared_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
+    """Every parameter ``notebook`` declares, as ``papermill.inspect_notebook`` describes them (name ->
+    ``{"name", "inferred_type_name", "default", "help"}``): those of its cell tagged ``parameters`` and of any
+    cells tagged ``more-parameters`` above it (recipe details, kept apart so that no cell grows long). papermill
+    injects its values after the ``parameters`` cell, so an override reaches both.
+
+    Raises:
+        ParameterError: a ``more-parameters`` cell comes after the ``parameters`` cell (the injected values would
+            be overwritten by its defaults), or a name is declared twice.
+        Exception: whatever nbformat raises for a file that is not a readable notebook.
+    """
+    import nbformat
+    from papermill.translators import papermill_translators
+    from papermill.utils import nb_kernel_name, nb_language
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    translator = papermill_translators.find_translator(nb_kernel_name(nb), nb_language(nb))
+    out: dict[str, dict] = {}
+    main = False
+    for i, cell in enumerate(nb.cells):
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if not tags & {"parameters", MORE_TAG} or cell.cell_type != "code":
+            continue
+        if main:
+            raise ParameterError(f"{notebook}: cell {i} is tagged {MORE_TAG!r} but comes after the 'parameters' "
+                                 "cell; move it above, where papermill's injected values cannot be overwritten")
+        for p in translator.inspect(cell):
+            if p.name in out:
+                raise ParameterError(f"{notebook}: parameter {p.name!r} is declared twice (cell {i} again)")
+            out[p.name] = p._asdict()
+        main = "parameters" in tags
+    return out if main else {}
+
+
 def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, report_dir: str | os.PathLike,
                         params_dir: str | os.PathLike | None = None,
                         overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -66,10 +104,8 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
 
     Raises:
         ParameterError: the profile or device is not allowed, or the profile names
-            a parameter the notebook's ``parameters`` cell does not define.
+            a parameter the notebook's parameter cells do not define (``declared_parameters``).
     """
-    import papermill as pm
-
     from .hardware import DEVICE_CHOICES
 
     notebook = Path(notebook)
@@ -79,7 +115,9 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
         raise ParameterError(f"DEVICE={device!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
     section = {**load_profile(params_dir, profile).get(notebook.stem, {}), **(overrides or {})}
     try:
-        declared = pm.inspect_notebook(str(notebook))
+        declared = declared_parameters(notebook)
+    except ParameterError:
+        raise
     except Exception as exc:  # nbformat's NotJSONError, a JSON or validation error, a missing file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ParameterError(f"{notebook}: not a readable notebook ({type(exc).__name__}: {first})") from None
@@ -102,7 +140,7 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
 
 
 def _defaults(declared: dict[str, dict]) -> dict[str, Any]:
-    """The parameters cell's default values (``papermill.inspect_notebook`` gives their source text)."""
+    """The parameter cells' default values (``declared_parameters`` gives their source text)."""
     import ast
 
     out = {}
@@ -118,11 +156,9 @@ def resolved_parameters(notebook: str | os.PathLike, profile: str,
                         params_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """What ``notebook``'s parameters are under ``profile``: its parameters cell's defaults with the profile's
     section on top (how a notebook reads another's settings, e.g. 07 asking for 01's nets)."""
-    import papermill as pm
-
     notebook = Path(notebook)
     params_dir = Path(params_dir) if params_dir else notebook.parent / "params"
-    return {**_defaults(pm.inspect_notebook(str(notebook))), **load_profile(params_dir, profile).get(notebook.stem, {})}
+    return {**_defaults(declared_parameters(notebook)), **load_profile(params_dir, profile).get(notebook.stem, {})}
 
 
 def _move_results(staging: Path, reports: Path, name: str) -> None:
@@ -188,6 +224,19 @@ def _kernel_manager_class():
     return IPCKernelManager
 
 
+class _KnownParameters(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" warning for parameters a ``more-parameters`` cell declares
+    (papermill reads only the ``parameters`` cell; ``notebook_parameters`` has checked every name already)."""
+
+    def __init__(self, names: set[str]):
+        super().__init__()
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        head, _, name = record.getMessage().partition(": ")
+        return not (head == "Passed unknown parameter" and name in self.names)
+
+
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
                  device: str = "auto", kernel_name: str = "python3", progress: bool = True,
                  overrides: dict[str, Any] | None = None, alone: bool = False) -> Path:
@@ -226,6 +275,8 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it at import
     if alone:
         os.environ.setdefault("SKIPANALYSIS_WORKERS", str(os.cpu_count() or 1))
+    quiet = _KnownParameters(set(params))
+    logging.getLogger("papermill").addFilter(quiet)
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
                             cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,
@@ -239,6 +290,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
             os.replace(partial, failed / f"{name}.ipynb")
         raise
     finally:
+        logging.getLogger("papermill").removeFilter(quiet)
         shutil.rmtree(staging, ignore_errors=True)
     failed_copy = reports / "failed" / f"{name}.ipynb"
     if failed_copy.exists():

@@ -7,23 +7,23 @@ import shutil
 import subprocess
 import sys
 
-import papermill as pm
+import nbformat
 import pytest
 import yaml
 
 from conftest import NOTEBOOKS, ROOT
 from skipanalysis import params
 from skipanalysis.params import ParameterError
-from skipanalysis.runner import notebook_parameters, run_notebook
+from skipanalysis.runner import declared_parameters, notebook_parameters, run_notebook
 
 
 def _defaults(nb) -> dict:
-    return {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(nb)).items()}
+    return {k: ast.literal_eval(v["default"]) for k, v in declared_parameters(nb).items()}
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_notebook_parameter_is_declared_and_every_profile_passes(nb):
-    assert set(params.declared(nb.stem)) == set(pm.inspect_notebook(str(nb))), "notebook and spec disagree"
+    assert set(params.declared(nb.stem)) == set(declared_parameters(nb)), "notebook and spec disagree"
     for profile in params.PROFILES:
         section = (yaml.safe_load((ROOT / "notebooks" / "params" / f"{profile}.yaml").read_text()) or {}).get(nb.stem)
         params.check(nb.stem, {**_defaults(nb), **(section or {}), "profile": profile, "device": "cpu",
@@ -72,6 +72,50 @@ def test_a_rejected_run_changes_no_file(tmp_path):
     with pytest.raises(ParameterError):
         run_notebook(NB01, out, "quick", "cpu", overrides={"lrs": [float("inf")]})
     assert not (tmp_path / "reports").exists()
+
+
+def _two_cell_notebook(path, order=("more-parameters", "parameters"), more="extra = 1  # a recipe detail"):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = {"more-parameters": new_code_cell(more),
+             "parameters": new_code_cell('profile = "quick"\ndevice = "auto"\nreport_dir = "../reports"\nvalue = 1')}
+    for tag, cell in cells.items():
+        cell.metadata["tags"] = [tag]
+    nb = new_notebook(cells=[new_markdown_cell("# Two parameter cells"), *(cells[t] for t in order),
+                             new_code_cell("print('values', value, extra)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_a_more_parameters_cell_is_declared_and_overridden_like_the_parameters_cell(tmp_path, caplog):
+    """Recipe details sit in a cell tagged more-parameters above the parameters cell (so no cell grows long): the
+    runner knows their names and defaults, an override reaches the kernel, and papermill's "unknown parameter"
+    warning (it reads only the parameters cell) stays out of the output."""
+    nb = tmp_path / "nb" / "93_two.ipynb"
+    (nb.parent / "params").mkdir(parents=True)
+    (nb.parent / "params" / "quick.yaml").write_text("93_two:\n  extra: 4\n")
+    _two_cell_notebook(nb)
+    declared = declared_parameters(nb)
+    assert list(declared) == ["extra", "profile", "device", "report_dir", "value"]
+    assert declared["extra"]["default"] == "1" and declared["extra"]["help"] == "a recipe detail"
+    with pytest.raises(ParameterError, match="-p nonsense=... is not allowed for 93_two; it defines"):
+        notebook_parameters(nb, "quick", "cpu", tmp_path / "r", overrides={"nonsense": 1})
+    assert notebook_parameters(nb, "quick", "cpu", tmp_path / "r")["extra"] == 4  # the profile sets it too
+    out = run_notebook(nb, tmp_path / "reports" / "93_two.ipynb", "quick", "cpu", progress=False,
+                       overrides={"extra": 5, "value": 2})
+    printed = str(nbformat.read(out, as_version=4).cells[-1].outputs)
+    assert "values 2 5" in printed
+    assert "Passed unknown parameter" not in caplog.text
+
+
+def test_a_more_parameters_cell_below_the_parameters_cell_or_a_name_twice_is_one_line(tmp_path):
+    nb = tmp_path / "93_two.ipynb"
+    _two_cell_notebook(nb, order=("parameters", "more-parameters"))
+    with pytest.raises(ParameterError, match=r"cell 2 is tagged 'more-parameters' but comes after the 'parameters'"):
+        declared_parameters(nb)
+    _two_cell_notebook(nb, more="extra = 1\nvalue = 3")
+    with pytest.raises(ParameterError, match="parameter 'value' is declared twice"):
+        declared_parameters(nb)
 
 
 def test_corrupt_yaml_and_corrupt_notebook_name_the_file(tmp_path):
