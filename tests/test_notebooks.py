@@ -38,6 +38,8 @@ def test_no_code_cell_over_twenty_lines(path):
     long = {i: len(c.source.splitlines()) for i, c in enumerate(nb.cells)
             if c.cell_type == "code" and len(c.source.splitlines()) > 20}
     assert not long, f"{path.name}: cells over 20 lines (cell: lines): {long}"
+    no_id = [i for i, c in enumerate(json.loads(path.read_text())["cells"]) if "id" not in c]
+    assert not no_id, f"{path.name}: cells {no_id} have no id (nbformat 4.5 warns, and will refuse them)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
