@@ -16,6 +16,7 @@ runs and for controlled experiments that need a knob real data lack:
 - ``texture_classification``: oriented gratings with a distractor and noise.
 - ``segmentation_shapes``: curves, blobs and regions of controlled fineness.
 - ``reversal_task``: token sequences whose targets need long-range mixing.
+- ``local_task``: its control, token sequences whose targets need the previous token only.
 """
 
 from __future__ import annotations
@@ -529,3 +530,21 @@ def reversal_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> 
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, vocab, (n, seq_len), generator=g)
     return TensorDataset(tokens, tokens.flip(1))
+
+
+def local_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> TensorDataset:
+    """A control task solvable locally: the target at position i is the token before it, ``x[i-1]`` (position 0
+    copies itself).
+
+    Each output needs the token one position away only, so attention has no reason to reach farther (the
+    counterpart of ``reversal_task``, which needs the farthest reach: both copy a token, only the distance differs).
+
+    Returns:
+        ``TensorDataset(tokens (n, seq_len) int64, targets (n, seq_len) int64)``.
+    """
+    _check_positive(n=n, seq_len=seq_len, vocab=vocab)
+    if vocab < 2:
+        raise ValueError(f"vocab={vocab!r}: need at least 2 tokens")
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab, (n, seq_len), generator=g)
+    return TensorDataset(tokens, torch.cat([tokens[:, :1], tokens[:, :-1]], dim=1))

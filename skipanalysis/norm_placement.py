@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from . import rules, runs
+from . import data, rules, runs
 from . import train as tr
 from .models import create
 from .models.transformer import Encoder
@@ -209,19 +209,56 @@ def reach_study(models: dict[tuple[str, int], Encoder], tokens: torch.Tensor, wi
 
     ``models`` maps ``(norm, seed)`` to a trained encoder; ``build_args`` (vocab, seq_len, depth, d_model, n_heads,
     d_ff) rebuild its initialisation with ``build``. Returns (per layer, per model): the per-model table has the
-    largest far share and distance over layers (trained and at initialisation), the mean input dependence, and
-    whether the model trained.
+    largest far share and distance over layers (trained and at initialisation), ``reach_change``: the signed change
+    of attention distance (trained minus initial) in the layer training moved most (``moved_layer``), the mean input
+    dependence (trained and at initialisation), and whether the model trained.
     """
     layers, summary = [], []
     for (norm, seed), model in models.items():
         now = attention_reach(model, tokens, window)
         init = attention_reach(build(norm, seed=seed, **build_args), tokens, window)
         layers.append(now.assign(norm=norm, seed=seed))
+        change = now.distance - init.distance  # per layer, trained minus initial
         summary.append({"norm": norm, "seed": seed, "far_share": now.beyond_window.max(),
-                        "distance": now.distance.max(), "distance_init": init.distance.max(),
-                        "input_dependence": now.input_dependence.mean(), "partner": now.partner.max(), "uniform_distance": now.uniform_distance.iloc[0],
-                        "trained": bool(trained[(norm, seed)])})
+                        "far_share_init": init.beyond_window.max(), "reach_change": change[change.abs().idxmax()],
+                        "moved_layer": int(now.layer[change.abs().idxmax()]), "distance": now.distance.max(),
+                        "distance_init": init.distance.max(), "input_dependence": now.input_dependence.mean(),
+                        "input_dependence_init": init.input_dependence.mean(), "partner": now.partner.max(),
+                        "uniform_distance": now.uniform_distance.iloc[0], "trained": bool(trained[(norm, seed)])})
     return pd.concat(layers, ignore_index=True), pd.DataFrame(summary)
+
+
+def t4_study(trained_models: dict, outs: pd.DataFrame, warmup: int, lr: float, seeds: list[int],
+             test_set: TensorDataset, n_train: int, n_test: int, seed: int, window: int, cfg: tr.TrainConfig,
+             device="cpu", store=None, probes: int = 256, **build_args) -> dict:
+    """T4's measurements: attention reach of the reversal models of ``warmup_grid`` at ``lr`` (post-norm with
+    warm-up, pre-norm without; every seed) and of the same arms trained on the local control task (``local_task``,
+    the same sizes, recipe and data seeds), each against the same model at initialisation, on ``probes`` held-out
+    sequences. ``build_args``: vocab, seq_len, depth, d_model, n_heads, d_ff.
+
+    Returns ``{"layers", "reversal", "control", "per_model", "example", "tokens"}``: per-layer reach (with a
+    ``task`` column), the per-model tables of each task (``reach_study``), both together, and the first seed's
+    pre-norm model of each task with its probe tokens (for ``plot_attention_maps``).
+    """
+    vocab, seq_len, depth = (build_args[k] for k in ("vocab", "seq_len", "depth"))
+    size = {k: v for k, v in build_args.items() if k in ("d_model", "n_heads", "d_ff")}
+    arms = (("post", warmup), ("pre", 0))
+    local_train = data.local_task(n_train, seq_len, vocab, seed=seed)
+    local_test = data.local_task(n_test, seq_len, vocab, seed=seed + 10_000)
+    _, local_outs, local_models = warmup_grid(list(arms), depth, [lr], seeds, local_train, local_test, cfg, device,
+                                              store, **size)
+    tokens = {"reversal": test_set.tensors[0][:probes], "control": local_test.tensors[0][:probes]}
+    tables, layers = {}, []
+    for task, models, done in (("reversal", trained_models, outs), ("control", local_models, local_outs)):
+        pick = {(n, s): models[(n, lr, wu, s)] for n, wu in arms for s in seeds}
+        ok = {(r.norm, r.seed): r.trained for r in done[done.lr == lr].itertuples()
+              if (r.norm, r.warmup) in arms}
+        per_layer, tables[task] = reach_study(pick, tokens[task], window, ok, **build_args)
+        layers.append(per_layer.assign(task=task))
+    example = {"reversal": trained_models[("pre", lr, 0, seeds[0])], "control": local_models[("pre", lr, 0, seeds[0])]}
+    per_model = pd.concat([t.assign(task=k) for k, t in tables.items()], ignore_index=True)
+    return {"layers": pd.concat(layers, ignore_index=True), "reversal": tables["reversal"],
+            "control": tables["control"], "per_model": per_model, "example": example, "tokens": tokens}
 
 
 # --- figures --------------------------------------------------------------------------------------------------------
@@ -262,14 +299,19 @@ def t3_claim(runs: pd.DataFrame, lr: float, seeds: int):
         for dp in sorted(runs.depth.unique())))
 
 
-def t4_claim(per_model: pd.DataFrame, window: int):
-    """T4 from ``reach_study``'s per-model table (both placements, every seed)."""
-    d = rules.t4(per_model.far_share, per_model.distance, per_model.distance_init, per_model.trained,
-                 per_model.input_dependence, float(per_model.uniform_distance.iloc[0]), seeds=per_model.seed)
-    return d, (f"in the farthest-reaching layer {per_model.far_share.median():.0%} of attention lies beyond {window} "
-               f"tokens and the mean distance is {per_model.distance.median():.1f} (at init "
-               f"{per_model.distance_init.median():.1f}, uniform {per_model.uniform_distance.iloc[0]:.1f}); medians "
-               f"over {len(per_model)} models")
+def t4_claim(reversal: pd.DataFrame, control: pd.DataFrame, window: int):
+    """T4 from ``reach_study``'s per-model tables on the reversal task and on the local control (both placements,
+    every seed)."""
+    both = pd.concat([reversal.assign(task="reversal"), control.assign(task="control")], ignore_index=True)
+    d = rules.t4(both.task, both.far_share, both.reach_change, both.trained, both.input_dependence,
+                 float(reversal.uniform_distance.iloc[0]), seeds=both.seed)
+    med = lambda t, c: t[c].median()  # noqa: E731
+    return d, (f"in the layer training moved most, attention reaches {med(reversal, 'reach_change'):+.1f} tokens "
+               f"farther than at initialisation on reversal and {med(control, 'reach_change'):+.1f} on the local "
+               f"control (uniform attention: {reversal.uniform_distance.iloc[0]:.1f}); on reversal "
+               f"{med(reversal, 'far_share'):.0%} of the farthest layer's attention lies beyond {window} tokens, input "
+               f"dependence {med(reversal, 'input_dependence'):.2f} (at init {med(reversal, 'input_dependence_init'):.2f}); "
+               f"medians over {len(reversal)} models a task")
 
 
 def plot_grad_at_init(grads: pd.DataFrame):
@@ -337,18 +379,46 @@ def plot_depth(t3: pd.DataFrame, vocab: int):
 
 
 def plot_reach(layers: pd.DataFrame, window: int, seq_len: int):
-    """Per layer: attention distance (dotted: uniform), mass beyond the window, entropy (dotted: uniform)."""
+    """Per layer: attention distance (dotted: uniform), mass beyond the window, entropy (dotted: uniform); colour
+    by placement, line style by task when ``layers`` has a ``task`` column."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    style = "task" if "task" in layers else None
     for ax, col, label in zip(axes, ["distance", "beyond_window", "entropy"],
                               ["mean attention distance", f"mass beyond |i-j|>{window}", "entropy (nats)"]):
-        sns.lineplot(data=layers, x="layer", y=col, hue="norm", marker="o", ax=ax,
+        sns.lineplot(data=layers, x="layer", y=col, hue="norm", style=style, marker="o", ax=ax,
                      palette={"post": _color("post"), "pre": _color("pre")})
         ax.set(ylabel=label)
     axes[0].axhline(layers.uniform_distance.iloc[0], color="grey", ls=":", lw=0.8)
     axes[2].axhline(math.log(seq_len), color="grey", ls=":", lw=0.8)
+    return fig
+
+
+def plot_attention_maps(models: dict[str, Encoder], tokens: dict[str, torch.Tensor]):
+    """Head-averaged attention of every layer (columns), mean over held-out inputs, for one model per task (rows):
+    query position down, key position across (Li et al.'s maps for attention: the learned connectivity itself)."""
+    import matplotlib.pyplot as plt
+
+    maps = {}
+    for task, m in models.items():
+        m.eval()
+        maps[task] = [a.float().mean(0).cpu() for a in m.attention_maps(tokens[task])]
+    depth = max(len(v) for v in maps.values())
+    fig, axes = plt.subplots(len(maps), depth, figsize=(1.9 * depth + 0.8, 2.1 * len(maps)), squeeze=False,
+                             constrained_layout=True)
+    image = None
+    for r, (task, layers) in enumerate(maps.items()):
+        for c, ax in enumerate(axes[r]):
+            if c < len(layers):
+                image = ax.imshow(layers[c].numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.set(xticks=[], yticks=[], title=f"layer {c + 1}" if r == 0 else "")
+        axes[r][0].set_ylabel(f"{task}\nquery")
+    for ax in axes[-1]:
+        ax.set_xlabel("key")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
     return fig
 
 

@@ -61,6 +61,35 @@ def test_reversal_task_labels_and_determinism():
     assert not torch.equal(x, data.reversal_task(20, 7, 5, seed=4).tensors[0])
 
 
+def test_local_task_labels_by_hand():
+    x, y = data.local_task(30, 6, 7, seed=2).tensors
+    assert torch.equal(x, data.local_task(30, 6, 7, seed=2).tensors[0]) and x.max() < 7 and y.max() < 7
+    for n in range(30):
+        assert y[n, 0] == x[n, 0] and all(y[n, i] == x[n, i - 1] for i in range(1, 6))
+    with pytest.raises(ValueError, match="vocab=1"):
+        data.local_task(4, 6, 1)
+
+
+def test_reach_study_against_the_same_model_at_initialisation():
+    """An untrained model is its own initialisation: no layer moved, so its reach change is exactly 0; a model
+    whose attention is pulled to the previous token (its query/key weights scaled up on one layer) moves that layer,
+    and the change is that layer's distance minus its initial one."""
+    size = dict(vocab=5, seq_len=8, depth=2, d_model=16, n_heads=2, d_ff=16)
+    tokens = data.local_task(32, 8, 5, seed=1).tensors[0]
+    fresh = npl.build("pre", seed=3, **size)
+    _, table = npl.reach_study({("pre", 3): fresh}, tokens, 2, {("pre", 3): True}, **size)
+    assert table.reach_change.iloc[0] == 0.0 and table.trained.iloc[0]
+    moved = npl.build("pre", seed=3, **size)
+    with torch.no_grad():
+        for p in moved.blocks[1].parameters():
+            p.mul_(4.0)
+    layers, table = npl.reach_study({("pre", 3): moved}, tokens, 2, {("pre", 3): False}, **size)
+    init = npl.attention_reach(npl.build("pre", seed=3, **size), tokens, 2).distance
+    change = layers.distance - init
+    assert table.moved_layer.iloc[0] == 2 and table.reach_change.iloc[0] == pytest.approx(change.iloc[1])
+    assert abs(change.iloc[1]) > abs(change.iloc[0]) and not table.trained.iloc[0]
+
+
 def test_loglog_slope_by_hand():
     xs = [4, 16, 64]
     assert npl.loglog_slope(xs, [3 / math.sqrt(v) for v in xs]) == pytest.approx(-0.5)

@@ -88,15 +88,36 @@ def test_t3():
     assert rules.t3(runs).numbers["not converged"].startswith("1 of 20")
 
 
+def _t4(rev_dist, ctl_dist, far=None, dep=None, trained=None, init=5.3):
+    """Six models a task (seeds 0-5): the distance of the layer training moved most on reversal and on the control
+    (at initialisation ``init``), reversal far shares and input dependences."""
+    far = far or [0.8, 0.78, 0.82, 0.79, 0.81, 0.8]
+    dep = dep or [0.15, 0.16, 0.14, 0.15, 0.17, 0.15]
+    n = 6
+    return rules.t4(["reversal"] * n + ["control"] * n, far + [0.5] * n, [d - init for d in rev_dist + ctl_dist],
+                    trained or [True] * (2 * n), dep + [0.1] * n, 5.3, seeds=list(range(n)) * 2)
+
+
 def test_t4():
-    far, dist, init = [0.7, 0.65, 0.72, 0.68, 0.7, 0.66], [7.5, 7.8, 7.2, 7.9, 7.6, 7.4], [5.3] * 6
-    ok = [True] * 6
-    assert rules.t4(far, dist, init, ok).verdict == "supported"
-    assert rules.t4([0.1, 0.12, 0.08, 0.11, 0.1, 0.09], [2.0] * 6, init, ok).verdict == "refuted"
-    assert rules.t4(far, [5.3, 5.2, 5.4, 5.3, 5.35, 5.25], init, ok).verdict == "inconclusive"  # no farther than init
-    few = rules.t4(far, dist, init, [True, True, False, False, True, True])
-    assert few.verdict == "inconclusive" and few.numbers["trained_models"] == 4
-    # the far share's interval is a t interval over models kept inside [0, 1] (SciPy's t, independently)
-    iv = rules.t4(far, dist, init, ok).numbers["far_share"]
-    half = sps.t.ppf(0.975, 5) * np.std(far, ddof=1) / math.sqrt(6)
-    assert (iv["low"], iv["high"]) == pytest.approx((np.mean(far) - half, np.mean(far) + half), abs=1e-4)
+    far_reach, stay_local = [7.5, 7.8, 7.2, 7.9, 7.6, 7.4], [2.1, 2.4, 1.9, 2.2, 2.0, 2.3]
+    assert _t4(far_reach, stay_local).verdict == "supported"
+    # the control reaching as far as at initialisation: the connectivity is not shown to be learned per task
+    assert _t4(far_reach, [5.3, 5.2, 5.4, 5.3, 5.35, 5.25]).verdict == "inconclusive"
+    # reversal no farther than at initialisation
+    assert _t4([5.3, 5.2, 5.4, 5.3, 5.35, 5.25], stay_local).verdict == "inconclusive"
+    # attention pulled in on a task that needs far tokens
+    assert _t4([2.0, 2.2, 1.9, 2.1, 2.0, 2.05], stay_local).verdict == "refuted"
+    # a fixed pattern for every input, or below the stated floor
+    assert _t4(far_reach, stay_local, dep=[0.004, 0.005, 0.006, 0.004, 0.005, 0.005]).verdict == "refuted"
+    assert _t4(far_reach, stay_local, dep=[0.03, 0.04, 0.035, 0.03, 0.04, 0.03]).verdict == "inconclusive"
+    few = _t4(far_reach, stay_local, trained=[True] * 6 + [True, True, False, False, True, True])
+    assert few.verdict == "inconclusive" and few.numbers["trained_models"] == {"reversal": 6, "control": 4}
+    # the change's interval is a t interval over the per-model changes (SciPy's t, independently)
+    iv = _t4(far_reach, stay_local).numbers["reach_change_control"]
+    diff = np.array(stay_local) - 5.3
+    half = sps.t.ppf(0.975, 5) * np.std(diff, ddof=1) / math.sqrt(6)
+    assert (iv["low"], iv["high"]) == pytest.approx((diff.mean() - half, diff.mean() + half), abs=1e-4)
+    # leaving out a seed drops that seed's model on both tasks
+    ok = _t4(far_reach, stay_local).numbers
+    assert ok["robustness"] == "supported with any one of 6 seeds left out" and set(ok["leave_one_seed_out"]) == set(
+        map(str, range(6)))

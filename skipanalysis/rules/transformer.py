@@ -173,25 +173,41 @@ def t3(runs: Sequence[dict[str, Any]]) -> Decision:
     return _decide("T3", any(wins) and not any(losses), any(losses), nums)
 
 
-@rule("T4", """On held-out sequences, per trained model (both placements, every seed; at least 5 models that
-trained): the largest share of attention mass, over layers, on keys more than the local window away, and the
-largest attention-weighted token distance over layers, the latter paired with the same model at initialisation.
-Supported if the 95% interval over models of the far share lies above 0.5 and the 95% paired interval of (trained
-minus initial) distance lies above 0 (attention learned to reach farther). Refuted if the far share's interval lies
-below 0.2 (every layer keeps over 80% of its attention local). Inconclusive otherwise, or with fewer than 5 trained
-models.""", labelled=("far_share", "distance", "distance_init", "trained", "input_dependence"), labels="seeds")
-def t4(far_share: Sequence[float], distance: Sequence[float], distance_init: Sequence[float],
-       trained: Sequence[bool], input_dependence: Sequence[float] | None = None,
-       uniform_distance: float | None = None, seeds: Sequence | None = None) -> Decision:
-    """One entry per model (both placements, every seed) in every sequence; ``seeds`` names each model's seed."""
-    keep = [i for i, t in enumerate(trained) if t]
-    nums: dict[str, Any] = {"models": len(trained), "trained_models": len(keep), "uniform_distance": uniform_distance}
-    if input_dependence is not None and len(keep) >= 2:
-        nums["input_dependence"] = stats.rate_interval([input_dependence[i] for i in keep]).as_dict()
-    if len(keep) < needed(MIN_SEEDS):
-        return Decision("T4", "inconclusive", RULES["T4"].text, {**nums, "too few": "fewer than 5 trained models"})
-    far = stats.rate_interval([far_share[i] for i in keep])
-    reach = stats.paired_difference([distance[i] for i in keep], [distance_init[i] for i in keep])
-    nums.update(far_share=far.as_dict(), distance_gain=reach.as_dict(),
-                distance=stats.mean_interval([distance[i] for i in keep]).as_dict())
-    return _decide("T4", far.low > 0.5 and reach.low > 0, far.high < 0.2, nums)
+INPUT_DEPENDENCE_FLOOR = 0.05  # T4: mean total-variation distance between two inputs' attention rows, fixed before runs
+FIXED_PATTERN = 0.01  # T4: below this the attention is one pattern for every input
+
+
+@rule("T4", """Two tasks on held-out sequences: reversal (the answer at position i is the token at L-1-i, so every
+output needs a far token) and a local control (the answer at i is the token before it). Per trained model (both
+placements, every seed; at least 5 models that trained on each task): the change of attention-weighted token
+distance (trained minus the same model at initialisation) in the layer that training moved most (the largest
+change in size over layers, with its sign); on reversal also the largest share of attention mass beyond the local
+window over layers and the input dependence (total-variation distance between two inputs' attention rows at the
+same query, mean over queries and layers). Supported if the 95% interval over models of that change lies above 0 on
+reversal and below 0 on the control (the same architecture learns to reach far or to stay near, as the task needs)
+and the input dependence's 95% interval lies above 0.05 (the pattern changes with the input). Refuted if on reversal
+that change's interval lies below 0 or the far share's interval lies below 0.2 (attention stays local where the
+task needs far tokens), or the input dependence's interval lies below 0.01 (one fixed pattern for every input).
+Inconclusive otherwise, or with fewer than 5 trained models on either task.""",
+      labelled=("task", "far_share", "reach_change", "trained", "input_dependence"), labels="seeds")
+def t4(task: Sequence[str], far_share: Sequence[float], reach_change: Sequence[float], trained: Sequence[bool],
+       input_dependence: Sequence[float], uniform_distance: float | None = None,
+       seeds: Sequence | None = None) -> Decision:
+    """One entry per model and task (``task`` is ``"reversal"`` or ``"control"``; both placements, every seed);
+    ``seeds`` names each entry's seed."""
+    keep = {t: [i for i, (k, ok) in enumerate(zip(task, trained)) if k == t and ok] for t in ("reversal", "control")}
+    nums: dict[str, Any] = {"models": {t: sum(k == t for k in task) for t in keep},
+                            "trained_models": {t: len(v) for t, v in keep.items()}, "uniform_distance": uniform_distance,
+                            "input_dependence_floor": INPUT_DEPENDENCE_FLOOR}
+    if any(len(v) < needed(MIN_SEEDS) for v in keep.values()):
+        return Decision("T4", "inconclusive", RULES["T4"].text, {**nums, "too few": "fewer than 5 trained models on a task"})
+    rev, ctl = keep["reversal"], keep["control"]
+    far = stats.rate_interval([far_share[i] for i in rev])
+    out = stats.mean_interval([reach_change[i] for i in rev])
+    near = stats.mean_interval([reach_change[i] for i in ctl])
+    dep = stats.rate_interval([input_dependence[i] for i in rev])
+    nums.update(reach_change_reversal=out.as_dict(), reach_change_control=near.as_dict(), far_share=far.as_dict(),
+                input_dependence=dep.as_dict())
+    supported = out.low > 0 and near.high < 0 and dep.low > INPUT_DEPENDENCE_FLOOR
+    refuted = out.high < 0 or far.high < 0.2 or dep.high < FIXED_PATTERN
+    return _decide("T4", supported, refuted, nums)
