@@ -515,6 +515,14 @@ def segmentation_shapes(n: int, size: int = 32, max_width: int = 3, seed: int = 
 
 # --- procedural sequences --------------------------------------------------------------------------------------------
 
+def _random_tokens(n: int, seq_len: int, vocab: int, seed: int) -> torch.Tensor:
+    """``(n, seq_len)`` tokens drawn uniformly from ``vocab`` symbols by a generator seeded with ``seed``."""
+    _check_positive(n=n, seq_len=seq_len, vocab=vocab)
+    if vocab < 2:
+        raise ValueError(f"vocab={vocab!r}: need at least 2 tokens")
+    return torch.randint(0, vocab, (n, seq_len), generator=torch.Generator().manual_seed(seed))
+
+
 def reversal_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> TensorDataset:
     """Sequence reversal: the target at position i is the input token at position ``seq_len - 1 - i``.
 
@@ -524,11 +532,7 @@ def reversal_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> 
     Returns:
         ``TensorDataset(tokens (n, seq_len) int64, targets (n, seq_len) int64)``.
     """
-    _check_positive(n=n, seq_len=seq_len, vocab=vocab)
-    if vocab < 2:
-        raise ValueError(f"vocab={vocab!r}: need at least 2 tokens")
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, vocab, (n, seq_len), generator=g)
+    tokens = _random_tokens(n, seq_len, vocab, seed)
     return TensorDataset(tokens, tokens.flip(1))
 
 
@@ -542,9 +546,5 @@ def local_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> Ten
     Returns:
         ``TensorDataset(tokens (n, seq_len) int64, targets (n, seq_len) int64)``.
     """
-    _check_positive(n=n, seq_len=seq_len, vocab=vocab)
-    if vocab < 2:
-        raise ValueError(f"vocab={vocab!r}: need at least 2 tokens")
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, vocab, (n, seq_len), generator=g)
+    tokens = _random_tokens(n, seq_len, vocab, seed)
     return TensorDataset(tokens, torch.cat([tokens[:, :1], tokens[:, :-1]], dim=1))
