@@ -7,14 +7,18 @@ lines any PyTorch tutorial writes (forward, loss, zero_grad, backward, step);
 ``skipanalysis.train.train`` runs the same steps with its schedule, logging,
 divergence check and progress bar. Both use the same precision, batch size and
 memory format, so the ratio is the loop's own overhead. Timings use
-``torch.utils.benchmark.Timer``: three interleaved runs of each loop, median.
+``torch.utils.benchmark.Timer``: rounds of one run of each loop, interleaved,
+so drift in the machine's speed hits both alike; the ratio is the median over
+rounds of each round's paired ratio (bare time / loop time), printed with its
+range over rounds, and images/s are from the median times.
 
-    python -m skipanalysis.bench [--steps 12] [--device cpu] [--sizes 16,32]
+    python -m skipanalysis.bench [--steps 12] [--rounds 5] [--device cpu] [--sizes 16,32]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 import pandas as pd
@@ -51,8 +55,18 @@ def _bare_loop(model, x, y, steps, batch, precision, channels_last, device):
         opt.step()
 
 
+def paired_ratio(bare_s: list[float], loop_s: list[float]) -> tuple[float, float, float]:
+    """Loop speed over bare speed from interleaved rounds: each round's ``bare / loop`` time ratio, and their
+    median, minimum and maximum. Pairing by round cancels drift that hits both loops of a round alike."""
+    if len(bare_s) != len(loop_s) or not bare_s:
+        raise ValueError(f"need the same number (at least 1) of bare and loop times, got {len(bare_s)} and "
+                         f"{len(loop_s)}")
+    r = [b / t for b, t in zip(bare_s, loop_s)]
+    return statistics.median(r), min(r), max(r)
+
+
 def measure(kind: str, depth: int, size: int, precision: str, batch: int, channels_last: bool, steps: int,
-            device: torch.device) -> dict:
+            device: torch.device, rounds: int = 5) -> dict:
     """Images/s of the bare loop and of ``train.train`` for one net and setting."""
     torch.manual_seed(0)
     n = steps * batch
@@ -75,33 +89,37 @@ def measure(kind: str, depth: int, size: int, precision: str, batch: int, channe
     out = {"net": f"{kind}-{depth}", "px": size, "precision": precision, "batch": batch,
            "channels_last": channels_last}
     times = {"bare": [], "loop": []}
-    for _ in range(3):  # interleaved, so drift in the machine's speed hits both loops alike
+    for _ in range(rounds):  # interleaved, so drift in the machine's speed hits both loops alike
         for name in ("bare", "loop"):
             times[name].append(timers[name].timeit(1).median)
     for name, ts in times.items():
-        out[f"{name}_img_s"] = n / sorted(ts)[1]
-    out["loop/bare"] = out["loop_img_s"] / out["bare_img_s"]
+        out[f"{name}_img_s"] = n / statistics.median(ts)
+    out["loop/bare"], out["lowest"], out["highest"] = paired_ratio(times["bare"], times["loop"])
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m skipanalysis.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=12, help="optimiser steps per timed run (default 12)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of both loops per row (default 5)")
     ap.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps | xla (default cpu)")
     ap.add_argument("--sizes", default="16,32", help="image sizes, comma-separated (default 16,32)")
     args = ap.parse_args(argv)
     if args.steps < 2:
         print(f"error: --steps={args.steps} is not allowed; give at least 2", file=sys.stderr)
         return 2
+    if args.rounds < 1:
+        print(f"error: --rounds={args.rounds} is not allowed; give at least 1", file=sys.stderr)
+        return 2
     device = select_device(args.device)
-    rows = [measure(kind, depth, size, p, b, cl, args.steps, device)
+    rows = [measure(kind, depth, size, p, b, cl, args.steps, device, args.rounds)
             for kind, depth in CASES for size in (int(s) for s in args.sizes.split(","))
             for p, b, cl in settings_for(size)]
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"worst loop/bare {table['loop/bare'].min():.3f}")
+          f"{args.rounds} rounds a row; worst loop/bare (median over rounds) {table['loop/bare'].min():.3f}")
     return 0
 
 
