@@ -25,13 +25,15 @@ from .models.transformer import Encoder
 
 
 def seq_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Token-level cross-entropy for ``(N, L, V)`` logits and ``(N, L)`` targets."""
-    return F.cross_entropy(out.transpose(1, 2), y)
+    """Token-level cross-entropy for ``(N, L, V)`` logits and ``(N, L)`` targets (a target of -100 is ignored,
+    as in masked-character modelling)."""
+    return F.cross_entropy(out.transpose(1, 2), y, ignore_index=-100)
 
 
 def seq_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of wrong tokens."""
-    return (out.argmax(-1) != y).float().mean()
+    """Fraction of wrong tokens among the scored ones (targets of -100 are not scored)."""
+    scored = y != -100
+    return ((out.argmax(-1) != y) & scored).sum().float() / scored.sum().clamp(min=1)
 
 
 def build(norm: str, depth: int, vocab: int, seq_len: int, d_model: int, n_heads: int, d_ff: int, seed: int
@@ -186,6 +188,52 @@ def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float
     return pd.DataFrame([rows[(n, d, s)] for n in norms for d in depths for s in seeds])
 
 
+def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, seeds: list[int],
+               t3_depths: list[int], t3_lr: float, t3_seeds: list[int], cfg: tr.TrainConfig, device="cpu", store=None,
+               **size) -> dict | None:
+    """T2 and T3 again on a real text task: ``text`` is ``data.text_task``'s ``(train, test, about)`` (None: no
+    text file named, nothing runs). The same arms, rates, seeds and recipe as on the procedural task: the warm-up
+    grid at ``depth`` and the depth sweep without warm-up at ``t3_lr``; each claim's rule applied to these runs
+    alone.
+
+    Returns:
+        None, or ``{"described", "hist", "outs", "t3", "vocab", "T2", "T3"}``: the task in words, the warm-up
+        grid's histories and outcomes, the depth sweep's outcomes, the symbols scored, and the two decisions.
+    """
+    if text is None:
+        return None
+    train_set, test_set, about = text
+    hist, outs, _ = warmup_grid([("post", 0), ("post", warmup), ("pre", 0)], depth, lrs, seeds, train_set, test_set,
+                                cfg, device, store, **size)
+    t3 = depth_sweep(["post", "pre"], t3_depths, t3_seeds, t3_lr, train_set, test_set, cfg, device, done=outs,
+                     store=store, **size)
+    described = (f"masked-character modelling of the text file {about['file']} ({about['characters']:,} characters; "
+                 f"{about['symbols']} symbols: the {about['symbols'] - 2} most frequent, one for the rest, the mask; "
+                 f"windows of {about['seq_len']}, {about['mask_rate']:.0%} masked; the last {about['held_out']:.0%} "
+                 f"of the text held out): {len(train_set)} training / {len(test_set)} held-out windows")
+    return {"described": described, "hist": hist, "outs": outs, "t3": t3,
+            "vocab": int(train_set.tensors[1].max()) + 1,
+            "T2": rules.t2(outs.to_dict("records")), "T3": rules.t3(t3.to_dict("records"))}
+
+
+def run_summary(*outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Runs, trained, diverged and converged counts and the median final loss per placement, depth, rate and
+    warm-up, over the outcome tables given (a run in two of them, e.g. reused by the depth sweep, counts once)."""
+    runs_ = pd.concat(outcomes).drop_duplicates(["norm", "depth", "lr", "warmup", "seed"])
+    return runs_.groupby(["norm", "depth", "lr", "warmup"]).agg(
+        runs=("trained", "size"), trained=("trained", "sum"), diverged=("diverged", "sum"),
+        converged=("converged", "sum"), final_loss=("final_loss", "median"))
+
+
+def text_evidence(text: dict | None, claim: str) -> dict:
+    """What ``text_study`` adds to T2's or T3's evidence: the task and that claim's verdict and numbers on it (the
+    procedural verdict stays the recorded one); nothing without a text file."""
+    if text is None:
+        return {}
+    d = text[claim]
+    return {"text_task": {"data": text["described"], "verdict": d.verdict, "rule_numbers": d.numbers}}
+
+
 def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: list[int], n_batches: int,
                batch_size: int, device="cpu", **size) -> pd.DataFrame:
     """``init_grad_norms`` for every placement and depth, one table."""
@@ -279,24 +327,32 @@ def t1_claim(grads: pd.DataFrame, seeds: int):
                f"{slope('slope_pre'):.2f} for pre-norm (theory: 0 and -0.5; {seeds} seeds)")
 
 
-def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int):
-    """T2 from ``warmup_grid``'s outcomes: what warm-up does for post-norm, and pre-norm without it."""
+def _text_clause(text: dict | None, claim: str) -> str:
+    if text is None:
+        return ""
+    return f"; on the text task ({text['described'].split(' (')[0]}): {text[claim].verdict}"
+
+
+def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: dict | None = None):
+    """T2 from ``warmup_grid``'s outcomes: what warm-up does for post-norm, and pre-norm without it (and, with
+    ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t2(outs.to_dict("records"))
     post0 = outs[(outs.norm == "post") & (outs.warmup == 0)]
     fails = ", ".join(f"{int((~post0[post0.lr == lr].trained).sum())}/{seeds} at lr {lr:g}" for lr in lrs)
     warm = outs[(outs.norm == "post") & (outs.warmup > 0)].trained.sum()
     pre = outs[(outs.norm == "pre") & (outs.warmup == 0)].trained.sum()
     return d, (f"post-norm without warm-up fails in {fails}; with warm-up it trains in {warm}/{seeds * len(lrs)} runs; "
-               f"pre-norm without warm-up in {pre}/{seeds * len(lrs)}")
+               f"pre-norm without warm-up in {pre}/{seeds * len(lrs)}" + _text_clause(text, "T2"))
 
 
-def t3_claim(runs: pd.DataFrame, lr: float, seeds: int):
-    """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, without warm-up."""
+def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: dict | None = None):
+    """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, without warm-up (and, with
+    ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t3(runs.to_dict("records"))
     rate = runs.groupby(["norm", "depth"]).trained.sum()
     return d, (f"without warm-up at lr {lr:g}, runs that trained: " + "; ".join(
         f"depth {dp}: post-norm {rate['post', dp]}/{seeds}, pre-norm {rate['pre', dp]}/{seeds}"
-        for dp in sorted(runs.depth.unique())))
+        for dp in sorted(runs.depth.unique())) + _text_clause(text, "T3"))
 
 
 def t4_claim(reversal: pd.DataFrame, control: pd.DataFrame, window: int):
