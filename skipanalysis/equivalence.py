@@ -243,11 +243,20 @@ def train_run(config: dict, train_set, test_set, device: torch.device | str | No
     return row, {k: v.cpu() for k, v in model.state_dict().items()}
 
 
-def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, growth: int, n_blocks: int,
+def matched_width(growth: int, n_blocks: int) -> int:
+    """The residual stage's width that matches a dense stage of ``n_blocks`` layers: the dense last layer's input
+    width, the stem's ``2 * growth`` maps plus ``growth`` from each of the ``n_blocks - 1`` layers before it. The
+    decoder then reads the same number of channels in both nets."""
+    return (n_blocks + 1) * growth
+
+
+def decodability_study(seeds: list[int], train_set, test_set, cfg, growth: int, n_blocks: int,
                        n_probe: int = 256, alpha: float = 1e-4, device: torch.device | str = "cpu", store=None
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """E5 over seeds: train a one-stage pre-activation ResNet and DenseNet-BC per seed, then decode their earlier
-    outputs from the last layer's input (``decodability``).
+    outputs from the last layer's input (``decodability``), in the trained nets and, as the random-feature
+    baseline, in the same nets at initialisation (same seed, no training). The ResNet's width is
+    ``matched_width(growth, n_blocks)``, the width of the DenseNet's last input.
 
     Seed ``s`` fixes each net's initialisation and batch order and the probe
     images: ``n_probe`` drawn at random from each split to fit the decoder
@@ -257,11 +266,13 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
     instead of training again.
 
     Returns:
-        ``(r2, runs)``: one row per (model, seed, source) with the held-out R^2,
-        and one row per trained net (model, seed, params, diverged, converged,
+        ``(r2, runs)``: one row per (model, state, seed, source) with the held-out R^2 (state "trained" or
+        "initialised"), and one row per trained net (model, seed, params, diverged, converged,
         late_share, train_err, test_err).
     """
-    nets = {"residual": (f"preact-stage-{n_blocks}", {"width": width}, residual_sources),
+    from . import train as tr
+
+    nets = {"residual": (f"preact-stage-{n_blocks}", {"width": matched_width(growth, n_blocks)}, residual_sources),
             "dense": (f"dense-stage-{n_blocks}", {"growth": growth}, dense_sources)}
     ids = [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
     recipe = cfg.recipe()
@@ -274,6 +285,8 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
         c = rec["config"]
         kind, seed = c["model"], c["seed"]
         rows.append(dict(rec["result"]))
+        tr.seed_everything(seed)  # the initialisation train_run started from (it seeds the same way)
+        initial = create(c["name"], **c["model_args"])
         model = create(c["name"], **c["model_args"])
         model.load_state_dict(runs.state_of(rec, store))
         g = torch.Generator().manual_seed(seed)
@@ -281,10 +294,11 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, width: int, g
         eval_idx = torch.randperm(len(test_set), generator=g)[:n_probe]
         x_fit, x_eval = train_set.tensors[0][fit_idx].cpu(), test_set.tensors[0][eval_idx].cpu()
         sources = nets[kind][2]
-        (s_fit, last_fit), (s_eval, last_eval) = sources(model.float(), x_fit), sources(model.float(), x_eval)
-        for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha)):
-            r2.append({"model": kind, "seed": seed, "source": "stem" if i == 0 else f"layer {i}", "index": i,
-                       "R2": v})
+        for state, net in (("trained", model), ("initialised", initial)):
+            (s_fit, last_fit), (s_eval, last_eval) = sources(net.float(), x_fit), sources(net.float(), x_eval)
+            for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha)):
+                r2.append({"model": kind, "state": state, "seed": seed, "index": i, "R2": v,
+                           "source": "stem" if i == 0 else f"layer {i}"})
     return pd.DataFrame(r2), pd.DataFrame(rows)
 
 
@@ -354,12 +368,17 @@ def plot_growth(layers: pd.DataFrame):
 
 
 def plot_decodability(r2: pd.DataFrame):
-    """E5: held-out R^2 of each earlier output, by model (mean over seeds with 95% intervals)."""
+    """E5: held-out R^2 of each earlier output, by model, trained (left) and at initialisation (right; the
+    random-feature baseline), mean over seeds with 95% intervals."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.barplot(data=r2, x="source", y="R2", hue="model", palette="colorblind", errorbar=("ci", 95), ax=ax)
-    ax.set(ylim=(min(0, r2.R2.min()), 1.05), ylabel="held-out R^2", xlabel="earlier output decoded from the last input")
+    states = [s for s in ("trained", "initialised") if s in set(r2.get("state", pd.Series(["trained"])))]
+    fig, axes = plt.subplots(1, len(states), figsize=(5 * len(states), 3.2), sharey=True, squeeze=False)
+    for ax, state in zip(axes[0], states):
+        part = r2[r2.state == state] if "state" in r2 else r2
+        sns.barplot(data=part, x="source", y="R2", hue="model", palette="colorblind", errorbar=("ci", 95), ax=ax)
+        ax.set(ylim=(min(0, r2.R2.min()), 1.05), ylabel="held-out R^2", title=state,
+               xlabel="earlier output decoded from the last input")
     return fig
 

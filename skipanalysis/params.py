@@ -165,7 +165,7 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
     "03_equivalence": ({
         **COMMON, "dataset": P("str", choices=("cifar10", "texture")), "image_size": P("int", 4, 512),
         "conv_trials": POSITIVE, "max_inputs": P("int", 2), "max_layers": POSITIVE, "n_train": P("int", 10),
-        "n_test": P("int", 10), "epochs": EPOCHS, "n_blocks": P("int", 2), "width": POSITIVE, "growth": POSITIVE,
+        "n_test": P("int", 10), "epochs": EPOCHS, "n_blocks": P("int", 2), "growth": POSITIVE,
         "n_probe": P("int", 2), "ridge_alpha": P("float", 0), "seeds": P("int", 2), "margin": FRACTION},
         [Rule(("n_probe", "n_train", "n_test"), lambda v: v["n_probe"] <= min(v["n_train"], v["n_test"]),
               "n_probe at most min(n_train, n_test)")]),

@@ -116,13 +116,41 @@ def test_decodability_study_shapes_and_dense_recovery():
     g = torch.Generator().manual_seed(0)
     make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
     cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.01, progress=False)
-    r2, runs = eq.decodability_study([0, 1], make(32), make(16), cfg, width=4, growth=2, n_blocks=3, n_probe=8)
+    r2, runs = eq.decodability_study([0, 1], make(32), make(16), cfg, growth=2, n_blocks=3, n_probe=8)
     assert len(runs) == 4 and set(runs.model) == {"residual", "dense"} and set(runs.seed) == {0, 1}
-    assert len(r2) == 2 * 2 * 3  # (model, seed) x (stem + 2 earlier layers)
-    # a dense source is a slice of the last input: recovered exactly
+    assert len(r2) == 2 * 2 * 2 * 3  # (model, state, seed) x (stem + 2 earlier layers)
+    assert set(r2.state) == {"trained", "initialised"}
+    # width-matched: the ResNet is as wide as the DenseNet's last input (stem 2k + 2 layers of k = 4k = 8 channels)
+    assert eq.matched_width(2, 3) == 8
+    assert runs[runs.model == "residual"].params.iloc[0] == sum(
+        p.numel() for p in eq.create("preact-stage-3", width=8).parameters())
+    # a dense source is a slice of the last input: recovered exactly, trained or not
     assert (r2[r2.model == "dense"].R2 > 0.999).all()
     # residual sources reach the last input only as terms of a sum: none is recovered exactly
     assert (r2[r2.model == "residual"].R2 < 1).all()
+
+
+def test_decodability_baseline_is_the_untrained_net_of_the_same_seed():
+    from torch.utils.data import TensorDataset
+
+    from skipanalysis import train
+
+    g = torch.Generator().manual_seed(0)
+    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
+    tr_set, te_set = make(32), make(16)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.1, progress=False)
+    r2, _ = eq.decodability_study([3], tr_set, te_set, cfg, growth=2, n_blocks=3, n_probe=8)
+    # by hand: the net as seed 3 initialises it, the probe images seed 3 draws, the same decoder
+    train.seed_everything(3)
+    net = eq.create("preact-stage-3", width=8)
+    pick = torch.Generator().manual_seed(3)
+    fit, held = torch.randperm(32, generator=pick)[:8], torch.randperm(16, generator=pick)[:8]
+    (s_fit, last_fit), (s_eval, last_eval) = (eq.residual_sources(net, d.tensors[0][i])
+                                              for d, i in ((tr_set, fit), (te_set, held)))
+    expected = eq.decodability(s_fit, last_fit, s_eval, last_eval)
+    res = r2[r2.model == "residual"].set_index(["state", "index"]).R2
+    assert [res["initialised", i] for i in range(3)] == pytest.approx(expected, abs=1e-9)
+    assert [res["trained", i] for i in range(3)] != pytest.approx(expected, abs=1e-6)  # training moved it
 
 
 def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp_path, monkeypatch):
@@ -139,7 +167,7 @@ def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp
     calls, real = [], train.train
     monkeypatch.setattr(train, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
-    study = lambda: eq.decodability_study([0, 1], tr_set, te_set, cfg, 4, 2, 3, 8, store=store)  # noqa: E731
+    study = lambda: eq.decodability_study([0, 1], tr_set, te_set, cfg, 2, 3, 8, store=store)  # noqa: E731
     r2a, runs_a = study()
     assert len(calls) == 4
     r2b, runs_b = study()
