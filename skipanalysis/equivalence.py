@@ -380,5 +380,9 @@ def plot_decodability(r2: pd.DataFrame):
         sns.barplot(data=part, x="source", y="R2", hue="model", palette="colorblind", errorbar=("ci", 95), ax=ax)
         ax.set(ylim=(min(0, r2.R2.min()), 1.05), ylabel="held-out R^2", title=state,
                xlabel="earlier output decoded from the last input")
+    for ax in axes[0][:-1]:
+        ax.get_legend().remove()
+    sns.move_legend(axes[0][-1], "center left", bbox_to_anchor=(1.01, 0.5), title="model", frameon=False)  # off the bars
+    fig.tight_layout()
     return fig
 
