@@ -197,7 +197,8 @@ def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, se
     alone.
 
     Returns:
-        None, or ``{"described", "hist", "outs", "t3", "vocab", "T2", "T3"}``: the task in words, the warm-up
+        None, or ``{"task", "described", "hist", "outs", "t3", "vocab", "T2", "T3"}``: the task in a few words and
+        in full, the warm-up
         grid's histories and outcomes, the depth sweep's outcomes, the symbols scored, and the two decisions.
     """
     if text is None:
@@ -207,11 +208,12 @@ def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, se
                                 cfg, device, store, **size)
     t3 = depth_sweep(["post", "pre"], t3_depths, t3_seeds, t3_lr, train_set, test_set, cfg, device, done=outs,
                      store=store, **size)
-    described = (f"masked-character modelling of the text file {about['file']} ({about['characters']:,} characters; "
+    task = f"masked-character modelling of the text file {about['file']}"
+    described = (f"{task} ({about['characters']:,} characters; "
                  f"{about['symbols']} symbols: the {about['symbols'] - 2} most frequent, one for the rest, the mask; "
                  f"windows of {about['seq_len']}, {about['mask_rate']:.0%} masked; the last {about['held_out']:.0%} "
                  f"of the text held out): {len(train_set)} training / {len(test_set)} held-out windows")
-    return {"described": described, "hist": hist, "outs": outs, "t3": t3,
+    return {"task": task, "described": described, "hist": hist, "outs": outs, "t3": t3,
             "vocab": int(train_set.tensors[1].max()) + 1,
             "T2": rules.t2(outs.to_dict("records")), "T3": rules.t3(t3.to_dict("records"))}
 
@@ -330,7 +332,7 @@ def t1_claim(grads: pd.DataFrame, seeds: int):
 def _text_clause(text: dict | None, claim: str) -> str:
     if text is None:
         return ""
-    return f"; on the text task ({text['described'].split(' (')[0]}): {text[claim].verdict}"
+    return f"; on the text task ({text['task']}): {text[claim].verdict}"
 
 
 def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: dict | None = None):
