@@ -128,23 +128,26 @@ def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: 
 
 def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list[int], lrs: list[float],
           train_set: TensorDataset, val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1, store=None
+          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1, store=None, control: str | None = None
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every model on the full training set and the ``pair`` on each scarce size, for every seed.
+    """Every model on the full training set, and the ``pair`` with its parameter-matched ``control`` ResNet (when
+    given) on each scarce size, for every seed.
 
-    Each model's rate comes from ``choose_lrs`` on the first ``lr_seeds`` seeds (full training set); the pair
-    keeps its rate on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same for every
-    model. With a ``runs.RunStore``, finished runs load instead of training again.
+    Each model's rate comes from ``choose_lrs`` on the first ``lr_seeds`` seeds (full training set); the pair and
+    the control keep their rates on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same
+    for every model. With a ``runs.RunStore``, finished runs load instead of training again.
 
     Returns:
         ``(runs, grid)``: one row per kept run (model, n_train, seed, lr, errors, ``gap`` = test - train error,
         converged); and the rate grid's rows.
     """
+    specs = list(dict.fromkeys(specs + ([control] if control else [])))
     grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device, store)
     lr_of = grid[grid.kept].groupby("model").lr.first().to_dict()
     rows = grid[grid.kept].drop(columns=["kept", "val_err"]).to_dict("records")
     todo = [(spec, None, seed, lr_of[spec]) for seed in seeds[lr_seeds:] for spec in specs]
-    todo += [(spec, n, seed, lr_of[spec]) for n in small_sizes for seed in seeds for spec in pair]
+    todo += [(spec, n, seed, lr_of[spec]) for n in small_sizes for seed in seeds
+             for spec in dict.fromkeys(pair + ([control] if control else []))]
     rows += _rows(todo, False, train_set, val_set, test_set, cfg, steps, device, store, "08: seeds and sizes")
     table = pd.DataFrame(rows).sort_values(["model", "n_train", "seed"], ignore_index=True)
     return table.assign(gap=table.test_err - table.train_err), grid
@@ -166,28 +169,33 @@ def converged(runs: pd.DataFrame, models: list[str], n_train: int | None = None)
 
 # --- the claims: each helper returns (decision, headline) ----------------------------------------------------------
 
-def a1_claim(runs: pd.DataFrame, summ: pd.DataFrame, pair: list[str], n_train: int, margin: float):
-    """A1 from the runs on the full training set and ``plot_error_vs_params``' summary (parameters per model)."""
+def a1_claim(runs: pd.DataFrame, summ: pd.DataFrame, pair: list[str], control: str, n_train: int, margin: float):
+    """A1 from the runs on the full training set and ``plot_error_vs_params``' summary (parameters per model):
+    the pair and the parameter-matched ``control`` ResNet."""
     res_m, dense_m = pair
     ratio = summ.loc[dense_m, "params"] / summ.loc[res_m, "params"]
-    d = rules.a1(per_seed(runs, res_m, n_train, "test_err"), per_seed(runs, dense_m, n_train, "test_err"), ratio,
-                 margin, converged(runs, pair, n_train))
-    ni = d.numbers["noninferiority_densenet_vs_resnet"]["difference"]
+    c_ratio = summ.loc[control, "params"] / summ.loc[dense_m, "params"]
+    err = lambda m: per_seed(runs, m, n_train, "test_err")  # noqa: E731
+    d = rules.a1(err(res_m), err(dense_m), err(control), ratio, c_ratio, margin,
+                 converged(runs, list(dict.fromkeys(pair + [control])), n_train))
+    ni, c = d.numbers["noninferiority_densenet_vs_resnet"]["difference"], d.numbers["control_minus_densenet_err"]
     return d, (f"{dense_m} ({ratio:.2f}x the parameters) reaches {summ.loc[dense_m, 'mean']:.1%} test error vs "
                f"{res_m}'s {summ.loc[res_m, 'mean']:.1%}; paired difference {ni['estimate']:+.1%} (upper 95% bound "
-               f"{ni['high']:+.1%}, margin {margin:.0%})")
+               f"{ni['high']:+.1%}, margin {margin:.0%}); the control {control} ({c_ratio:.2f}x {dense_m}'s "
+               f"parameters) {summ.loc[control, 'mean']:.1%}, {c['estimate']:+.1%} [{c['low']:+.1%}, {c['high']:+.1%}] "
+               f"above {dense_m}")
 
 
-def a2_claim(runs: pd.DataFrame, pair: list[str], n_scarce: int):
-    """A2 from the pair's runs at the scarcest training-set size."""
+def a2_claim(runs: pd.DataFrame, pair: list[str], control: str, n_scarce: int):
+    """A2 from the runs of the pair and the parameter-matched ``control`` at the scarcest training-set size."""
     res_m, dense_m = pair
     col = lambda m, c: per_seed(runs, m, n_scarce, c)  # noqa: E731
     d = rules.a2(col(res_m, "train_err"), col(res_m, "test_err"), col(dense_m, "train_err"), col(dense_m, "test_err"),
-                 converged(runs, pair, n_scarce))
-    gr, gd, dg = (d.numbers[k] for k in ("resnet_gap", "densenet_gap", "resnet_minus_densenet_gap"))
-    return d, (f"with {n_scarce} training images the gap is {gd['estimate']:.1%} for {dense_m} and "
+                 col(control, "train_err"), col(control, "test_err"), converged(runs, list(dict.fromkeys(pair + [control])), n_scarce))
+    gr, gd, gc, dg = (d.numbers[k] for k in ("resnet_gap", "densenet_gap", "control_gap", "resnet_minus_densenet_gap"))
+    return d, (f"with {n_scarce} training images the gap is {gd['estimate']:.1%} for {dense_m}, "
                f"{gr['estimate']:.1%} for {res_m} (paired difference {dg['estimate']:+.1%} "
-               f"[{dg['low']:+.1%}, {dg['high']:+.1%}])")
+               f"[{dg['low']:+.1%}, {dg['high']:+.1%}]) and {gc['estimate']:.1%} for the control {control}")
 
 
 def a3_claim(runs: pd.DataFrame, summ: pd.DataFrame, hybrids: dict[str, str], n_train: int, margin: float):
@@ -219,7 +227,8 @@ def plot_error_vs_params(runs: pd.DataFrame, n_train: int) -> tuple[plt.Figure, 
 
 
 def plot_scarce(runs: pd.DataFrame, pair: list[str]) -> plt.Figure:
-    """Overfitting gap (test - train error) and test error against training-set size for the pair, per seed."""
+    """Overfitting gap (test - train error) and test error against training-set size for the models in ``pair``
+    (the pair and its control), per seed."""
     import seaborn as sns
 
     sel = runs[runs.model.isin(pair)]

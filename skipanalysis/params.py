@@ -206,16 +206,18 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001)}, []),
     "08_param_efficiency": ({
         **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 20), "n_val": P("int", 10), "n_test": P("int", 0),
-        "models": P("strs"), "pair": P("strs", min_len=2), "hybrids": P("dict"), "small_sizes": P("ints", 10),
+        "models": P("strs"), "pair": P("strs", min_len=2), "control": P("str"), "hybrids": P("dict"),
+        "small_sizes": P("ints", 10),
         "seeds": P("int", 2), "lr_seeds": POSITIVE, "steps": POSITIVE, "batch_size": POSITIVE, "lrs": _lrs(),
         "weight_decay": P("float", 0, 1), "margin": FRACTION},
         [Rule(("lr_seeds", "seeds"), lambda v: v["lr_seeds"] <= v["seeds"], "lr_seeds at most seeds"),
          Rule(("pair",), lambda v: len(v["pair"]) == 2 and v["pair"][0].startswith("resnet")
               and v["pair"][1].startswith("densenet"), "pair: ['resnet-D', 'densenet-N']"),
+         Rule(("control",), lambda v: v["control"].startswith("resnet-"), "a plain ResNet, 'resnet-D'"),
          Rule(("small_sizes", "n_train"), lambda v: all(n < v["n_train"] for n in v["small_sizes"]),
               "small_sizes below n_train"),
-         Rule(("models", "pair", "hybrids"), lambda v: _models_known(
-             v["models"] + v["pair"] + list(v["hybrids"]) + list(v["hybrids"].values())),
+         Rule(("models", "pair", "control", "hybrids"), lambda v: _models_known(
+             v["models"] + v["pair"] + [v["control"]] + list(v["hybrids"]) + list(v["hybrids"].values())),
               "model names as efficiency.build_model reads them (e.g. resnet-20, densenet-4, se-resnet-20, "
               "csp-densenet-4)")]),
 }
@@ -249,6 +251,8 @@ def check(notebook: str, values: Mapping[str, Any]) -> None:
     for r in rules:
         if not r.holds(values):
             shown = ", ".join(f"{n}={values[n]!r}" for n in r.names)
+            if len(r.names) == 1:
+                raise ParameterError(f"parameter {shown} is not allowed; expected {r.says}")
             raise ParameterError(f"parameters {shown} are not allowed together; expected {r.says}")
 
 

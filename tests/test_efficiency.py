@@ -107,3 +107,27 @@ def test_a_second_study_with_a_store_trains_nothing_and_gives_the_same_rows(tmp_
     pd.testing.assert_frame_equal(grid1, grid2)
     ef.study(*args[:3], [0, 1, 2], *args[4:], store=store)  # a third seed: its runs alone
     assert len(calls) == 8 + 2 + 1
+
+
+def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
+    made = []
+
+    def fake(config, train_set, val_set, test_set, device=None):
+        made.append((config["name"], config["n_train"], config["seed"]))
+        return {"model": config["name"], "n_train": config["n_train"] or 100, "seed": config["seed"], "lr": config["lr"],
+                "diverged": False, "val_err": 0.5, "train_err": 0.1, "test_err": 0.5, "converged": True}, None
+
+    monkeypatch.setattr(ef, "train_run", fake)
+    tr_set = data.texture_classification(100, 8, seed=0)
+    runs, grid = ef.study(["resnet-20", "densenet-4"], ["resnet-20", "densenet-4"], [20, 50], [0, 1, 2], [0.05], tr_set,
+                          tr_set, tr_set, train.TrainConfig(progress=False), 5, lr_seeds=1, control="resnet-8")
+    assert set(grid.model) == {"resnet-20", "densenet-4", "resnet-8"}  # the control gets its own rate too
+    for n in (20, 50):
+        for m in ("resnet-20", "densenet-4", "resnet-8"):
+            assert sorted(s for name, size, s in made if name == m and size == n) == [0, 1, 2]
+    assert len(made) == 3 * 3 + 2 * 3 * 3  # every model and seed on the full set; three models x 3 seeds x 2 sizes
+    # the control already in the pair adds no runs
+    made.clear()
+    ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0], [0.05], tr_set, tr_set, tr_set,
+             train.TrainConfig(progress=False), 5, lr_seeds=1, control="resnet-8")
+    assert len(made) == 2 + 2

@@ -65,6 +65,11 @@ def test_cross_parameter_rules_of_other_notebooks(tmp_path):
     nb08 = ROOT / "notebooks" / "08_param_efficiency.ipynb"
     with pytest.raises(ParameterError, match="model names as efficiency.build_model reads them"):
         notebook_parameters(nb08, "quick", "cpu", tmp_path, overrides={"models": ["vgg-16"]})
+    with pytest.raises(ParameterError, match=r"parameter control='densenet-4' is not allowed; expected a plain "
+                                             r"ResNet"):
+        notebook_parameters(nb08, "quick", "cpu", tmp_path, overrides={"control": "densenet-4"})
+    with pytest.raises(ParameterError, match="model names as efficiency.build_model reads them"):
+        notebook_parameters(nb08, "quick", "cpu", tmp_path, overrides={"control": "resnet-9"})
 
 
 def test_a_rejected_run_changes_no_file(tmp_path):

@@ -17,18 +17,39 @@ def _h(hybrid, base, ratio):
 
 def test_a1():
     res = 0.40 + WOBBLE
-    assert rules.a1(res, res + 0.005, 0.38, margin=0.02).verdict == "supported"
-    assert rules.a1(res, res + 0.06, 0.38, margin=0.02).verdict == "refuted"
+    ctrl = res + 0.04  # the matched ResNet: clearly worse than a DenseNet at the ResNet's error
+    a1 = lambda dense, c=ctrl, ratio=0.38, c_ratio=0.73, **kw: rules.a1(res, dense, c, ratio, c_ratio, 0.02, **kw)  # noqa: E731
+    assert a1(res + 0.005).verdict == "supported"
+    assert a1(res + 0.06).verdict == "refuted"
     noisy = res + 0.01 + np.array([0.04, -0.03, 0.03, -0.04, 0.0])
-    assert rules.a1(res, noisy, 0.38, margin=0.02).verdict == "inconclusive"
-    # a pair at half the parameters does not test "a third"
-    half = rules.a1(res, res, 0.5, margin=0.02)
-    assert half.verdict == "inconclusive" and "0.50" in half.numbers["pair"]
+    assert a1(noisy).verdict == "inconclusive"
+    # a pair at half the parameters does not test "a third"; nor does one at a fifth
+    for ratio, shown in ((0.5, "0.50"), (0.2, "0.20")):
+        d = a1(res, ratio=ratio)
+        assert d.verdict == "inconclusive" and shown in d.numbers["pair"]
     # overlapping intervals are not "comparable": mean 1.5 points worse, noise too large to bound it under 2
-    assert rules.a1(res, res + 0.015 + np.array([0.02, -0.02, 0.015, -0.015, 0.0]), 0.38, 0.02).verdict == \
-        "inconclusive"
-    d = rules.a1(res, res, 0.38, 0.02, converged=[True, False])
+    assert a1(res + 0.015 + np.array([0.02, -0.02, 0.015, -0.015, 0.0])).verdict == "inconclusive"
+    d = a1(res, converged=[True, False])
     assert d.verdict == "inconclusive" and "not converged" in d.numbers
+
+
+def test_a1_matched_control():
+    res = 0.40 + WOBBLE
+    dense = res + 0.005  # non-inferior to the larger ResNet
+    # a ResNet of the DenseNet's size does as well: the saving is not the dense pattern's
+    same = rules.a1(res, dense, dense + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), 0.38, 0.73, 0.02)
+    assert same.verdict == "inconclusive" and "as well" in same.numbers["control"]
+    # ... or better: refuted
+    assert rules.a1(res, dense, dense - 0.03, 0.38, 0.73, 0.02).verdict == "refuted"
+    # a control three times the DenseNet's size is no control
+    big = rules.a1(res, dense, dense + 0.04, 0.38, 3.0, 0.02)
+    assert big.verdict == "inconclusive" and "not matched" in big.numbers["control"]
+    # the control's interval by hand: differences 0.04 +- WOBBLE's spread
+    c = dense + 0.04 + np.array([0.01, 0.0, -0.01, 0.0, 0.0])
+    d = c - dense
+    low, high = sp.t.interval(0.95, 4, loc=d.mean(), scale=sp.sem(d))
+    got = rules.a1(res, dense, c, 0.38, 0.73, 0.02).numbers["control_minus_densenet_err"]
+    assert got["low"] == pytest.approx(low, abs=1e-4) and got["high"] == pytest.approx(high, abs=1e-4)
 
 
 def test_a1_bound_against_scipy():
@@ -36,7 +57,7 @@ def test_a1_bound_against_scipy():
     dense = res + np.array([0.01, 0.00, 0.02, 0.01, 0.005])
     d = dense - res
     upper = d.mean() + sp.t.ppf(0.95, 4) * sp.sem(d)
-    got = rules.a1(res, dense, 0.38, margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
+    got = rules.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
     assert got["difference"]["high"] == pytest.approx(upper, abs=1e-4)
     assert got["decision"] == ("within" if upper < 0.02 else "undecided")
 
@@ -44,24 +65,33 @@ def test_a1_bound_against_scipy():
 def test_a2():
     tr = 0.01 + WOBBLE / 10
     res_test = 0.55 + WOBBLE
+    ctrl = (tr, res_test + 0.02)  # the matched ResNet overfits about as much as the larger one
     # ResNet overfits more: same training error, higher test error
-    assert rules.a2(tr, res_test, tr, res_test - 0.05).verdict == "supported"
-    assert rules.a2(tr, res_test, tr, res_test + 0.05).verdict == "refuted"
+    assert rules.a2(tr, res_test, tr, res_test - 0.05, *ctrl).verdict == "supported"
+    assert rules.a2(tr, res_test, tr, res_test + 0.05, *ctrl).verdict == "refuted"
     noisy = res_test + np.array([0.05, -0.06, 0.04, -0.05, 0.01])
-    assert rules.a2(tr, res_test, tr, noisy).verdict == "inconclusive"
+    assert rules.a2(tr, res_test, tr, noisy, *ctrl).verdict == "inconclusive"
     # a smaller gap bought by not fitting the training set (and a higher test error) is not less overfitting
-    fits_less = rules.a2(tr, res_test, tr + 0.3, res_test + 0.1)
+    fits_less = rules.a2(tr, res_test, tr + 0.3, res_test + 0.1, *ctrl)
     assert fits_less.verdict == "inconclusive" and "fits less" in fits_less.numbers["densenet"]
-    d = rules.a2(tr, res_test, tr, res_test - 0.05, converged=[False] * 10)
-    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "10 of 10 runs"
+    # a smaller gap that the DenseNet-sized ResNet shares is a size effect
+    size = rules.a2(tr, res_test, tr, res_test - 0.05, tr, res_test - 0.05 + WOBBLE[::-1] / 2)
+    assert size.verdict == "inconclusive" and "size effect" in size.numbers["control"]
+    d = rules.a2(tr, res_test, tr, res_test - 0.05, *ctrl, converged=[False] * 15)
+    assert d.verdict == "inconclusive" and d.numbers["not converged"] == "15 of 15 runs"
 
 
 def test_a2_gap_interval_by_hand():
     r_tr, r_te = [0.0, 0.1, 0.0], [0.5, 0.6, 0.4]  # gaps 0.5, 0.5, 0.4
     d_tr, d_te = [0.1, 0.1, 0.0], [0.5, 0.5, 0.3]  # gaps 0.4, 0.4, 0.3
-    got = rules.a2(r_tr, r_te, d_tr, d_te).numbers["resnet_minus_densenet_gap"]
-    assert got["estimate"] == pytest.approx(0.1) and got["low"] == pytest.approx(0.1) and got["high"] == \
-        pytest.approx(0.1)  # every seed's difference is exactly 0.1: a zero-width interval
+    c_tr, c_te = [0.0, 0.0, 0.0], [0.6, 0.4, 0.5]  # gaps 0.6, 0.4, 0.5: minus the DenseNet's 0.2, 0.0, 0.2
+    got = rules.a2(r_tr, r_te, d_tr, d_te, c_tr, c_te).numbers
+    assert got["resnet_minus_densenet_gap"]["estimate"] == pytest.approx(0.1)
+    assert got["resnet_minus_densenet_gap"]["low"] == pytest.approx(0.1) and \
+        got["resnet_minus_densenet_gap"]["high"] == pytest.approx(0.1)  # every seed's difference is exactly 0.1
+    low, high = sp.t.interval(0.95, 2, loc=0.4 / 3, scale=sp.sem([0.2, 0.0, 0.2]))
+    assert got["control_minus_densenet_gap"]["low"] == pytest.approx(low, abs=1e-4)
+    assert got["control_minus_densenet_gap"]["high"] == pytest.approx(high, abs=1e-4)
 
 
 def test_a3():
@@ -102,7 +132,7 @@ def test_a1_support_that_one_seed_decides_is_not_kept():
     upper = d.mean() + sp.t.ppf(0.95, 4) * sp.sem(d)
     upper_without_first = d[1:].mean() + sp.t.ppf(0.95, 3) * sp.sem(d[1:])
     assert upper < 0.02 < upper_without_first  # all five seeds say "within"; without seed 0 it is undecided
-    got = rules.a1(res, dense, 0.38, margin=0.02)
+    got = rules.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02)
     assert got.numbers["noninferiority_densenet_vs_resnet"]["decision"] == "within"
     assert got.numbers["leave_one_seed_out"]["#1"] == "inconclusive" and got.verdict == "inconclusive"
     assert "not robust to leaving out seed #1" in got.numbers["robustness"]

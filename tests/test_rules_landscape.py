@@ -68,5 +68,5 @@ def test_l1_and_a2_keep_decisions_that_every_seed_repeats():
     d = rules.l1(res + 0.05, res, res + 0.30, res)
     assert d.verdict == "supported" and list(d.numbers["leave_one_seed_out"].values()) == ["supported"] * 5
     tr, te = 0.01 + WOBBLE / 10, 0.55 + WOBBLE
-    a2 = rules.a2(tr, te, tr, te - 0.05)
+    a2 = rules.a2(tr, te, tr, te - 0.05, tr, te + 0.01)
     assert a2.verdict == "supported" and set(a2.numbers["leave_one_seed_out"].values()) == {"supported"}
