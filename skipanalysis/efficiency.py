@@ -191,21 +191,79 @@ def a2_claim(runs: pd.DataFrame, pair: list[str], control: str, n_scarce: int):
     res_m, dense_m = pair
     col = lambda m, c: per_seed(runs, m, n_scarce, c)  # noqa: E731
     d = rules.a2(col(res_m, "train_err"), col(res_m, "test_err"), col(dense_m, "train_err"), col(dense_m, "test_err"),
-                 col(control, "train_err"), col(control, "test_err"), converged(runs, list(dict.fromkeys(pair + [control])), n_scarce))
+                 col(control, "train_err"), col(control, "test_err"),
+                 converged(runs, list(dict.fromkeys(pair + [control])), n_scarce))
     gr, gd, gc, dg = (d.numbers[k] for k in ("resnet_gap", "densenet_gap", "control_gap", "resnet_minus_densenet_gap"))
     return d, (f"with {n_scarce} training images the gap is {gd['estimate']:.1%} for {dense_m}, "
                f"{gr['estimate']:.1%} for {res_m} (paired difference {dg['estimate']:+.1%} "
                f"[{dg['low']:+.1%}, {dg['high']:+.1%}]) and {gc['estimate']:.1%} for the control {control}")
 
 
-def a3_claim(runs: pd.DataFrame, summ: pd.DataFrame, hybrids: dict[str, str], n_train: int, margin: float):
-    """A3: each hybrid against its base on the full training set, with the parameter ratio."""
-    arms = {h: {"hybrid_err": per_seed(runs, h, n_train, "test_err"), "base_err": per_seed(runs, b, n_train, "test_err"),
-                "param_ratio": summ.loc[h, "params"] / summ.loc[b, "params"]} for h, b in hybrids.items()}
+def model_costs(specs: list[str], image_size: int, batch_size: int, device: torch.device | str = "cpu",
+                precision: str = "fp32", rounds: int = 5, num_classes: int = 10, min_run_time: float = 0.1
+                ) -> pd.DataFrame:
+    """A3's costs of each model: parameters, forward FLOPs of one image (fvcore's multiply-adds) and the time of
+    one training step (forward and backward of a ``batch_size`` batch, bf16 autocast when ``precision`` is bf16)
+    on ``device``, timed in ``rounds`` interleaved rounds (``cost.interleaved_times``: rounds pair the models).
+
+    Returns:
+        One row per model (index): ``params``, ``flops``, ``step_s`` (median over rounds) and ``step_times`` (the
+        rounds, in order).
+    """
+    from . import cost
+
+    device = torch.device(device)
+    autocast = torch.bfloat16 if precision == "bf16" else None
+    rows, steps = {}, {}
+    for spec in specs:
+        tr.seed_everything(0)
+        model = build_model(spec, num_classes)
+        x = torch.zeros(1, 3, image_size, image_size)
+        rows[spec] = {"params": sum(p.numel() for p in model.parameters()),
+                      "flops": cost.fvcore_flops(model, x)["total"]}
+        steps[spec] = cost._step_fn(model, batch_size, image_size, device, True, autocast=autocast)
+    times = cost.interleaved_times(steps, device, rounds, min_run_time)
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out["step_s"] = [float(np.median(times[m])) for m in out.index]
+    out["step_times"] = [times[m] for m in out.index]
+    return out
+
+
+def cost_ratios(costs: pd.DataFrame, hybrid: str, base: str) -> dict[str, float]:
+    """Hybrid / base on each of A3's cost axes: parameters, FLOPs, and the training-step time as the median of the
+    per-round ratios (``bench.paired_ratio``: a round slowed for both models cancels)."""
+    from .bench import paired_ratio
+
+    time_ratio, _, _ = paired_ratio(costs.loc[hybrid, "step_times"], costs.loc[base, "step_times"])
+    return {"params": costs.loc[hybrid, "params"] / costs.loc[base, "params"],
+            "flops": costs.loc[hybrid, "flops"] / costs.loc[base, "flops"], "time": float(time_ratio)}
+
+
+def a3_claim(runs: pd.DataFrame, summ: pd.DataFrame, hybrids: dict[str, str], n_train: int, margin: float,
+             costs: pd.DataFrame):
+    """A3: each hybrid against its base on the full training set, with its costs (``model_costs``) as ratios."""
+    err = lambda m: per_seed(runs, m, n_train, "test_err")  # noqa: E731
+    arms = {h: {"hybrid_err": err(h), "base_err": err(b), "costs": cost_ratios(costs, h, b)} for h, b in hybrids.items()}
     d = rules.a3(arms, margin, converged(runs, list(hybrids) + list(hybrids.values()), n_train))
-    return d, "; ".join(f"{h}: {summ.loc[h, 'mean']:.1%} error with {arms[h]['param_ratio']:.2f}x the parameters of "
-                        f"{b} ({summ.loc[b, 'mean']:.1%}): {d.numbers['hybrids'][h]['outcome']}"
-                        for h, b in hybrids.items())
+
+    def said(h: str, b: str) -> str:
+        r, o = arms[h]["costs"], d.numbers["hybrids"][h]
+        return (f"{h}: {summ.loc[h, 'mean']:.1%} error vs {b}'s {summ.loc[b, 'mean']:.1%} ({o['error']}) at "
+                f"{r['params']:.2f}x the parameters, {r['flops']:.2f}x the FLOPs, {r['time']:.2f}x the step time: "
+                f"{o['outcome']}")
+    return d, "; ".join(said(h, b) for h, b in hybrids.items())
+
+
+def cost_table(costs: pd.DataFrame, hybrids: dict[str, str]) -> pd.DataFrame:
+    """The costs of each hybrid and its base, with the hybrid's ratios on each axis."""
+    rows = []
+    for h, b in hybrids.items():
+        r = cost_ratios(costs, h, b)
+        for m, ratio in ((b, None), (h, r)):
+            rows.append({"model": m, "params": int(costs.loc[m, "params"]), "MFLOPs": costs.loc[m, "flops"] / 1e6,
+                         "step ms": 1e3 * costs.loc[m, "step_s"],
+                         **({f"{k} ratio": v for k, v in ratio.items()} if ratio else {})})
+    return pd.DataFrame(rows).set_index("model")
 
 
 def plot_error_vs_params(runs: pd.DataFrame, n_train: int) -> tuple[plt.Figure, pd.DataFrame]:
@@ -224,6 +282,31 @@ def plot_error_vs_params(runs: pd.DataFrame, n_train: int) -> tuple[plt.Figure, 
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig, summ
+
+
+def plot_tradeoff(summ: pd.DataFrame, costs: pd.DataFrame, hybrids: dict[str, str]) -> plt.Figure:
+    """A3: test error (mean, 95% interval over seeds) against each cost axis, an arrow from each base to its
+    hybrid; down and to the left is better on both."""
+    from matplotlib.ticker import EngFormatter
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
+    axis = {"params": ("parameters", 1.0), "flops": ("forward MFLOPs per image", 1e-6),
+            "step_s": ("training step (ms)", 1e3)}
+    for ax, (col, (label, scale)) in zip(axes, axis.items()):
+        for k, (h, b) in enumerate(hybrids.items()):
+            pts = [(scale * costs.loc[m, col], 100 * summ.loc[m, "mean"]) for m in (b, h)]
+            for m, (x, y) in zip((b, h), pts):
+                ax.errorbar(x, y, yerr=[[y - 100 * summ.loc[m, "ci_low"]], [100 * summ.loc[m, "ci_high"] - y]],
+                            fmt="o" if m == b else "s", color=f"C{k}", capsize=3, ms=5)
+                ax.annotate(m, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.annotate("", xy=pts[1], xytext=pts[0], arrowprops={"arrowstyle": "->", "color": f"C{k}", "lw": 1})
+        ax.set(xlabel=label)
+        ax.margins(x=0.15)
+        if col == "params":
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    axes[0].set_ylabel("test error (%)")
+    fig.tight_layout()
+    return fig
 
 
 def plot_scarce(runs: pd.DataFrame, pair: list[str]) -> plt.Figure:

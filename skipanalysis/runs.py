@@ -418,11 +418,14 @@ def version_drift(records: list[dict[str, Any]]) -> dict[str, Any]:
 def task_device(device, config: dict[str, Any]):
     """``(device, bar)`` for a run function: the local executor's ``device``, or for a Ray task (``device``
     None) the device kind of ``config["device"]`` on the device Ray gave it; ``bar`` says whether the run draws
-    its own per-step progress bar: only in the kernel's own process (not in a Ray task or a worker process)."""
+    its own per-step progress bar: only in the kernel's own process (not in a Ray task or a worker process), and
+    only in a kernel the runner did not start (``SKIPANALYSIS_PROGRESS`` unset: JupyterLab); a notebook the runner
+    executes keeps no per-step bars in its output."""
     import torch
 
     local = device is not None
-    return torch.device(device if local else config["device"]), local and not _IN_WORKER
+    bar = local and not _IN_WORKER and os.environ.get("SKIPANALYSIS_PROGRESS") is None
+    return torch.device(device if local else config["device"]), bar
 
 
 def state_of(record: dict[str, Any], store: RunStore | None) -> dict | None:

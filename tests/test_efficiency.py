@@ -114,7 +114,8 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
 
     def fake(config, train_set, val_set, test_set, device=None):
         made.append((config["name"], config["n_train"], config["seed"]))
-        return {"model": config["name"], "n_train": config["n_train"] or 100, "seed": config["seed"], "lr": config["lr"],
+        return {"model": config["name"], "n_train": config["n_train"] or 100, "seed": config["seed"],
+                "lr": config["lr"],
                 "diverged": False, "val_err": 0.5, "train_err": 0.1, "test_err": 0.5, "converged": True}, None
 
     monkeypatch.setattr(ef, "train_run", fake)
@@ -131,3 +132,21 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
     ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0], [0.05], tr_set, tr_set, tr_set,
              train.TrainConfig(progress=False), 5, lr_seeds=1, control="resnet-8")
     assert len(made) == 2 + 2
+
+
+def test_model_costs_count_what_a_second_library_counts_and_ratios_pair_rounds():
+    from skipanalysis import cost
+
+    costs = ef.model_costs(["resnet-8", "se-resnet-8"], 8, 4, "cpu", rounds=3, min_run_time=0.0)
+    for m in ("resnet-8", "se-resnet-8"):
+        model = ef.build_model(m)
+        assert costs.loc[m, "params"] == sum(p.numel() for p in model.parameters())
+        fv = cost.fvcore_flops(model, torch.zeros(1, 3, 8, 8))
+        # torch.utils.flop_counter counts convolutions and matmuls, two FLOPs per multiply-add
+        assert cost.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(2 * (fv["conv"] + fv.get("linear", 0)))
+        assert costs.loc[m, "flops"] == fv["total"] and len(costs.loc[m, "step_times"]) == 3
+    # ratios by hand: the time ratio is the median of per-round ratios, so a round slow for both cancels
+    fake = pd.DataFrame({"params": [100, 80], "flops": [10.0, 12.0], "step_s": [1.0, 1.0],
+                         "step_times": [[1.0, 2.0, 1.0], [1.2, 2.4, 1.1]]}, index=["base", "hyb"])
+    r = ef.cost_ratios(fake, "hyb", "base")
+    assert r["params"] == pytest.approx(0.8) and r["flops"] == pytest.approx(1.2) and r["time"] == pytest.approx(1.2)

@@ -11,14 +11,18 @@ from skipanalysis import rules
 WOBBLE = np.array([0.00, 0.01, -0.01, 0.005, -0.005])  # per-seed noise shared by paired arms
 
 
-def _h(hybrid, base, ratio):
-    return {"hybrid_err": list(hybrid), "base_err": list(base), "param_ratio": ratio}
+def _h(hybrid, base, params, flops=None, time=None):
+    """A hybrid's arm: errors and cost ratios (FLOPs and time default to the parameter ratio)."""
+    return {"hybrid_err": list(hybrid), "base_err": list(base),
+            "costs": {"params": params, "flops": params if flops is None else flops,
+                      "time": params if time is None else time}}
 
 
 def test_a1():
     res = 0.40 + WOBBLE
     ctrl = res + 0.04  # the matched ResNet: clearly worse than a DenseNet at the ResNet's error
-    a1 = lambda dense, c=ctrl, ratio=0.38, c_ratio=0.73, **kw: rules.a1(res, dense, c, ratio, c_ratio, 0.02, **kw)  # noqa: E731
+    def a1(dense, c=ctrl, ratio=0.38, c_ratio=0.73, **kw):
+        return rules.a1(res, dense, c, ratio, c_ratio, 0.02, **kw)
     assert a1(res + 0.005).verdict == "supported"
     assert a1(res + 0.06).verdict == "refuted"
     noisy = res + 0.01 + np.array([0.04, -0.03, 0.03, -0.04, 0.0])
@@ -109,11 +113,32 @@ def test_a3():
     # the same error as the base at higher cost is undecided, not an improvement
     same = rules.a3({"se": _h(base + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), base, 1.03)}, 0.02)
     assert same.verdict == "inconclusive" and same.numbers["hybrids"]["se"]["outcome"] == "undecided"
-    # twice the parameters is not a matched cost: a lower error there decides nothing
-    big = rules.a3({"se": _h(base - 0.05, base, 2.0)}, 0.02)
-    assert big.verdict == "inconclusive" and big.numbers["hybrids"]["se"]["outcome"] == "cost not matched"
     d = rules.a3({"se": se_better}, 0.02, converged=[True, True, False])
     assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 3 runs"
+
+
+def test_a3_is_a_pareto_comparison_over_error_parameters_flops_and_time():
+    base = 0.40 + WOBBLE
+    outcome = lambda arm: rules.a3({"h": arm}, 0.02).numbers["hybrids"]["h"]  # noqa: E731
+    # fifteen points worse is worse, however much cheaper on every axis (the old rule's blind spot)
+    far = outcome(_h(base + 0.15, base, 0.87, 0.5, 0.5))
+    assert far["error"] == "worse" and far["outcome"] == "worse"
+    # lower error at the same parameters but 1.4x the step time: neither point dominates the other
+    slow = outcome(_h(base - 0.02, base, 1.03, 1.0, 1.4))
+    assert slow["costs"] == {"params": "matched", "flops": "matched", "time": "costlier"}
+    assert slow["outcome"] == "undecided"
+    # cheaper in parameters, costlier in time, error non-inferior: a trade-off
+    mixed = outcome(_h(base + 0.002, base, 0.87, 0.95, 1.3))
+    assert mixed["outcome"] == "trade-off"
+    # nothing cheaper and a clearly (if slightly) higher error: the base dominates
+    assert outcome(_h(base + 0.01, base, 1.0))["outcome"] == "worse"
+    # non-inferior at lower FLOPs and matched elsewhere: dominates
+    assert outcome(_h(base + 0.002, base, 1.0, 0.8, 1.05))["outcome"] == "improves"
+    # twice the parameters with a lower error decides nothing
+    assert outcome(_h(base - 0.05, base, 2.0))["outcome"] == "undecided"
+    assert [rules.cost_class(r) for r in (0.9, 0.91, 1.1, 1.11)] == ["cheaper", "matched", "matched", "costlier"]
+    with pytest.raises(ValueError, match="missing"):
+        rules.a3({"h": {"hybrid_err": list(base), "base_err": list(base), "costs": {"params": 1.0}}}, 0.02)
 
 
 def test_a3_matched_gain_against_scipy():

@@ -308,13 +308,17 @@ def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
     assert len(calls) == 2
 
 
-def test_a_recipe_survives_the_record_and_leaves_display_settings_out():
+def test_a_recipe_survives_the_record_and_leaves_display_settings_out(monkeypatch):
     cfg = train.TrainConfig(lr=0.07, milestones=(0.3, 0.6), progress=False, desc="shown")
     recipe = json.loads(json.dumps(cfg.recipe()))  # as a run record keeps it
     assert "progress" not in recipe and "desc" not in recipe
     assert train.TrainConfig.from_recipe(recipe, progress=False, desc="shown") == cfg
     assert runs.task_device(None, {"device": "cpu"}) == (torch.device("cpu"), False)  # a Ray task: the config's kind
-    assert runs.task_device("cpu", {"device": "cuda"}) == (torch.device("cpu"), True)
+    monkeypatch.delenv("SKIPANALYSIS_PROGRESS", raising=False)
+    assert runs.task_device("cpu", {"device": "cuda"}) == (torch.device("cpu"), True)  # JupyterLab: per-step bars
+    for runner_mode in ("off", "terminal"):  # a kernel the runner started keeps per-step bars out of the notebook
+        monkeypatch.setenv("SKIPANALYSIS_PROGRESS", runner_mode)
+        assert runs.task_device("cpu", {"device": "cpu"}) == (torch.device("cpu"), False)
     assert runs.state_of({"state": None, "weights": False}, None) is None
 
 
@@ -342,9 +346,10 @@ def _bar_of(config, device=None):
     return {"bar": runs.task_device(device, config)[1]}, {}
 
 
-def test_worker_processes_draw_no_per_step_bars():
+def test_worker_processes_draw_no_per_step_bars(monkeypatch):
     """Per-step bars from several worker processes would interleave on make's terminal: a worker draws none (the
-    kernel's bar counts the runs), while a run in the kernel's own process still draws its own."""
+    kernel's bar counts the runs), while a run in the kernel's own process (JupyterLab's) still draws its own."""
+    monkeypatch.delenv("SKIPANALYSIS_PROGRESS", raising=False)  # a kernel the runner did not start
     configs = [{"device": "cpu"}, {"device": "cpu"}]
     there = [out[1]["bar"] for out in runs._processes(_bar_of, configs, (), "cpu", 2)]
     here = [out[1]["bar"] for out in runs._local(_bar_of, configs, (), "cpu")]

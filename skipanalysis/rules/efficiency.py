@@ -9,7 +9,7 @@ import numpy as np
 from .. import stats
 from .core import RULES, Decision, _decide, _unconverged, rule
 
-__all__ = ["a1", "a2", "a3"]
+__all__ = ["a1", "a2", "a3", "cost_class"]
 
 THIRD = (0.8 / 3, 1.2 / 3)  # "about a third of the parameters": 1/3 within 20% either way (0.267-0.400)
 MATCHED_CONTROL = (2 / 3, 1.5)  # A1, A2: the control ResNet has 2/3 to 1.5 times the DenseNet's parameters
@@ -110,47 +110,68 @@ def a2(resnet_train_err: Sequence[float], resnet_test_err: Sequence[float], dens
     return _decide("A2", less.low > 0 and less_ctrl.low > 0, less.high < 0, nums)
 
 
-def _outcome(hybrid_err: Sequence[float], base_err: Sequence[float], param_ratio: float, margin: float) -> str:
-    if param_ratio < 1:
-        return {"within": "improves", "outside": "worse"}.get(
-            stats.noninferiority(hybrid_err, base_err, margin).decision, "undecided")
-    if param_ratio > MATCHED_COST:
-        return "cost not matched"
-    gain = _bounded_paired(base_err, hybrid_err, (-1.0, 1.0))
-    return "improves" if gain.low > 0 else "worse" if gain.high < 0 else "undecided"
+COSTS = ("params", "flops", "time")  # A3's cost axes: parameters, forward FLOPs, training-step time
 
 
-def hybrid_outcome(hybrid_err: Sequence[float], base_err: Sequence[float], param_ratio: float, margin: float
+def cost_class(ratio: float) -> str:
+    """A hybrid's cost on one axis against its base's: ``cheaper`` below 1/1.1, ``costlier`` above 1.1, else
+    ``matched`` (within ``MATCHED_COST``)."""
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise ValueError(f"cost ratio {ratio!r}: expected a finite number > 0")
+    return "cheaper" if ratio < 1 / MATCHED_COST else "costlier" if ratio > MATCHED_COST else "matched"
+
+
+def hybrid_outcome(hybrid_err: Sequence[float], base_err: Sequence[float], costs: Mapping[str, float], margin: float
                    ) -> dict:
-    """Does a hybrid improve on its base's accuracy-cost trade-off? Paired over seeds (test error).
+    """Does a hybrid improve on its base's accuracy-cost trade-off? Error paired over seeds; costs as ratios
+    hybrid / base on each axis of ``COSTS`` (``cost_class``).
 
-    Cheaper (fewer parameters than its base): ``improves`` when non-inferior within ``margin``, ``worse`` when
-    shown worse by more than ``margin``. Cost-matched (at most ``MATCHED_COST`` times the base's parameters):
-    ``improves`` when its error is clearly lower (95% paired interval of base minus hybrid above 0), ``worse``
-    when clearly higher. Otherwise ``undecided``; costlier than matched: ``cost not matched``.
+    The error is ``lower`` (95% paired t interval of base minus hybrid above 0), ``non-inferior`` (one-sided 95%
+    bound of hybrid minus base below ``margin``), ``worse`` (its lower bound above ``margin``: worse by more than the
+    margin), ``higher`` (that interval below 0; possibly within the margin), or ``undecided``. Outcome, a Pareto comparison of the
+    two points: ``improves`` when no cost is higher and the error is lower, or non-inferior at a lower cost on some
+    axis (the hybrid dominates); ``worse`` when the error is worse by more than the margin whatever the cost, or when
+    no cost is lower and the error is higher or not lower at a higher cost (the base dominates); ``trade-off`` when
+    one cost is lower and another higher; else ``undecided``.
     """
-    outcome = _outcome(hybrid_err, base_err, param_ratio, margin)
-    out = {"param_ratio": round(float(param_ratio), 4),
-           "cost": "cheaper" if param_ratio < 1 else "matched" if param_ratio <= MATCHED_COST else "higher"}
-    if param_ratio < 1:
-        out["test"] = stats.noninferiority(hybrid_err, base_err, margin).as_dict()
+    missing = [k for k in COSTS if k not in costs]
+    if missing:
+        raise ValueError(f"costs {dict(costs)!r}: missing {missing}; expected ratios for {list(COSTS)}")
+    ni = stats.noninferiority(hybrid_err, base_err, margin)
+    gain = _bounded_paired(base_err, hybrid_err, (-1.0, 1.0))
+    worse, lower, higher, noninf = ni.decision == "outside", gain.low > 0, gain.high < 0, ni.decision == "within"
+    error = ("worse" if worse else "lower" if lower else "higher, within the margin" if higher and noninf else
+             "higher" if higher else "non-inferior" if noninf else "undecided")
+    classes = {k: cost_class(float(costs[k])) for k in COSTS}
+    cheaper, costlier = "cheaper" in classes.values(), "costlier" in classes.values()
+    if worse or (not cheaper and (higher or (costlier and not lower))):
+        outcome = "worse"
+    elif cheaper and costlier:
+        outcome = "trade-off"
+    elif not costlier and (lower or (noninf and cheaper)):
+        outcome = "improves"
     else:
-        out["base_minus_hybrid_err"] = _bounded_paired(base_err, hybrid_err, (-1.0, 1.0)).as_dict()
-    return {**out, "outcome": outcome}
+        outcome = "undecided"
+    return {"ratios": {k: round(float(costs[k]), 4) for k in COSTS}, "costs": classes, "error": error,
+            "test": ni.as_dict(), "base_minus_hybrid_err": gain.as_dict(), "outcome": outcome}
 
 
-@rule("A3", """Each hybrid against its base, paired over seeds (test error, same data and seed), with the cost in
-parameters accounted: a hybrid with fewer parameters improves the trade-off if it is non-inferior to its base
-(one-sided 95% paired t bound of hybrid minus base error below the margin fixed before the run) and is worse if shown
-worse by more than the margin; a hybrid with at most 1.1 times its base's parameters improves if its error is
-clearly lower (95% paired t interval of base minus hybrid above 0) and is worse if clearly higher; a costlier hybrid
-is not cost-matched and decides nothing. Supported if every hybrid improves; refuted if none improves and at least one
-is worse; inconclusive otherwise (undecided or mixed) or when a run did not converge.""", per_seed=("hybrids",))
+@rule("A3", """Each hybrid against its base: test error paired over seeds (same data and seed), and three costs as
+ratios hybrid / base: parameters, forward FLOPs and training-step time on this device (each cheaper below 1/1.1,
+costlier above 1.1, else matched). The error is lower if the 95% paired t interval of base minus hybrid lies above
+0, non-inferior if the one-sided 95% bound of hybrid minus base lies below the margin fixed before the run, worse if
+its lower bound lies above the margin. A hybrid improves the trade-off when it dominates its base: no cost higher
+and the error lower, or non-inferior at a lower cost on some axis. It is worse when its error is worse by more than
+the margin (whatever it saves), or when nothing is cheaper and the error is higher, or not lower at a higher cost.
+One cost lower and another higher is a trade-off, which decides nothing. Supported if every hybrid improves;
+refuted if none improves and at least one is worse; inconclusive otherwise or when a run did not converge.""",
+      per_seed=("hybrids",))
 def a3(hybrids: Mapping[str, Mapping], margin: float, converged: Iterable[bool] | None = None) -> Decision:
-    """A3 from ``{hybrid name: {"hybrid_err": [...], "base_err": [...], "param_ratio": float}}``."""
+    """A3 from ``{hybrid name: {"hybrid_err": [...], "base_err": [...], "costs": {"params", "flops", "time"}}}``
+    (costs as ratios hybrid / base)."""
     if not hybrids:
         raise ValueError("A3 needs at least one hybrid")
-    out = {h: hybrid_outcome(v["hybrid_err"], v["base_err"], v["param_ratio"], margin) for h, v in hybrids.items()}
+    out = {h: hybrid_outcome(v["hybrid_err"], v["base_err"], v["costs"], margin) for h, v in hybrids.items()}
     nums = {"hybrids": out, "margin": margin}
     if (d := _unconverged("A3", converged, nums)) is not None:
         return d
