@@ -265,7 +265,7 @@ def _summary(times: list[float]) -> dict[str, Any]:
     return {"median_s": float(med), "iqr_s": float(q3 - q1), "runs": len(times), "times": list(times)}
 
 
-def _step_fn(model: nn.Module, batch: int, size: int, device: torch.device, backward: bool,
+def step_fn(model: nn.Module, batch: int, size: int, device: torch.device, backward: bool,
              channels_last: bool = False, autocast: torch.dtype | None = None) -> Callable[[], None]:
     """One forward (or forward+backward) pass of ``model`` on a fixed random batch, as a callable."""
     model = model.to(device).train(backward)
@@ -293,7 +293,7 @@ def model_step_time(model: nn.Module, batch: int, size: int, device: torch.devic
                     channels_last: bool = False, autocast: torch.dtype | None = None,
                     min_run_time: float = 0.5) -> dict[str, float]:
     """Time of one forward (or forward+backward) pass on a random batch; adds per-image numbers."""
-    r = time_it(_step_fn(model, batch, size, device, backward, channels_last, autocast), device, min_run_time)
+    r = time_it(step_fn(model, batch, size, device, backward, channels_last, autocast), device, min_run_time)
     r.update(per_image_s=r["median_s"] / batch, images_per_s=batch / r["median_s"])
     return r
 
@@ -622,7 +622,7 @@ def timing_table(names: list[str], batch_sizes: list[int], size: int, device: to
     for batch in batch_sizes:
         for backward in (False, True):
             for label, cl, ac in variants:
-                fns = {n: _step_fn(m, batch, size, device, backward, cl, ac) for n, m in models.items()}
+                fns = {n: step_fn(m, batch, size, device, backward, cl, ac) for n, m in models.items()}
                 for name, times in interleaved_times(fns, device, repeats, min_run_time).items():
                     s = _summary(times)
                     rows.append({"model": name, "batch": batch, "pass": "fwd+bwd" if backward else "fwd",

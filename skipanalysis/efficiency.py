@@ -221,7 +221,7 @@ def model_costs(specs: list[str], image_size: int, batch_size: int, device: torc
         x = torch.zeros(1, 3, image_size, image_size)
         rows[spec] = {"params": sum(p.numel() for p in model.parameters()),
                       "flops": cost.fvcore_flops(model, x)["total"]}
-        steps[spec] = cost._step_fn(model, batch_size, image_size, device, True, autocast=autocast)
+        steps[spec] = cost.step_fn(model, batch_size, image_size, device, True, autocast=autocast)
     times = cost.interleaved_times(steps, device, rounds, min_run_time)
     out = pd.DataFrame.from_dict(rows, orient="index")
     out["step_s"] = [float(np.median(times[m])) for m in out.index]
