@@ -135,8 +135,9 @@ record-hardware: $(OUT)/04_cost.ipynb
 	@mkdir -p data/hardware
 	@for f in $(OUT)/hardware/*.json; do cp "$$f" data/hardware/ && echo "[record-hardware] kept data/hardware/$$(basename $$f)"; done
 
-# make -jN starts the notebooks in this order, longest first (quick, 2-core CPU: 02 7.5, 05 7.0, 08 6.3 (converged since 0fbc198), 06 5.1,
+# make -jN starts the notebooks in this order, longest first (quick, 2-core CPU: 02 7.5, 05 7.0, 08 6.3, 06 5.1,
 # 03 4.6, 07 3.8 minutes), so no long one is left running alone at the end; the paper keeps the numbered order.
+# 02 goes with 08: beside 05 it took 8.2 minutes (7637f95).
 LONGEST_FIRST ?= 02_gradient_flow 08_param_efficiency 05_transformer_norm 06_unet_skips
 STARTS := $(foreach n,$(LONGEST_FIRST),$(filter $(OUT)/$(n).ipynb,$(EXECUTED)))
 $(OUT)/report.html: $(FIRST) $(STARTS) $(filter-out $(FIRST) $(STARTS),$(EXECUTED)) | $(ENV)
