@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .design import design
 from .rules import Decision, claim_kind
 from .provenance import write_json_atomic  # noqa: F401 (re-exported for older callers)
 
@@ -102,6 +103,22 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def apply_design(decision: Decision, profile: str) -> Decision:
+    """``decision`` held to its design: a supported or refuted verdict reached with fewer seeds (or rounds) than the
+    design plans for ``profile`` reads inconclusive, "underpowered" in its numbers. The design's planned count and
+    the count the rule read are added to the numbers either way."""
+    row = design(decision.claim)
+    if row is None or row.planned(profile) is None:
+        return decision
+    planned, got = row.planned(profile), decision.numbers.get(f"{row.unit}s")
+    numbers = {**decision.numbers, f"planned_{row.unit}s": planned}
+    if got is not None and got < planned:
+        numbers["underpowered"] = f"{got} {row.unit}s of the {planned} the design plans"
+        verdict = "inconclusive" if decision.verdict in ("supported", "refuted") else decision.verdict
+        return Decision(decision.claim, verdict, decision.rule, {**numbers, "verdict_before_design": decision.verdict})
+    return Decision(decision.claim, decision.verdict, decision.rule, numbers)
+
+
 @dataclass
 class ClaimRecord:
     id: str
@@ -155,8 +172,11 @@ class ClaimBook:
             raise ValueError(f"claim {claim_id}: record needs a Decision from skipanalysis.rules, got {decision!r}")
         if decision.claim != claim_id:
             raise ValueError(f"decision for {decision.claim} recorded as {claim_id}")
+        decision = apply_design(decision, self.profile)
         verdict, rule, kind = decision.verdict, decision.rule, claim_kind(claim_id)
         evidence = {**evidence, "rule_numbers": decision.numbers}
+        if (row := design(claim_id)) is not None:
+            evidence["design"] = row.row(self.profile)
         if claim_id not in CATALOGUE:
             raise ValueError(f"claim_id={claim_id!r} is not in the project's claim list; known: {', '.join(CATALOGUE)}")
         owner = CATALOGUE[claim_id].notebook

@@ -304,6 +304,19 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, growth: int, 
 
 # --- tables and figures the notebook shows --------------------------------------------------------------------------
 
+def e5_decision(r2: pd.DataFrame, margin: float, converged=None):
+    """E5's rule on ``decodability_study``'s R^2 table: per seed, the mean and minimum R^2 of each model in each
+    state (trained and initialised), paired by seed."""
+    from . import rules
+
+    per = r2.groupby(["state", "model", "seed"]).R2.agg(["mean", "min"])
+    get = lambda state, model, col: per.loc[(state, model)][col].tolist()  # noqa: E731
+    return rules.e5(get("trained", "dense", "mean"), get("trained", "residual", "mean"),
+                    get("trained", "dense", "min"), margin, get("initialised", "dense", "mean"),
+                    get("initialised", "residual", "mean"), get("initialised", "dense", "min"),
+                    None if converged is None else list(converged))
+
+
 def tied_fit_table(max_inputs: int, seed: int = 0) -> pd.DataFrame:
     """E3: for m = 1..``max_inputs`` inputs, the best tied fit's relative residual and its large-sample limit."""
     fit = pd.DataFrame({"inputs": range(1, max_inputs + 1)})

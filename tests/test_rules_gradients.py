@@ -30,6 +30,22 @@ def test_g1():
     assert rules.g1({**alive, "end": [0.5]}).verdict == "inconclusive"  # one seed bounds nothing
     d = rules.g1(alive, converged=[True] * 4 + [False])
     assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 5 runs"
+    # a 2,450x explosion at initialisation (what notebook 02 measured at depth 56) is not healthy: refuted,
+    # where the one-sided rule read it as "does not vanish"
+    exploded = rules.g1({**alive, "init, depth 56": 2450 * WOBBLE})
+    assert exploded.verdict == "refuted"
+    assert exploded.numbers["broken_holm"]["adjusted_p"]["init, depth 56: exploded"] < 0.05
+    assert rules.g1({**alive, "init, depth 56": 30 * WOBBLE}).verdict == "inconclusive"  # outside 10, not 100
+
+
+def test_g1_holm_by_hand():
+    # one point of two, log10 ratios (-2.2, -2.5, -2.3, -2.4, -2.1): one-sided t p of mean < -2 is p1;
+    # Holm over the 4 tests (2 points x 2 sides) multiplies the smallest p by 4
+    logs = np.array([-2.2, -2.5, -2.3, -2.4, -2.1])
+    d = rules.g1({"a": 10 ** logs, "b": np.ones(5) * WOBBLE})
+    p1 = sp.ttest_1samp(logs + 2, 0, alternative="less").pvalue
+    assert d.numbers["broken_holm"]["adjusted_p"]["a: vanished"] == pytest.approx(min(1, 4 * p1), abs=1e-5)
+    assert d.verdict == ("refuted" if 4 * p1 < 0.05 else "inconclusive")
 
 
 def test_g1_interval_by_scipy():
@@ -48,6 +64,9 @@ def test_g2():
     assert rules.g2(shallow, 0.9 * shallow * WOBBLE, shallow, 1.2 * shallow).verdict == "refuted"  # plain kept
     assert rules.g2(shallow, 0.01 * shallow, shallow, 0.01 * shallow).verdict == "refuted"  # residual shrank too
     assert rules.g2(shallow, 0.3 * shallow * WOBBLE, shallow, shallow).verdict == "inconclusive"
+    # a residual gradient that grows 50x with depth is not "kept": refuted (two-sided band), once supported
+    assert rules.g2(shallow, 0.01 * shallow * WOBBLE, shallow, 50 * shallow * WOBBLE).verdict == "refuted"
+    assert rules.g2(shallow, 0.01 * shallow * WOBBLE, shallow, 4 * shallow * WOBBLE).verdict == "inconclusive"
     # the geometric mean of deep/shallow, by scipy
     deep = shallow * np.array([0.1, 0.2, 0.05, 0.1, 0.4])
     d = rules.g2(shallow, deep, shallow, shallow)
@@ -131,6 +150,11 @@ def test_g6():
     assert rules.g6(growing).verdict == "refuted"  # last step gains more than the first
     noisy = {k: v + 0.1 * np.array([1, -1, 0.5, -0.5, 0]) * (i % 2 * 2 - 1) for i, (k, v) in enumerate(base.items())}
     assert rules.g6(noisy).verdict == "inconclusive"
+    # the first step's gain not shown (plain 0.50 to 0.497 within noise) though the densest beats plain: a gain
+    # is shown only overall, and the old rule (no harm shown) would have supported it
+    unshown = {**errs, "every 4": 0.497 + 0.02 * np.array([1, -1, 0.5, -0.5, 0]), "every 2": 0.43 + shared}
+    assert rules.g6(unshown).numbers["first_gain"]["low"] < 0 < rules.g6(unshown).numbers["plain_minus_densest"]["low"]
+    assert rules.g6(unshown).verdict == "inconclusive"
     hurt = {**errs, "every 2": 0.45 + shared}  # a middle step hurts: not monotone, not supported
     assert rules.g6(hurt).verdict == "inconclusive"
     assert rules.g6(errs, converged=[True, False]).verdict == "inconclusive"

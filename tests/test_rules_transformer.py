@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import fisher_exact as sp_fisher
 import pytest
 from scipy import stats as sps
 
@@ -60,32 +61,41 @@ def test_t1():
 
 
 def test_t2():
-    ok = _runs({("post", 0.003, 0): (0, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (5, 5),
-                ("post", 0.001, 0): (5, 5), ("post", 0.001, 50): (5, 5), ("pre", 0.001, 0): (5, 5)})
+    ok = _runs({("post", 0.003, 0): (0, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6),
+                ("post", 0.001, 0): (6, 6), ("post", 0.001, 50): (6, 6), ("pre", 0.001, 0): (6, 6)})
     assert rules.t2(ok).verdict == "supported"
-    never = _runs({("post", 0.003, 0): (5, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (5, 5)})
+    never = _runs({("post", 0.003, 0): (6, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6)})
     assert rules.t2(never).verdict == "refuted"  # post-norm trains without warm-up at every rate
-    pre_bad = _runs({("post", 0.003, 0): (0, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (0, 5)})
+    pre_bad = _runs({("post", 0.003, 0): (0, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (0, 6)})
     assert rules.t2(pre_bad).verdict == "refuted"
-    mixed = _runs({("post", 0.003, 0): (3, 5), ("post", 0.003, 50): (5, 5), ("pre", 0.003, 0): (5, 5)})
+    mixed = _runs({("post", 0.003, 0): (3, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6)})
     assert rules.t2(mixed).verdict == "inconclusive"  # 3/5 vs 5/5 is not a clear warm-up effect
     few = _runs({("post", 0.003, 0): (0, 2), ("post", 0.003, 50): (2, 2), ("pre", 0.003, 0): (2, 2)})
     assert rules.t2(few).verdict == "inconclusive" and "fewer than 5 seeds" in rules.t2(few).numbers
     ok[0]["converged"] = False  # a stuck post-norm run whose loss was still falling
     d = rules.t2(ok)
-    assert d.verdict == "inconclusive" and d.numbers["not converged"].startswith("1 of 30")
+    assert d.verdict == "inconclusive" and d.numbers["not converged"].startswith("1 of 36")
 
 
 def test_t3():
-    runs = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (0, 5), ("pre", 24, 0): (5, 5)})
+    runs = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 24, 0): (0, 6), ("pre", 24, 0): (6, 6)})
     d = rules.t3(runs)
-    assert d.verdict == "supported" and d.numbers["per_depth"]["24"]["post_diverged"] == "0/5"
-    both = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (5, 5), ("pre", 24, 0): (5, 5)})
+    assert d.verdict == "supported" and d.numbers["per_depth"]["24"]["post_diverged"] == "0/6"
+    both = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 24, 0): (6, 6), ("pre", 24, 0): (6, 6)})
     assert rules.t3(both).verdict == "inconclusive"  # the range is too shallow to tell
-    worse = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (5, 5), ("pre", 24, 0): (0, 5)})
+    worse = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 24, 0): (6, 6), ("pre", 24, 0): (0, 6)})
     assert rules.t3(worse).verdict == "refuted"
-    runs[-6]["converged"] = False  # post-norm depth 24, stuck, still falling
-    assert rules.t3(runs).numbers["not converged"].startswith("1 of 20")
+    # five seeds cannot decide: 5 of 5 has a Clopper-Pearson lower bound of 0.478 (Wilson's said 0.566)
+    five = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (0, 5), ("pre", 24, 0): (5, 5)})
+    assert rules.t3(five).verdict == "inconclusive"
+    # Holm over depths: one depth at Fisher p = 1/924 * ... stays decided with three depths tested, 4 of 6 vs 1 of 6
+    # at one depth (one-sided Fisher p = 0.121) does not
+    weak = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 12, 0): (1, 6), ("pre", 12, 0): (4, 6)})
+    assert rules.t3(weak).verdict == "inconclusive"
+    assert rules.t3(weak).numbers["holm"]["pre_more_often_adjusted_p"]["12"] == pytest.approx(
+        2 * sp_fisher([[4, 2], [1, 5]], alternative="greater").pvalue, abs=1e-4)
+    runs[-7]["converged"] = False  # post-norm depth 24, stuck, still falling
+    assert rules.t3(runs).numbers["not converged"].startswith("1 of 24")
 
 
 def _t4(rev_dist, ctl_dist, far=None, dep=None, trained=None, init=5.3):
@@ -119,5 +129,5 @@ def test_t4():
     assert (iv["low"], iv["high"]) == pytest.approx((diff.mean() - half, diff.mean() + half), abs=1e-4)
     # leaving out a seed drops that seed's model on both tasks
     ok = _t4(far_reach, stay_local).numbers
-    assert ok["robustness"] == "supported with any one of 6 seeds left out" and set(ok["leave_one_seed_out"]) == set(
+    assert ok["sensitivity"] == "supported with any one of 6 seeds left out" and set(ok["leave_one_seed_out"]) == set(
         map(str, range(6)))

@@ -85,7 +85,7 @@ def test_u3_tost_interval_against_scipy():
     a = np.array([0.70, 0.72, 0.69, 0.71, 0.70])
     b = np.array([0.68, 0.69, 0.69, 0.68, 0.67])
     d = a - b
-    lo, hi = sps.t.interval(0.90, len(d) - 1, loc=d.mean(), scale=sps.sem(d))  # TOST at alpha 0.05 reads the 90%
+    lo, hi = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))  # TOST at 0.025 a side reads the 95%
     got = rules.u3(a, b, 0.01).numbers["equivalence_concat_vs_add"]["difference"]
     assert got["low"] == pytest.approx(lo, abs=1e-4) and got["high"] == pytest.approx(hi, abs=1e-4)
 

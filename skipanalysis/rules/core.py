@@ -13,14 +13,14 @@ Two kinds of claim (see ``../shared/CLAIMS.md``):
   unconverged runs says ``inconclusive`` with "not converged" in its numbers;
   "as good as" is a non-inferiority test with a margin fixed before the run.
 
-Leave one seed out: a rule declares which of its arguments hold per-seed samples
-(``rule(..., per_seed=...)``; timing rules declare per-round samples with
-``unit="round"``). A ``supported`` or ``refuted`` verdict is then recomputed with
-each seed left out in turn, from every per-seed argument at once. If any of
-those verdicts differs, one seed carries the decision and the verdict reads
-``inconclusive`` with "not robust to leaving out seed k" in its numbers. The
-minimum-sample requirements a rule checks (``needed``) drop by one for these
-re-computations, so a rule that needs five seeds can be checked on four.
+Leave one seed out is a sensitivity analysis, never a veto: a rule declares which of its arguments hold per-seed
+samples (``rule(..., per_seed=...)``; timing rules declare per-round samples with ``unit="round"``). A ``supported``
+or ``refuted`` verdict is recomputed with each seed left out in turn, from every per-seed argument at once, and the
+verdicts without each seed are reported beside it (``leave_one_seed_out``, ``sensitivity``); the verdict stands.
+What keeps a verdict from resting on luck is the planned number of seeds (``skipanalysis.design``): a verdict
+reached with fewer seeds than the design plans reads inconclusive, "underpowered" (``ClaimBook.record``). The
+numbers carry ``seeds``, how many seeds (or rounds) the rule read. The minimum-sample requirements a rule checks
+(``needed``) drop by one for the re-computations, so a rule that needs five seeds can be checked on four.
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def needed(n: int) -> int:
 
 
 def _robustness_text(unit: str) -> str:
-    return (f"Robustness: a supported or refuted verdict must come out the same with any one {unit} left out (every "
-            f"per-{unit} sample recomputed without it, minimum sample sizes lowered by one); otherwise the verdict "
-            f"is inconclusive, not robust to leaving out that {unit}.")
+    return (f"Sensitivity (reported, not a veto): a supported or refuted verdict is recomputed with each {unit} left "
+            f"out in turn (minimum sample sizes lowered by one) and the verdicts without each {unit} are shown beside "
+            f"it. A verdict reached with fewer {unit}s than the design plans reads inconclusive (underpowered).")
 
 
 def rule(claim_id: str, text: str, per_seed: Sequence[str] = (), unit: str = "seed",
@@ -100,10 +100,14 @@ def rule(claim_id: str, text: str, per_seed: Sequence[str] = (), unit: str = "se
         @functools.wraps(fn)
         def decide(*args: Any, **kwargs: Any) -> Decision:
             full = fn(*args, **kwargs)
-            if not robust or full.verdict not in DECIDED or _LEAVING_OUT.get():
+            if not robust or _LEAVING_OUT.get():
                 return full
             bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
+            ids = _seed_ids(bound.arguments, per_seed, labelled, labels)
+            full = Decision(full.claim, full.verdict, full.rule, {**full.numbers, f"{unit}s": len(ids)})
+            if full.verdict not in DECIDED:
+                return full
             if labelled and bound.arguments.get(labels) is None:
                 return Decision(full.claim, full.verdict, full.rule,
                                 {**full.numbers, "robustness": f"not checked: no {labels!r} given"})
@@ -161,9 +165,10 @@ def _drop(value: Any, seed: Any, position: int) -> Any:
 def leave_one_out(fn: Callable[..., Decision], full: Decision, arguments: Mapping[str, Any],
                   per_seed: Sequence[str], labelled: Sequence[str] = (), labels: str | None = None,
                   unit: str = "seed") -> Decision:
-    """``full`` with the verdicts of ``fn`` recomputed with each seed left out; ``inconclusive`` when one differs.
+    """``full`` with the verdicts of ``fn`` recomputed with each seed left out, reported beside it (never a veto).
 
-    The numbers gain ``leave_one_<unit>_out`` (the verdict without each seed) and ``robustness`` (a sentence).
+    The numbers gain ``leave_one_<unit>_out`` (the verdict without each seed) and ``sensitivity`` (a sentence:
+    stable, or which seeds it moves with).
     Seeds given by labels or ``"seed"`` keys are named by their value; seeds given by position as ``#k``, the
     ``k``-th in order (1-based).
     """
@@ -186,13 +191,13 @@ def leave_one_out(fn: Callable[..., Decision], full: Decision, arguments: Mappin
             out[f"{seed}" if keyed or _is_keyed(arguments, per_seed) else f"#{j + 1}"] = fn(**args).verdict
     finally:
         _LEAVING_OUT.reset(token)
-    flips = [f"not robust to leaving out {unit} {k} ({v} without it)" for k, v in out.items() if v != full.verdict]
+    flips = [f"{v} without {unit} {k}" for k, v in out.items() if v != full.verdict]
     numbers = {**full.numbers, f"leave_one_{unit}_out": out}
     if not flips:
         return Decision(full.claim, full.verdict, full.rule,
-                        {**numbers, "robustness": f"{full.verdict} with any one of {len(ids)} {unit}s left out"})
-    return Decision(full.claim, "inconclusive", full.rule,
-                    {**numbers, "robustness": f"{full.verdict} on all {len(ids)} {unit}s, but " + "; ".join(flips)})
+                        {**numbers, "sensitivity": f"{full.verdict} with any one of {len(ids)} {unit}s left out"})
+    return Decision(full.claim, full.verdict, full.rule,
+                    {**numbers, "sensitivity": f"{full.verdict} on all {len(ids)} {unit}s; " + "; ".join(flips)})
 
 
 def _is_keyed(arguments: Mapping[str, Any], per_seed: Sequence[str]) -> bool:

@@ -34,7 +34,7 @@ def d1(plain_shallow: Sequence[float], plain_deep: Sequence[float], chance: floa
 
 
 @rule("D2", """Supported if (a) the deep residual net is non-inferior to the shallow residual net in final training
-error (one-sided 95% paired t bound of deep minus shallow below the margin fixed before the run) and (b) it is
+error (one-sided 97.5% paired t bound of deep minus shallow below the margin fixed before the run) and (b) it is
 clearly better than the deep plain net (95% paired interval of plain minus residual above 0). Refuted if the deep
 residual net is shown worse than the shallow one by more than the margin, or the deep plain net is clearly better
 than the deep residual one. Inconclusive otherwise, or when a run did not converge.""", per_seed=("residual_shallow", "residual_deep", "plain_deep"))
@@ -81,7 +81,7 @@ def d4(plain_trained: float, plain_init: float, residual_trained: float | None =
 
 @rule("D5", """Paired over the seeds both arms share (final training error at the deep depth): supported if the
 highway net is clearly better than the plain net (95% paired interval of plain minus highway above 0) and the
-residual net is non-inferior to the highway net (one-sided 95% bound of residual minus highway below the margin).
+residual net is non-inferior to the highway net (one-sided 97.5% bound of residual minus highway below the margin).
 Refuted if the plain net is clearly better than the highway net, or the residual net is shown worse than the highway
 net by more than the margin. Inconclusive otherwise or when a run did not converge.""", per_seed=("plain_deep", "highway_deep", "residual_deep"))
 def d5(plain_deep: Sequence[float], highway_deep: Sequence[float], residual_deep: Sequence[float], margin: float,

@@ -36,7 +36,7 @@ def _control_note(control_ratio: float) -> str | None:
 @rule("A1", """Paired over seeds (test error, same data and seed), the DenseNet against two ResNets: the larger one
 (the claim's comparison) and a parameter-matched control (2/3 to 1.5 times the DenseNet's parameters). Supported if
 the DenseNet has about a third of the larger ResNet's parameters (1/3 within 20%: 0.267-0.400), is non-inferior to it
-(one-sided 95% paired t bound of DenseNet minus ResNet error below the margin fixed before the run) and is clearly
+(one-sided 97.5% paired t bound of DenseNet minus ResNet error below the margin fixed before the run) and is clearly
 better than the matched control (95% paired t interval of control minus DenseNet error above 0): the parameters
 saved are saved by the dense pattern, not by the task needing few. Refuted if the DenseNet is shown worse than the
 larger ResNet by more than the margin (the one-sided lower bound above it), or the matched control is clearly better
@@ -126,7 +126,7 @@ def hybrid_outcome(hybrid_err: Sequence[float], base_err: Sequence[float], costs
     """Does a hybrid improve on its base's accuracy-cost trade-off? Error paired over seeds; costs as ratios
     hybrid / base on each axis of ``COSTS`` (``cost_class``).
 
-    The error is ``lower`` (95% paired t interval of base minus hybrid above 0), ``non-inferior`` (one-sided 95%
+    The error is ``lower`` (95% paired t interval of base minus hybrid above 0), ``non-inferior`` (one-sided 97.5%
     bound of hybrid minus base below ``margin``), ``worse`` (its lower bound above ``margin``: worse by more than the
     margin), ``higher`` (that interval below 0; possibly within the margin), or ``undecided``. Outcome, a Pareto comparison of the
     two points: ``improves`` when no cost is higher and the error is lower, or non-inferior at a lower cost on some
@@ -159,7 +159,7 @@ def hybrid_outcome(hybrid_err: Sequence[float], base_err: Sequence[float], costs
 @rule("A3", """Each hybrid against its base: test error paired over seeds (same data and seed), and three costs as
 ratios hybrid / base: parameters, forward FLOPs and training-step time on this device (each cheaper below 1/1.1,
 costlier above 1.1, else matched). The error is lower if the 95% paired t interval of base minus hybrid lies above
-0, non-inferior if the one-sided 95% bound of hybrid minus base lies below the margin fixed before the run, worse if
+0, non-inferior if the one-sided 97.5% bound of hybrid minus base lies below the margin fixed before the run, worse if
 its lower bound lies above the margin. A hybrid improves the trade-off when it dominates its base: no cost higher
 and the error lower, or non-inferior at a lower cost on some axis. It is worse when its error is worse by more than
 the margin (whatever it saves), or when nothing is cheaper and the error is higher, or not lower at a higher cost.

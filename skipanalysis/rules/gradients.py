@@ -16,8 +16,11 @@ from .core import RULES, Decision, _decide, _unconverged, needed, rule
 
 __all__ = ["g1", "g2", "g3", "g4", "g5", "g6"]
 
-G1_VANISH, G1_ALIVE = 0.01, 0.1  # early/late ratios: below 0.01 gradients have vanished, above 0.1 they have not
-G2_SHRINK, G2_KEEP = 0.1, 0.5  # deep/shallow first-block gradient: below 0.1 it shrank, above 0.5 it was kept
+G1_BAND = (0.1, 10.0)  # early/late ratios inside this band: healthy (neither vanishing nor exploding)
+G1_BROKEN = (0.01, 100.0)  # shown outside this band at some point: vanished (below) or exploded (above)
+G2_SHRINK = 0.1  # deep/shallow first-block gradient below 0.1: it shrank
+G2_KEEP = (0.5, 2.0)  # the residual net keeps it: inside this band (an explosion is not "kept")
+G2_LOST = (0.1, 10.0)  # the residual net lost it: shown below 0.1 (shrank) or above 10 (exploded)
 G3_FACTOR = 2.0  # "much faster": the plain decay rate at least twice the residual one
 G3_MIN_RUNS = 5  # runs per depth below which a bootstrap cannot bound a slope
 G5_BARELY, G5_RUINED = 0.2, 0.5  # lesion damage (share of the way to chance): barely hurt below, ruined above
@@ -43,29 +46,42 @@ def _log_ratio(num: Sequence[float], den: Sequence[float]) -> list[float]:
 @rule("G1", """Early/late gradient ratio of the deep plain net with batch norm (RMS weight gradient of the first
 three convolutions over the last three), one ratio per seed, read on a log10 scale: for each measured point
 (initialisation at each depth, half-way and end of training) the 95% t interval over seeds of the mean log10 ratio.
-Supported if at every point the interval lies above log10(0.1) (early gradients at least a tenth of the late ones:
-they do not vanish); refuted if at any point it lies below log10(0.01); inconclusive otherwise, or when a training
-run behind the trained points did not converge.""", per_seed=("points",))
+Healthy is a two-sided band, 0.1 to 10: early gradients neither vanish nor explode against the late ones. Supported if
+at every point the interval lies inside the band (an intersection: no correction needed). Refuted if at some point
+the ratio is shown below 0.01 (vanished) or above 100 (exploded): one-sided t tests at each point and side,
+Holm-corrected over all of them at 0.05. Inconclusive otherwise, or when a training run behind the trained points did
+not converge (the points at initialisation are not gated).""", per_seed=("points",))
 def g1(points: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
     ivs = {name: stats.mean_interval(log10s(r)) for name, r in points.items()}
     nums = {"log10_ratio": {k: v.as_dict() for k, v in ivs.items()},
             "geometric_mean_ratio": {k: round(10 ** v.estimate, 4) for k, v in ivs.items()
                                      if math.isfinite(v.estimate)},
-            "alive_above": G1_ALIVE, "vanished_below": G1_VANISH}
+            "healthy_band": G1_BAND, "broken_outside": G1_BROKEN}
     if not ivs:
         return Decision("G1", "inconclusive", RULES["G1"].text, {**nums, "points": "none measured"})
     if (d := _unconverged("G1", converged, nums)) is not None:
         return d
-    alive, gone = math.log10(G1_ALIVE), math.log10(G1_VANISH)
-    return _decide("G1", all(v.low > alive for v in ivs.values()), any(v.high < gone for v in ivs.values()), nums)
+    lo, hi = (math.log10(v) for v in G1_BAND)
+    broken_lo, broken_hi = (math.log10(v) for v in G1_BROKEN)
+    p = {}
+    for name, r in points.items():
+        logs = [v for v in log10s(r) if math.isfinite(v)]
+        p[f"{name}: vanished"] = stats.one_sided_p([v - broken_lo for v in logs], "below")
+        p[f"{name}: exploded"] = stats.one_sided_p([v - broken_hi for v in logs], "above")
+    holm = stats.holm(p)
+    nums["broken_holm"] = {"adjusted_p": {k: round(v, 5) for k, v in holm["adjusted"].items()},
+                           "method": holm["method"]}
+    return _decide("G1", all(lo < v.low and v.high < hi for v in ivs.values()), any(holm["rejected"].values()),
+                   nums)
 
 
 @rule("G2", """Without batch norm, at initialisation: per seed, the gradient of the first block's first convolution
 in the deep net over that in the shallow net (same seed), on a log10 scale, with the 95% t interval over seeds of
 its mean, for plain and for residual nets. Supported if the plain interval lies below log10(0.1) (the early
-gradient shrinks more than tenfold with depth) and the residual interval lies above log10(0.5) (kept at least at
-half); refuted if the plain interval lies above log10(0.5) or the residual interval below log10(0.1);
-inconclusive otherwise.""", per_seed=("plain_shallow", "plain_deep", "residual_shallow", "residual_deep"))
+gradient shrinks more than tenfold with depth) and the residual interval lies inside log10(0.5) to log10(2) (kept:
+a two-sided band, since a gradient that explodes with depth is not kept); refuted if the plain interval lies above
+log10(0.5) (it does not shrink), or the residual interval lies below log10(0.1) or above log10(10) (it shrinks or
+explodes tenfold); inconclusive otherwise.""", per_seed=("plain_shallow", "plain_deep", "residual_shallow", "residual_deep"))
 def g2(plain_shallow: Sequence[float], plain_deep: Sequence[float], residual_shallow: Sequence[float],
        residual_deep: Sequence[float]) -> Decision:
     p = stats.mean_interval(_log_ratio(plain_deep, plain_shallow))
@@ -75,8 +91,12 @@ def g2(plain_shallow: Sequence[float], plain_deep: Sequence[float], residual_sha
             "plain_minus_residual_log10": diff.as_dict(),
             "plain_deep_over_shallow": 10 ** p.estimate if math.isfinite(p.estimate) else None,
             "residual_deep_over_shallow": 10 ** r.estimate if math.isfinite(r.estimate) else None}
-    shrink, keep = math.log10(G2_SHRINK), math.log10(G2_KEEP)
-    return _decide("G2", p.high < shrink and r.low > keep, p.low > keep or r.high < shrink, nums)
+    shrink = math.log10(G2_SHRINK)
+    keep_lo, keep_hi = (math.log10(v) for v in G2_KEEP)
+    lost_lo, lost_hi = (math.log10(v) for v in G2_LOST)
+    nums.update(keep_band=G2_KEEP, lost_outside=G2_LOST)
+    return _decide("G2", p.high < shrink and keep_lo < r.low and r.high < keep_hi,
+                   p.low > keep_lo or r.high < lost_lo or r.low > lost_hi, nums)
 
 
 @rule("G3", """Decay rate of the neighbour gradient correlation with depth: minus the least-squares slope of
@@ -167,10 +187,11 @@ def g5(residual_damage: Sequence[float], plain_damage: Sequence[float], path_len
 
 @rule("G6", """Connectivity sweep, ordered from plain through ever denser shortcut spacings to a dense block, all
 arms sharing seeds; the quantity is the final training error (ease of optimisation), compared by 95% paired t
-intervals of per-seed differences. Denser eases: the densest shortcut spacing is better than plain (interval of
-plain minus densest above 0) and no step to a denser spacing is shown to hurt (no interval of denser minus sparser
-above 0). Up to a point: the last step (densest spacing to dense block) gains less than the first (plain to the
-first spacing): the interval of first gain minus last gain lies above 0. Supported if both hold. Refuted if the
+intervals of per-seed differences. Denser eases, shown: the first step (plain to the sparsest shortcut spacing) gains
+(interval of plain minus first spacing above 0) and the densest spacing is better than plain (interval of plain minus
+densest above 0), and no step to a denser spacing is shown to hurt (a shown harm breaks "denser eases"; its
+absence is never read as a benefit). Up to a point, shown: the last step (densest spacing to dense block) gains less than the first: the interval of first gain
+minus last gain lies above 0. Supported if both are shown. Refuted if the
 densest spacing is shown worse than plain (interval below 0) or the last step is shown to gain more than the first
 (returns grow all the way to the dense block). Inconclusive otherwise, or when a run did not converge.""", per_seed=("errors",))
 def g6(errors: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
@@ -191,5 +212,7 @@ def g6(errors: Mapping[str, Sequence[float]], converged: Iterable[bool] | None =
             "train_err": {k: stats.rate_interval(v).as_dict() for k, v in e.items()}}
     if (d := _unconverged("G6", converged, nums)) is not None:
         return d
-    eases = overall.low > 0 and not any(s.low > 0 for s in steps.values())
+    nums["steps_shown_to_hurt"] = [k for k, v in steps.items() if v.low > 0]
+    first_step = stats.paired_difference(e[plain], e[first])
+    eases = overall.low > 0 and first_step.low > 0 and not nums["steps_shown_to_hurt"]
     return _decide("G6", eases and diminishing.low > 0, overall.high < 0 or diminishing.high < 0, nums)

@@ -4,7 +4,9 @@ Training outcomes are per seed: a run *trains* when it did not diverge and its m
 of its steps is below half of chance (ln V); it *diverged* when the loss turned NaN/inf or exceeded 10 times its
 first value (training stops there), or ended above where it started; a run that does neither is *stuck*. Rates of
 training are compared with Newcombe's hybrid score interval for a difference of two proportions (built from Wilson
-intervals; it ignores the pairing by seed, so it is conservative). A stuck run that had not converged (its loss still
+intervals; it ignores the pairing by seed, so it is conservative); a share's own interval is Clopper-Pearson's exact
+one, and "at some rate" or "at some depth" is decided by Fisher's exact test at each, Holm-corrected over them. A
+stuck run that had not converged (its loss still
 falling, ``train.convergence``) might have trained with more steps: the verdict then says "not converged".
 """
 
@@ -38,7 +40,16 @@ def rate_difference(s1: int, n1: int, s2: int, n2: int, level: float = stats.LEV
 
 
 def _rate(flags: Sequence[bool]) -> stats.Interval:
-    return stats.wilson(sum(bool(f) for f in flags), len(flags))
+    return stats.clopper_pearson(sum(bool(f) for f in flags), len(flags))
+
+
+def more_often(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """One-sided p-value of Fisher's exact test that arm ``a`` trains more often than arm ``b`` (pairing by seed
+    ignored: conservative)."""
+    from scipy.stats import fisher_exact
+
+    ka, kb = sum(bool(x) for x in a), sum(bool(x) for x in b)
+    return float(fisher_exact([[ka, len(a) - ka], [kb, len(b) - kb]], alternative="greater").pvalue)
 
 
 def _unsettled(runs: Iterable[dict[str, Any]]) -> int:
@@ -113,7 +124,7 @@ def t2(runs: Sequence[dict[str, Any]]) -> Decision:
                                         for (n, lr, w), g in sorted(groups.items())},
                             "diverged": {f"{n} lr={lr:g} warmup={w}": sum(x["diverged"] for x in g)
                                          for (n, lr, w), g in sorted(groups.items())}}
-    per_lr, helps, pre_ok, pre_fails, post_fine = {}, [], [], [], []
+    per_lr, p_helps, pre_ok, pre_fails, post_fine = {}, {}, [], [], []
     for lr in lrs:
         post0 = groups.get(("post", lr, 0), [])
         postw = [r for (n, l_, w), g in groups.items() if n == "post" and l_ == lr and w > 0 for r in g]
@@ -128,11 +139,16 @@ def t2(runs: Sequence[dict[str, Any]]) -> Decision:
             _rate([r["trained"] for r in post0])
         per_lr[f"{lr:g}"] = {"warmup_effect_post": eff.as_dict(), "pre_no_warmup": r_pre.as_dict(),
                              "post_warmup": r_postw.as_dict(), "post_no_warmup": r_post0.as_dict()}
-        helps.append(eff.low > 0)
+        p_helps[f"{lr:g}"] = more_often([r["trained"] for r in postw], [r["trained"] for r in post0])
+        per_lr[f"{lr:g}"]["warmup_helps_p"] = round(p_helps[f"{lr:g}"], 5)
         pre_ok.append(r_pre.low > 0.5)
         pre_fails.append(r_pre.high < 0.5 and r_postw.low > 0.5)
         post_fine.append(r_post0.low > 0.5)
     nums["per_lr"] = per_lr
+    holm = stats.holm(p_helps)
+    helps = [holm["rejected"][f"{lr:g}"] for lr in lrs]
+    nums["warmup_helps_holm"] = {"adjusted_p": {k: round(v, 5) for k, v in holm["adjusted"].items()},
+                                 "method": holm["method"]}
     if (d := _not_converged("T2", list(runs), nums)) is not None:
         return d
     supported = any(h and p for h, p in zip(helps, pre_ok)) and not any(pre_fails)
@@ -143,10 +159,11 @@ def t2(runs: Sequence[dict[str, Any]]) -> Decision:
 @rule("T3", """Without warm-up at one learning rate, at least 5 seeds per placement and depth. A run trains when it
 did not diverge and its mean training loss over the last 10% of steps is below half of chance (ln V); it fails
 otherwise, whether it diverged (loss NaN/inf, above 10x its first value, or ending above its start) or stuck (the
-diverged share is reported apart). Per depth, the 95% Newcombe interval of (pre-norm's trained share minus
-post-norm's). Supported if at some depth that interval lies above 0 while pre-norm's trained share has a 95% Wilson
-interval above 0.5, and at no depth it lies below 0. Refuted if at some depth it lies below 0 (post-norm trains
-where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too shallow),
+diverged share is reported apart). Per depth, Fisher's exact one-sided tests of pre-norm training more often than
+post-norm and of the reverse, each Holm-corrected over the depths (the 95% Newcombe interval of the difference is
+reported). Supported if at some depth pre-norm trains more often (Holm-adjusted p below 0.05) while its trained
+share has a 95% Clopper-Pearson interval above 0.5, and at no depth post-norm trains more often. Refuted if at some
+depth post-norm trains more often (post-norm trains where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too shallow),
 or when a stuck run had not converged.""", per_seed=("runs",))
 def t3(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged``."""
@@ -156,7 +173,7 @@ def t3(runs: Sequence[dict[str, Any]]) -> Decision:
     if (d := _few_seeds("T3", {f"{n} depth {dp}": groups.get((n, dp), []) for n in ("post", "pre") for dp in depths},
                         nums)) is not None:
         return d
-    per_depth, wins, losses = {}, [], []
+    per_depth, p_win, p_loss, pre_ok = {}, {}, {}, {}
     for dp in depths:
         pre, post = groups[("pre", dp)], groups[("post", dp)]
         diff = rate_difference(sum(r["trained"] for r in pre), len(pre), sum(r["trained"] for r in post), len(post))
@@ -165,9 +182,17 @@ def t3(runs: Sequence[dict[str, Any]]) -> Decision:
                               "post_trained": _rate([r["trained"] for r in post]).as_dict(),
                               "post_diverged": f"{sum(r['diverged'] for r in post)}/{len(post)}",
                               "pre_diverged": f"{sum(r['diverged'] for r in pre)}/{len(pre)}"}
-        wins.append(diff.low > 0 and r_pre.low > 0.5)
-        losses.append(diff.high < 0)
+        trained = {k: [r["trained"] for r in v] for k, v in (("pre", pre), ("post", post))}
+        p_win[str(dp)], p_loss[str(dp)] = more_often(trained["pre"], trained["post"]), \
+            more_often(trained["post"], trained["pre"])
+        pre_ok[str(dp)] = r_pre.low > 0.5
     nums["per_depth"] = per_depth
+    win, loss = stats.holm(p_win), stats.holm(p_loss)
+    nums["holm"] = {"pre_more_often_adjusted_p": {k: round(v, 5) for k, v in win["adjusted"].items()},
+                    "post_more_often_adjusted_p": {k: round(v, 5) for k, v in loss["adjusted"].items()},
+                    "method": win["method"]}
+    wins = [win["rejected"][k] and pre_ok[k] for k in p_win]
+    losses = list(loss["rejected"].values())
     if (d := _not_converged("T3", list(runs), nums)) is not None:
         return d
     return _decide("T3", any(wins) and not any(losses), any(losses), nums)

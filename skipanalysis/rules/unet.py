@@ -62,7 +62,7 @@ def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] |
 
 
 @rule("U3", """Concatenated and added long skips in parameter-matched U-Nets, paired over seeds: held-out IoU of
-concat minus add, with an equivalence margin fixed before the run (two one-sided tests, 90% paired t interval).
+concat minus add, with an equivalence margin fixed before the run (two one-sided tests at 0.025 each, the 95% paired t interval).
 Supported if the interval lies entirely beyond the margin on one side: a winner by more than the margin (named in
 the numbers, with the difference). Refuted if the interval lies inside (-margin, margin): neither merge wins by the
 margin. Inconclusive otherwise, or when a run did not converge.""", per_seed=("iou_concat", "iou_add"))
