@@ -10,6 +10,7 @@
 #   make setup EXTRAS=cluster      .venv with Ray too (requirements-cluster.lock); make lock refreshes the locks
 #   make lab [LAB_ARGS=...]        JupyterLab on notebooks/ with the project's kernel (as root too)
 #   make compare A=... B=...       two runs' verdicts and headlines side by side (report folders or claims.json)
+#   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
@@ -54,7 +55,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check
+.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -64,7 +65,7 @@ report: $(OUT)/report.html $(OUT)/report.pdf
 	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 setup: $(ENV)
 
@@ -185,6 +186,10 @@ test: | $(ENV)
 compare: | $(ENV)
 	@test -n "$(A)" -a -n "$(B)" || { echo "make compare needs A=<claims.json or report folder> and B=<...>, e.g. A=reports/quick B=/path/gpu/reports/quick/claims.json"; exit 2; }
 	@$(PYTHON) -m skipanalysis.report diff "$(A)" "$(B)"
+
+# What would decide each open claim of the profile's last report, from its claims and the run store (trains nothing).
+plan: | $(ENV)
+	@$(PYTHON) -m skipanalysis.plan --reports $(OUT)
 
 # JupyterLab on notebooks/ with the project's kernel; as root (containers, cloud GPU images) it adds --allow-root,
 # which JupyterLab otherwise asks for. LAB_ARGS go to jupyter lab (e.g. LAB_ARGS="--no-browser --port 8890").

@@ -11,7 +11,7 @@ for the highway gates.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from dataclasses import replace
 
 import pandas as pd
@@ -227,7 +227,9 @@ def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
     ``to_identity = ||B(h) - S(h)|| / ||S(h)||`` with S the option A shortcut
     (the identity where shapes match); ``to_zero = ||B(h)|| / ||S(h)||``; also
     the conv weights' distance to a Dirac (identity) kernel relative to its norm,
-    and their norm relative to it (near 0: weights near zero).
+    and their norm relative to it (near 0: weights near zero); and ``corr_identity``, the scale-invariant one:
+    per image, the correlation (centred cosine) between the block's output and its shortcut, averaged over images
+    (1: the identity's direction whatever the scale; near 0: unrelated).
     """
     from .models.blocks import ShortcutA
 
@@ -241,7 +243,10 @@ def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
         w = block.conv2.weight
         dirac = torch.zeros_like(w)
         nn.init.dirac_(dirac)
-        rows.append({"block": i + 1, "to_identity": ((out - s).norm() / ref).item(),
+        a, b = out.flatten(1), s.flatten(1)
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        corr = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)).mean()
+        rows.append({"block": i + 1, "corr_identity": corr.item(), "to_identity": ((out - s).norm() / ref).item(),
                      "to_zero": (out.norm() / ref).item(),
                      "w_to_dirac": ((w - dirac).norm() / dirac.norm()).item(),
                      "w_norm_rel": (w.norm() / dirac.norm()).item()})
@@ -315,17 +320,17 @@ def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, ma
     return out
 
 
-def construct_run(config: dict, base: nn.Module, train_set: TensorDataset, test_set: TensorDataset, augment=None,
-                  device: torch.device | str | None = None) -> tuple[dict, None]:
-    """D3's further training from its config (``runs.run_grid``'s ``fn``): the trained shallow net ``base``
-    deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns its final training
-    error and convergence flag."""
+def construct_run(config: dict, bases: Mapping[int, nn.Module], train_set: TensorDataset, test_set: TensorDataset,
+                  augment=None, device: torch.device | str | None = None) -> tuple[dict, None]:
+    """D3's further training from its config (``runs.run_grid``'s ``fn``): the trained shallow net of the config's
+    seed (``bases[seed]``) deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns
+    its final training error and convergence flag."""
     device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     if device.type != "cpu":
         from . import data
 
         train_set, test_set = data.to_device(train_set, device), data.to_device(test_set, device)
-    base = base.to(device)
+    base = bases[config["seed"]].to(device)
     constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(device)
     cfg = tr.TrainConfig.from_recipe(config["recipe"], desc="constructed", progress=local)
     cont = tr.train(constructed, train_set, cfg, test_set, device, augment=augment)
@@ -333,45 +338,63 @@ def construct_run(config: dict, base: nn.Module, train_set: TensorDataset, test_
 
 
 def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset,
-                       cfg: tr.TrainConfig, shallow: int, deep: int, seed: int, epochs: float,
-                       device: torch.device | str = "cpu", augment=None, store=None) -> dict:
-    """D3: the trained plain-``shallow`` net of ``seed`` deepened to ``deep`` with identity blocks, its training
-    error before and after ``epochs`` more epochs (at the shallow net's kept rate), against the deep plain nets
-    trained from scratch.
+                       cfg: tr.TrainConfig, shallow: int, deep: int, seeds: Sequence[int], epochs: float,
+                       device: torch.device | str = "cpu", augment=None, store=None, **study_args) -> dict:
+    """D3 over ``seeds``: each seed's trained plain-``shallow`` net deepened to ``deep`` with identity blocks, its
+    training error before and after ``epochs`` more epochs (at the shallow net's kept rate), paired by seed with a
+    deep plain net of the same seed trained from scratch for the same total budget (the shallow net's epochs plus
+    ``epochs``, at the deep plain arm's kept rate; ``study_args`` go to ``depth_study``: width, warm-up depth).
 
     Returns:
-        ``{"table", "decision", "headline", "mismatch"}``: the four errors with their intervals, ``rules.d3``'s
-        decision, a one-line headline, and the largest relative logit difference of the constructed net. The
-    further training is a run of ``runs.run_grid`` (``construct_run``), keyed by the shallow net's weights: with
-    a ``runs.RunStore`` it loads when finished.
+        ``{"table", "per_seed", "decision", "headline", "mismatch"}``: the four errors with 95% intervals over seeds,
+        the per-seed errors, ``rules.d3``'s decision, a headline, and the largest relative logit difference of a
+        constructed net. The further training is a grid of ``runs.run_grid`` (``construct_run``), each keyed by its
+        shallow net's weights: with a ``runs.RunStore`` finished runs load.
     """
-    base = models[("plain", shallow, seed)]
-    constructed = deepen_with_identity(base, deep, train_set.tensors[0][:512]).to(device)
-    mismatch = max_output_difference(base, constructed, test_set.tensors[0][:256])
-    err_shallow, err_start = error_rate(base, train_set, device), error_rate(constructed, train_set, device)
+    seeds = list(seeds)
+    bases = {s: models[("plain", shallow, s)] for s in seeds}
+    probe = test_set.tensors[0][:256]
+    mismatch = max(max_output_difference(b, deepen_with_identity(b, deep, train_set.tensors[0][:512]).to(device),
+                                         probe) for b in bases.values())
+    rows = []
+    for s, b in bases.items():
+        constructed = deepen_with_identity(b, deep, train_set.tensors[0][:512]).to(device)
+        rows.append({"seed": s, "shallow": error_rate(b, train_set, device),
+                     "constructed_start": error_rate(constructed, train_set, device)})
     lr = float(arms(final)[("plain", shallow)].lr.iloc[0])
-    recipe = replace(cfg, epochs=epochs, seed=seed, lr=lr).recipe()
-    config = {"name": f"constructed-{deep}", "study": "construction", "shallow": shallow, "deep": deep, "seed": seed,
-              "base": runs.tensor_fingerprint(*base.state_dict().values()), "recipe": recipe,
-              "train_data": runs.tensor_fingerprint(*train_set.tensors[:2]),
-              "test_data": runs.tensor_fingerprint(*test_set.tensors[:2]),
-              "augment": getattr(augment, "__name__", None), "device": torch.device(device).type}
-    cont = runs.run_grid([config], construct_run, (base, train_set, test_set, augment), store, device,
-                         "D3: constructed net")[0]["result"]
-    err_after = cont["train_err"]
-    scratch_runs = arms(final)[("plain", deep)]
-    scratch = stats.rate_interval(scratch_runs.train_err.tolist())
-    table = pd.DataFrame({"training error": [err_shallow, err_start, err_after, scratch.estimate],
-                          "low": [err_shallow, err_start, err_after, scratch.low],
-                          "high": [err_shallow, err_start, err_after, scratch.high]},
+    recipe = replace(cfg, epochs=epochs, lr=lr)
+    configs = [{"name": f"constructed-{deep}", "study": "construction", "shallow": shallow, "deep": deep, "seed": s,
+                "base": runs.tensor_fingerprint(*bases[s].state_dict().values()),
+                "recipe": replace(recipe, seed=s).recipe(),
+                "train_data": runs.tensor_fingerprint(*train_set.tensors[:2]),
+                "test_data": runs.tensor_fingerprint(*test_set.tensors[:2]),
+                "augment": getattr(augment, "__name__", None), "device": torch.device(device).type} for s in seeds]
+    cont = runs.run_grid(configs, construct_run, (bases, train_set, test_set, augment), store, device,
+                         "D3: constructed nets")
+    lr_deep = float(arms(final)[("plain", deep)].lr.iloc[0])
+    _, scratch, _ = depth_study(["plain"], [deep], seeds, train_set, test_set, replace(cfg, epochs=cfg.epochs + epochs),
+                                device, augment=augment, lrs=[lr_deep], store=store, **study_args)
+    scratch = scratch[scratch.kept].set_index("seed") if "kept" in scratch else scratch.set_index("seed")
+    per_seed = pd.DataFrame(rows).assign(constructed_after=[c["result"]["train_err"] for c in cont],
+                                         constructed_converged=[c["result"]["converged"] for c in cont],
+                                         scratch=[float(scratch.train_err[s]) for s in seeds],
+                                         scratch_converged=[bool(scratch.converged[s]) for s in seeds])
+    ivs = {k: stats.rate_interval(per_seed[k]) for k in ("shallow", "constructed_start", "constructed_after",
+                                                          "scratch")}
+    budget = cfg.epochs + epochs
+    table = pd.DataFrame({"training error": [v.estimate for v in ivs.values()], "low": [v.low for v in ivs.values()],
+                          "high": [v.high for v in ivs.values()]},
                          index=[f"plain-{shallow} (trained)", f"plain-{deep} constructed, start",
-                                f"plain-{deep} constructed, trained on", f"plain-{deep} from scratch"])
-    decision = rules.d3(err_shallow, err_start, err_after, scratch_runs.train_err.tolist(),
-                        [cont["converged"], *scratch_runs.converged])
-    return {"table": table, "decision": decision, "mismatch": mismatch,
-            "headline": f"the constructed plain-{deep} starts at {err_start:.1%} (shallow {err_shallow:.1%}) and ends "
-                        f"at {err_after:.1%} after further training; from scratch plain-{deep} ends at "
-                        f"{scratch.estimate:.1%}"}
+                                f"plain-{deep} constructed, trained on", f"plain-{deep} from scratch, "
+                                                                         f"{budget:g} epochs"])
+    decision = rules.d3(per_seed.shallow.tolist(), per_seed.constructed_start.tolist(),
+                        per_seed.constructed_after.tolist(), per_seed.scratch.tolist(),
+                        per_seed.constructed_converged.tolist())
+    return {"table": table, "per_seed": per_seed, "decision": decision, "mismatch": mismatch,
+            "headline": f"over {len(seeds)} seeds the constructed plain-{deep} starts at "
+                        f"{ivs['constructed_start'].estimate:.1%} (shallow {ivs['shallow'].estimate:.1%}) and ends at "
+                        f"{ivs['constructed_after'].estimate:.1%} after {epochs:g} more epochs; from scratch with the "
+                        f"same {budget:g}-epoch budget plain-{deep} ends at {ivs['scratch'].estimate:.1%}"}
 
 
 def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> dict:
@@ -386,12 +409,14 @@ def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> d
     trained = {k: models[(k, deep, seed)].cpu() for k in fresh}
     dist = pd.concat([block_distances(m, probe.cpu()).assign(kind=k, state=state)
                       for state, nets in (("trained", trained), ("initial", fresh)) for k, m in nets.items()])
-    med = dist.groupby(["kind", "state"])[["to_identity", "to_zero", "w_to_dirac", "w_norm_rel"]].median()
-    d = rules.d4(med.loc[("plain", "trained"), "to_identity"], med.loc[("plain", "initial"), "to_identity"],
-                 med.loc[("residual", "trained"), "to_identity"], med.loc[("plain", "trained"), "to_zero"])
+    med = dist.groupby(["kind", "state"])[["corr_identity", "to_identity", "to_zero", "w_to_dirac",
+                                            "w_norm_rel"]].median()
+    d = rules.d4(med.loc[("plain", "trained"), "corr_identity"], med.loc[("plain", "initial"), "corr_identity"],
+                 med.loc[("residual", "trained"), "corr_identity"], med.loc[("plain", "trained"), "to_identity"])
     return {"blocks": dist, "medians": med, "decision": d,
-            "headline": f"median block distance to identity: plain {d.numbers['plain_trained']:.2f} trained vs "
-                        f"{d.numbers['plain_init']:.2f} at initialisation; residual {d.numbers['residual_trained']:.2f}"}
+            "headline": f"median correlation of a block's output with its input: plain {d.numbers['plain_trained']:.2f} "
+                        f"trained vs {d.numbers['plain_init']:.2f} at initialisation; residual "
+                        f"{d.numbers['residual_trained']:.2f} (1 is the identity's direction)"}
 
 
 __all__ = ["PAPER_TABLE6", "depth_study", "deepen_with_identity", "identity_block", "block_distances",
@@ -467,15 +492,17 @@ def plot_construction(table: pd.DataFrame):
 
 
 def plot_distances(blocks: pd.DataFrame):
-    """D4: per block, distance of the map to identity (left) and of the second kernel to the identity kernel."""
+    """D4: per block, the correlation of output with input (the rule's quantity), the relative distance of the map
+    to identity, and of the second kernel to the identity kernel."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for ax, y in zip(axes, ("to_identity", "w_to_dirac")):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    for ax, y in zip(axes, ("corr_identity", "to_identity", "w_to_dirac")):
         sns.lineplot(data=blocks, x="block", y=y, hue="kind", style="state", marker="o", ax=ax, palette="colorblind")
-    axes[0].set(ylabel="||B(h) - h|| / ||h||", yscale="log")
-    axes[1].set(ylabel="||W - I|| / ||I|| (2nd conv)")
+    axes[0].set(ylabel="corr(B(h), h) (1: identity)", ylim=(-0.2, 1.05))
+    axes[1].set(ylabel="||B(h) - h|| / ||h||", yscale="log")
+    axes[2].set(ylabel="||W - I|| / ||I|| (2nd conv)")
     return fig
 
 

@@ -65,10 +65,14 @@ class Design:
             return None
         return self.seeds.get("quick" if profile == "smoke" else profile)
 
+    def margin_for(self, profile: str) -> float | None:
+        """The margin for ``profile`` (smoke runs use quick's)."""
+        return (self.margin or {}).get("quick" if profile == "smoke" else profile)
+
     def row(self, profile: str) -> dict[str, Any]:
         """The row for ``profile`` as plain values (the claim's evidence and the paper's appendix)."""
         d = asdict(self)
-        d["margin"] = (self.margin or {}).get("quick" if profile == "smoke" else profile)
+        d["margin"] = self.margin_for(profile)
         d["seeds"] = self.planned(profile)
         d["alpha"] = ALPHA
         d.pop("margin_param")
@@ -181,7 +185,8 @@ DESIGNS: dict[str, Design] = {d.claim: d for d in [
        "noninferiority_densenet_vs_resnet", margin={"quick": 0.02, "full": 0.005}, margin_param=(_08, "margin"),
        seeds=FIVE, seeds_param=(_08, "seeds")),
     _D("A2", "overfitting gap (test minus training error) at the scarcest size, ResNet minus DenseNet", 0.02,
-       "2 points of gap", "seed 000", "95% paired t intervals above 0", "difference", "resnet_minus_densenet_gap",
+       "2 points of gap", "seed 000", "95% paired t intervals above 0 (against the ResNet and the matched "
+       "control; the control's is the binding one)", "difference", "control_minus_densenet_gap",
        seeds=FIVE, seeds_param=(_08, "seeds")),
     _D("A3", "each hybrid against its base: test error with parameters, FLOPs and step time", 0.0,
        "equally good (true difference 0) at a lower cost", "seed 000 (CSP and SE hybrids)",
@@ -237,10 +242,10 @@ def power(d: Design, sd: float | None, n: int, profile: str = "quick") -> float 
     if sd is None or not math.isfinite(sd):
         return None
     if d.kind == "difference":
-        margin = (d.margin or {}).get(profile, 0.0) if d.claim in ("E5", "U3") else 0.0
+        margin = (d.margin_for(profile) or 0.0) if d.claim in ("E5", "U3") else 0.0
         return stats.power_difference(d.effect - margin, sd, n)
     if d.kind == "noninferiority":
-        return stats.power_noninferiority(d.effect, (d.margin or {})[profile], sd, n)
+        return stats.power_noninferiority(d.effect, d.margin_for(profile), sd, n)
     return None
 
 

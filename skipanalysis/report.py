@@ -162,6 +162,43 @@ def evidence_appendix_cells(records: list[dict[str, Any]]) -> list[nbformat.Note
     return cells
 
 
+def design_appendix_cells(books: list[dict[str, Any]], profile: str) -> list[nbformat.NotebookNode]:
+    """The study's design (``skipanalysis.design``), stated before the runs, and per verdict the seeds it ran on,
+    the power of its design at the stated effect from the spread its runs showed, and the leave-one-seed-out
+    sensitivity (reported beside the verdict, never a veto)."""
+    import pandas as pd
+
+    from . import design, plan
+
+    cell = lambda v: str(v).replace("|", "/").replace("\n", " ")  # noqa: E731
+    lines = ["## Appendix: the study's design\n",
+             f"Stated before the runs (`skipanalysis/design.py`), profile **{profile}**. One alpha for the whole "
+             f"study: {design.ALPHA:g} two-sided (every decision reads a 95% interval; a one-sided bound is at "
+             f"{design.ALPHA / 2:g}). A verdict reached with fewer seeds than planned reads inconclusive "
+             "(underpowered).\n",
+             "| Claim | Quantity | Effect of interest (source) | Test | Margin | Seeds |", "|---|---|---|---|---|---|"]
+    for r in design.table(profile):
+        lines.append(f"| {r['claim']} | {cell(r['quantity'])} | {cell(r['effect_text'])} ({cell(r['source'])}) | "
+                     f"{cell(r['test'])} | {'-' if r['margin'] is None else r['margin']} | "
+                     f"{'-' if r['seeds'] is None else r['seeds']} |")
+    cells = [new_markdown_cell("\n".join(lines))]
+    table = plan.assess_books(books)
+    if not table.empty:
+        fmt = lambda v, f: "-" if v is None or pd.isna(v) else format(float(v), f)  # noqa: E731
+        rows = ["### Power and sensitivity of each verdict\n",
+                "Power: of the design's seeds at the stated effect, from the spread of the per-seed differences the "
+                "runs showed (noncentral t; simulation for rates; '-' where the design has no formula). Sensitivity: "
+                "the verdict with each seed left out.\n",
+                "| Claim | Device | Verdict | Seeds run / planned | Power | Seeds for power 0.8 | Sensitivity |",
+                "|---|---|---|---|---|---|---|"]
+        for r in table.itertuples(index=False):
+            rows.append(f"| {r.claim} | {cell(r.device)} | {r.verdict} | {fmt(r.seeds, '.0f')} / "
+                        f"{fmt(r.planned, '.0f')} | {fmt(r.power, '.2f')} | {fmt(r.seeds_needed, '.0f')} | "
+                        f"{cell(r.sensitivity) or '-'} |")
+        cells.append(new_markdown_cell("\n".join(rows)))
+    return cells
+
+
 def _as_dict(evidence: Any) -> dict[str, Any]:
     return evidence if isinstance(evidence, dict) else {"evidence": evidence}
 
@@ -249,7 +286,8 @@ def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Decision]:
     """The closing argument for S1 and its decision, from ``rules.s1`` over the context-dependent verdicts.
 
     Only empirical claims whose outcome names a winner in a context count
-    (``rules.S1_CONTEXTS``: C6 and C8 per device, A1 and A2 per data size);
+    (``rules.S1_CONTEXTS`` and C8's and U3's own numbers: C6 and C8 per device, A1 and A2 per data, U3, T2 and T3
+    per task);
     identities and counts never do, nor rows "not measured here".
     """
     contexts = rules.s1_contexts(r for r in records if r.get("kind", "empirical") == "empirical")
@@ -383,6 +421,7 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
         appendix += [f"- {k}: `{v}`" for k, v in fp.items()]
     cells.append(new_markdown_cell("\n".join(appendix)))
     cells.append(new_markdown_cell(machines_appendix(records)))
+    cells.extend(design_appendix_cells(books, profile))
     cells.extend(evidence_appendix_cells(records))
     paper = new_notebook(cells=cells)
     paper.metadata["title"] = "Skip connections under measurement"

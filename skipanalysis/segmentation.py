@@ -285,14 +285,17 @@ def added_errors(pred_with: torch.Tensor, pred_without: torch.Tensor, target: to
     A pixel is an added error when the net without skips gets it wrong and the
     net with skips (same seed) gets it right. Returns the count of added
     errors, how many lie in the boundary band (``near_boundary``), their share
-    there, and the share of all pixels that lie in the band (what the share
-    would be if added errors fell anywhere alike).
+    there; the control, the share of the with-skip net's own errors in the band;
+    and the share of all pixels that lie in the band.
     """
     t = target > 0.5
     added = (pred_without.bool() != t) & (pred_with.bool() == t)
+    own = pred_with.bool() != t
     near = near_boundary(t.float(), band)
     n_added, n_near = int(added.sum()), int((added & near).sum())
+    n_own, n_own_near = int(own.sum()), int((own & near).sum())
     return {"added": n_added, "added_near": n_near, "share_added_near": n_near / n_added if n_added else math.nan,
+            "share_control_near": n_own_near / n_own if n_own else math.nan,
             "share_pixels_near": near.float().mean().item()}
 
 
@@ -385,12 +388,13 @@ def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
 
 def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
     """U1 from the kept runs (one per variant and seed) and ``boundary_shares``' table."""
-    d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_pixels_near.iloc[0],
-                 _conv(kept, "concat", "none"))
+    d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_control_near,
+                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"))
     mean = lambda v: stats.rate_interval(_iou(kept, v)).estimate  # noqa: E731
     return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f}; "
                f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the boundary "
-               f"band, which holds {shares.share_pixels_near.iloc[0]:.0%} of the pixels")
+               f"band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the with-skip net's own "
+               f"errors (the control) and {shares.share_pixels_near.iloc[0]:.0%} of the pixels")
 
 
 def u2_claim(kept: pd.DataFrame, per_cat: pd.DataFrame, order: list[str]):

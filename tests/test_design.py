@@ -93,3 +93,9 @@ def test_the_design_table_names_alpha_margin_and_seeds_per_profile():
     assert {r["claim"] for r in design.table("quick")} == set(design.DESIGNS)
     with pytest.raises(ValueError, match="kind='t'"):
         design.Design("X", "q", 0, "e", "s", "t", "t")
+
+
+def test_smoke_runs_are_held_to_quicks_plan():
+    row = design.DESIGNS["D2"]
+    assert row.planned("smoke") == row.planned("quick") and row.margin_for("smoke") == row.margin["quick"]
+    assert design.power(row, 0.01, 5, "smoke") == design.power(row, 0.01, 5, "quick")

@@ -171,10 +171,10 @@ def test_t3_claim_headline_counts_runs_that_trained():
     from skipanalysis import norm_placement as npl
 
     runs = pd.DataFrame([{"norm": n, "depth": dp, "seed": s, "trained": n == "pre" or dp == 6, "diverged": False,
-                          "converged": True} for n in ("post", "pre") for dp in (6, 24) for s in range(5)])
-    d, headline = npl.t3_claim(runs, 0.001, 5)
+                          "converged": True} for n in ("post", "pre") for dp in (6, 24) for s in range(6)])
+    d, headline = npl.t3_claim(runs, 0.001, 6)
     assert d.verdict == "supported"
-    assert headline.endswith("depth 6: post-norm 5/5, pre-norm 5/5; depth 24: post-norm 0/5, pre-norm 5/5")
+    assert headline.endswith("depth 6: post-norm 6/6, pre-norm 6/6; depth 24: post-norm 0/6, pre-norm 6/6")
 
 
 def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders(tmp_path, monkeypatch):

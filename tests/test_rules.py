@@ -41,19 +41,28 @@ def test_d2_needs_noninferiority_not_overlap():
 
 
 def test_d3():
-    scratch = 0.40 + SEEDS
-    assert rules.d3(0.20, 0.20, 0.18, scratch).verdict == "supported"
-    assert rules.d3(0.20, 0.20, 0.60, scratch).verdict == "refuted"
-    assert rules.d3(0.20, 0.20, 0.40, scratch).verdict == "inconclusive"
-    broken = rules.d3(0.20, 0.35, 0.18, scratch)
+    scratch, shallow = 0.40 + SEEDS, 0.20 + SEEDS
+    assert rules.d3(shallow, shallow, 0.18 + SEEDS, scratch).verdict == "supported"
+    # realistic refutation: the constructed nets end worse than scratch nets given the same total budget
+    assert rules.d3(shallow, shallow, 0.45 + SEEDS, scratch).verdict == "refuted"
+    assert rules.d3(shallow, shallow, 0.40 + SEEDS[::-1], scratch).verdict == "inconclusive"
+    broken = rules.d3(shallow, shallow + np.array([0, 0, 0.15, 0, 0]), 0.18 + SEEDS, scratch)
     assert broken.verdict == "inconclusive" and broken.numbers["construction"] == "does not reproduce"
+    # the from-scratch nets' convergence is not required; the constructed ones' is
+    assert rules.d3(shallow, shallow, 0.18 + SEEDS, scratch, [True, True, False, True, True]).verdict == "inconclusive"
+    # paired by seed (scipy's paired t, independently)
+    gap = rules.d3(shallow, shallow, 0.18 + SEEDS, scratch).numbers["scratch_minus_constructed"]
+    assert gap["estimate"] == pytest.approx(0.22) and gap["n"] == 5
 
 
 def test_d4():
-    assert rules.d4(plain_trained=1.1, plain_init=1.0).verdict == "supported"
-    assert rules.d4(plain_trained=0.1, plain_init=1.0).verdict == "refuted"
-    assert rules.d4(plain_trained=0.4, plain_init=1.0).verdict == "inconclusive"
-    assert rules.d4(plain_trained=0.6, plain_init=2.0).verdict == "inconclusive"  # moved most of the way
+    # correlations of a block's output with its input: 1 is the identity
+    assert rules.d4(plain_trained=0.2, plain_init=0.1, residual_trained=0.95).verdict == "supported"
+    assert rules.d4(plain_trained=0.95, plain_init=0.3).verdict == "refuted"  # near-identity maps learned
+    # realistic refutation: 0.15 at initialisation, 0.62 trained: more than half of the way to 1 (0.575)
+    assert rules.d4(plain_trained=0.62, plain_init=0.15).verdict == "refuted"
+    assert rules.d4(plain_trained=0.55, plain_init=0.15).verdict == "inconclusive"  # not far, not near
+    assert rules.d4(plain_trained=0.45, plain_init=-0.2).verdict == "refuted"  # far, but carried past half of the way (0.4)
 
 
 def test_d5():
@@ -65,6 +74,11 @@ def test_d5():
     assert rules.d5(plain, hw[:2], hw[:2], 0.02).numbers["paired_seeds"] == 2  # pairs on the seeds both arms have
 
 
+def _c8(load, train, verdict):
+    return {"id": "C8", "verdict": verdict, "device": "cpu (x86_64)", "evidence": {"rule_numbers": {
+        "load_time_ratio": {"low": load[0], "high": load[1]}, "train_time_ratio": {"low": train[0], "high": train[1]}}}}
+
+
 def test_s1_and_its_contexts():
     recs = [{"id": "A2", "verdict": "supported"}, {"id": "C6", "verdict": "supported", "device": "cuda (H100)"}]
     ctx = rules.s1_contexts(recs)
@@ -74,6 +88,30 @@ def test_s1_and_its_contexts():
     assert rules.s1(same).verdict == "refuted"
     assert rules.s1(rules.s1_contexts([{"id": "A2", "verdict": "inconclusive"},
                                        {"id": "C1", "verdict": "verified"}])).verdict == "inconclusive"
+
+
+def test_s1_is_symmetric_and_never_decided_by_c8_alone():
+    # C8 supported alone: DenseNet loads faster, ResNet trains faster: two opposing sides of ONE claim
+    alone = rules.s1_contexts([_c8((0.8, 0.9), (1.1, 1.2), "supported")])
+    assert {c["winner"] for c in alone} == {"dense", "residual"} and rules.s1(alone).verdict == "inconclusive"
+    # C8 refuted as on the committed CPU file (load 0.92 [0.86, 0.99], train 0.89 [0.84, 0.95]): DenseNet wins both
+    # sides, which the old rule mapped to nothing; with A1 refuted (ResNet wins accuracy per parameter) the
+    # opposing wins come from two claims: supported
+    cpu = _c8((0.86, 0.99), (0.84, 0.95), "refuted")
+    assert {c["winner"] for c in rules.s1_contexts([cpu])} == {"dense"}
+    both = rules.s1_contexts([cpu, {"id": "A1", "verdict": "refuted", "evidence": {"data": "CIFAR-10, 1,000 at 8 px"}}])
+    assert rules.s1(both).verdict == "supported"
+    assert "accuracy per parameter on CIFAR-10, 1,000 at 8 px" in {c["context"] for c in both}  # never "full data"
+    # the mirror: C8 with ResNet winning both sides and A1 supported (DenseNet wins): supported as well
+    mirror = rules.s1_contexts([_c8((1.1, 1.2), (1.1, 1.3), "refuted"), {"id": "A1", "verdict": "supported"}])
+    assert rules.s1(mirror).verdict == "supported"
+    # DenseNet wins C8's both sides and A2: one pattern wins every context of two claims: refuted
+    assert rules.s1(rules.s1_contexts([cpu, {"id": "A2", "verdict": "supported"}])).verdict == "refuted"
+    # the task contexts count: U3's winning merge and T3
+    u3 = {"id": "U3", "verdict": "supported", "evidence": {"rule_numbers": {"winner": "add"}}}
+    assert rules.s1(rules.s1_contexts([u3, {"id": "A2", "verdict": "supported"}])).verdict == "supported"
+    t3 = rules.s1_contexts([{"id": "T3", "verdict": "supported"}, {"id": "T2", "verdict": "supported"}])
+    assert rules.s1(t3).verdict == "refuted"  # pre-norm wins both placement contexts
 
 
 def test_identities_are_verified_or_failed_only(tmp_path):

@@ -75,13 +75,15 @@ def test_g2():
         rules.g2(shallow, deep[:3], shallow, shallow)
 
 
-def _shatter(plain_decay: float, residual_decay: float, seeds: int = 5, noise: float = 0.05, start: float = 0.9):
+def _shatter(plain_decay: float, residual_decay: float, seeds: int = 5, noise: float = 0.05, start: float = 0.9,
+             depths=(8, 20, 32, 56)):
     rng = np.random.default_rng(0)
-    depths = np.repeat([8, 20, 32, 56], seeds)
-    eps = rng.normal(0, noise, size=(2, len(depths)))
-    plain = start * np.exp(-plain_decay * depths + eps[0])
-    residual = start * np.exp(-residual_decay * depths + eps[1])
-    return depths.tolist(), plain.tolist(), residual.tolist()
+    d = np.tile(depths, seeds)
+    labels = np.repeat(np.arange(seeds), len(depths))
+    eps = rng.normal(0, noise, size=(2, len(d)))
+    plain = start * np.exp(-plain_decay * d + eps[0])
+    residual = start * np.exp(-residual_decay * d + eps[1])
+    return d.tolist(), plain.tolist(), residual.tolist(), 0.01, labels.tolist()
 
 
 def test_g3():
@@ -90,20 +92,40 @@ def test_g3():
     assert rules.g3(*_shatter(0.02, 0.01, noise=1.0)).verdict == "inconclusive"
     few = rules.g3(*_shatter(0.05, 0.005, seeds=2))
     assert few.verdict == "inconclusive" and "too few runs" in few.numbers
+    depths, plain, residual, _, _ = _shatter(0.05, 0.005)
+    assert rules.g3(depths, plain, residual).verdict == "inconclusive"  # no seeds: the fit cannot be paired
     with pytest.raises(ValueError, match="floor"):
-        rules.g3(*_shatter(0.05, 0.005), floor=0)
+        rules.g3(depths, plain, residual, floor=0)
 
 
 def test_g3_slopes_by_scipy_and_the_floor():
-    depths, plain, residual = _shatter(0.05, 0.005)
-    d = rules.g3(depths, plain, residual, floor=1e-3)
-    lp, lr = np.log(np.clip(plain, 1e-3, None)), np.log(residual)
+    depths, plain, residual, _, seeds = _shatter(0.05, 0.005)
+    d = rules.g3(depths, plain, residual, 1e-3, seeds)
+    lp, lr = np.log(plain), np.log(residual)
+    # every seed has every depth, so the mean of per-seed slopes is the pooled least-squares slope
     assert d.numbers["plain_decay"]["estimate"] == pytest.approx(-sp.linregress(depths, lp).slope, abs=1e-6)
-    assert d.numbers["plain_minus_2x_residual_decay"]["estimate"] == pytest.approx(
-        -sp.linregress(depths, lp - 2 * lr).slope, abs=1e-6)
-    # exp(-0.05 * 56) * 0.9 = 0.055 > 1e-3: nothing clipped; with a floor of 0.1 the depth-56 plain runs are
-    assert d.numbers["at_floor"] == {"plain": 0, "residual": 0}
-    assert rules.g3(depths, plain, residual, floor=0.1).numbers["at_floor"]["plain"] == 5
+    per_seed = [-sp.linregress(np.asarray(depths)[np.asarray(seeds) == s], (lp - 2 * lr)[np.asarray(seeds) == s]).slope
+                for s in range(5)]
+    lo, hi = sp.t.interval(0.95, 4, loc=np.mean(per_seed), scale=sp.sem(per_seed))
+    got = d.numbers["plain_minus_2x_residual_decay"]
+    assert (got["low"], got["high"]) == (pytest.approx(lo, abs=1e-5), pytest.approx(hi, abs=1e-5))
+    assert d.numbers["censored_fits"] == 0 and d.numbers["at_floor"] == {"plain": 0, "residual": 0}
+
+
+def test_g3_floor_no_longer_flattens_the_plain_decay_into_a_false_refutation():
+    # plain correlation falls fast (0.15 per layer) and sits at the 0.01 floor from depth 32 on; residual decays at
+    # 0.01. Clipping every point at the floor and fitting through all four depths flattened the plain decay to about
+    # 0.08 and could read "not twice as fast"; the censored fit stops at the first floor point
+    depths, plain, residual, floor, seeds = _shatter(0.15, 0.01, noise=0.02, start=0.9)
+    d = rules.g3(depths, plain, residual, floor, seeds)
+    assert d.numbers["censored_fits"] == 5 and d.numbers["dropped_below_floor"] == 5
+    assert d.verdict == "supported"
+    clipped = np.log(np.clip(plain, floor, None))
+    assert -sp.linregress(depths, clipped).slope < 0.1  # the old fit's flattened decay
+    # censoring protects only support: with the floor reached, a slow-looking fit cannot refute
+    depths, plain, residual, floor, seeds = _shatter(0.03, 0.018, noise=0.02, start=0.9, depths=(8, 20, 140, 200))
+    slow = rules.g3(depths, plain, residual, floor, seeds)
+    assert slow.numbers["censored_fits"] > 0 and slow.verdict == "inconclusive"
 
 
 def test_g4():
@@ -126,11 +148,14 @@ def test_g4_paired_interval_by_scipy():
 
 def test_g5():
     res, plain = 0.05 + 0.01 * (WOBBLE - 1), 0.9 + 0.05 * (WOBBLE - 1)
-    paths, base = 3.0 * WOBBLE, {"plain": [0.4] * 5, "residual": [0.35] * 5}
+    paths, base = 2.4 * WOBBLE, {"plain": [0.4] * 5, "residual": [0.35] * 5}
     assert rules.g5(res, plain, paths, 9, base).verdict == "supported"
     assert rules.g5(0.4 * WOBBLE, plain, paths, 9, base).verdict == "refuted"  # residual badly hurt
     assert rules.g5(res, 0.2 * WOBBLE, paths, 9, base).verdict == "refuted"  # plain not ruined
     assert rules.g5(res, plain, 6.0 * WOBBLE, 9, base).verdict == "refuted"  # gradient from long paths
+    # realistic: a gradient-weighted mean of 4 of 9 blocks is under n/2 (4.5), which any ResNet gives, but above
+    # Veit et al.'s third (3): refuted, where the old n/2 test supported it
+    assert rules.g5(res, plain, 4.0 * WOBBLE, 9, base).verdict == "refuted"
     assert rules.g5(0.2 * WOBBLE, plain, paths, 9, base).verdict == "inconclusive"  # straddles the threshold
     stuck = rules.g5(res, plain, paths, 9, {"plain": [0.89] * 5, "residual": [0.35] * 5})
     assert stuck.verdict == "inconclusive" and stuck.numbers["did not learn"] == ["plain"]

@@ -22,7 +22,7 @@ def _t1_points(post_slope, pre_slope, seeds=6, noise=0.03, post_scale=5.0):
             pre.append(1.0 * d ** pre_slope * math.exp(noise * rng.standard_normal()))
     deep = [i for i, d in enumerate(depths) if d == 24]
     return dict(depths=depths, post=post, pre=pre, post_deepest=[post[i] for i in deep],
-                pre_deepest=[pre[i] for i in deep], n_boot=500)
+                pre_deepest=[pre[i] for i in deep], n_boot=500, seeds=list(range(seeds)) * 3)
 
 
 def _runs(spec, **fixed):
@@ -58,6 +58,7 @@ def test_t1():
     d = rules.t1(**pts)
     assert d.numbers["slope_pre"]["estimate"] == pytest.approx(
         np.polyfit(np.log(pts["depths"]), np.log(pts["pre"]), 1)[0], abs=1e-4)
+    assert "per-seed slopes" in d.numbers["slope_pre"]["method"]
 
 
 def test_t2():

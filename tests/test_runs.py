@@ -299,13 +299,14 @@ def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
     store = runs.RunStore(tmp_path / "store")
     _, final, models = dg.depth_study(["plain"], [8, 14], [0, 1], ds, test, cfg, store=store)
     calls = _count_training(monkeypatch)
-    a = dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 1.0, store=store)
-    assert len(calls) == 1
-    b = dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 1.0, store=store)
-    assert len(calls) == 1  # loaded: the same table and verdict
+    a = dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 1.0, store=store)
+    assert len(calls) == 4  # per seed: the constructed net and the scratch net at the equal total budget
+    b = dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 1.0, store=store)
+    assert len(calls) == 4  # loaded: the same table and verdict
     assert a["table"].equals(b["table"]) and a["decision"].verdict == b["decision"].verdict
-    dg.construction_study(models, final, ds, test, cfg, 8, 14, 0, 2.0, store=store)  # more epochs: trained again
-    assert len(calls) == 2
+    assert a["per_seed"].seed.tolist() == [0, 1] and a["decision"].numbers["seeds"] == 2
+    dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 2.0, store=store)  # more epochs: trained again
+    assert len(calls) == 8
 
 
 def test_a_recipe_survives_the_record_and_leaves_display_settings_out(monkeypatch):

@@ -1,5 +1,7 @@
 """Notebook 06's pieces: the U-Net variants, the metrics on hand-made masks, the segmentation generator."""
 
+import math
+
 import pytest
 import torch
 
@@ -147,6 +149,11 @@ def test_near_boundary_and_added_errors_by_hand():
     out = sg.added_errors(good, bad, t, 1)
     assert out["added"] == 3 and out["added_near"] == 1
     assert out["share_added_near"] == pytest.approx(1 / 3) and out["share_pixels_near"] == pytest.approx(12 / 36)
+    assert math.isnan(out["share_control_near"])  # the with-skip net makes no error here: no control share
+    good2 = good.clone()
+    good2[0, 0, 1, 2] = True  # its own errors: one in the band (column 2), one far (column 0)
+    good2[0, 0, 4, 0] = True
+    assert sg.added_errors(good2, bad, t, 1)["share_control_near"] == pytest.approx(1 / 2)
 
 
 def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, monkeypatch):

@@ -74,7 +74,8 @@ def _few_seeds(claim: str, groups: dict, nums: dict[str, Any]) -> Decision | Non
 
 @rule("T1", """At initialisation, for each placement, the gradient norm of the last block's second feed-forward
 weight per seed and depth (at least 5 seeds, three or more depths); the least-squares slope of log norm on log depth
-with a bootstrap interval over seeds (Xiong et al.: 0 for post-norm, -0.5 for pre-norm). Supported if post-norm's
+with its 95% interval over seeds (one slope per seed over all its depths, t over the seeds; Xiong et al.: 0 for
+post-norm, -0.5 for pre-norm). Supported if post-norm's
 slope interval lies above -0.25 (not shrinking), pre-norm's lies below 0 and below post-norm's, and post-norm's
 gradient at the deepest depth is larger than pre-norm's (geometric mean ratio over seeds, 95% paired interval above
 1). Refuted if post-norm's slope interval lies below -0.25, or pre-norm's lies at or above 0, or pre-norm's lies
@@ -90,8 +91,8 @@ def t1(depths: Sequence[int], post: Sequence[float], pre: Sequence[float], post_
     if len(per_depth) < 3 or min(per_depth.values()) < needed(MIN_SEEDS):
         return Decision("T1", "inconclusive", RULES["T1"].text, {**nums, "too few": "need 3 depths x 5 seeds"})
     logd = [math.log(d) for d in depths]
-    s_post = stats.slope_interval(logd, [math.log(v) for v in post], n_boot)
-    s_pre = stats.slope_interval(logd, [math.log(v) for v in pre], n_boot)
+    s_post = stats.slope_interval(logd, [math.log(v) for v in post], n_boot, groups=seeds)
+    s_pre = stats.slope_interval(logd, [math.log(v) for v in pre], n_boot, groups=seeds)
     ratio = ratio_interval(post_deepest, pre_deepest, unit="seed")
     nums.update(slope_post=s_post.as_dict(), slope_pre=s_pre.as_dict(), post_over_pre_deepest=ratio.as_dict())
     supported = s_post.low > -0.25 and s_pre.high < 0 and s_pre.high < s_post.low and ratio.low > 1

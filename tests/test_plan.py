@@ -1,0 +1,71 @@
+"""make plan (skipanalysis.plan): why each open claim is open, the seeds for power 0.8 and their cost here, from a
+report's claims and a run store; it trains nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skipanalysis import plan, rules, stats
+from skipanalysis.claims import ClaimBook
+from skipanalysis.runs import RunStore
+
+WOBBLE = np.array([0.0, 0.012, -0.01, 0.006, -0.008])
+
+
+def _report(tmp_path):
+    book = ClaimBook("01_degradation", tmp_path, "cpu", "quick")
+    shallow = 0.30 + WOBBLE
+    # D1 open for noise: deep minus shallow about 1 point with a 1.5-point spread
+    noisy = shallow + 0.01 + np.array([0.02, -0.015, 0.01, -0.02, 0.012])
+    book.record("D1", rules.d1(shallow, noisy), evidence={}, headline="h")
+    # D2 decided on 3 seeds: underpowered by the design's 5
+    book.record("D2", rules.d2(shallow[:3], shallow[:3] + 0.001, shallow[:3] + 0.3, 0.02), evidence={}, headline="h")
+    # D5 open: a run did not converge
+    book.record("D5", rules.d5(shallow + 0.3, shallow, shallow, 0.02, [True] * 14 + [False]), evidence={},
+                headline="h")
+    return tmp_path, noisy - shallow
+
+
+def _store(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    for seed in range(5):  # 01's depth runs: 12 s a seed (two runs of 6 s); other studies do not count
+        for k in range(2):
+            store.save(f"{seed}{k}" + "a" * 62, {"study": "depth", "seed": seed}, {}, 6.0)
+    store.save("f" * 64, {"study": "unet", "seed": 0}, {}, 100.0)
+    return store
+
+
+def test_plan_names_why_each_claim_is_open_and_what_would_decide_it(tmp_path):
+    reports, diff = _report(tmp_path)
+    table = plan.assess(reports, _store(tmp_path)).set_index("claim")
+    d1 = table.loc["D1"]
+    assert d1.verdict == "inconclusive" and d1.why_open.startswith("the effect lies inside the noise")
+    sd = np.std(diff, ddof=1)
+    assert d1.sd == pytest.approx(sd, rel=1e-2)
+    need = stats.seeds_for_power(lambda n: stats.power_difference(0.02, sd, n))  # the stated effect: 2 points
+    assert d1.seeds_needed == need and d1.power == pytest.approx(stats.power_difference(0.02, sd, 5), rel=1e-2)
+    assert d1.extra_cost_s == pytest.approx(12.0 * (need - 5))  # 12 s a seed of 01's stored runs
+    assert table.loc["D2"].why_open.startswith("fewer seeds than planned (3 seeds of the 5")
+    assert table.loc["D5"].why_open.startswith("a run did not converge (1 of 15 runs)")
+    text = plan.render(table.reset_index())
+    assert f"{need} seeds give power 0.8, about {12.0 * (need - 5) / 60:.1f} min more training here" in text
+
+
+def test_plan_on_an_empty_report_says_what_to_run_first(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="run the notebooks first"):
+        plan.assess(tmp_path)
+    assert plan.main(["--reports", str(tmp_path), "--store", str(tmp_path / "runs")]) == 2
+    assert "make report" in capsys.readouterr().err
+
+
+def test_the_paper_appendix_states_the_design_power_and_sensitivity(tmp_path):
+    from skipanalysis import report
+    from skipanalysis.claims import load_claims
+
+    reports, _ = _report(tmp_path)
+    design_cell, power_cell = report.design_appendix_cells(load_claims(reports), "full")
+    assert "| D2 |" in design_cell.source and "| 0.005 | 5 |" in design_cell.source  # full's margin and seeds
+    assert "0.05 two-sided" in design_cell.source
+    d2 = next(line for line in power_cell.source.splitlines() if line.startswith("| D2 |"))
+    assert "| inconclusive | 3 / 5 |" in d2  # underpowered: 3 of the 5 planned seeds
