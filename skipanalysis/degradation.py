@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import rules, runs, stats
+from .selection import best_rate, selection_seed
 from . import train as tr
 from .models.blocks import BasicBlock
 from .models import cifar_name, create
@@ -64,11 +65,10 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
                 store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Train every (kind, depth, seed), each (kind, depth) at its best learning rate from ``lrs``.
 
-    With a grid ``lrs``, the first seed is trained at every rate and the rate
-    with the lowest final training error is kept for that kind and depth (ties:
-    the smaller rate); the other seeds then train at that rate only. One rate
-    tuned for residual nets is no fair test of plain nets, and this gives each
-    architecture its own. Without ``lrs``, ``cfg.lr`` is used throughout.
+    With a grid ``lrs``, a selection seed outside the sample (``selection.selection_seed``) is trained at every
+    rate and ``selection.best_rate`` (lowest final training error) picks the rate of that kind and depth; every
+    compared seed then trains at that rate. One rate tuned for residual nets is no fair test of plain nets, and
+    this gives each architecture its own without favouring the seed it was tuned on. Without ``lrs``, ``cfg.lr`` is used throughout.
     ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
     warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
     Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the rates of the first seed as one grid and
@@ -80,8 +80,9 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         ``(history, final, models)``: per-step history with kind/depth/seed/lr
         columns of the kept runs; one row per kept run (kind, depth, seed, lr,
         diverged, params, train_err, test_err, converged, late_share; NaN errors
-        for a diverged run) plus ``grid`` rows for the rates tried and dropped
-        (``kept=False``); and the kept trained models by ``(kind, depth, seed)``.
+        for a diverged run; ``role`` "sample") plus the selection seed's runs
+        (``kept=False``, ``role`` "selection"); and the kept trained models by
+        ``(kind, depth, seed)``.
     """
     num_classes = int(train_set.tensors[1].max()) + 1
     in_ch = train_set.tensors[0].shape[1]
@@ -102,23 +103,23 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         return [(r["config"]["lr"], dict(r["result"]["row"]), r) for r in records]
 
     arms = [(kind, depth) for kind in kinds for depth in depths]
-    first = ask([config(k, d, seeds[0], lr) for k, d in arms for lr in grid], f"{'/'.join(kinds)}: rates")
+    pick = selection_seed(seeds) if len(grid) > 1 else None  # one rate: nothing to choose
+    first = [] if pick is None else ask([config(k, d, pick, lr) for k, d in arms for lr in grid],
+                                        f"{'/'.join(kinds)}: rates")
     best = {}
     for j, arm in enumerate(arms):
         tried = first[j * len(grid):(j + 1) * len(grid)]
-        ok = [t for t in tried if not t[1]["diverged"]] or tried
-        best[arm] = min(ok, key=lambda t: (t[1]["train_err"] if t[1]["train_err"] == t[1]["train_err"] else 9, t[0]))[0]
-    rest = ask([config(k, d, s, best[(k, d)]) for k, d in arms for s in seeds[1:]], f"{'/'.join(kinds)}: seeds")
+        best[arm] = best_rate((t[0], t[1]["diverged"], t[1]["train_err"]) for t in tried) if tried else grid[0]
+    rest = ask([config(k, d, s, best[(k, d)]) for k, d in arms for s in seeds], f"{'/'.join(kinds)}: seeds")
     finals, histories, models = [], [], {}
     order = {arm: j for j, arm in enumerate(arms)}
-    for lr, row, record in sorted(first + rest, key=lambda t: (order[(t[1]["kind"], t[1]["depth"])], t[1]["seed"],
-                                                                 t[0])):
-        kept = lr == best[(row["kind"], row["depth"])]
-        finals.append({**row, "kept": kept})
-        if kept:
-            histories.append(pd.DataFrame(record["result"]["history"]).assign(
-                kind=row["kind"], depth=row["depth"], seed=row["seed"], lr=lr))
-            models[(row["kind"], row["depth"], row["seed"])] = _model(record, store, device)
+    for lr, row, record in sorted(first, key=lambda t: (order[(t[1]["kind"], t[1]["depth"])], t[0])):
+        finals.append({**row, "kept": False, "role": "selection"})
+    for lr, row, record in sorted(rest, key=lambda t: (order[(t[1]["kind"], t[1]["depth"])], t[1]["seed"])):
+        finals.append({**row, "kept": True, "role": "sample"})
+        histories.append(pd.DataFrame(record["result"]["history"]).assign(
+            kind=row["kind"], depth=row["depth"], seed=row["seed"], lr=lr))
+        models[(row["kind"], row["depth"], row["seed"])] = _model(record, store, device)
     return pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models
 
 

@@ -40,6 +40,7 @@ from .models.blocks import BasicBlock, ShortcutA
 from .models import cifar_name, create
 from .models.resnet import CifarResNet
 from .params import LR_CHOICES
+from .selection import best_rate, selection_seed
 from .plotting import FAMILY_COLORS
 
 
@@ -246,14 +247,15 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
 def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], train_set: TensorDataset,
                 test_set: TensorDataset | None, cfg: tr.TrainConfig, lrs: Sequence[float],
                 device: torch.device | str = "cpu", grad_batches: int = 2, probe_batch: int = 64,
-                halfway: bool = True, lr_choice: str = "each", store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                halfway: bool = True, lr_choice: str = "held-out", store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every architecture for every seed, each at its best learning rate, probing gradients as it trains.
 
     The best rate is the one of ``lrs`` with the lowest final training error (diverged runs last, ties to the
-    smaller rate); one rate tuned for one architecture is no fair test of another. With ``lr_choice="each"``
-    every seed is trained at every rate and keeps its own best run, so the choice of rate is part of each
-    seed's outcome and a verdict does not hinge on which seed came first; with ``"first"`` the first seed
-    decides for the others (cheaper). Each kept run's per-layer gradients (``conv_grad_norms`` on the training
+    smaller rate; ``selection.best_rate``); one rate tuned for one architecture is no fair test of another. With
+    ``lr_choice="held-out"`` (the default) a selection seed outside the sample (``selection.selection_seed``) is
+    trained at every rate and decides for every compared seed, so no compared run is the one the rate was tuned on;
+    with ``"each"`` every seed is trained at every rate and keeps its own best run (best of k: biased low, alike
+    for every arm); with ``"first"`` the first compared seed decides for the others. Each kept run's per-layer gradients (``conv_grad_norms`` on the training
     set's first ``grad_batches`` batches of ``probe_batch``) are measured at initialisation (``step`` 0),
     half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid`` (``train_run``): with a
     ``runs.RunStore``, finished runs load instead of training again.
@@ -261,7 +263,7 @@ def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], trai
     Args:
         nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``); each is built by
             ``models.create`` after ``train.seed_everything(seed)``.
-        lr_choice: ``"each"`` or ``"first"`` (see above).
+        lr_choice: ``"held-out"``, ``"each"`` or ``"first"`` (see above).
 
     Returns:
         ``(runs, profiles)``: one row per run tried (name as ``family``, seed, lr, kept, diverged, converged,
@@ -283,27 +285,28 @@ def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], trai
                                                                    device, desc))))
 
     def best(name, seed, rates):
-        return min(rates, key=lambda lr: (done[(name, seed, lr)]["row"]["diverged"],
-                                          _nan_last(done[(name, seed, lr)]["row"]["train_err"]), lr))
+        return best_rate((lr, done[(name, seed, lr)]["row"]["diverged"], done[(name, seed, lr)]["row"]["train_err"])
+                         for lr in rates)
 
-    first = list(seeds) if lr_choice == "each" else list(seeds[:1])
+    pick = selection_seed(seeds)
+    first = list(seeds) if lr_choice == "each" else [seeds[0]] if lr_choice == "first" else [pick]
+    if len(lrs) == 1:
+        first = []  # one rate: nothing to choose
     done = ask([(n, s, lr) for n in nets for s in first for lr in lrs], f"{'/'.join(nets)}: rates")
-    rate = {n: best(n, seeds[0], lrs) for n in nets}
+    rate = {n: best(n, first[0], lrs) if first else lrs[0] for n in nets}
     done.update(ask([(n, s, rate[n]) for n in nets for s in seeds if s not in first], f"{'/'.join(nets)}: seeds"))
     rows, profiles = [], []
     for n in nets:
+        if pick in first:
+            rows += [{**done[(n, pick, lr)]["row"], "kept": False, "role": "selection"} for lr in lrs]
         for s in seeds:
             tried = list(lrs) if s in first else [rate[n]]
             kept = best(n, s, tried)
             for lr in tried:
-                rows.append({**done[(n, s, lr)]["row"], "kept": lr == kept})
+                rows.append({**done[(n, s, lr)]["row"], "kept": lr == kept, "role": "sample"})
             profiles += [pd.DataFrame(p["rows"]).assign(family=n, seed=s, step=p["step"], point=p["point"])
                          for p in done[(n, s, kept)]["profiles"]]
     return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
-
-
-def _nan_last(v: float) -> float:
-    return v if v == v else math.inf
 
 
 def sweep_nets(n_layers: int, every: Sequence[int], width: int = 16, growth: int = 8, num_classes: int = 10,

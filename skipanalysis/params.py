@@ -21,7 +21,8 @@ RESERVED = ("profile", "device", "report_dir")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 DATASETS = ("cifar10", "texture", "folder")
-LR_CHOICES = ("each", "first")  # gradients.train_study: every seed picks its own best rate, or the first decides
+LR_CHOICES = ("held-out", "each", "first")  # gradients.train_study: a seed outside the sample decides, every seed
+# picks its own best rate, or the first compared seed decides
 
 
 class ParameterError(ValueError):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from . import data as dt
+from .selection import best_rate, selection_seed
 from . import rules, runs, stats
 from . import train as tr
 from .models import create
@@ -306,16 +307,16 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
     """Train every (variant, seed), each variant at its best learning rate from ``lrs``, and score it.
 
     With ``match_params`` the ``add`` and ``none`` decoders get concat's
-    convolution weights (``matched_decoder_mid``). The first seed is trained at
-    every rate of ``lrs`` and the rate with the lowest final training loss is
-    kept for that variant (ties: the smaller rate); the other seeds then train
-    at that rate. Seed ``s`` of every variant shares the initialisation seed and
+    convolution weights (``matched_decoder_mid``). With more than one rate in
+    ``lrs``, a selection seed outside the sample is trained at every rate and
+    ``selection.best_rate`` (lowest final training loss) picks the variant's
+    rate; every compared seed then trains at it (its runs are kept). Seed ``s`` of every variant shares the initialisation seed and
     batch order. Predictions are made on the held-out set. Runs go through
     ``runs.run_grid``: with a ``runs.RunStore``, a finished run loads its
     weights instead of training again.
 
     Returns:
-        ``(runs, preds, models)``: one row per run (skip, seed, lr, kept,
+        ``(runs, preds, models)``: one row per run (skip, seed, lr, kept, role,
         params, diverged, converged, late_share, train_loss, seconds, dice,
         iou, boundary_f), the kept runs' binary predictions and models by
         ``(skip, seed)``.
@@ -341,21 +342,20 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
             out.append(({**r["result"], **scores(pred, test_set.tensors[1], tol)}, pred, model))
         return out
 
-    first = ask([config(skip, seeds[0], lr) for skip in variants for lr in grid], "06: rates")
+    pick = selection_seed(seeds) if len(grid) > 1 else None  # one rate: nothing to choose
+    first = [] if pick is None else ask([config(skip, pick, lr) for skip in variants for lr in grid], "06: rates")
     best = {}
     for j, skip in enumerate(variants):
         tried = first[j * len(grid):(j + 1) * len(grid)]
-        ok = [t for t in tried if not t[0]["diverged"]] or tried
-        best[skip] = min(ok, key=lambda t: (t[0]["train_loss"] if math.isfinite(t[0]["train_loss"]) else math.inf,
-                                            t[0]["lr"]))[0]["lr"]
-    rest = ask([config(skip, seed, best[skip]) for skip in variants for seed in seeds[1:]], "06: seeds")
+        best[skip] = best_rate((t[0]["lr"], t[0]["diverged"], t[0]["train_loss"]) for t in tried) if tried \
+            else grid[0]
+    rest = ask([config(skip, seed, best[skip]) for skip in variants for seed in seeds], "06: seeds")
     rows, preds, models = [], {}, {}
-    for row, pred, model in sorted(first + rest, key=lambda t: (variants.index(t[0]["skip"]), t[0]["seed"],
-                                                                t[0]["lr"])):
-        kept = row["lr"] == best[row["skip"]]
-        rows.append({**row, "kept": kept})
-        if kept:
-            preds[(row["skip"], row["seed"])], models[(row["skip"], row["seed"])] = pred, model
+    for row, pred, model in sorted(first, key=lambda t: (variants.index(t[0]["skip"]), t[0]["lr"])):
+        rows.append({**row, "kept": False, "role": "selection"})
+    for row, pred, model in sorted(rest, key=lambda t: (variants.index(t[0]["skip"]), t[0]["seed"])):
+        rows.append({**row, "kept": True, "role": "sample"})
+        preds[(row["skip"], row["seed"])], models[(row["skip"], row["seed"])] = pred, model
     return pd.DataFrame(rows), preds, models
 
 

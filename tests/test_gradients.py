@@ -76,7 +76,8 @@ def test_train_study_keeps_the_best_rate_and_probes_three_points():
     plain8 = {"plain": gr.net_spec("plain", 8)}
     runs, prof = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, lr_choice="first")
     assert len(runs) == 3 and runs.kept.sum() == 2 and runs[runs.kept].lr.nunique() == 1
-    each, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False)
+    each, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False,
+                             lr_choice="each")
     assert len(each) == 4 and each.kept.sum() == 2  # every seed tries every rate and keeps one
     for _, g in each.groupby("seed"):  # the kept run is the one with the lower training error
         assert g[g.kept].train_err.iloc[0] == g.train_err.min()
@@ -85,6 +86,10 @@ def test_train_study_keeps_the_best_rate_and_probes_three_points():
     assert set(prof.point) == {"init", "half-way", "end"} and set(prof.seed) == {0, 1}
     table = gr.run_table(runs, prof)
     assert {"early_late_init", "early_late_half-way", "early_late_end"} <= set(table.columns) and len(table) == 2
+    # the default: a selection seed (10,000) outside the sample tries both rates; both compared seeds are kept
+    held, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False)
+    assert held[held.role == "selection"].seed.tolist() == [10_000] * 2 and not held[held.role == "selection"].kept.any()
+    assert held[held.kept].seed.tolist() == [0, 1] and held[held.kept].lr.nunique() == 1
 
 
 def test_train_study_through_a_store_trains_once_and_gives_the_same_profiles(tmp_path, monkeypatch):

@@ -168,9 +168,9 @@ def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, mo
     store = runs.RunStore(tmp_path / "store")
     args = (["concat", "none"], [0, 1], train_set, test_set, cfg, 2, 4, [0.01, 0.05])
     first, preds1, _ = sg.skip_study(*args, store=store)
-    assert len(calls) == 2 * 2 + 2  # both rates on seed 0, then seed 1 at each variant's kept rate
+    assert len(calls) == 2 * 2 + 2 * 2  # both rates on the selection seed, then both seeds at the kept rate
     second, preds2, _ = sg.skip_study(*args, store=store)
-    assert len(calls) == 6  # every run loaded with its weights: the same predictions, so the same scores
+    assert len(calls) == 8  # every run loaded with its weights: the same predictions, so the same scores
     cols = ["skip", "seed", "lr", "kept", "train_loss", "dice", "iou", "boundary_f"]
     pd.testing.assert_frame_equal(first[cols], second[cols])
     assert all(torch.equal(preds1[k], preds2[k]) for k in preds1)
