@@ -17,11 +17,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from . import design as dsg
 from .claims import CATALOGUE, load_claims
 from .runs import RunStore
+from .selection import SELECTION_OFFSET
 
 # The run store's ``study`` tag of each notebook's training runs (01's depth runs also serve 02's lesions and 07).
 STUDY_NOTEBOOK = {"depth": "01_degradation", "construction": "01_degradation", "gradients": "02_gradient_flow",
@@ -61,16 +63,17 @@ def why_open(record: Mapping[str, Any]) -> str:
 
 
 def seconds_per_seed(store: RunStore) -> dict[str, float]:
-    """Per notebook, the stored runs' wall time divided by the number of seeds they cover."""
-    total, seeds = defaultdict(float), defaultdict(set)
+    """Per notebook, what one more compared seed costs: the median over seeds of a seed's stored training time
+    (selection-seed runs left out: a new seed does not repeat them; the median, so a run slowed by a busy machine
+    or a rate grid tried on one seed does not set the price)."""
+    per = defaultdict(lambda: defaultdict(float))
     for rec in store.records():
         cfg = rec.get("config") or {}
-        nb = STUDY_NOTEBOOK.get(cfg.get("study"))
-        if nb is None:
+        nb, seed = STUDY_NOTEBOOK.get(cfg.get("study")), cfg.get("seed")
+        if nb is None or not isinstance(seed, int) or seed >= SELECTION_OFFSET:
             continue
-        total[nb] += float(rec.get("seconds") or 0.0)
-        seeds[nb].add(cfg.get("seed"))
-    return {nb: total[nb] / max(1, len(seeds[nb])) for nb in total}
+        per[nb][seed] += float(rec.get("seconds") or 0.0)
+    return {nb: float(np.median(list(seeds.values()))) for nb, seeds in per.items()}
 
 
 def assess(reports: str | Path, store: RunStore | None = None) -> pd.DataFrame:

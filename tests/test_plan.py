@@ -29,10 +29,12 @@ def _report(tmp_path):
 
 def _store(tmp_path):
     store = RunStore(tmp_path / "runs")
-    for seed in range(5):  # 01's depth runs: 12 s a seed (two runs of 6 s); other studies do not count
+    for seed in range(5):  # 01's depth runs: 12 s a seed (two runs of 6 s, the median); other studies do not count
         for k in range(2):
             store.save(f"{seed}{k}" + "a" * 62, {"study": "depth", "seed": seed}, {}, 6.0)
     store.save("f" * 64, {"study": "unet", "seed": 0}, {}, 100.0)
+    store.save("e" * 64, {"study": "depth", "seed": 10_000}, {}, 500.0)  # a selection run: not a seed's cost
+    store.save("d" * 64, {"study": "depth", "seed": 4}, {}, 300.0)  # one run slowed by a busy machine
     return store
 
 
