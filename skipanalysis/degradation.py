@@ -355,11 +355,10 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
     seeds = list(seeds)
     bases = {s: models[("plain", shallow, s)] for s in seeds}
     probe = test_set.tensors[0][:256]
-    mismatch = max(max_output_difference(b, deepen_with_identity(b, deep, train_set.tensors[0][:512]).to(device),
-                                         probe) for b in bases.values())
-    rows = []
-    for s, b in bases.items():
+    rows, mismatch = [], 0.0
+    for s, b in bases.items():  # each seed's net deepened once: checked against its shallow net, then scored
         constructed = deepen_with_identity(b, deep, train_set.tensors[0][:512]).to(device)
+        mismatch = max(mismatch, max_output_difference(b, constructed, probe))
         rows.append({"seed": s, "shallow": error_rate(b, train_set, device),
                      "constructed_start": error_rate(constructed, train_set, device)})
     lr = float(arms(final)[("plain", shallow)].lr.iloc[0])

@@ -202,13 +202,13 @@ def design(claim_id: str) -> Design | None:
     return DESIGNS.get(claim_id)
 
 
-def _find(numbers: Any, key: str) -> Any:
+def find(numbers: Any, key: str) -> Any:
     """The first value under ``key`` anywhere in nested ``numbers``."""
     if isinstance(numbers, Mapping):
         if key in numbers:
             return numbers[key]
         for v in numbers.values():
-            found = _find(v, key)
+            found = find(v, key)
             if found is not None:
                 return found
     return None
@@ -217,7 +217,7 @@ def _find(numbers: Any, key: str) -> Any:
 def observed_sd(numbers: Mapping[str, Any], key: str) -> tuple[float, int] | None:
     """The standard deviation of the per-seed differences behind the interval at ``key`` in a rule's numbers, and
     its n: the t interval's half-width over its t quantile, times sqrt(n). None where there is no such interval."""
-    iv = _find(numbers, key)
+    iv = find(numbers, key)
     if isinstance(iv, Mapping) and "difference" in iv:
         iv = iv["difference"]
     if not isinstance(iv, Mapping) or not {"low", "high", "n"} <= set(iv):

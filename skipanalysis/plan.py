@@ -38,10 +38,6 @@ BLOCKERS = (("underpowered", "fewer seeds than planned"), ("not converged", "a r
             ("densenet", "the arms genuinely disagree"))
 
 
-def _find(numbers: Any, key: str) -> Any:
-    return dsg._find(numbers, key)
-
-
 def why_open(record: Mapping[str, Any]) -> str:
     """Why an inconclusive verdict stayed open, from its rule's numbers."""
     nums = (record.get("evidence") or {}).get("rule_numbers") or {}
@@ -49,7 +45,7 @@ def why_open(record: Mapping[str, Any]) -> str:
         if key in nums:
             return f"{reason} ({nums[key]})"
     row = dsg.design(record["id"])
-    iv = _find(nums, row.primary) if row and row.primary else None
+    iv = dsg.find(nums, row.primary) if row and row.primary else None
     if isinstance(iv, Mapping):
         margin = iv.get("margin")
         iv = iv.get("difference", iv)
