@@ -45,8 +45,9 @@ def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[st
     steps = round(p["epochs"] * -(-len(train_set) // p["batch_size"]))
     cfg = tr.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lrs"][0], schedule=p["schedule"],
                          milestones=tuple(p["milestones"]), warmup_steps=p["warmup_steps"], warmup_lr=p["warmup_lr"],
-                         weight_decay=p["weight_decay"], eval_every=max(1, steps // p["eval_points"]),
-                         precision=p["precision"])
+                         weight_decay=p["weight_decay"], nesterov=p["nesterov"],
+                         eval_every=max(1, steps // p["eval_points"]), precision=p["precision"],
+                         channels_last=train_set.tensors[0].dim() == 4)
     return {"train": train_set, "test": test_set, "cfg": cfg, "steps": steps,
             "augment": tr.random_crop_flip if p["augment"] else None,
             "about": {"data": data.describe(train_set), "seeds": p["seeds"], "steps": steps, "lrs": p["lrs"]}}
@@ -300,23 +301,47 @@ def arms(final: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
     return {key: g.sort_values("seed") for key, g in kept.groupby(["kind", "depth"])}
 
 
-def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float
-                 ) -> list[tuple[str, rules.Decision, str]]:
-    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each."""
+def longer_runs(p: Mapping[str, Any], prep: dict[str, Any], final: pd.DataFrame, deep: int, seeds: Sequence[int],
+                device: torch.device | str = "cpu", store=None, factor: float = 2.0) -> pd.DataFrame:
+    """D1's persistence check: the deep plain nets of ``seeds`` trained again, from scratch, for ``factor`` times the
+    budget of notebook 01's recipe (``p``, ``prep`` from ``prepare``) at the rate their arm kept. One row per run, as
+    ``depth_study``'s. D3's from-scratch arm is the same run when its budget is the same (``construct_epochs`` equal
+    to ``epochs``), so the run store trains it once."""
+    lr = float(arms(final)[("plain", deep)].lr.iloc[0])
+    cfg = prep["cfg"]
+    _, longer, _ = depth_study(["plain"], [deep], list(seeds), prep["train"], prep["test"],
+                               replace(cfg, epochs=factor * cfg.epochs), device, p["width"], p["gate_bias"],
+                               p["warmup_min_depth"], prep["augment"], [lr], store)
+    return longer[longer.kept]
+
+
+def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float,
+                 longer: pd.DataFrame | None = None) -> list[tuple[str, rules.Decision, str]]:
+    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each. ``longer``:
+    the deep plain nets at twice the budget (``longer_runs``), which D1 needs.
+
+    Convergence per kind of claim: the deep plain net's failure to fit is the phenomenon, so no claim requires it to
+    converge; D1 requires the shallow plain net and the residual nets of every depth (the same recipe fits them), D2
+    the residual nets of every depth, D5 the highway and residual nets it compares."""
     arm = arms(final)
     err = {k: g.train_err.tolist() for k, g in arm.items()}
     conv = lambda *keys: [c for k in keys for c in arm[k].converged]  # noqa: E731
     mean = lambda key: stats.rate_interval(err[key]).estimate  # noqa: E731
     p, r, h = ("plain", deep), ("residual", deep), ("highway", deep)
-    out = [("D1", rules.d1(err[("plain", shallow)], err[p], chance, conv(("plain", shallow), p)),
-            f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for plain-{shallow}"
+    residuals = [k for k in arm if k[0] == "residual"]
+    twice = None if longer is None else longer.sort_values("seed").train_err.tolist()
+    d1 = rules.d1(err[("plain", shallow)], err[p], twice, margin, chance, conv(("plain", shallow), *residuals))
+    last = stats.rate_interval(twice).estimate if twice else mean(p)  # the deep plain net's error at its longest
+    out = [("D1", d1, f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for "
+                      f"plain-{shallow}" + (f"; at twice the budget {last:.1%}" if twice else
+                                            "; not run at twice the budget")
             + (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not the "
-               "degradation He et al. describe" if mean(p) >= 0.9 * chance else "")),
-           ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(("residual", shallow), r, p)),
+               "degradation He et al. describe" if last >= 0.9 * chance else "")),
+           ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(*residuals)),
             f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
             f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")]
     if h in err:
-        out.append(("D5", rules.d5(err[p], err[h], err[r], margin, conv(p, h, r)),
+        out.append(("D5", rules.d5(err[p], err[h], err[r], margin, conv(h, r)),
                     f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual {mean(r):.1%})"))
     return out
 

@@ -88,8 +88,9 @@ FIVE = {"quick": 5, "full": 5}
 DESIGNS: dict[str, Design] = {d.claim: d for d in [
     _D("D1", "final training error, deep plain minus shallow plain, paired by seed", 0.02,
        "2 points of training error", "He et al. 2016, Fig. 6: the 56-layer plain net's training error stays above "
-       "the 20-layer one's throughout training", "95% paired t interval above 0", "difference", "deep_minus_shallow",
-       seeds=FIVE, seeds_param=(_01, "seeds")),
+       "the 20-layer one's throughout training", "95% paired t interval above 0, at the budget and at twice it (the "
+       "gap must not close below the margin)", "difference", "deep_minus_shallow",
+       margin={"quick": 0.02, "full": 0.005}, margin_param=(_01, "margin"), seeds=FIVE, seeds_param=(_01, "seeds")),
     _D("D2", "final training error, deep residual minus shallow residual (and deep plain minus deep residual)", 0.0,
        "equally good (true difference 0) against the margin", "He et al. 2016, Table 6: CIFAR-10 test error falls "
        "from 8.75% (ResNet-20) to 6.97% (ResNet-56), so deeper residual nets are no worse",

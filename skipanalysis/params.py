@@ -146,7 +146,7 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         "epochs": EPOCHS, "construct_epochs": EPOCHS, "batch_size": POSITIVE, "lrs": _lrs(), "margin": FRACTION,
         "milestones": P("floats", 0, 1, lo_open=True, hi_open=True), "warmup_steps": P("int", 0),
         "warmup_lr": P("float", 0, 10, lo_open=True), "warmup_min_depth": P("int", 0), "weight_decay": P("float", 0, 1),
-        "width": POSITIVE, "eval_points": POSITIVE, "gate_bias": P("float", -20, 20)},
+        "width": POSITIVE, "eval_points": POSITIVE, "gate_bias": P("float", -20, 20), "nesterov": P("bool")},
         [_real_or_min(10)]),
     "02_gradient_flow": ({
         **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 0), "n_test": P("int", 0),
@@ -230,7 +230,7 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
 # so editing 01's margin or construct_epochs re-runs 01 alone.
 DEPTH_RUNS = ("dataset", "data_path", "n_train", "n_test", "image_size", "seed", "seeds", "depths", "epochs",
               "batch_size", "lrs", "schedule", "milestones", "warmup_steps", "warmup_lr", "warmup_min_depth",
-              "weight_decay", "eval_points", "precision", "augment", "width", "gate_bias")
+              "weight_decay", "nesterov", "eval_points", "precision", "augment", "width", "gate_bias")
 SHARED = {"07_loss_landscape": {"01_degradation": DEPTH_RUNS}, "02_gradient_flow": {"01_degradation": DEPTH_RUNS}}
 
 

@@ -1,9 +1,12 @@
 """The run store: a finished training run is kept on disk and loaded instead of retrained.
 
 A run is described by a plain config (a JSON-able dict: model, data, recipe, seed, device kind, precision) and
-keyed by a hash of that config together with a fingerprint of the code that produces its numbers (the contents of
-the package files it names, e.g. the training loop, the models and the data loader; never plotting, report or
-progress settings). Its record lives in ``<store>/<key[:2]>/<key>/``:
+keyed by a hash of that config together with a fingerprint of the code that produces its numbers: the training loop
+(``train.py``, whole), the source of the run function and of every package function it reaches (data helpers
+included, function by function), and the model files the config's net is built from (``model_fingerprint``).
+Data enter by value: a config holds the fingerprint of its tensors, so an edit to a loader re-runs what it changes
+and nothing else; an edit to the text task leaves the CIFAR runs alone. Never plotting, report or progress
+settings. Its record lives in ``<store>/<key[:2]>/<key>/``:
 
 - ``record.json``: the config, the results (final metrics, convergence record, per-step history), the wall time,
   the device and machine it ran on, the package versions and the date;
@@ -33,6 +36,8 @@ run, and a tqdm bar counts runs done and remaining with an estimate from the sto
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -49,8 +54,9 @@ from .provenance import atomic_path, package_versions, write_json_atomic
 EXECUTORS = ("local", "ray")
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAINING_CODE = ("skipanalysis/train.py", "skipanalysis/data.py", "skipanalysis/models")
-WHOLE_MODULES = ("skipanalysis.train", "skipanalysis.data")  # with skipanalysis.models: in TRAINING_CODE, whole
+TRAINING_CODE = ("skipanalysis/train.py",)  # the training loop: every run reaches it, hashed whole
+MODEL_CODE = ("skipanalysis/models",)  # every model file: the fallback for a run whose config names no net
+WHOLE_MODULES = ("skipanalysis.train",)
 
 
 class StoreError(ValueError):
@@ -108,10 +114,49 @@ def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) 
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _model_files(name: str, args: str) -> str:
+    """sha256 over the code of the model files a net is built from: ``models/factory.py`` and the file of every
+    package class among its modules (``create(name, **args)`` builds it once on the CPU to see them)."""
+    from . import models
+    from .models import factory
+
+    with torch_seed_kept():
+        net = models.create(name, **json.loads(args))
+    files = {Path(inspect.getsourcefile(type(m))) for m in net.modules()
+             if type(m).__module__.startswith(f"{models.__name__}.")} | {Path(inspect.getsourcefile(factory))}
+    return code_fingerprint(tuple(str(f.relative_to(ROOT)) for f in sorted(files)))
+
+
+def model_fingerprint(config: dict[str, Any]) -> str:
+    """The code fingerprint of the net a run's ``config`` trains: of the model files ``create(config["name"],
+    **config["model_args"])`` reaches (editing the transformer leaves CIFAR runs alone), or of every model file when
+    the config names no net the factory builds (a run that builds its nets itself)."""
+    from .models.factory import known
+
+    name, args = config.get("name"), config.get("model_args")
+    if isinstance(name, str) and known(name) and isinstance(args, dict):
+        return _model_files(name, json.dumps(args, sort_keys=True, default=str))
+    return code_fingerprint(MODEL_CODE)
+
+
+@contextlib.contextmanager
+def torch_seed_kept():
+    """Run a block without moving torch's global random state (building a net to read its files draws weights)."""
+    import torch
+
+    state = torch.random.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
     """The functions and classes of ``package`` that ``fn`` reaches: the globals its code (and nested code) names,
     attributes of package modules it names, recursively through the functions and the methods of the classes
-    found, ``fn`` first; not those of the training, data and model code, which ``code_fingerprint`` covers whole."""
+    found, ``fn`` first; not those of the training loop (``code_fingerprint``, whole) or of the models
+    (``model_fingerprint``, by the files a config's net is built from)."""
     import types
 
     def names(code: types.CodeType) -> set[str]:
@@ -121,7 +166,7 @@ def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
                 out |= names(const)
         return out
 
-    def ours(obj: Any) -> bool:  # the training, data and model code is fingerprinted whole (TRAINING_CODE)
+    def ours(obj: Any) -> bool:  # the training loop and the models are fingerprinted apart
         module = getattr(obj, "__module__", None) or ""
         return ((inspect.isfunction(obj) or inspect.isclass(obj)) and module.startswith(package)
                 and module not in WHOLE_MODULES and not module.startswith(f"{package}.models"))
@@ -138,6 +183,7 @@ def _reached(fn: Callable, package: str = "skipanalysis") -> list[Any]:
             glob = getattr(g, "__globals__", {})
             used = names(g.__code__)
             modules = [m for m in glob.values() if inspect.ismodule(m) and m.__name__.startswith(package)]
+            modules += [sys.modules[f"{package}.{n}"] for n in used if f"{package}.{n}" in sys.modules]  # local imports
             for name in used:
                 found = [glob.get(name)] + [getattr(m, name, None) for m in modules]
                 todo += [obj for obj in found if ours(obj) and id(obj) not in seen]
@@ -450,14 +496,15 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     and uses ``config["device"]`` on the device Ray gave it. A fresh record carries its weights in memory under
     ``"state"``; a loaded one has them in ``store.weights(key)`` when ``record["weights"]``. Without a store,
     every run runs and nothing is saved. A run's key covers its config, the training code (``code``, default
-    ``code_fingerprint()``) and ``fn``'s own source (``fn_fingerprint``).
+    ``code_fingerprint()``), ``fn``'s own source and what it reaches (``fn_fingerprint``) and its net's model files
+    (``model_fingerprint``).
     """
     name = executor_name(executor)
     if name == "ray":
         check_executor()  # Ray installed, RAY_ADDRESS and RAY_GPUS_PER_RUN usable: one line otherwise
     n_workers = workers()
     code = fn_fingerprint(fn, code)
-    keys = [run_key(c, code) for c in configs]
+    keys = [run_key(c, code + model_fingerprint(c)) for c in configs]
     out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]
     missing = [i for i, r in enumerate(out) if r is None]
     drift = version_drift([r for r in out if r is not None])

@@ -53,6 +53,7 @@ class TrainConfig:
     optimizer: str = "sgd"  # "sgd" (momentum) or "adam"
     lr: float = 0.1
     momentum: float = 0.9
+    nesterov: bool = False  # Nesterov momentum (SGD only)
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "constant", "cosine", "step" or "onecycle" (linear up for 30%, cosine down)
     milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of training where lr /= 10
@@ -99,6 +100,9 @@ class TrainConfig:
         if not 0 < self.converge_tol < 1 or not 0 <= self.converge_fit <= 1:
             raise ValueError(f"converge_tol={self.converge_tol!r} must be in (0, 1) and converge_fit="
                              f"{self.converge_fit!r} in [0, 1]")
+        if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
+            raise ValueError(f"nesterov=True needs optimizer='sgd' with momentum > 0 (got optimizer={self.optimizer!r}, "
+                             f"momentum={self.momentum!r})")
         if not isinstance(self.log_every, int) or self.log_every < 1:
             raise ValueError(f"log_every={self.log_every!r}: must be a positive integer")
 
@@ -268,7 +272,8 @@ def train(model: nn.Module, train_data: TensorDataset, cfg: TrainConfig, test_da
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                              nesterov=cfg.nesterov)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)

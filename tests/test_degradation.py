@@ -147,10 +147,19 @@ def test_summaries_pair_arms_by_seed_and_decide_d1_d2_d5():
     assert dg.arms(final)[("plain", 20)].seed.tolist() == [0, 1, 2, 3, 4]
     summary = dg.summarize(final).set_index(["kind", "depth"])
     assert summary.loc[("plain", 56), "mean"] == pytest.approx(0.30) and summary.loc[("plain", 56), "converged"] == 5
-    decided = {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}
-    # plain-56 worse than plain-20 on every seed; residual-56 within 0.02 of residual-20 and far below plain-56;
-    # highway-56 clearly better than plain-56 but residual-56 non-inferior to it
+    longer = final[(final.kind == "plain") & (final.depth == 56)].assign(train_err=lambda f: f.train_err - 0.05)
+    decided = {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer)}
+    # plain-56 worse than plain-20 on every seed, still at twice the budget; residual-56 within 0.02 of residual-20
+    # and far below plain-56; highway-56 clearly better than plain-56 but residual-56 non-inferior to it
     assert decided == {"D1": "supported", "D2": "supported", "D5": "supported"}
+    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}["D1"] == "inconclusive"
+    # the deep plain net's failure to fit is the phenomenon: its convergence gates none of D1, D2, D5
+    final.loc[(final.kind == "plain") & (final.depth == 56), "converged"] = False
+    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer)}["D2"] == "supported"
+    # but an unconverged residual net of any depth leaves D1 and D2 open
+    final.loc[(final.kind == "residual") & (final.depth == 20) & (final.seed == 3), "converged"] = False
+    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer) if cid != "D5"} == \
+        {"D1": "inconclusive", "D2": "inconclusive"}
     final.loc[final.kind == "highway", "converged"] = False
     assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}["D5"] == "inconclusive"
     heads = {cid: h for cid, _, h in dg.depth_claims(final, 20, 56, 0.9, 0.02)}

@@ -18,7 +18,7 @@ def _report(tmp_path):
     shallow = 0.30 + WOBBLE
     # D1 open for noise: deep minus shallow about 1 point with a 1.5-point spread
     noisy = shallow + 0.01 + np.array([0.02, -0.015, 0.01, -0.02, 0.012])
-    book.record("D1", rules.d1(shallow, noisy), evidence={}, headline="h")
+    book.record("D1", rules.d1(shallow, noisy, noisy), evidence={}, headline="h")
     # D2 decided on 3 seeds: underpowered by the design's 5
     book.record("D2", rules.d2(shallow[:3], shallow[:3] + 0.001, shallow[:3] + 0.3, 0.02), evidence={}, headline="h")
     # D5 open: a run did not converge

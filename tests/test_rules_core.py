@@ -25,7 +25,7 @@ def _t_low(v) -> float:
 def test_a_single_outlier_seed_that_drives_support_is_reported_but_does_not_veto():
     diff = np.array([0.010, 0.012, 0.0, 0.011, 0.001, 0.025])  # the sixth seed is twice the others' largest
     assert _t_low(diff) > 0 > _t_low(diff[:5])  # all six: interval above 0; without the sixth: it holds 0
-    d = rules.d1(SHALLOW, SHALLOW + diff)
+    d = rules.d1(SHALLOW, SHALLOW + diff, SHALLOW + diff, margin=0.001)
     assert d.numbers["deep_minus_shallow"]["low"] > 0  # the full sample alone would read "supported"
     assert d.verdict == "supported" and d.numbers["seeds"] == 6
     assert d.numbers["leave_one_seed_out"]["#6"] == "inconclusive"
@@ -38,15 +38,16 @@ def test_a_single_outlier_seed_that_drives_support_is_reported_but_does_not_veto
 def test_a_consistent_effect_keeps_its_verdict_and_says_so():
     diff = np.array([0.05, 0.06, 0.055, 0.052, 0.058, 0.061])
     assert all(_t_low(np.delete(diff, k)) > 0 for k in range(6))
-    d = rules.d1(SHALLOW, SHALLOW + diff)
+    d = rules.d1(SHALLOW, SHALLOW + diff, SHALLOW + diff, margin=0.001)
     assert d.verdict == "supported"
     assert d.numbers["sensitivity"] == "supported with any one of 6 seeds left out"
-    refuted = rules.d1(SHALLOW + diff, SHALLOW)
+    refuted = rules.d1(SHALLOW + diff, SHALLOW, SHALLOW, margin=0.001)
     assert refuted.verdict == "refuted" and set(refuted.numbers["leave_one_seed_out"].values()) == {"refuted"}
 
 
 def test_inconclusive_verdicts_are_not_rechecked():
-    d = rules.d1(SHALLOW, SHALLOW + np.array([0.01, -0.01, 0.02, -0.02, 0.0, 0.005]))
+    noise = SHALLOW + np.array([0.01, -0.01, 0.02, -0.02, 0.0, 0.005])
+    d = rules.d1(SHALLOW, noise, noise, margin=0.001)
     assert d.verdict == "inconclusive" and "sensitivity" not in d.numbers and d.numbers["seeds"] == 6
 
 

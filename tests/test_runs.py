@@ -60,6 +60,45 @@ def test_the_helpers_a_run_function_reaches_are_part_of_the_key(monkeypatch):
     assert runs.fn_fingerprint(gr.g5_run, "c") != before
 
 
+def test_run_keys_follow_the_code_they_reach(monkeypatch):
+    """01's runs are keyed by the CIFAR model files and the helpers their run function reaches: editing the text
+    task or the transformer leaves them alone; what the CIFAR loader returns is in their config."""
+    from skipanalysis import norm_placement as npl
+
+    read = []
+    real = runs.code_fingerprint
+    monkeypatch.setattr(runs, "code_fingerprint", lambda paths=runs.TRAINING_CODE, root=runs.ROOT:
+                        read.append(paths) or real(paths, root))
+    runs._model_files.cache_clear()
+    cifar = {"name": "resnet-20", "model_args": {"num_classes": 10, "width": 1, "in_channels": 3}}
+    state = torch.random.get_rng_state()
+    key = runs.model_fingerprint(cifar)
+    assert torch.equal(torch.random.get_rng_state(), state)  # reading the files draws no random numbers
+    assert set(read[-1]) == {"skipanalysis/models/factory.py", "skipanalysis/models/resnet.py",
+                             "skipanalysis/models/blocks.py"}
+    runs.model_fingerprint({**cifar, "name": "highway-20"})
+    assert "skipanalysis/models/highway.py" in read[-1] and "skipanalysis/models/transformer.py" not in read[-1]
+    assert runs.model_fingerprint({"name": "loss-surface"}) == real(runs.MODEL_CODE)  # no net named: every file
+    runs._model_files.cache_clear()
+    assert runs.model_fingerprint(cifar) == key
+
+    reached = {o.__name__ for o in runs._reached(dg.train_run)}
+    assert "to_device" in reached and "text_task" not in reached  # data helpers count function by function
+    before01, before05 = runs.fn_fingerprint(dg.train_run, "c"), runs.fn_fingerprint(npl.t4_study, "c")
+    monkeypatch.setattr(data, "text_task", lambda *a, **k: None)  # edited sequence tasks
+    monkeypatch.setattr(data, "local_task", lambda *a, **k: None)
+    assert runs.fn_fingerprint(dg.train_run, "c") == before01
+    assert runs.fn_fingerprint(npl.t4_study, "c") != before05  # 05's T4 builds its task in the run: re-keyed
+
+    def ids():  # the training data's fingerprint, as 01's configs hold it
+        train_set, _ = data.load_classification("cifar10", 40, 20, 8, 0)
+        return runs.tensor_fingerprint(*train_set.tensors[:2])
+    first = ids()
+    real_resize = data._resize
+    monkeypatch.setattr(data, "_resize", lambda x, size, chunk=4096: real_resize(x, size, chunk) * 0.5)
+    assert ids() != first  # a CIFAR loader that returns other images: another config, another key
+
+
 def test_a_study_s_run_function_is_part_of_the_key():
     assert runs.fn_fingerprint(_run_a, "c") == runs.fn_fingerprint(_run_a, "c")
     assert runs.fn_fingerprint(_run_a, "c") != runs.fn_fingerprint(_run_b, "c")  # another run function's source
@@ -224,7 +263,7 @@ def test_ray_gives_the_same_records_as_local_on_a_cpu(tmp_path, tiny, monkeypatc
 P01 = {"dataset": "texture", "data_path": "", "n_train": 48, "n_test": 16, "image_size": 8, "seed": 0, "seeds": 2,
        "epochs": 1.0, "batch_size": 16, "lrs": [0.02, 0.05], "schedule": "onecycle", "milestones": [0.5, 0.75],
        "warmup_steps": 0, "warmup_lr": 0.01, "weight_decay": 1e-4, "eval_points": 2, "precision": "fp32",
-       "augment": False, "width": 1, "gate_bias": -2.0, "warmup_min_depth": 110}
+       "augment": False, "width": 1, "gate_bias": -2.0, "warmup_min_depth": 110, "nesterov": True}
 
 
 def test_the_landscape_notebook_loads_the_degradation_nets(tmp_path, monkeypatch):

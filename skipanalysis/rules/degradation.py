@@ -17,27 +17,45 @@ def _learned(errors: Sequence[float], chance: float) -> bool:
     return bool(v) and sum(v) / len(v) <= 0.9 * chance
 
 
-@rule("D1", """Paired over seeds (final training error, deep plain minus shallow plain, 95% paired t interval):
-supported if the interval lies above 0, refuted if below 0, else inconclusive. Inconclusive when a run did not
-converge or when the deep plain net did not leave chance (mean error above 90% of the chance error): then it does
-not train at all, which is not the degradation He et al. describe.""", per_seed=("plain_shallow", "plain_deep"))
-def d1(plain_shallow: Sequence[float], plain_deep: Sequence[float], chance: float = 0.9,
-       converged: Iterable[bool] | None = None) -> Decision:
+@rule("D1", """Paired over seeds (final training error, 95% paired t intervals): the deep plain net against the
+shallow plain net at the same budget, and the deep plain net trained again for twice the budget against the shallow
+plain net at the budget. Supported if both intervals lie above 0 and the gap at twice the budget is not shown
+smaller than the margin: the deeper plain net ends worse, and twice the steps of the same recipe do not close the
+gap (so it is not merely a slower start). Refuted if the deep plain net is
+shown better at the same budget (interval below 0), or if the gap is gone at twice the budget (one-sided 97.5% bound
+of the difference below the margin fixed before the run). Inconclusive otherwise; when the runs at twice the budget
+are missing; when the shallow plain net or a residual net of any depth under the same recipe did not converge (then
+the recipe, not depth, may be at fault; the deep plain net's failure to fit is the phenomenon, so its convergence is
+reported, not required); or when the deep plain net does not leave chance even at twice the budget (mean error
+above 90% of the chance error): a net that does not train at all is not the degradation He et al. describe (one
+that is near chance at the budget but leaves it with more steps trains, slowly, and is read).""",
+      per_seed=("plain_shallow", "plain_deep", "plain_deep_longer"))
+def d1(plain_shallow: Sequence[float], plain_deep: Sequence[float], plain_deep_longer: Sequence[float] | None = None,
+       margin: float = 0.02, chance: float = 0.9, converged: Iterable[bool] | None = None) -> Decision:
     diff = stats.paired_difference(plain_deep, plain_shallow)
     nums = {"deep_minus_shallow": diff.as_dict(), "plain_shallow": stats.rate_interval(plain_shallow).as_dict(),
-            "plain_deep": stats.rate_interval(plain_deep).as_dict()}
+            "plain_deep": stats.rate_interval(plain_deep).as_dict(), "margin": margin}
+    if plain_deep_longer is None or not len(plain_deep_longer):
+        return Decision("D1", "inconclusive", RULES["D1"].text, {**nums, "twice the budget": "not run"})
+    longer = stats.paired_difference(plain_deep_longer, plain_shallow)
+    gone = stats.noninferiority(plain_deep_longer, plain_shallow, margin)
+    nums.update(longer_minus_shallow=longer.as_dict(), gap_gone_at_twice=gone.as_dict(),
+                plain_deep_longer=stats.rate_interval(plain_deep_longer).as_dict())
     if (d := _unconverged("D1", converged, nums)) is not None:
         return d
-    if not _learned(plain_deep, chance):
+    if not _learned(plain_deep_longer, chance):
         return Decision("D1", "inconclusive", RULES["D1"].text, {**nums, "deep plain net": "did not leave chance"})
-    return _decide("D1", diff.low > 0, diff.high < 0, nums)
+    gap_gone = gone.decision == "within"
+    return _decide("D1", diff.low > 0 and longer.low > 0 and not gap_gone, diff.high < 0 or gap_gone, nums)
 
 
 @rule("D2", """Supported if (a) the deep residual net is non-inferior to the shallow residual net in final training
 error (one-sided 97.5% paired t bound of deep minus shallow below the margin fixed before the run) and (b) it is
 clearly better than the deep plain net (95% paired interval of plain minus residual above 0). Refuted if the deep
 residual net is shown worse than the shallow one by more than the margin, or the deep plain net is clearly better
-than the deep residual one. Inconclusive otherwise, or when a run did not converge.""", per_seed=("residual_shallow", "residual_deep", "plain_deep"))
+than the deep residual one. Inconclusive otherwise, or when a residual net (of any depth) did not converge; the deep
+plain net's failure to fit is the phenomenon D1 shows persists, so its convergence is reported, not required.""",
+      per_seed=("residual_shallow", "residual_deep", "plain_deep"))
 def d2(residual_shallow: Sequence[float], residual_deep: Sequence[float], plain_deep: Sequence[float],
        margin: float, converged: Iterable[bool] | None = None) -> Decision:
     ni = stats.noninferiority(residual_deep, residual_shallow, margin)
@@ -100,7 +118,8 @@ def d4(plain_trained: float, plain_init: float, residual_trained: float | None =
 highway net is clearly better than the plain net (95% paired interval of plain minus highway above 0) and the
 residual net is non-inferior to the highway net (one-sided 97.5% bound of residual minus highway below the margin).
 Refuted if the plain net is clearly better than the highway net, or the residual net is shown worse than the highway
-net by more than the margin. Inconclusive otherwise or when a run did not converge.""", per_seed=("plain_deep", "highway_deep", "residual_deep"))
+net by more than the margin. Inconclusive otherwise, or when a highway or residual net did not converge (the deep
+plain net need not: its failure to fit is the phenomenon).""", per_seed=("plain_deep", "highway_deep", "residual_deep"))
 def d5(plain_deep: Sequence[float], highway_deep: Sequence[float], residual_deep: Sequence[float], margin: float,
        converged: Iterable[bool] | None = None) -> Decision:
     n = min(len(plain_deep), len(highway_deep), len(residual_deep))
