@@ -295,6 +295,16 @@ def summarize(final: pd.DataFrame) -> pd.DataFrame:
                       converged=g.converged.sum().values, diverged=g.diverged.sum().values)
 
 
+def fitted_depths(final: pd.DataFrame, kinds: Sequence[str] = ("plain", "residual")) -> list[int]:
+    """The depths at which every kept run of every one of ``kinds`` converged, in order. Claims that compare
+    architectures (G5's lesions, L1's landscapes) read the deepest of them: compared nets must fit or plateau, and
+    a deeper plain net that does not fit is D1's phenomenon, not a net to compare."""
+    kept = final[final.kept] if "kept" in final else final
+    kept = kept[kept.kind.isin(list(kinds))]
+    return sorted(int(d) for d, g in kept.groupby("depth")
+                  if g.converged.all() and set(g.kind) == set(kinds))
+
+
 def arms(final: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
     """The kept runs of each (kind, depth), in seed order (seed ``i`` of one arm pairs with seed ``i`` of another)."""
     kept = final[final.kept] if "kept" in final else final
@@ -302,27 +312,31 @@ def arms(final: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
 
 
 def longer_runs(p: Mapping[str, Any], prep: dict[str, Any], final: pd.DataFrame, deep: int, seeds: Sequence[int],
-                device: torch.device | str = "cpu", store=None, factor: float = 2.0) -> pd.DataFrame:
-    """D1's persistence check: the deep plain nets of ``seeds`` trained again, from scratch, for ``factor`` times the
-    budget of notebook 01's recipe (``p``, ``prep`` from ``prepare``) at the rate their arm kept. One row per run, as
-    ``depth_study``'s. D3's from-scratch arm is the same run when its budget is the same (``construct_epochs`` equal
-    to ``epochs``), so the run store trains it once."""
-    lr = float(arms(final)[("plain", deep)].lr.iloc[0])
+                device: torch.device | str = "cpu", store=None, factor: float = 2.0, kind: str = "plain"
+                ) -> pd.DataFrame:
+    """The persistence check of D1 (``kind="plain"``) and D5 (``"highway"``): the deep nets of ``kind`` and ``seeds``
+    trained again, from scratch, for ``factor`` times the budget of notebook 01's recipe (``p``, ``prep`` from
+    ``prepare``) at the rate their arm kept. One row per run, as ``depth_study``'s. D3's from-scratch arm is the
+    plain run when its budget is the same (``construct_epochs`` equal to ``epochs``): the run store trains it once."""
+    lr = float(arms(final)[(kind, deep)].lr.iloc[0])
     cfg = prep["cfg"]
-    _, longer, _ = depth_study(["plain"], [deep], list(seeds), prep["train"], prep["test"],
+    _, longer, _ = depth_study([kind], [deep], list(seeds), prep["train"], prep["test"],
                                replace(cfg, epochs=factor * cfg.epochs), device, p["width"], p["gate_bias"],
                                p["warmup_min_depth"], prep["augment"], [lr], store)
     return longer[longer.kept]
 
 
 def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float,
-                 longer: pd.DataFrame | None = None) -> list[tuple[str, rules.Decision, str]]:
-    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each. ``longer``:
-    the deep plain nets at twice the budget (``longer_runs``), which D1 needs.
+                 longer: pd.DataFrame | None = None, longer_highway: pd.DataFrame | None = None
+                 ) -> list[tuple[str, rules.Decision, str]]:
+    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each. ``longer``
+    and ``longer_highway``: the deep plain and highway nets at twice the budget (``longer_runs``), which D1 needs
+    and D5 reads when a highway net did not converge.
 
     Convergence per kind of claim: the deep plain net's failure to fit is the phenomenon, so no claim requires it to
     converge; D1 requires the shallow plain net and the residual nets of every depth (the same recipe fits them), D2
-    the residual nets of every depth, D5 the highway and residual nets it compares."""
+    the residual nets of every depth, D5 the deep residual net and, unless the highway runs at twice the budget
+    decide whether an unconverged highway net is slow or degraded, the highway nets."""
     arm = arms(final)
     err = {k: g.train_err.tolist() for k, g in arm.items()}
     conv = lambda *keys: [c for k in keys for c in arm[k].converged]  # noqa: E731
@@ -341,8 +355,11 @@ def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, ma
             f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
             f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")]
     if h in err:
-        out.append(("D5", rules.d5(err[p], err[h], err[r], margin, conv(h, r)),
-                    f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual {mean(r):.1%})"))
+        twice_h = None if longer_highway is None else longer_highway.sort_values("seed").train_err.tolist()
+        d5 = rules.d5(err[p], err[h], err[r], margin, conv(r), conv(h), twice_h, err[("plain", shallow)])
+        out.append(("D5", d5, f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual "
+                              f"{mean(r):.1%})" + (f"; at twice the budget {stats.rate_interval(twice_h).estimate:.1%}"
+                                                   if twice_h else "")))
     return out
 
 

@@ -213,6 +213,17 @@ def total_steps(n_train: int, cfg: tr.TrainConfig) -> int:
 
 
 
+def steps_to_fit(history: pd.DataFrame, fit: float = 0.02, window: int = 10) -> float:
+    """The number of steps after which the net fits its training data: the first logged step at which the mean
+    training error (of the batches) over the last ``window`` logged steps is at most ``fit``, plus one; NaN when
+    it never is. G6's measure of ease: among nets that all fit, the ones that fit sooner train more easily."""
+    if "err" not in history or history.err.isna().all():
+        return math.nan
+    h = history.dropna(subset=["err"])
+    hit = np.flatnonzero(h.err.rolling(window, min_periods=window).mean().to_numpy() <= fit)
+    return float(h.step.iloc[hit[0]] + 1) if len(hit) else math.nan
+
+
 def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | None,
               device: torch.device | str | None = None) -> tuple[dict, None]:
     """Train one net of ``train_study`` from its config (``runs.run_grid``'s ``fn``), probing its per-layer
@@ -239,7 +250,7 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
     row = {"family": config["family"], "seed": config["seed"], "lr": config["lr"], "diverged": res.diverged,
            "converged": res.converged, "late_share": res.convergence.get("late_share", math.nan),
            "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
-           "steps": total}
+           "steps": total, "steps_to_fit": steps_to_fit(res.history, cfg.converge_fit)}
     profiles = [{"step": s, "point": marks[s], "rows": p.to_dict("list")} for s, p in sorted(probe.profiles.items())]
     return {"row": row, "profiles": profiles}, None
 
@@ -626,17 +637,22 @@ def g3_claim(shat: pd.DataFrame, floor: float):
 
 def lesion_nets(p01: Mapping[str, Any], prep01: dict[str, Any], device: torch.device | str = "cpu", store=None
                 ) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
-    """G5's nets: notebook 01's plain and residual nets of its deepest depth, every seed, asked for with 01's
-    parameters (``degradation.prepare(p01)``), so with a run store they load instead of training.
+    """G5's nets: notebook 01's plain and residual nets, every seed, asked for with 01's parameters
+    (``degradation.prepare(p01)``), so with a run store they load instead of training; of the deepest of 01's depths
+    at which every plain and residual run converged (compared nets must fit or plateau: a deeper plain net that does
+    not fit is D1's phenomenon, and a lesion's damage, measured towards chance, says little of a net near chance);
+    the deepest depth when there is none (G5 then reads inconclusive).
 
     Returns:
         ``(kept, nets)``: 01's kept runs at that depth (kind, seed, lr, train_err, converged, ...) and the nets by
         ``(family, seed)``, in eval mode.
     """
-    deep = max(p01["depths"])
     seeds = list(range(p01["seed"], p01["seed"] + p01["seeds"]))
-    _, grid, models = dg.nets(p01, prep01, ["plain", "residual"], [deep], seeds, device, store)
-    return grid[grid.kept], {(k, s): m.eval() for (k, _, s), m in models.items()}
+    _, grid, models = dg.nets(p01, prep01, ["plain", "residual"], sorted(p01["depths"]), seeds, device, store)
+    kept = grid[grid.kept]
+    fit = dg.fitted_depths(kept)
+    depth = fit[-1] if fit else max(p01["depths"])
+    return kept[kept.depth == depth], {(k, s): m.eval() for (k, d, s), m in models.items() if d == depth}
 
 
 def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, converged: list[bool], chance: float):
@@ -652,11 +668,14 @@ def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, converge
 
 
 def g6_claim(sweep: pd.DataFrame, order: list[str], epochs: float):
-    """G6: final training error along the connectivity sweep, paired by seed."""
-    errs = {c: sweep[sweep.family == c].sort_values("seed").train_err.tolist() for c in order}
-    d = rules.g6(errs, sweep.converged.tolist())
-    return d, (f"training error after {epochs:g} epochs: "
-               + ", ".join(f"{c} {stats.rate_interval(errs[c]).estimate:.1%}" for c in order))
+    """G6: steps to fit the training data (``steps_to_fit``) along the connectivity sweep, paired by seed; a run that
+    never fits leaves the claim open."""
+    steps = {c: sweep[sweep.family == c].sort_values("seed").steps_to_fit.tolist() for c in order}
+    fits = [math.isfinite(v) for c in order for v in steps[c]]
+    d = rules.g6(steps, fits)
+    mean = {c: np.nanmean(v) if any(math.isfinite(x) for x in v) else math.nan for c, v in steps.items()}
+    return d, (f"steps to fit the training data (runs of {epochs:g} epochs, {sum(fits)} of {len(fits)} fit): "
+               + ", ".join(f"{c} {mean[c]:.0f}" for c in order))
 
 
 def plot_profiles(init: pd.DataFrame, trained: pd.DataFrame, deep: int, column: str = "grad_rms") -> plt.Figure:
@@ -712,10 +731,10 @@ def plot_lesions(lesions: pd.DataFrame, multi: pd.DataFrame, paths: pd.DataFrame
 
 
 def plot_sweep(sweep: pd.DataFrame, order: list[str]) -> plt.Figure:
-    """Early/late gradient ratio at initialisation and final training error per configuration (95% CI)."""
+    """Early/late gradient ratio at initialisation and steps to fit the training data per configuration (95% CI)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     sns.pointplot(data=sweep, x="family", y="early_late_init", order=order, errorbar=("ci", 95), ax=axes[0])
     axes[0].set(yscale="log", xlabel="", ylabel="early/late gradient ratio (init)")
-    sns.pointplot(data=sweep, x="family", y="train_err", order=order, errorbar=("ci", 95), ax=axes[1])
-    axes[1].set(xlabel="", ylabel="final training error")
+    sns.pointplot(data=sweep, x="family", y="steps_to_fit", order=order, errorbar=("ci", 95), ax=axes[1])
+    axes[1].set(xlabel="", ylabel="steps to fit the training data")
     return fig

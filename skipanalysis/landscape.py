@@ -18,7 +18,7 @@ over that net's pairs (``seed_shares``), which the rule L1 compares across seeds
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -130,6 +130,15 @@ def train_nets(p01: Mapping[str, Any], prep: dict[str, Any], depths: list[int], 
     """
     _, runs, models = dg.nets(p01, prep, list(KINDS), depths, seeds, device, store)
     return runs, {k: m.cpu().eval() for k, m in models.items()}
+
+
+def compared_depths(runs: pd.DataFrame, depths: Sequence[int]) -> list[int]:
+    """L1's two depths: the shallowest of ``depths`` and the deepest at which every plain and residual run converged
+    (``degradation.fitted_depths``: compared nets must fit or plateau); the deepest of ``depths`` when no deeper one
+    did (L1 then reads inconclusive, naming the unconverged runs)."""
+    shallow = min(depths)
+    deeper = [d for d in dg.fitted_depths(runs) if d > shallow]
+    return [shallow, deeper[-1] if deeper else max(depths)]
 
 
 def direction_pair(model: nn.Module, seed: int, pair: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

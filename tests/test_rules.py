@@ -94,6 +94,23 @@ def test_d5():
     assert rules.d5(plain, hw[:2], hw[:2], 0.02).numbers["paired_seeds"] == 2  # pairs on the seeds both arms have
 
 
+def test_d5_reads_an_unconverged_highway_net_at_twice_the_budget():
+    # Realistic (256 CIFAR images at 8 px, 150 steps): highway-56 stays near plain-56 while residual-56 fits.
+    plain56, hw56 = np.array([0.79, 0.88, 0.87, 0.74, 0.88]), np.array([0.80, 0.81, 0.83, 0.86, 0.81])
+    res56, plain20 = np.zeros(5), np.array([0.0, 0.0, 0.004, 0.0, 0.0])
+    open_ = rules.d5(plain56, hw56, res56, 0.02, [True] * 5, [False] * 5)
+    assert open_.verdict == "inconclusive" and "highway runs" in open_.numbers["not converged"]  # slow or degraded?
+    twice = np.array([0.80, 0.82, 0.83, 0.78, 0.81])  # twice the steps: still far above plain-20
+    d = rules.d5(plain56, hw56, res56, 0.02, [True] * 5, [False] * 5, twice, plain20)
+    assert d.verdict == "refuted" and d.numbers["highway_longer_minus_plain_shallow"]["low"] > 0.02
+    # a highway net that fits at twice the budget is slow, not degraded: no refutation from that side
+    slow = rules.d5(plain56, hw56, res56, 0.02, [True] * 5, [False] * 5, twice * 0.01, plain20)
+    assert slow.verdict == "inconclusive"
+    # an unconverged residual net leaves D5 open whatever the highway nets do
+    assert rules.d5(plain56, hw56, res56, 0.02, [True] * 4 + [False], [False] * 5, twice, plain20).verdict == \
+        "inconclusive"
+
+
 def _c8(load, train, verdict):
     return {"id": "C8", "verdict": verdict, "device": "cpu (x86_64)", "evidence": {"rule_numbers": {
         "load_time_ratio": {"low": load[0], "high": load[1]}, "train_time_ratio": {"low": train[0], "high": train[1]}}}}

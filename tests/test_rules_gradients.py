@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sp
 
@@ -185,6 +186,22 @@ def test_g6():
     assert rules.g6(errs, converged=[True, False]).verdict == "inconclusive"
     with pytest.raises(ValueError, match="dense block"):
         rules.g6({"plain": [0.5], "dense": [0.4]})
+
+
+def test_steps_to_fit_by_hand_and_g6_on_realistic_steps():
+    from skipanalysis import gradients as gr
+
+    # errors of 12 logged steps: the mean over the last 10 first falls to 2% at step 11 (0-based): fits after 12
+    err = [0.5, 0.3] + [0.02] * 8 + [0.0, 0.0]
+    h = pd.DataFrame({"step": range(12), "err": err})
+    assert gr.steps_to_fit(h, 0.02, 10) == 12.0  # steps 2..11: eight 0.02s and two 0s = 0.016
+    assert math.isnan(gr.steps_to_fit(h.assign(err=0.5), 0.02, 10))  # never fits
+    # 8-layer chains at 8 px, 300 steps: all fit; denser spacings fit sooner, then a saturating dense step
+    shared = 5 * (WOBBLE - 1)
+    steps = {"plain": 220 + shared, "every 4": 180 + shared, "every 1": 150 + shared, "dense": 148 + shared}
+    assert rules.g6(steps).verdict == "supported"
+    slower = {**steps, "every 1": 260 + shared}  # the densest spacing fits later than the plain chain
+    assert rules.g6(slower).verdict == "refuted"
 
 
 def test_g6_gains_by_hand():

@@ -114,22 +114,41 @@ def d4(plain_trained: float, plain_init: float, residual_trained: float | None =
                    plain_trained > D4_NEAR or plain_trained > half_way, nums)
 
 
-@rule("D5", """Paired over the seeds both arms share (final training error at the deep depth): supported if the
-highway net is clearly better than the plain net (95% paired interval of plain minus highway above 0) and the
-residual net is non-inferior to the highway net (one-sided 97.5% bound of residual minus highway below the margin).
-Refuted if the plain net is clearly better than the highway net, or the residual net is shown worse than the highway
-net by more than the margin. Inconclusive otherwise, or when a highway or residual net did not converge (the deep
-plain net need not: its failure to fit is the phenomenon).""", per_seed=("plain_deep", "highway_deep", "residual_deep"))
+@rule("D5", """Paired over the seeds the arms share (final training error at the deep depth): supported if the
+highway net is clearly better than the plain net (95% paired interval of plain minus highway above 0), the residual
+net is non-inferior to the highway net (one-sided 97.5% bound of residual minus highway below the margin) and the
+highway net does not still degrade (below). Refuted if the plain net is clearly better than the highway net, or the
+residual net is shown worse than the highway net by more than the margin, or the highway net still degrades: trained
+again for twice the budget, its error stays above the shallow plain net's at the budget by more than the margin
+(95% paired interval above the margin), where the residual net of the same depth fits at the budget, as D1 asks of
+the plain net. Inconclusive otherwise; when a residual net did not converge; or when a highway net did not converge
+and no run at twice the budget says whether it is slow or degraded (the deep plain net need not converge: its
+failure to fit is the phenomenon).""",
+      per_seed=("plain_deep", "highway_deep", "residual_deep", "highway_longer", "plain_shallow"))
 def d5(plain_deep: Sequence[float], highway_deep: Sequence[float], residual_deep: Sequence[float], margin: float,
-       converged: Iterable[bool] | None = None) -> Decision:
+       converged: Iterable[bool] | None = None, highway_converged: Iterable[bool] | None = None,
+       highway_longer: Sequence[float] | None = None, plain_shallow: Sequence[float] | None = None) -> Decision:
     n = min(len(plain_deep), len(highway_deep), len(residual_deep))
     p, h, r = list(plain_deep)[:n], list(highway_deep)[:n], list(residual_deep)[:n]
     fixes = stats.paired_difference(p, h)
     ni = stats.noninferiority(r, h, margin)
     nums = {"plain_minus_highway": fixes.as_dict(), "noninferiority_residual_vs_highway": ni.as_dict(),
-            "paired_seeds": n}
+            "paired_seeds": n, "margin": margin}
+    degrades = False
+    if highway_longer is not None and plain_shallow is not None and len(highway_longer):
+        m = min(len(highway_longer), len(plain_shallow))
+        still = stats.paired_difference(list(highway_longer)[:m], list(plain_shallow)[:m])
+        nums.update(highway_longer_minus_plain_shallow=still.as_dict(),
+                    highway_longer=stats.rate_interval(highway_longer).as_dict())
+        degrades = still.low > margin
     if (d := _unconverged("D5", converged, nums)) is not None:
         return d
-    return _decide("D5", fixes.low > 0 and ni.decision == "within", fixes.high < 0 or ni.decision == "outside", nums)
+    flags = list(highway_converged) if highway_converged is not None else []
+    if flags and not all(flags) and "highway_longer_minus_plain_shallow" not in nums:
+        return Decision("D5", "inconclusive", RULES["D5"].text,
+                        {**nums, "not converged": f"{sum(not f for f in flags)} of {len(flags)} highway runs, "
+                                                  "none at twice the budget"})
+    return _decide("D5", fixes.low > 0 and ni.decision == "within" and not degrades,
+                   fixes.high < 0 or ni.decision == "outside" or degrades, nums)
 
 
