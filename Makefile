@@ -109,7 +109,8 @@ $(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb | $(ENV)
 # reuse) runs first, its runs in one process per core (SKIPANALYSIS_WORKERS; small nets gain little from a second
 # thread, much from a second process), and the notebooks that need its runs wait for it anyway. The timing notebook
 # (04: C5-C8) runs last, so no training shares the CPU with its timings and its hardware file names the machine's
-# thread count. Empty LEAD= or ALONE= turns either off.
+# thread count. Empty LEAD= or ALONE= turns either off. A serial make runs every notebook alone (runner.serial_make):
+# its runs then train one process per core at one thread each, the numbers a -j2 build stores.
 LEAD ?= 01_degradation
 ALONE ?= 04_cost
 FIRST := $(filter $(LEAD:%=$(OUT)/%.ipynb),$(EXECUTED))
@@ -136,9 +137,8 @@ record-hardware: $(OUT)/04_cost.ipynb
 	@mkdir -p data/hardware
 	@for f in $(OUT)/hardware/*.json; do cp "$$f" data/hardware/ && echo "[record-hardware] kept data/hardware/$$(basename $$f)"; done
 
-# make -jN starts the notebooks in this order, longest first (quick, 2-core CPU: 02 7.5, 05 7.0, 08 6.3, 06 5.1,
-# 03 4.6, 07 3.8 minutes), so no long one is left running alone at the end; the paper keeps the numbered order.
-# 02 goes with 08: beside 05 it took 8.2 minutes (7637f95).
+# make -jN starts the notebooks in this order, longest first on a 2-core CPU (the paper's appendix gives each one's
+# wall time), so no long one is left running alone at the end; the paper keeps the numbered order.
 LONGEST_FIRST ?= 02_gradient_flow 08_param_efficiency 05_transformer_norm 06_unet_skips
 STARTS := $(foreach n,$(LONGEST_FIRST),$(filter $(OUT)/$(n).ipynb,$(EXECUTED)))
 $(OUT)/report.html: $(FIRST) $(STARTS) $(filter-out $(FIRST) $(STARTS),$(EXECUTED)) | $(ENV)

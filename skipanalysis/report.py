@@ -225,6 +225,30 @@ def machines_appendix(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def notebook_timings(reports: str | os.PathLike, notebooks: list[str]) -> list[dict[str, Any]]:
+    """Each executed notebook's last execution as papermill recorded it in the notebook's metadata: its name, when it
+    ended (UTC) and its wall time in seconds. A notebook re-executed from the run store shows the re-execution."""
+    rows = []
+    for name in notebooks:
+        path = Path(reports) / f"{name}.ipynb"
+        if path.exists():
+            pm = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+            if pm.get("duration") is not None:
+                rows.append({"notebook": name, "ended": str(pm.get("end_time", ""))[:19].replace("T", " "),
+                             "seconds": float(pm["duration"])})
+    return rows
+
+
+def timings_appendix(rows: list[dict[str, Any]]) -> str:
+    """The appendix's table of wall times (``notebook_timings``) with their sum."""
+    lines = ["### Wall time per notebook\n",
+             "As papermill recorded each notebook's last execution (training included only where its runs were not "
+             "already in the run store).\n", "| notebook | ended (UTC) | minutes |", "|---|---|---|"]
+    lines += [f"| {r['notebook']} | {r['ended']} | {r['seconds'] / 60:.1f} |" for r in rows]
+    lines.append(f"| all | | {sum(r['seconds'] for r in rows) / 60:.1f} |")
+    return "\n".join(lines)
+
+
 def dashboard_figure(records: list[dict[str, Any]]):
     """The verdict dashboard: one square per claim (columns, grouped by notebook) and device (rows), coloured by
     verdict; empirical claims in the upper panel, identities and exact counts apart in the lower one."""
@@ -420,6 +444,8 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
         appendix.append(f"\n### Machine: {b['device']} (notebook {b['notebook']})\n")
         appendix += [f"- {k}: `{v}`" for k, v in fp.items()]
     cells.append(new_markdown_cell("\n".join(appendix)))
+    if timings := notebook_timings(reports, present):
+        cells.append(new_markdown_cell(timings_appendix(timings)))
     cells.append(new_markdown_cell(machines_appendix(records)))
     cells.extend(design_appendix_cells(books, profile))
     cells.extend(evidence_appendix_cells(records))

@@ -198,6 +198,19 @@ def threads_under_make(env: dict[str, str] | None = None, cores: int | None = No
     return max(1, cores // jobs) if jobs else 1
 
 
+def serial_make(env: dict[str, str] | None = None) -> bool:
+    """make runs one notebook at a time (no ``-jN``, or ``-j1``): each notebook has the machine to itself, so the
+    runner treats it as ``alone``. Its runs then train one process per core at one thread each, as under ``-j2``,
+    so a serial and a parallel ``make report`` store the same numbers. False outside make."""
+    import re
+
+    env = os.environ if env is None else env
+    if "MAKELEVEL" not in env:
+        return False
+    m = re.search(r"(?:^|\s)-j(\d*)(?:\s|$)", env.get("MAKEFLAGS", ""))
+    return not m or m.group(1) == "1"
+
+
 def _kernel_manager_class():
     """The kernel manager the runner starts kernels with: IPC (Unix sockets) instead of TCP on Linux and macOS, so
     the kernel has no open port and does not warn "Kernel is running over TCP without encryption" on every run.
@@ -243,8 +256,9 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     """Execute ``notebook`` into ``output`` with papermill (see the module docstring).
 
     ``alone``: the notebook runs by itself (make runs the lead notebook before the others and the timing notebook
-    after them), so it keeps every core instead of its share under ``make -jN``: its runs train in one process per
-    core (``SKIPANALYSIS_WORKERS``, unless set), and its kernel's torch uses every thread.
+    after them; a serial make runs every notebook alone, ``serial_make``), so it keeps every core instead of its
+    share under ``make -jN``: its runs train in one process per core (``SKIPANALYSIS_WORKERS``, unless set), and its
+    kernel's torch uses every thread.
 
     Returns:
         The executed notebook's path.
@@ -271,6 +285,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in os.environ.get("PYTHONPATH", "").split(
             os.pathsep) if p])
     os.environ.setdefault("SKIPANALYSIS_PROGRESS", "terminal" if progress else "off")  # run_grid's bar of runs
+    alone = alone or serial_make()
     if not alone and (threads := threads_under_make()) is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it at import
     if alone:

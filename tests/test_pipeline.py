@@ -181,6 +181,16 @@ def test_parallel_make_shares_the_cores_between_notebooks():
     assert threads_under_make({"MAKEFLAGS": " -j2", "OMP_NUM_THREADS": "3"}, cores=8) is None  # the user's choice
 
 
+def test_a_serial_make_runs_every_notebook_alone():
+    from skipanalysis.runner import serial_make
+
+    assert serial_make({"MAKELEVEL": "1", "MAKEFLAGS": ""})  # what GNU make 4.3 exports to a serial recipe
+    assert serial_make({"MAKELEVEL": "1", "MAKEFLAGS": "-j1"})
+    assert not serial_make({"MAKELEVEL": "1", "MAKEFLAGS": " -j2 --jobserver-auth=fifo:/tmp/x"})
+    assert not serial_make({"MAKELEVEL": "1", "MAKEFLAGS": " -j --jobserver-auth=3,4"})
+    assert not serial_make({"MAKEFLAGS": ""})  # not under make: the runner's own flag decides
+
+
 def test_the_lead_and_the_timing_notebook_run_alone_with_every_core(project, monkeypatch):
     """Under make -j2 LEAD (01 in the project) runs first and ALONE (04) last, each by itself with every core."""
     threads = "import os; print('threads', os.environ.get('OMP_NUM_THREADS') or 'all')"

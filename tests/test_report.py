@@ -88,3 +88,18 @@ def test_the_machines_appendix_puts_differing_verdicts_first():
     assert text.index("**C6** (verdicts differ on 2 machines)") < text.index("**C8** (the same verdict on 2 machines)")
     assert "mps" not in text and "D1" not in text
     assert "No claim was measured on more than one machine" in report.machines_appendix([_rec("D1", "supported")])
+
+
+def test_the_appendix_times_each_notebook_from_papermills_record(tmp_path):
+    import nbformat
+    from skipanalysis.report import notebook_timings, timings_appendix
+
+    for name, seconds in (("01_a", 90.0), ("02_b", 150.0)):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"duration": seconds, "end_time": "2026-12-04T10:00:00.123456"}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    rows = notebook_timings(tmp_path, ["01_a", "02_b", "03_missing"])
+    assert [(r["notebook"], r["seconds"], r["ended"]) for r in rows] == [
+        ("01_a", 90.0, "2026-12-04 10:00:00"), ("02_b", 150.0, "2026-12-04 10:00:00")]
+    table = timings_appendix(rows)
+    assert "| 01_a | 2026-12-04 10:00:00 | 1.5 |" in table and "| all | | 4.0 |" in table  # (90 + 150) / 60
