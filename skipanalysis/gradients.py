@@ -336,12 +336,13 @@ def sweep_nets(n_layers: int, every: Sequence[int], width: int = 16, growth: int
 # --- shattering ------------------------------------------------------------------------------------------------------
 
 def line_gradients(model: nn.Module, x0: torch.Tensor, direction: torch.Tensor, n_points: int = 128,
-                   span: float = 1.0, seed: int = 0) -> torch.Tensor:
+                   span: float = 1.0, seed: int = 0, batch_stats: bool = False) -> torch.Tensor:
     """Input gradients of a fixed random read-out of the logits at ``n_points`` along ``x0 + t * direction``.
 
-    Returns ``(n_points, numel)``. The model is evaluated in eval mode so each point is independent.
+    Returns ``(n_points, numel)``. The model is evaluated in eval mode so each point is independent; with
+    ``batch_stats`` in train mode, so batch norm normalises with the statistics of the line's points (the batch).
     """
-    model.eval()
+    model.train(batch_stats)
     t = torch.linspace(-span, span, n_points)[:, None, None, None]
     x = (x0[None] + t * direction[None]).requires_grad_(True)
     out = model(x)
@@ -360,7 +361,9 @@ def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iter
                      n_points: int = 128) -> pd.DataFrame:
     """Neighbour gradient correlation (``neighbour_correlation``) of nets without batch norm at initialisation.
 
-    Seed ``s`` picks the line (through the midpoint of two training images drawn by ``s``, spanning both), the
+    A family named ``<family>-bn`` (e.g. ``residual-bn``) is built with batch norm and probed with the batch
+    statistics of the line's points (``line_gradients(batch_stats=True)``): Balduzzi et al.'s batch-normed ResNet,
+    whose correlation they find to decay sublinearly (about 1/sqrt(depth)). Seed ``s`` picks the line (through the midpoint of two training images drawn by ``s``, spanning both), the
     random read-out of the logits and every net's initialisation, so the families are paired by seed.
     Runs on the CPU in fp32. Returns one row per family, depth and seed.
     """
@@ -373,9 +376,11 @@ def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iter
         x0, x1 = x_all[i], x_all[j]
         for fam in families:
             for depth in depths:
+                kind, _, norm = fam.partition("-")
                 tr.seed_everything(s)
-                m = create(cifar_name(fam, depth), bn=False, num_classes=num_classes, in_channels=in_ch)
-                c = neighbour_correlation(line_gradients(m, (x0 + x1) / 2, (x1 - x0) / 2, n_points, seed=s))
+                m = create(cifar_name(kind, depth), bn=norm == "bn", num_classes=num_classes, in_channels=in_ch)
+                c = neighbour_correlation(line_gradients(m, (x0 + x1) / 2, (x1 - x0) / 2, n_points, seed=s,
+                                                         batch_stats=norm == "bn"))
                 rows.append({"family": fam, "depth": depth, "seed": s, "correlation": c})
     return pd.DataFrame(rows)
 
@@ -626,13 +631,21 @@ def g4_claim(table: pd.DataFrame, train_depth: int):
 def g3_claim(shat: pd.DataFrame, floor: float):
     """G3: the decay of the neighbour gradient correlation with depth, plain against residual, paired by seed."""
     paired = shat.pivot_table(index=["seed", "depth"], columns="family", values="correlation").reset_index()
-    d = rules.g3(paired.depth.tolist(), paired.plain.tolist(), paired.residual.tolist(), floor, paired.seed.tolist())
+    bn = {k.replace("-", "_"): paired[k].tolist() for k in ("plain-bn", "residual-bn") if k in paired}
+    d = rules.g3(paired.depth.tolist(), paired.plain.tolist(), paired.residual.tolist(), floor, paired.seed.tolist(),
+                 **bn)
     deepest = int(paired.depth.max())
-    last = paired[paired.depth == deepest][["plain", "residual"]].median()
-    rate = lambda k: d.numbers.get(k, {}).get("estimate", float("nan"))  # noqa: E731
+    last = paired[paired.depth == deepest].median(numeric_only=True)
+    rate = lambda k, at=d.numbers: at.get(k, {}).get("estimate", float("nan"))  # noqa: E731
+    with_bn = "" if not bn else (
+        f"; with batch norm (batch statistics) {rate('plain_decay', d.numbers.get('batch_normed', {})):.3g} vs "
+        f"{rate('residual_decay', d.numbers.get('batch_normed', {})):.3g}, correlating {last['plain-bn']:.2f} vs "
+        f"{last['residual-bn']:.2f} at depth {deepest}; the batch-normed ResNet's log-log slope is "
+        f"{d.numbers.get('batch_normed', {}).get('residual_loglog_slope', {}).get('estimate', float('nan')):.2f} "
+        "(Balduzzi et al.: -0.5)")
     return d, (f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
-               f"{rate('residual_decay'):.3g} (residual) per layer in log; at depth {deepest} they correlate "
-               f"{last['plain']:.2f} vs {last['residual']:.2f} (medians over seeds)")
+               f"{rate('residual_decay'):.3g} (residual) per layer in log without batch norm; at depth {deepest} "
+               f"they correlate {last['plain']:.2f} vs {last['residual']:.2f} (medians over seeds){with_bn}")
 
 
 def lesion_nets(p01: Mapping[str, Any], prep01: dict[str, Any], device: torch.device | str = "cpu", store=None

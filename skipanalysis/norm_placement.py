@@ -161,6 +161,25 @@ def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds
     return pd.concat(hist, ignore_index=True), pd.DataFrame(outs), models
 
 
+def settle_stuck(outs: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
+                 device="cpu", store=None, factor: float = 2.0, **size) -> pd.DataFrame:
+    """Is a stuck run's failure a stall or slowness? Every run that neither trained nor diverged and whose loss was
+    still falling (not converged) is trained again from scratch, same seed and recipe, for ``factor`` times the
+    steps; ``stuck_at_2x`` is True when that run did not train either (the failure persisted: settled for T2 and
+    T3), False when it trained (the first run was only slow), and NaN for runs that needed no check."""
+    vocab = int(train_set.tensors[1].max()) + 1
+    stuck = outs[~outs.trained.astype(bool) & ~outs.diverged.astype(bool) & ~outs.converged.astype(bool)]
+    if not len(stuck):
+        return outs.assign(stuck_at_2x=None)
+    jobs = [(r.norm, int(r.depth), replace(cfg, lr=r.lr, warmup_steps=int(r.warmup), seed=int(r.seed),
+                                           epochs=cfg.epochs * factor)) for r in stuck.itertuples()]
+    again = [outcome(res, vocab)["trained"] for res, _ in _train(jobs, train_set, test_set, False, device, store,
+                                                                 "05: stuck runs at twice the steps", **size)]
+    out = outs.copy()
+    out["stuck_at_2x"] = pd.Series([not t for t in again], index=stuck.index, dtype=object)
+    return out
+
+
 def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float, train_set: TensorDataset,
                 test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", done: pd.DataFrame | None = None,
                 store=None, **size) -> pd.DataFrame:

@@ -28,6 +28,7 @@ FAMILY_COLORS = dict(zip(
     ["plain", "residual", "highway", "dense", "post-norm", "pre-norm", "none", "add", "concat"],
     sns.color_palette("colorblind", 10),
 ))
+FAMILY_COLORS.update(zip(["plain-bn", "residual-bn"], sns.color_palette("dark", 2)))  # G3: the same hues, darker
 
 
 def set_theme() -> None:

@@ -203,3 +203,29 @@ def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders
     assert len(calls) == 6 and sweep.depth.tolist() == [1, 1, 2, 2]  # depth 1 reused from the grid
     npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, store=store, **size)
     assert len(calls) == 6  # without ``done`` too, every run loads: the sweep's runs are the grid's runs
+
+
+def test_settle_stuck_retrains_only_stuck_unconverged_runs_for_twice_the_steps(monkeypatch):
+    import pandas as pd
+
+    from skipanalysis import train
+
+    ds = data.reversal_task(32, 4, 3, seed=0)
+    cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
+    size = dict(d_model=8, n_heads=2, d_ff=8)
+    row = {"norm": "post", "depth": 1, "lr": 0.01, "warmup": 0, "trained": False, "diverged": False}
+    outs = pd.DataFrame([{**row, "seed": 0, "converged": False}, {**row, "seed": 1, "converged": True},
+                         {**row, "seed": 2, "converged": False, "trained": True}])
+    seen, real = [], train.train
+    monkeypatch.setattr(npl.tr, "train", lambda m, d, c, *a, **k: seen.append(c.epochs) or real(m, d, c, *a, **k))
+    out = npl.settle_stuck(outs, ds, ds, cfg, **size)
+    assert seen == [2.0]  # only seed 0: stuck and still falling; at twice the epochs
+    # independently: the same run trained directly for two epochs, judged by ``outcome``
+    twice = npl._train([("post", 1, train.TrainConfig(epochs=2, batch_size=16, optimizer="adam", lr=0.01,
+                                                      schedule="constant", seed=0, progress=False))],
+                       ds, ds, False, "cpu", None, "check", **size)
+    vocab = int(ds.tensors[1].max()) + 1
+    assert out.stuck_at_2x.tolist()[0] is (not npl.outcome(twice[0][0], vocab)["trained"])
+    assert out.stuck_at_2x.isna().tolist()[1:] == [True, True]
+    assert "stuck_at_2x" in npl.settle_stuck(outs.iloc[1:], ds, ds, cfg, **size)  # nothing stuck: nothing trained
+    assert seen == [2.0, 2.0]

@@ -129,6 +129,30 @@ def test_g3_floor_no_longer_flattens_the_plain_decay_into_a_false_refutation():
     assert slow.numbers["censored_fits"] > 0 and slow.verdict == "inconclusive"
 
 
+def test_g3_batch_normed_arms():
+    depths, plain, residual, floor, seeds = _shatter(0.05, 0.005)
+    d = np.asarray(depths, dtype=float)
+    noise = np.random.default_rng(1).normal(0, 0.05, (2, len(d)))
+    plain_bn = (0.9 * np.exp(-0.12 * d + noise[0])).tolist()  # batch-normed feedforward nets shatter too
+    sublinear = (0.9 * (d / 8) ** -0.5 * np.exp(noise[1])).tolist()  # Balduzzi et al.'s batch-normed ResNet
+    ok = rules.g3(depths, plain, residual, floor, seeds, plain_bn=plain_bn, residual_bn=sublinear)
+    assert ok.verdict == "supported"
+    # the log-log slope, independently: numpy's pooled fit (every seed has every depth, so it equals the mean slope)
+    slope = ok.numbers["batch_normed"]["residual_loglog_slope"]["estimate"]
+    assert slope == pytest.approx(np.polyfit(np.log(d), np.log(sublinear), 1)[0], abs=1e-3) and -0.6 < slope < -0.4
+    # a batch-normed ResNet whose gradients shatter as fast as the batch-normed plain net's refutes, even with the
+    # regime without batch norm supporting
+    # (decays slow enough that no fit reaches the floor: a censored fit cannot refute)
+    slow_plain = (0.9 * np.exp(-0.04 * d + noise[0])).tolist()
+    shattered = (0.9 * np.exp(-0.035 * d + noise[1])).tolist()
+    assert rules.g3(depths, plain, residual, floor, seeds, plain_bn=slow_plain, residual_bn=shattered).verdict \
+        == "refuted"
+    with pytest.raises(ValueError, match="residual_bn 3"):
+        rules.g3(depths, plain, residual, floor, seeds, plain_bn=plain_bn, residual_bn=sublinear[:3])
+    with pytest.raises(ValueError, match="both batch-normed arms"):
+        rules.g3(depths, plain, residual, floor, seeds, residual_bn=sublinear)
+
+
 def test_g4():
     assert rules.g4(1.0 * WOBBLE, 0.3 * WOBBLE, 0.2 * WOBBLE).verdict == "supported"
     assert rules.g4(0.25 * WOBBLE, 0.3 * WOBBLE[::-1], 0.2 * WOBBLE).verdict == "refuted"  # below residual

@@ -76,6 +76,11 @@ def test_t2():
     ok[0]["converged"] = False  # a stuck post-norm run whose loss was still falling
     d = rules.t2(ok)
     assert d.verdict == "inconclusive" and d.numbers["not converged"].startswith("1 of 36")
+    ok[0]["stuck_at_2x"] = False  # trained again for twice the steps, it trained: the first run was only slow
+    assert rules.t2(ok).verdict == "inconclusive" and rules.t2(ok).numbers["not converged"].endswith(
+        "1 of them trained (slow, not stalled)")
+    ok[0]["stuck_at_2x"] = np.True_  # still stuck at twice the steps (as a pandas row gives it): a stall
+    assert rules.t2(ok).verdict == "supported"
 
 
 def test_t3():
@@ -97,6 +102,8 @@ def test_t3():
         2 * sp_fisher([[4, 2], [1, 5]], alternative="greater").pvalue, abs=1e-4)
     runs[-7]["converged"] = False  # post-norm depth 24, stuck, still falling
     assert rules.t3(runs).numbers["not converged"].startswith("1 of 24")
+    runs[-7]["stuck_at_2x"] = True
+    assert rules.t3(runs).verdict == "supported"
 
 
 def _t4(rev_dist, ctl_dist, far=None, dep=None, trained=None, init=5.3):

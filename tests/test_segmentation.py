@@ -168,13 +168,24 @@ def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, mo
     store = runs.RunStore(tmp_path / "store")
     args = (["concat", "none"], [0, 1], train_set, test_set, cfg, 2, 4, [0.01, 0.05])
     first, preds1, _ = sg.skip_study(*args, store=store)
-    assert len(calls) == 2 * 2 + 2 * 2  # both rates on the selection seed, then both seeds at the kept rate
+    # both rates on the selection seed, both seeds at the kept rate, then the first seed at twice the steps
+    assert len(calls) == 2 * 2 + 2 * 2 + 2
     second, preds2, _ = sg.skip_study(*args, store=store)
-    assert len(calls) == 8  # every run loaded with its weights: the same predictions, so the same scores
+    assert len(calls) == 10  # every run loaded with its weights: the same predictions, so the same scores
     cols = ["skip", "seed", "lr", "kept", "train_loss", "dice", "iou", "boundary_f"]
     pd.testing.assert_frame_equal(first[cols], second[cols])
     assert all(torch.equal(preds1[k], preds2[k]) for k in preds1)
     assert first.groupby("skip").kept.sum().tolist() == [2, 2]
+    # converged: the budget check's held-out IoU gain over the same seed's sample run, against the plateau
+    check = first[first.role == "budget check"].set_index("skip")
+    sample0 = first[(first.role == "sample") & (first.seed == 0)].set_index("skip")
+    assert (check.heldout_gain - (check.iou - sample0.iou)).abs().max() < 1e-12
+    kept = first[first.kept]
+    assert (kept.converged == (kept.skip.map(check.heldout_gain) <= 0.01) & ~kept.diverged).all()
+    strict, _, _ = sg.skip_study(*args, store=store, plateau=-1.0)  # no gain is that small: nothing converged
+    never, _, _ = sg.skip_study(*args, store=store, check=0)  # no check: the training-loss criterion
+    assert len(calls) == 10 and not strict[strict.kept].converged.any()
+    assert (never[never.kept].converged == first[first.kept].loss_converged).all() and "heldout_gain" not in never
 
 
 def _write_pairs(root, names, size=(32, 32), mask_size=None):

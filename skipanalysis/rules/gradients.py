@@ -108,19 +108,52 @@ ln c_plain - 2 ln c_residual, whose slope is minus (plain decay - 2 x residual d
 kept depths (at least two) and the t interval over seeds (stats.slope_interval with the seeds). Supported if plain
 decay - 2 x residual decay has its interval above 0 (plain correlation decays more than twice as fast: "much faster").
 Refuted if the interval lies below 0 and no fit was censored (a lower bound cannot show a slower decay). Inconclusive
-otherwise, or with fewer than 5 seeds with two depths kept.""", labelled=("depths", "plain", "residual"),
-      labels="seeds")
+otherwise, or with fewer than 5 seeds with two depths kept. With batch-normed arms (a plain and a residual net with
+batch norm, probed with the batch statistics of the line's points: Balduzzi et al. find batch-normed feedforward nets
+shatter while batch-normed ResNets decay sublinearly, about 1/sqrt(depth)), the same paired comparison is made
+within that regime, censored on its own, and the verdict needs both regimes: supported when both intervals lie above
+0, refuted when either lies below 0 uncensored; the batch-normed ResNet's log-log slope (ln correlation on ln depth,
+per seed) is reported beside Balduzzi et al.'s -0.5.""",
+      labelled=("depths", "plain", "residual", "plain_bn", "residual_bn"), labels="seeds")
 def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float], floor: float = 0.01,
-       seeds: Sequence | None = None) -> Decision:
-    """One entry of ``depths``, ``plain`` and ``residual`` per (depth, seed) point; ``seeds`` names each point's seed
-    (without it every point counts as its own seed's, and the fit cannot be paired: the verdict is inconclusive)."""
+       seeds: Sequence | None = None, plain_bn: Sequence[float] | None = None,
+       residual_bn: Sequence[float] | None = None) -> Decision:
+    """One entry of ``depths``, ``plain`` and ``residual`` (and the batch-normed arms ``plain_bn`` and
+    ``residual_bn``, given together) per (depth, seed) point; ``seeds`` names each point's seed (without it every
+    point counts as its own seed's, and the fit cannot be paired: the verdict is inconclusive)."""
     if not 0 < floor < 1:
         raise ValueError(f"floor={floor!r}: the correlation floor must be in (0, 1)")
+    if (plain_bn is None) != (residual_bn is None):
+        raise ValueError("plain_bn and residual_bn: give both batch-normed arms or neither")
     x = np.asarray(depths, dtype=float)
-    cp, cr = np.asarray(plain, dtype=float), np.asarray(residual, dtype=float)
-    if not (len(x) == len(cp) == len(cr)):
-        raise ValueError(f"depths, plain and residual need equal lengths, got {len(x)}, {len(cp)}, {len(cr)}")
+    arms = {"plain": plain, "residual": residual, "plain_bn": plain_bn, "residual_bn": residual_bn}
+    arms = {k: np.asarray(v, dtype=float) for k, v in arms.items() if v is not None}
+    if any(len(v) != len(x) for v in arms.values()):
+        raise ValueError(f"depths ({len(x)}) and every arm need equal lengths, got "
+                         + ", ".join(f"{k} {len(v)}" for k, v in arms.items()))
     g = np.asarray(list(seeds) if seeds is not None else [None] * len(x), dtype=object)
+    main, nums = _g3_against(x, g, arms["plain"], arms["residual"], floor, seeds is not None)
+    nums = {"floor": floor, "depths": sorted({int(v) for v in x}),
+            "at_floor": {k: int((v <= floor).sum()) for k, v in arms.items()}, **nums}
+    if "too few runs" in nums:
+        return Decision("G3", "inconclusive", RULES["G3"].text, nums)
+    supported, refuted = main.low > 0, main.high < 0 and nums["censored_fits"] == 0
+    if "residual_bn" in arms:
+        bn, bn_nums = _g3_against(x, g, arms["plain_bn"], arms["residual_bn"], floor, seeds is not None)
+        nums["batch_normed"] = bn_nums
+        if "too few runs" in bn_nums:
+            return Decision("G3", "inconclusive", RULES["G3"].text, nums)
+        cb = arms["residual_bn"]
+        keep = cb > floor
+        bn_nums["residual_loglog_slope"] = stats.slope_interval(np.log(x[keep]), np.log(cb[keep]),
+                                                                groups=g[keep]).as_dict(4)
+        supported = supported and bn.low > 0
+        refuted = refuted or (bn.high < 0 and bn_nums["censored_fits"] == 0)
+    return _decide("G3", supported, refuted, nums)
+
+
+def _g3_against(x, g, cp, cr, floor, paired):
+    """G3's censored fit of plain against one residual arm: (plain - 2 x residual decay interval, numbers)."""
     kept, censored = [], 0
     for s in dict.fromkeys(g.tolist()):
         idx = sorted(np.flatnonzero(g == s), key=lambda k: x[k])
@@ -132,14 +165,13 @@ def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float
     kept = np.asarray(kept, dtype=int)
     xs, gs = x[kept], g[kept]
     lp, lr = np.log(np.clip(cp[kept], floor, None)), np.log(np.clip(cr[kept], floor, None))
-    usable = [s for s in dict.fromkeys(gs.tolist()) if len(np.unique(xs[gs == s])) >= 2] if seeds is not None else []
-    nums = {"floor": floor, "seeds_with_two_depths": len(usable), "depths": sorted({int(v) for v in x}),
-            "censored_fits": censored, "dropped_below_floor": int(len(x) - len(kept)),
-            "at_floor": {"plain": int((cp <= floor).sum()), "residual": int((cr <= floor).sum())}}
+    usable = [s for s in dict.fromkeys(gs.tolist()) if len(np.unique(xs[gs == s])) >= 2] if paired else []
+    nums = {"seeds_with_two_depths": len(usable), "censored_fits": censored,
+            "dropped_below_floor": int(len(x) - len(kept))}
     if len(usable) < needed(G3_MIN_RUNS):
-        return Decision("G3", "inconclusive", RULES["G3"].text,
-                        {**nums, "too few runs": f"{len(usable)} seeds with two depths above the floor (need "
-                                                 f"{needed(G3_MIN_RUNS)})"})
+        nums["too few runs"] = (f"{len(usable)} seeds with two depths above the floor (need "
+                                f"{needed(G3_MIN_RUNS)})")
+        return None, nums
     keep = np.isin(gs, np.asarray(usable, dtype=object))
     xs, gs, lp, lr = xs[keep], gs[keep], lp[keep], lr[keep]
 
@@ -149,7 +181,7 @@ def g3(depths: Sequence[float], plain: Sequence[float], residual: Sequence[float
     dp, dr, dd, d2 = decay(lp), decay(lr), decay(lp - lr), decay(lp - G3_FACTOR * lr)
     nums.update(plain_decay=dp.as_dict(6), residual_decay=dr.as_dict(6), plain_minus_residual_decay=dd.as_dict(6),
                 plain_minus_2x_residual_decay=d2.as_dict(6))
-    return _decide("G3", d2.low > 0, d2.high < 0 and censored == 0, nums)
+    return d2, nums
 
 
 @rule("G4", """After training, at equal depth with batch norm: per seed, the early/late gradient ratio (RMS

@@ -6,8 +6,9 @@ first value (training stops there), or ended above where it started; a run that 
 training are compared with Newcombe's hybrid score interval for a difference of two proportions (built from Wilson
 intervals; it ignores the pairing by seed, so it is conservative); a share's own interval is Clopper-Pearson's exact
 one, and "at some rate" or "at some depth" is decided by Fisher's exact test at each, Holm-corrected over them. A
-stuck run that had not converged (its loss still
-falling, ``train.convergence``) might have trained with more steps: the verdict then says "not converged".
+stuck run that had not converged (its loss still falling, ``train.convergence``) might have trained with more
+steps; it is trained again from scratch for twice the steps (``norm_placement.settle_stuck``), and when that run
+does not train either the failure counts as a stall; otherwise the verdict says "not converged".
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 from .. import stats
 from .core import RULES, Decision, _decide, needed, rule
@@ -53,15 +56,19 @@ def more_often(a: Sequence[bool], b: Sequence[bool]) -> float:
 
 
 def _unsettled(runs: Iterable[dict[str, Any]]) -> int:
-    """Stuck runs (neither trained nor diverged) whose loss had not stopped falling."""
-    return sum(1 for r in runs if not r["trained"] and not r["diverged"] and not r.get("converged", True))
+    """Stuck runs (neither trained nor diverged) whose loss had not stopped falling, unless the same run trained
+    again for twice the steps still did not train (``stuck_at_2x``: the failure persisted)."""
+    return sum(1 for r in runs if not r["trained"] and not r["diverged"] and not r.get("converged", True)
+               and not (isinstance(r.get("stuck_at_2x"), (bool, np.bool_)) and r["stuck_at_2x"]))
 
 
 def _not_converged(claim: str, runs: list[dict[str, Any]], nums: dict[str, Any]) -> Decision | None:
     k = _unsettled(runs)
     if k:
+        slow = sum(1 for r in runs if isinstance(r.get("stuck_at_2x"), (bool, np.bool_)) and not r["stuck_at_2x"])
+        checked = f"; trained again for twice the steps, {slow} of them trained (slow, not stalled)" if slow else ""
         return Decision(claim, "inconclusive", RULES[claim].text,
-                        {**nums, "not converged": f"{k} of {len(runs)} runs stuck with a still-falling loss"})
+                        {**nums, "not converged": f"{k} of {len(runs)} runs stuck with a still-falling loss{checked}"})
     return None
 
 
@@ -115,7 +122,9 @@ minus without) lies above 0; pre-norm trains without warm-up when its trained sh
 0.5, and fails when it lies below 0.5. Supported if at some rate warm-up helps post-norm while pre-norm trains
 without it, and at no rate pre-norm fails where warmed-up post-norm trains (Wilson interval above 0.5). Refuted if
 pre-norm fails where warmed-up post-norm trains, or if warm-up helps post-norm at no rate while post-norm without
-warm-up trains at every rate. Inconclusive otherwise, or when a stuck run had not converged.""", per_seed=("runs",))
+warm-up trains at every rate. Inconclusive otherwise, or when a stuck run had not converged
+unless, trained again from scratch for twice the steps, it still did not train (a stall, not slowness).""",
+      per_seed=("runs",))
 def t2(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm`` ('post'/'pre'), ``lr``, ``warmup`` (steps, 0 for none), ``trained``,
     ``diverged`` and ``converged``."""
@@ -164,8 +173,9 @@ diverged share is reported apart). Per depth, Fisher's exact one-sided tests of 
 post-norm and of the reverse, each Holm-corrected over the depths (the 95% Newcombe interval of the difference is
 reported). Supported if at some depth pre-norm trains more often (Holm-adjusted p below 0.05) while its trained
 share has a 95% Clopper-Pearson interval above 0.5, and at no depth post-norm trains more often. Refuted if at some
-depth post-norm trains more often (post-norm trains where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too shallow),
-or when a stuck run had not converged.""", per_seed=("runs",))
+depth post-norm trains more often (post-norm trains where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too
+shallow), or when a stuck run had not converged unless, trained again from scratch for twice the steps, it still did
+not train (a stall, not slowness).""", per_seed=("runs",))
 def t3(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged``."""
     groups = _group(runs, "norm", "depth")

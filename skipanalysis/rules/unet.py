@@ -3,6 +3,10 @@
 All three read held-out scores of U-Nets trained with the same seeds, so every
 comparison is paired by seed (seed ``s`` of one variant against seed ``s`` of
 the other). IoU and shares are rates: their intervals stay inside [0, 1].
+
+A run has converged when its held-out score has settled: the variant's first seed trained again for twice the steps
+gains at most the stated plateau of held-out IoU (``segmentation.skip_study``); the training loss of a U-Net keeps
+falling long after that.
 """
 
 from __future__ import annotations
