@@ -173,7 +173,7 @@ xla-check: .venv-xla/.installed
 		notebooks/04_cost.ipynb reports/xla-check/04_cost.ipynb --profile smoke --device xla
 	@grep -o 'Code paths on xla[^"\]*' reports/xla-check/04_cost.ipynb | head -1
 
-# Images/s of the training loop against a bare torch loop (ResNet-20, plain-56; 16 and 32 px) on this machine.
+# Images/s of the training loop against a bare torch loop (ResNet-20, plain-56; 8, 16 and 32 px) on this machine.
 bench: | $(ENV)
 	$(PYTHON) -m skipanalysis.bench --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
 

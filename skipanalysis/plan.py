@@ -4,7 +4,9 @@ It reads the last claims of a profile (``reports/<profile>/claims/*.json``) and 
 empirical claim its verdict, the power of its design (``skipanalysis.design``) at the stated effect from the spread
 its runs showed, and for a claim that is not decided: why (a run did not converge, fewer seeds than planned, too few
 runs, the effect lies inside the noise or the margin, or the rule's parts disagree), the seeds that would give power
-0.8 at the stated effect, and what those seeds would cost on this machine from the stored runs' wall times.
+0.8 at the stated effect, and what those seeds would cost on this machine from the stored runs' wall times. A claim
+open because a run did not converge needs steps, not seeds: the plan prices the notebook's planned seeds trained
+again for ``STEPS_FACTOR`` times the steps.
 
     python -m skipanalysis.plan --reports reports/quick [--store runs]
 """
@@ -36,6 +38,9 @@ BLOCKERS = (("underpowered", "fewer seeds than planned"), ("not converged", "a r
             ("decoder check", "the decoder failed its check"), ("construction", "the construction did not reproduce"),
             ("points", "nothing measured"), ("control", "the arms genuinely disagree with the matched control"),
             ("densenet", "the arms genuinely disagree"))
+
+
+STEPS_FACTOR = 2.0  # what "more steps" means in the plan: every run of the notebook's planned seeds, twice as long
 
 
 def why_open(record: Mapping[str, Any]) -> str:
@@ -100,14 +105,17 @@ def assess_books(books: list[dict[str, Any]], per_seed: Mapping[str, float] | No
             need = dsg.seeds_needed(row, sd, profile)
             open_ = rec["verdict"] == "inconclusive"
             nb = CATALOGUE[rec["id"]].notebook
-            cost = None
+            cost = steps_cost = None
             if open_ and need is not None and planned and nb in per_seed and need > (n or planned):
                 cost = per_seed[nb] * (need - (n or planned))
+            if open_ and "not converged" in nums and planned and nb in per_seed:
+                steps_cost = per_seed[nb] * planned * STEPS_FACTOR  # from scratch: each run's time scales with steps
             rows.append({"claim": rec["id"], "device": rec.get("device", ""), "verdict": rec["verdict"],
                          "seeds": n, "planned": planned, "sd": sd, "effect": row.effect_text,
                          "power": pw, "seeds_needed": need,
                          "why_open": why_open(rec) if open_ else "",
-                         "sensitivity": nums.get("sensitivity", ""), "extra_cost_s": cost})
+                         "sensitivity": nums.get("sensitivity", ""), "extra_cost_s": cost,
+                         "steps_cost_s": steps_cost})
     return pd.DataFrame(rows)
 
 
@@ -134,6 +142,9 @@ def render(table: pd.DataFrame) -> str:
             cost = (f", about {r.extra_cost_s / 60:.1f} min more training here"
                     if r.extra_cost_s is not None and not pd.isna(r.extra_cost_s) else "")
             lines.append(f"      open: {r.why_open}; {what}{cost}")
+            if r.steps_cost_s is not None and not pd.isna(r.steps_cost_s):
+                lines.append(f"      more steps: its {r.planned:.0f} planned seeds trained for {STEPS_FACTOR:g}x the "
+                             f"steps, about {r.steps_cost_s / 60:.1f} min of training here")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ report's claims and a run store; it trains nothing."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from skipanalysis import plan, rules, stats
@@ -50,7 +51,10 @@ def test_plan_names_why_each_claim_is_open_and_what_would_decide_it(tmp_path):
     assert d1.extra_cost_s == pytest.approx(12.0 * (need - 5))  # 12 s a seed of 01's stored runs
     assert table.loc["D2"].why_open.startswith("fewer seeds than planned (3 seeds of the 5")
     assert table.loc["D5"].why_open.startswith("a run did not converge (1 of 15 runs)")
+    assert table.loc["D5"].steps_cost_s == pytest.approx(12.0 * 5 * 2)  # 5 planned seeds of 12 s, twice as long
+    assert pd.isna(table.loc["D1"].steps_cost_s)  # open for noise: steps are not what it needs
     text = plan.render(table.reset_index())
+    assert "more steps: its 5 planned seeds trained for 2x the steps, about 2.0 min of training here" in text
     assert f"{need} seeds give power 0.8, about {12.0 * (need - 5) / 60:.1f} min more training here" in text
 
 
