@@ -58,6 +58,10 @@ def test_u2_supported_refuted_inconclusive():
     d = rules.u2({"<= 3 px": thin, "5 px": mid, "> 5 px": thick})
     assert d.verdict == "supported"
     assert d.numbers["thinnest"] == "<= 3 px" and d.numbers["slope_per_class"]["estimate"] == pytest.approx(-0.09)
+    # the slope's interval is over seeds: every seed's three classes fall by the same 0.09 a class (WOBBLE is shared
+    # by a seed's classes), so the per-seed slopes agree and the interval closes on -0.09
+    assert "per-seed slopes" in d.numbers["slope_per_class"]["method"]
+    assert d.numbers["slope_per_class"]["high"] - d.numbers["slope_per_class"]["low"] == pytest.approx(0, abs=1e-9)
     assert rules.u2({"thin": thick, "mid": mid, "thick": thin}).verdict == "refuted"
     noisy = thin + np.array([0.0, 0.2, -0.2, 0.15, -0.15])
     assert rules.u2({"thin": noisy, "thick": thin}).verdict == "inconclusive"

@@ -51,8 +51,8 @@ def u1(iou_with: Sequence[float], iou_without: Sequence[float], share_added_near
 IoU lost by dropping the long skips (concat minus none, same seed). Paired over seeds: supported if the thinnest
 class loses more than the thickest (95% paired t interval of thinnest-class loss minus thickest-class loss above 0);
 refuted if it lies below 0 (the thickest structures suffer most); inconclusive otherwise, with fewer than two
-classes, or when a run did not converge. The least-squares slope of the loss on the class's rank (bootstrap
-interval) is reported beside it, not used.""", per_seed=("loss_by_class",))
+classes, or when a run did not converge. The least-squares slope of the loss on the class's rank (one slope per
+seed, t interval over seeds) is reported beside it, not used.""", per_seed=("loss_by_class",))
 def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
     names = list(loss_by_class)
     nums: dict = {"loss_by_class": {k: stats.mean_interval(v, (-1.0, 1.0)).as_dict() for k, v in
@@ -62,10 +62,10 @@ def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] |
     thin, thick = names[0], names[-1]
     diff = stats.paired_difference(loss_by_class[thin], loss_by_class[thick])
     nums.update({"thinnest": thin, "thickest": thick, "thinnest_minus_thickest": diff.as_dict()})
-    xs = [i for i, k in enumerate(names) for v in loss_by_class[k] if math.isfinite(v)]
-    ys = [v for k in names for v in loss_by_class[k] if math.isfinite(v)]
-    if len(set(xs)) >= 2:
-        nums["slope_per_class"] = stats.slope_interval(xs, ys).as_dict()
+    pts = [(i, j, v) for i, k in enumerate(names) for j, v in enumerate(loss_by_class[k]) if math.isfinite(v)]
+    if len({i for i, _, _ in pts}) >= 2:  # a seed's classes move together: one slope per seed, t over seeds
+        xs, seeds, ys = zip(*pts)
+        nums["slope_per_class"] = stats.slope_interval(xs, ys, groups=seeds).as_dict()
     if (d := _unconverged("U2", converged, nums)) is not None:
         return d
     return _decide("U2", diff.low > 0, diff.high < 0, nums)
