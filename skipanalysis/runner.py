@@ -256,9 +256,9 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     """Execute ``notebook`` into ``output`` with papermill (see the module docstring).
 
     ``alone``: the notebook runs by itself (make runs the lead notebook before the others and the timing notebook
-    after them; a serial make runs every notebook alone, ``serial_make``), so it keeps every core instead of its
-    share under ``make -jN``: its runs train in one process per core (``SKIPANALYSIS_WORKERS``, unless set), and its
-    kernel's torch uses every thread.
+    after them; under a serial make the command line runs every notebook alone, ``serial_make``), so it keeps every
+    core instead of its share under ``make -jN``: its runs train in one process per core (``SKIPANALYSIS_WORKERS``,
+    unless set), and its kernel's torch uses every thread.
 
     Returns:
         The executed notebook's path.
@@ -285,7 +285,6 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in os.environ.get("PYTHONPATH", "").split(
             os.pathsep) if p])
     os.environ.setdefault("SKIPANALYSIS_PROGRESS", "terminal" if progress else "off")  # run_grid's bar of runs
-    alone = alone or serial_make()
     if not alone and (threads := threads_under_make()) is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it at import
     if alone:
@@ -334,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress,
-                     parse_overrides(args.param), alone=args.alone)
+                     parse_overrides(args.param), alone=args.alone or serial_make())
     except (ParameterError, runs.StoreError) as exc:
         print(f"[{name}] bad input: {exc}", file=sys.stderr)
         return 2
