@@ -70,7 +70,8 @@ def seconds_per_seed(store: RunStore) -> dict[str, float]:
     per = defaultdict(lambda: defaultdict(float))
     for rec in store.records():
         cfg = rec.get("config") or {}
-        nb, seed = STUDY_NOTEBOOK.get(cfg.get("study")), cfg.get("seed")
+        # most studies name the seed in the config; 05's encoder runs keep it in their recipe
+        nb, seed = STUDY_NOTEBOOK.get(cfg.get("study")), cfg.get("seed", (cfg.get("recipe") or {}).get("seed"))
         if nb is None or not isinstance(seed, int) or seed >= SELECTION_OFFSET:
             continue
         per[nb][seed] += float(rec.get("seconds") or 0.0)

@@ -36,6 +36,7 @@ def _store(tmp_path):
     store.save("f" * 64, {"study": "unet", "seed": 0}, {}, 100.0)
     store.save("e" * 64, {"study": "depth", "seed": 10_000}, {}, 500.0)  # a selection run: not a seed's cost
     store.save("d" * 64, {"study": "depth", "seed": 4}, {}, 300.0)  # one run slowed by a busy machine
+    store.save("c" * 64, {"study": "norm", "recipe": {"seed": 0}}, {}, 7.0)  # 05 keeps the seed in its recipe
     return store
 
 
@@ -53,6 +54,7 @@ def test_plan_names_why_each_claim_is_open_and_what_would_decide_it(tmp_path):
     assert table.loc["D5"].why_open.startswith("a run did not converge (1 of 15 runs)")
     assert table.loc["D5"].steps_cost_s == pytest.approx(12.0 * 5 * 2)  # 5 planned seeds of 12 s, twice as long
     assert pd.isna(table.loc["D1"].steps_cost_s)  # open for noise: steps are not what it needs
+    assert plan.seconds_per_seed(_store(tmp_path / "again"))["05_transformer_norm"] == 7.0
     text = plan.render(table.reset_index())
     assert "more steps: its 5 planned seeds trained for 2x the steps, about 2.0 min of training here" in text
     assert f"{need} seeds give power 0.8, about {12.0 * (need - 5) / 60:.1f} min more training here" in text
