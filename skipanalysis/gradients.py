@@ -637,11 +637,11 @@ def g3_claim(shat: pd.DataFrame, floor: float):
     deepest = int(paired.depth.max())
     last = paired[paired.depth == deepest].median(numeric_only=True)
     rate = lambda k, at=d.numbers: at.get(k, {}).get("estimate", float("nan"))  # noqa: E731
+    bn_nums = d.numbers.get("batch_normed", {})
     with_bn = "" if not bn else (
-        f"; with batch norm (batch statistics) {rate('plain_decay', d.numbers.get('batch_normed', {})):.3g} vs "
-        f"{rate('residual_decay', d.numbers.get('batch_normed', {})):.3g}, correlating {last['plain-bn']:.2f} vs "
-        f"{last['residual-bn']:.2f} at depth {deepest}; the batch-normed ResNet's log-log slope is "
-        f"{d.numbers.get('batch_normed', {}).get('residual_loglog_slope', {}).get('estimate', float('nan')):.2f} "
+        f"; with batch norm (batch statistics) {rate('plain_decay', bn_nums):.3g} vs "
+        f"{rate('residual_decay', bn_nums):.3g}, correlating {last['plain-bn']:.2f} vs {last['residual-bn']:.2f} at "
+        f"depth {deepest}; the batch-normed ResNet's log-log slope is {rate('residual_loglog_slope', bn_nums):.2f} "
         "(Balduzzi et al.: -0.5)")
     return d, (f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
                f"{rate('residual_decay'):.3g} (residual) per layer in log without batch norm; at depth {deepest} "

@@ -55,17 +55,23 @@ def more_often(a: Sequence[bool], b: Sequence[bool]) -> float:
     return float(fisher_exact([[ka, len(a) - ka], [kb, len(b) - kb]], alternative="greater").pvalue)
 
 
+def _at_2x(r: dict[str, Any]) -> bool | None:
+    """``stuck_at_2x`` of a run: True (still stuck at twice the steps), False (trained there), None (not checked)."""
+    v = r.get("stuck_at_2x")
+    return bool(v) if isinstance(v, (bool, np.bool_)) else None
+
+
 def _unsettled(runs: Iterable[dict[str, Any]]) -> int:
     """Stuck runs (neither trained nor diverged) whose loss had not stopped falling, unless the same run trained
     again for twice the steps still did not train (``stuck_at_2x``: the failure persisted)."""
     return sum(1 for r in runs if not r["trained"] and not r["diverged"] and not r.get("converged", True)
-               and not (isinstance(r.get("stuck_at_2x"), (bool, np.bool_)) and r["stuck_at_2x"]))
+               and _at_2x(r) is not True)
 
 
 def _not_converged(claim: str, runs: list[dict[str, Any]], nums: dict[str, Any]) -> Decision | None:
     k = _unsettled(runs)
     if k:
-        slow = sum(1 for r in runs if isinstance(r.get("stuck_at_2x"), (bool, np.bool_)) and not r["stuck_at_2x"])
+        slow = sum(1 for r in runs if _at_2x(r) is False)
         checked = f"; trained again for twice the steps, {slow} of them trained (slow, not stalled)" if slow else ""
         return Decision(claim, "inconclusive", RULES[claim].text,
                         {**nums, "not converged": f"{k} of {len(runs)} runs stuck with a still-falling loss{checked}"})
