@@ -12,6 +12,7 @@
 #   make compare A=... B=...       two runs' verdicts and headlines side by side (report folders or claims.json)
 #   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
+#   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, 01's full-profile hours
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -55,7 +56,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan
+.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -176,6 +177,13 @@ xla-check: .venv-xla/.installed
 # Images/s of the training loop against a bare torch loop (ResNet-20, plain-56; 8, 16 and 32 px) on this machine.
 bench: | $(ENV)
 	$(PYTHON) -m skipanalysis.bench --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
+
+# One GPU's numbers in a few minutes (skipanalysis.gpu_check): notebook 04's hardware file for the card, kept in
+# data/hardware/ to commit; 01's nets trained one at a time and several at once (EXECUTOR=ray, RAY_GPUS_PER_RUN);
+# images/s per run and for the card; 01's full profile in hours on this card. TINY=1 DEVICE=cpu: the code path only.
+gpu-check: | $(ENV)
+	@$(PYTHON) -m skipanalysis.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
+		$(if $(TINY),--tiny --out reports/gpu-check-tiny,--out reports/gpu-check --keep data/hardware)
 
 # Test files in parallel, a file per worker (pytest-xdist, in the dev extra; without it, one after another).
 XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxprocesses=4 --dist loadfile")

@@ -85,19 +85,12 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         (``kept=False``, ``role`` "selection"); and the kept trained models by
         ``(kind, depth, seed)``.
     """
-    num_classes = int(train_set.tensors[1].max()) + 1
-    in_ch = train_set.tensors[0].shape[1]
     grid = list(lrs) if lrs else [cfg.lr]
-    data_ids = [runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
+    data_ids = data_fingerprints(train_set, test_set)
 
     def config(kind, depth, seed, lr):
-        run_cfg = replace(cfg, seed=seed, lr=lr, warmup_steps=0 if depth < warmup_min_depth else cfg.warmup_steps)
-        return {"name": cifar_name(kind, depth), "study": "depth", "kind": kind, "depth": depth, "seed": seed,
-                "lr": lr, "model_args": {"num_classes": num_classes, "width": width, "in_channels": in_ch,
-                                         **({"gate_bias": gate_bias} if kind == "highway" else {})},
-                "recipe": run_cfg.recipe(),
-                "train_data": data_ids[0], "test_data": data_ids[1], "augment": getattr(augment, "__name__", None),
-                "device": torch.device(device).type}
+        return run_config(kind, depth, seed, lr, cfg, train_set, data_ids, width=width, gate_bias=gate_bias,
+                          warmup_min_depth=warmup_min_depth, augment=augment, device=device)
 
     def ask(configs, desc):
         records = runs.run_grid(configs, train_run, (train_set, test_set, augment), store, device, desc)
@@ -122,6 +115,27 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
             kind=row["kind"], depth=row["depth"], seed=row["seed"], lr=lr))
         models[(row["kind"], row["depth"], row["seed"])] = _model(record, store, device)
     return pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models
+
+
+def data_fingerprints(train_set: TensorDataset, test_set: TensorDataset | None) -> tuple[str, str | None]:
+    """The run store's fingerprints of a depth run's training and test sets (``run_config``'s ``data_ids``)."""
+    return tuple(runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None  # type: ignore[return-value]
+                 for d in (train_set, test_set))
+
+
+def run_config(kind: str, depth: int, seed: int, lr: float, cfg: tr.TrainConfig, train_set: TensorDataset,
+               data_ids: tuple[str, str | None], width: int = 1, gate_bias: float = -2.0, warmup_min_depth: int = 0,
+               augment=None, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The config of one depth run (``train_run``'s spec, the run store's key): the net by its factory name and
+    arguments, the recipe at this seed and rate (warm-up only from ``warmup_min_depth``), the data by fingerprint."""
+    run_cfg = replace(cfg, seed=seed, lr=lr, warmup_steps=0 if depth < warmup_min_depth else cfg.warmup_steps)
+    return {"name": cifar_name(kind, depth), "study": "depth", "kind": kind, "depth": depth, "seed": seed,
+            "lr": lr, "model_args": {"num_classes": int(train_set.tensors[1].max()) + 1, "width": width,
+                                     "in_channels": train_set.tensors[0].shape[1],
+                                     **({"gate_bias": gate_bias} if kind == "highway" else {})},
+            "recipe": run_cfg.recipe(),
+            "train_data": data_ids[0], "test_data": data_ids[1], "augment": getattr(augment, "__name__", None),
+            "device": torch.device(device).type}
 
 
 def _model(record: dict, store, device) -> CifarResNet:

@@ -486,8 +486,8 @@ def state_of(record: dict[str, Any], store: RunStore | None) -> dict | None:
 
 
 def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), store: RunStore | None = None,
-             device=None, desc: str = "runs", code: str | None = None, executor: str | None = None
-             ) -> list[dict[str, Any]]:
+             device=None, desc: str = "runs", code: str | None = None, executor: str | None = None,
+             processes: int = 0) -> list[dict[str, Any]]:
     """The records of ``configs``, in order: loaded from ``store`` when finished, else run by the executor.
 
     ``fn(config, *shared, device=...)`` trains one run and returns ``(result, state_dict)``; it must be a
@@ -497,7 +497,8 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     ``"state"``; a loaded one has them in ``store.weights(key)`` when ``record["weights"]``. Without a store,
     every run runs and nothing is saved. A run's key covers its config, the training code (``code``, default
     ``code_fingerprint()``), ``fn``'s own source and what it reaches (``fn_fingerprint``) and its net's model files
-    (``model_fingerprint``).
+    (``model_fingerprint``). ``processes`` > 1 runs the missing runs that many at a time in joblib processes on
+    ``device``, a GPU too (several runs sharing one card without Ray, as ``make gpu-check`` measures).
     """
     name = executor_name(executor)
     if name == "ray":
@@ -525,6 +526,8 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
 
     if name == "ray":
         runs = _ray(fn, todo, shared)
+    elif processes > 1:
+        runs = _processes(fn, todo, shared, device, min(processes, len(todo)))
     elif executor is None and n_workers > 1 and torch.device(device or "cpu").type == "cpu":
         # a single run too, so a run's numbers never depend on whether it shared a grid (one thread either way);
         # executor="local" (04's timings) keeps the runs in this process, on every thread
