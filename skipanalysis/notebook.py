@@ -98,13 +98,16 @@ class Context:
     save_figure: Callable[..., None]
     profile: str = "quick"
     notebooks: Path = Path(".")
+    seed: int | None = None  # this notebook's first seed (None: it declares none)
 
     def parameters_of(self, other: str) -> dict[str, Any]:
-        """Notebook ``other``'s parameters under this profile (defaults + profile section): 07 and 02 build the
-        same run configs as 01 from them, so their nets load from the run store instead of training again."""
+        """Notebook ``other``'s parameters under this profile (defaults + profile section), its first seed
+        replaced by this notebook's: 07 and 02 build the same run configs as 01 from them, so their nets load from
+        the run store instead of training again, and ``-p seed=1`` moves a notebook's every measurement."""
         from .runner import resolved_parameters
 
-        return resolved_parameters(self.notebooks / f"{other}.ipynb", self.profile)
+        values = resolved_parameters(self.notebooks / f"{other}.ipynb", self.profile)
+        return values if self.seed is None or "seed" not in values else {**values, "seed": self.seed}
 
     def finish(self):
         """The notebook's last cell: stop if a claim it owns was not recorded, else show its claims table."""
@@ -127,7 +130,8 @@ def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | 
     profile = profile if profile is not None else values.get("profile")
     device = device if device is not None else values.get("device", "auto")
     report_dir = report_dir if report_dir is not None else values.get("report_dir", "../reports")
-    seed = seed if seed is not None else values.get("seed", 0)
+    own = seed if seed is not None else values.get("seed")  # None: the notebook declares no seed
+    seed = own if own is not None else 0
     check_choice("profile", profile, PROFILES)
     check_int("seed", seed, 0)
     if values:
@@ -146,4 +150,5 @@ def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | 
         """Save and show ``fig`` under its stable name; returns nothing, so a cell ending with it prints no paths."""
         plotting.save_figure(fig, name_, notebook=name, report_dir=report_dir, caption=caption, **kw)
 
-    return Context(name, dev, fp, book, report_dir, save_figure, profile, Path(__file__).resolve().parent.parent / "notebooks")
+    return Context(name, dev, fp, book, report_dir, save_figure, profile,
+                   Path(__file__).resolve().parent.parent / "notebooks", own)

@@ -200,9 +200,9 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
               "thickness_bins in increasing order"),
          Rule(("train_slices", "data_path"), lambda v: v["data_path"] or v["train_slices"] <= 29,
               "train_slices: 1 .. 29 of ISBI 2012's 30 slices (a data_path folder: fewer than its images)")]),
-    # 07 draws its landscapes on 01's nets: data, recipe, rate grid and depths are 01's (SHARED below).
+    # 07 draws its landscapes on 01's nets: data, recipe, rate grid and depths are 01's (SHARED below), from 07's seed.
     "07_loss_landscape": ({
-        **{k: v for k, v in COMMON.items() if k != "seed"}, "seeds": P("int", 2), "eval_images": P("int", 2),
+        **COMMON, "seeds": P("int", 2), "eval_images": P("int", 2),
         "grid": P("int", 5, 101),
         "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001)}, []),
     "08_param_efficiency": ({

@@ -177,3 +177,16 @@ def test_model_names_declared_once_agree_with_the_builder():
         assert not params._models_known([name])
         with pytest.raises(ValueError):
             ef.build_model(name)
+
+
+def test_a_notebook_reusing_01s_nets_asks_for_them_from_its_own_first_seed():
+    from skipanalysis.notebook import Context
+    from skipanalysis.runner import resolved_parameters
+
+    own = resolved_parameters(NB01, "quick")
+    ctx = Context("07_loss_landscape", None, {}, None, ROOT, print, "quick", ROOT / "notebooks", 3)
+    moved = ctx.parameters_of("01_degradation")
+    assert moved["seed"] == 3 and own["seed"] == 0
+    assert {k: v for k, v in moved.items() if k != "seed"} == {k: v for k, v in own.items() if k != "seed"}
+    ctx.seed = None  # a notebook that declares no seed gets 01's own
+    assert ctx.parameters_of("01_degradation") == own
