@@ -101,6 +101,131 @@ def curvature(surface: np.ndarray, step: float, tol: float = 0.05) -> dict[str, 
             "local_minima": int((centre < neighbours.min(0)).sum())}
 
 
+def hessian_extremes(loss_fn, params: Sequence[torch.Tensor], tol: float = 1e-2, seed: int = 0,
+                     maxiter: int = 50) -> dict[str, float]:
+    """The largest and the smallest eigenvalue of the Hessian of ``loss_fn()`` with respect to ``params``, and
+    ``ratio`` = |lambda_min / lambda_max| (Li et al. 2018's convexity measure: near 0 where the surface is locally
+    convex, large where it curves down as strongly as up).
+
+    The Hessian is never formed: scipy's ``eigsh`` (ARPACK's implicitly restarted Lanczos) runs on Hessian-vector
+    products from double backward, once for the largest algebraic eigenvalue and once for the smallest, from a
+    starting vector drawn with ``seed`` (so the same weights give the same numbers). ``tol`` is ARPACK's relative
+    accuracy and ``maxiter`` its restarts; an eigenvalue that has not converged by then is NaN (``converged``
+    counts the two that did): eigenvalues clustered near zero can need thousands of products.
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    params = list(params)
+    n = sum(p.numel() for p in params)
+
+    def hvp(v: np.ndarray) -> np.ndarray:
+        vec = torch.as_tensor(np.asarray(v).ravel(), dtype=params[0].dtype, device=params[0].device)
+        grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        hv = torch.autograd.grad(flat @ vec, params)
+        return torch.cat([h.reshape(-1) for h in hv]).detach().double().cpu().numpy()
+
+    op = LinearOperator((n, n), matvec=hvp, dtype=np.float64)
+    v0 = np.random.default_rng(seed).standard_normal(n)
+
+    def extreme(which: str) -> float:
+        try:
+            return float(eigsh(op, k=1, which=which, tol=tol, v0=v0, maxiter=maxiter, return_eigenvectors=False)[0])
+        except ArpackNoConvergence:
+            return float("nan")
+
+    big, small = extreme("LA"), extreme("SA")
+    return {"lambda_max": big, "lambda_min": small, "ratio": abs(small / big) if big else float("nan"),
+            "converged": int(np.isfinite(big)) + int(np.isfinite(small))}
+
+
+def hessian_map(model: nn.Module, data: TensorDataset, d1: list[torch.Tensor], d2: list[torch.Tensor],
+                axis: np.ndarray, device="cpu", tol: float = 1e-2) -> dict[str, np.ndarray]:
+    """``hessian_extremes`` of the mean cross-entropy (eval mode, every parameter) at ``theta + a d1 + b d2`` for
+    each (a, b) of ``axis`` x ``axis``: arrays ``lambda_max``, ``lambda_min``, ``ratio`` and ``converged``. The
+    weights are restored afterwards."""
+    model.to(device).eval()
+    x, y = (t.to(device) for t in data.tensors[:2])
+    params = list(model.parameters())
+    theta = [p.detach().clone() for p in params]
+    out = {k: np.zeros((len(axis), len(axis))) for k in ("lambda_max", "lambda_min", "ratio", "converged")}
+    try:
+        for i, a in enumerate(axis):
+            for j, b in enumerate(axis):
+                with torch.no_grad():
+                    for p, t, u, v in zip(params, theta, d1, d2):
+                        p.copy_(t + float(a) * u + float(b) * v)
+                r = hessian_extremes(lambda: F.cross_entropy(model(x), y), params, tol)
+                for k in out:
+                    out[k][i, j] = r[k]
+    finally:
+        with torch.no_grad():
+            for p, t in zip(params, theta):
+                p.copy_(t)
+    return out
+
+
+def hessian_run(config: dict, models: Mapping[tuple[str, int, int], nn.Module], data: TensorDataset,
+                device: torch.device | str | None = None) -> tuple[dict, None]:
+    """One Hessian ratio map from its config (``runs.run_grid``'s ``fn``): the net ``(kind, depth, seed)`` along
+    direction pair 0 of its seed over ``[-span, span]`` with ``grid`` points per axis."""
+    device = torch.device(device if device is not None else config["device"])
+    m = models[(config["kind"], config["depth"], config["seed"])]
+    d1, d2 = direction_pair(m, config["seed"], 0)
+    axis = np.linspace(-config["span"], config["span"], config["grid"]) if config["grid"] > 1 else np.zeros(1)
+    maps = hessian_map(m, data, d1, d2, axis, device)  # grid 1: the trained point alone
+    m.cpu()
+    return {k: v.tolist() for k, v in maps.items()}, None
+
+
+def measure_hessian(models: Mapping[tuple[str, int, int], nn.Module], data: TensorDataset, span: float, grid: int,
+                    device: torch.device | str = "cpu", store=None, negative: float = 0.05
+                    ) -> tuple[pd.DataFrame, dict[tuple[str, int], np.ndarray]]:
+    """Li et al.'s convexity maps beside the finite-difference share: for each net ``(kind, depth, seed)`` the
+    ratio |lambda_min / lambda_max| of the full Hessian over a ``grid`` x ``grid`` grid of the surface's first
+    direction pair (``grid`` 1: the trained point alone), each map a run of the store (keyed like a surface).
+
+    Returns:
+        ``(table, maps)``: one row per net with the ratio at the trained point, its median over the grid and the
+        share of points where the Hessian has a negative eigenvalue above ``negative`` times the largest (the
+        full-Hessian counterpart of ``curvature``'s non-convex share), over the points where both eigenvalues
+        converged (``points_converged``); the ratio maps by ``(kind, depth)`` (NaN where they did not).
+    """
+    from . import runs
+
+    images = runs.tensor_fingerprint(*data.tensors[:2])
+    configs = [{"name": "hessian-ratio", "study": "landscape", "kind": kind, "depth": depth, "seed": seed,
+                "net": runs.tensor_fingerprint(*m.state_dict().values()), "images": images, "span": span,
+                "grid": grid, "device": torch.device(device).type}
+               for (kind, depth, seed), m in models.items()]
+    rows, maps = [], {}
+    for r in runs.run_grid(configs, hessian_run, (models, data), store, device, "07: Hessian maps"):
+        c, res = r["config"], {k: np.array(v) for k, v in r["result"].items()}
+        maps[(c["kind"], c["depth"])] = res["ratio"]
+        ok = np.isfinite(res["ratio"])
+        rows.append({"kind": c["kind"], "depth": c["depth"], "seed": c["seed"],
+                     "ratio_at_centre": res["ratio"][grid // 2, grid // 2],
+                     "median_ratio": float(np.median(res["ratio"][ok])) if ok.any() else float("nan"),
+                     "negative_share": float((res["lambda_min"][ok] < -negative * np.abs(res["lambda_max"][ok])).mean())
+                     if ok.any() else float("nan"), "points_converged": f"{int(ok.sum())} of {ok.size}"})
+    return pd.DataFrame(rows), maps
+
+
+def plot_hessian(maps: Mapping[tuple[str, int], np.ndarray], span: float) -> plt.Figure:
+    """|lambda_min / lambda_max| over the grid, one panel per (kind, depth), on one colour scale (Li et al., Fig. 7)."""
+    keys = sorted(maps, key=lambda k: (k[1], k[0]))
+    depths = sorted({d for _, d in keys})
+    top = max((float(np.nanmax(m)) for m in maps.values() if np.isfinite(m).any()), default=1.0) or 1.0
+    fig, axes = plt.subplots(len(depths), len(KINDS), figsize=(4.5 * len(KINDS), 4 * len(depths)), squeeze=False)
+    for kind, depth in keys:
+        ax = axes[depths.index(depth), KINDS.index(kind)]
+        im = ax.imshow(maps[(kind, depth)].T, origin="lower", extent=(-span, span, -span, span), vmin=0, vmax=top,
+                       cmap="viridis")
+        ax.set(title=f"{kind}-{depth}", xlabel="d1", ylabel="d2")
+    fig.colorbar(im, ax=axes.ravel().tolist(), label="|lambda_min / lambda_max|")
+    return fig
+
+
 def slice_convexity(curve: np.ndarray, tol: float = 1e-3) -> float:
     """Share of interior points of a 1-D slice with non-negative second difference (1.0: convex)."""
     second = curve[2:] - 2 * curve[1:-1] + curve[:-2]

@@ -204,7 +204,8 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
     "07_loss_landscape": ({
         **COMMON, "seeds": P("int", 2), "eval_images": P("int", 2),
         "grid": P("int", 5, 101),
-        "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001)}, []),
+        "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001),
+        "hessian_grid": P("int", 0, 101)}, []),
     "08_param_efficiency": ({
         **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 20), "n_val": P("int", 10), "n_test": P("int", 0),
         "models": P("strs"), "pair": P("strs", min_len=2), "control": P("str"), "hybrids": P("dict"),

@@ -77,3 +77,72 @@ def test_surfaces_through_a_store_are_measured_once_per_net_and_grid(tmp_path, m
         next(nets[("plain", 8, 0)].parameters()).mul_(2)  # another net (as after retraining): its surface is measured again
     ls.measure_surfaces(nets, ds, 0.5, 5, 1, store=store)
     assert len(calls) == 3
+
+
+def test_hessian_extremes_of_a_quadratic_with_known_eigenvalues():
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((12, 12)))
+    eig = np.array([5.0, 2.0, 1.5, 1.0, 0.7, 0.5, 0.2, 0.1, -0.05, -0.3, -0.8, -2.5])
+    a = torch.tensor(q @ np.diag(eig) @ q.T)
+    w = torch.randn(12, dtype=torch.float64, requires_grad=True)  # a quadratic's Hessian is the same everywhere
+    r = ls.hessian_extremes(lambda: 0.5 * w @ a @ w, [w], tol=1e-8)
+    assert r["converged"] == 2
+    assert r["lambda_max"] == pytest.approx(5.0, rel=1e-6) and r["lambda_min"] == pytest.approx(-2.5, rel=1e-6)
+    assert r["ratio"] == pytest.approx(0.5, rel=1e-6)
+    convex = ls.hessian_extremes(lambda: 0.5 * w @ (a @ a) @ w, [w], tol=1e-8)  # eigenvalues squared: all >= 0
+    assert convex["lambda_min"] == pytest.approx(0.0025, rel=1e-4) and convex["ratio"] < 1e-3
+
+
+def test_hessian_of_a_small_net_agrees_with_the_dense_hessian():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    x, y = torch.randn(16, 3, dtype=torch.float64), torch.randint(0, 2, (16,))
+    params = list(net.parameters())
+    shapes = [p.shape for p in params]
+
+    def loss_of(flat):
+        chunks, i = [], 0
+        for s in shapes:
+            n = int(np.prod(s))
+            chunks.append(flat[i:i + n].reshape(s))
+            i += n
+        h = torch.tanh(x @ chunks[0].T + chunks[1])
+        return F.cross_entropy(h @ chunks[2].T + chunks[3], y)
+
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    dense = np.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of, flat).numpy())  # a second route
+    r = ls.hessian_extremes(lambda: F.cross_entropy(net(x), y), params, tol=1e-10)
+    assert r["lambda_max"] == pytest.approx(dense[-1], rel=1e-6) and r["lambda_min"] == pytest.approx(dense[0], abs=1e-8)
+
+
+def test_hessian_maps_through_a_store_restore_the_weights(tmp_path):
+    from skipanalysis import runs as rs
+
+    torch.manual_seed(0)
+    tiny = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 6), torch.nn.Tanh(),  # noqa: E731
+                                       torch.nn.Linear(6, 10)).eval()  # any module: a small one keeps Lanczos quick
+    nets = {("plain", 8, 0): tiny(), ("residual", 8, 0): tiny()}
+    before = {k: [p.clone() for p in m.parameters()] for k, m in nets.items()}
+    ds = data.texture_classification(8, 8, seed=1)
+    store = rs.RunStore(tmp_path / "store")
+    table, maps = ls.measure_hessian(nets, ds, 0.5, 3, store=store)
+    assert set(maps) == {("plain", 8), ("residual", 8)} and maps[("plain", 8)].shape == (3, 3)
+    assert (table.median_ratio >= 0).all() and table.negative_share.between(0, 1).all()
+    assert set(table.points_converged) == {"9 of 9"}
+    assert all(torch.equal(a, b) for k, m in nets.items() for a, b in zip(before[k], m.parameters()))
+    again, maps2 = ls.measure_hessian(nets, ds, 0.5, 3, store=store)  # loaded, not measured again
+    assert all(np.array_equal(maps[k], maps2[k]) for k in maps)
+    ls.plot_hessian(maps, 0.5)
+    centre, _ = ls.measure_hessian(nets, ds, 0.5, 1)  # grid 1: the trained point, the map's centre
+    assert centre.ratio_at_centre.to_numpy() == pytest.approx(table.ratio_at_centre.to_numpy(), rel=1e-6)
+
+
+def test_an_eigenvalue_that_does_not_converge_is_nan_not_a_guess():
+    rng = np.random.default_rng(0)
+    eig = np.concatenate([[1.0], -np.linspace(1e-6, 2e-6, 199)])  # the smallest sits in a tight cluster
+    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    a = torch.tensor(q @ np.diag(eig) @ q.T)
+    w = torch.zeros(200, dtype=torch.float64, requires_grad=True)
+    r = ls.hessian_extremes(lambda: 0.5 * w @ a @ w, [w], tol=1e-12, maxiter=1)
+    assert r["lambda_max"] == pytest.approx(1.0, rel=1e-6)
+    assert np.isnan(r["lambda_min"]) and np.isnan(r["ratio"]) and r["converged"] == 1
