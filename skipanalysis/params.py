@@ -193,7 +193,8 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         **COMMON, "precision": P("str", choices=PRECISIONS), "size": P("int", 16, 512), "data_path": P("str"),
         "train_slices": P("int", 1), "tile": P("int", 2), "depth": P("int", 1, 8), "base": POSITIVE,
         "seeds": P("int", 2), "batch_size": POSITIVE, "epochs": EPOCHS, "lrs": _lrs(1), "band": P("int", 0),
-        "tol": P("int", 0), "margin": FRACTION, "plateau": FRACTION, "thickness_bins": P("ints", 1, distinct=True)},
+        "tol": P("int", 0), "margin": FRACTION, "plateau": FRACTION, "thickness_bins": P("ints", 1, distinct=True),
+        "elastic_copies": P("int", 0, 100)},
         [Rule(("tile", "size", "depth"), lambda v: v["tile"] <= v["size"] and v["size"] % v["tile"] == 0
               and v["tile"] % 2 ** v["depth"] == 0, "tile: divides size and is a multiple of 2**depth"),
          Rule(("thickness_bins",), lambda v: v["thickness_bins"] == sorted(v["thickness_bins"]),

@@ -205,8 +205,27 @@ def tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
     return t.reshape(-1, c, tile, tile)
 
 
-def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=None, folder=None
-               ) -> tuple[dt.LabelledData, dt.LabelledData]:
+def elastic_deform(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, sigma: float = 10.0,
+                   grid: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ronneberger et al.'s elastic deformation of ``(N, 1, H, W)`` images and their masks, one field per pair:
+    random displacements on a coarse ``grid`` x ``grid`` grid, drawn from a Gaussian with ``sigma`` pixels'
+    standard deviation and interpolated bicubically to every pixel; the image is resampled bilinearly and the mask
+    by nearest neighbour along the same field, so the mask stays a mask and stays on its image (borders reflect).
+    """
+    n, _, h, w = images.shape
+    coarse = torch.randn(n, 2, grid, grid, generator=generator, dtype=torch.float32) * sigma
+    field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)  # pixels, (dx, dy)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    gx = (xs + field[:, 0]) * 2 / max(w - 1, 1) - 1  # grid_sample's coordinates: -1 .. 1 across the image
+    gy = (ys + field[:, 1]) * 2 / max(h - 1, 1) - 1
+    where = torch.stack([gx, gy], dim=-1)
+    warped = F.grid_sample(images.float(), where, mode="bilinear", padding_mode="reflection", align_corners=True)
+    labels = F.grid_sample(masks.float(), where, mode="nearest", padding_mode="reflection", align_corners=True)
+    return warped.to(images.dtype), labels.to(masks.dtype)
+
+
+def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=None, folder=None,
+               elastic_copies: int = 0) -> tuple[dt.LabelledData, dt.LabelledData]:
     """The ISBI 2012 slices (or a user's ``folder`` of images and masks, ``data.mask_folder``) split by whole
     slices: training tiles and held-out whole slices.
 
@@ -215,7 +234,9 @@ def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=
     test set, kept whole (a U-Net is fully convolutional). Neighbouring slices
     of the stack are similar, so only one slice pair straddles the split. Grey
     values are standardised with the training slices' mean and standard
-    deviation. Masks: 1 = membrane.
+    deviation. Masks: 1 = membrane. ``elastic_copies`` adds that many elastically deformed copies of every
+    training slice before it is tiled (``elastic_deform``, 10 px at 512 px scaled to ``size``; the fields are drawn
+    once, from generator seed 0, so every run trains on the same set).
     """
     full = dt.mask_folder(folder, size) if folder else dt.isbi2012(archive, size=size)
     x, y = full.tensors
@@ -224,8 +245,17 @@ def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=
         raise ValueError(f"train_slices={train_slices!r} is not allowed; expected 1 .. {n - 1} (of {n} slices)")
     mean, std = x[:train_slices].mean(), x[:train_slices].std()
     x = (x - mean) / std
-    xtr, ytr = tiles(x[:train_slices], tile), tiles(y[:train_slices], tile)
-    what = (f"{dt.describe(full)}; train: slices 0-{train_slices - 1} as {len(xtr)} tiles of {tile} px; "
+    if elastic_copies < 0:
+        raise ValueError(f"elastic_copies={elastic_copies!r} is not allowed; expected 0 or more")
+    xs, ys = [x[:train_slices]], [y[:train_slices]]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(elastic_copies):
+        xd, yd = elastic_deform(x[:train_slices], y[:train_slices], g, sigma=10.0 * size / 512)
+        xs.append(xd)
+        ys.append(yd)
+    xtr, ytr = tiles(torch.cat(xs), tile), tiles(torch.cat(ys), tile)
+    deformed = f" (with {elastic_copies} elastic copies each)" if elastic_copies else ""
+    what = (f"{dt.describe(full)}; train: slices 0-{train_slices - 1}{deformed} as {len(xtr)} tiles of {tile} px; "
             f"test: slices {train_slices}-{n - 1} whole")
     return dt.LabelledData(xtr, ytr, description=what), dt.LabelledData(x[train_slices:], y[train_slices:],
                                                                          description=what)

@@ -271,3 +271,27 @@ def test_rand_f_by_hand():
     assert sg.rand_f(split, truth) == pytest.approx(float(2 * (p ** 2).sum() / ((a ** 2).sum() + (b ** 2).sum())))
     scores = sg.scores(torch.stack([truth.bool(), merged]), torch.stack([truth, truth]))
     assert scores["rand_f"] == pytest.approx((1 + 2 * 0.5 / 1.5) / 2)
+
+
+def test_elastic_deformation_keeps_masks_on_their_images():
+    g = torch.Generator().manual_seed(5)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    mask = (((xx // 8) + (yy // 8)) % 2).float().reshape(1, 1, 64, 64).repeat(3, 1, 1, 1)  # a checkerboard
+    still_x, still_y = sg.elastic_deform(mask.clone(), mask.clone(), g, sigma=0.0)
+    assert torch.equal(still_y, mask) and torch.allclose(still_x, mask, atol=1e-5)  # no displacement: the identity
+    image, labels = sg.elastic_deform(mask.clone(), mask.clone(), torch.Generator().manual_seed(1), sigma=4.0)
+    again = sg.elastic_deform(mask.clone(), mask.clone(), torch.Generator().manual_seed(1), sigma=4.0)
+    assert torch.equal(image, again[0]) and torch.equal(labels, again[1])  # the same draw, the same field
+    assert set(labels.unique().tolist()) <= {0.0, 1.0}
+    assert (labels != mask).float().mean() > 0.05  # it moved
+    # the image is the mask drawn in grey: thresholded, the warped image is the warped mask but for edge pixels
+    assert ((image > 0.5) == (labels > 0.5)).float().mean() > 0.97
+
+
+def test_isbi_split_adds_deformed_copies_of_the_training_slices():
+    plain_tr, plain_te = sg.isbi_split(size=64, train_slices=4, tile=32)
+    more_tr, more_te = sg.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=2)
+    assert len(more_tr) == 3 * len(plain_tr) and torch.equal(more_tr.tensors[0][:len(plain_tr)], plain_tr.tensors[0])
+    assert torch.equal(more_te.tensors[0], plain_te.tensors[0]) and "2 elastic copies" in more_tr.description
+    with pytest.raises(ValueError, match="elastic_copies=-1 is not allowed"):
+        sg.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=-1)
