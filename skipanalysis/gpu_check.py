@@ -64,18 +64,18 @@ def full_runs(p: Mapping[str, Any], n_train: int = 50_000) -> pd.DataFrame:
     """Notebook 01's training runs under its full parameters ``p``: one row per (kind, depth) with the number of
     runs and the steps of each (the depth grid, the deep highway net, the deep nets at twice the budget, and D3's
     constructed nets trained ``construct_epochs`` more)."""
-    steps = round(p["epochs"] * -(-n_train // p["batch_size"]))
+    per_epoch = -(-n_train // p["batch_size"])
+    steps, built = round(p["epochs"] * per_epoch), round(p["construct_epochs"] * per_epoch)
     depths, deep = sorted(p["depths"]), max(p["depths"])
-    grid = len(p["lrs"]) > 1  # a rate grid adds the selection seed's runs at every rate
-    rows = [{"kind": k, "depth": d, "runs": p["seeds"] + (len(p["lrs"]) if grid else 0), "steps": steps,
-             "what": "depth grid"} for k in ("plain", "residual") for d in depths]
-    rows += [{"kind": "highway", "depth": deep, "runs": p["highway_seeds"] + (len(p["lrs"]) if grid else 0),
-              "steps": steps, "what": "deep highway net"},
+    chooser = len(p["lrs"]) if len(p["lrs"]) > 1 else 0  # a rate grid adds the selection seed's run at every rate
+    rows = [{"kind": k, "depth": d, "runs": p["seeds"] + chooser, "steps": steps, "what": "depth grid"}
+            for k in ("plain", "residual") for d in depths]
+    rows += [{"kind": "highway", "depth": deep, "runs": p["highway_seeds"] + chooser, "steps": steps,
+              "what": "deep highway net"},
              {"kind": "plain", "depth": deep, "runs": p["seeds"], "steps": 2 * steps, "what": "D1: twice the budget"},
              {"kind": "highway", "depth": deep, "runs": p["highway_seeds"], "steps": 2 * steps,
               "what": "D5: twice the budget"},
-             {"kind": "plain", "depth": deep, "runs": p["seeds"],
-              "steps": round(p["construct_epochs"] * -(-n_train // p["batch_size"])), "what": "D3: constructed nets"}]
+             {"kind": "plain", "depth": deep, "runs": p["seeds"], "steps": built, "what": "D3: constructed nets"}]
     return pd.DataFrame(rows).assign(images=lambda t: t.runs * t.steps * p["batch_size"])
 
 
@@ -92,10 +92,11 @@ def seconds_per_image(rates: pd.DataFrame, kind: str, depth: int, column: str) -
 
 def estimate(rates: pd.DataFrame, runs: pd.DataFrame, share: int) -> dict[str, float]:
     """Hours of 01's full profile on the measured card: runs one at a time, and ``share`` at once."""
-    alone = sum(r.images * seconds_per_image(rates, r.kind, r.depth, "alone_images_s") for r in runs.itertuples())
-    shared = sum(r.images * seconds_per_image(rates, r.kind, r.depth, "shared_images_s") for r in runs.itertuples())
-    return {"alone_hours": alone / 3600, "shared_hours": shared / share / 3600, "runs": int(runs.runs.sum()),
-            "images": int(runs.images.sum())}
+    def hours(column: str) -> float:
+        return sum(r.images * seconds_per_image(rates, r.kind, r.depth, column) for r in runs.itertuples()) / 3600
+
+    return {"alone_hours": hours("alone_images_s"), "shared_hours": hours("shared_images_s") / share,
+            "runs": int(runs.runs.sum()), "images": int(runs.images.sum())}
 
 
 def training_rates(device, steps: int, depths, n_train: int, n_test: int, image_size: int, share: int,
