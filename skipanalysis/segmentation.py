@@ -427,8 +427,8 @@ def thickness_iou(preds: dict, target: torch.Tensor, categories: torch.Tensor, n
 
 # --- the claims: each helper returns (decision, headline) from the kept runs ---------------------------------------
 
-def _iou(kept: pd.DataFrame, variant: str) -> list[float]:
-    return kept[kept.skip == variant].sort_values("seed").iou.tolist()
+def _iou(kept: pd.DataFrame, variant: str, measure: str = "iou") -> list[float]:
+    return kept[kept.skip == variant].sort_values("seed")[measure].tolist()
 
 
 def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
@@ -438,9 +438,11 @@ def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
 def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
     """U1 from the kept runs (one per variant and seed) and ``boundary_shares``' table."""
     d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_control_near,
-                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"))
-    mean = lambda v: stats.rate_interval(_iou(kept, v)).estimate  # noqa: E731
-    return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f}; "
+                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"), rand_with=_iou(kept, "concat", "rand_f"),
+                 rand_without=_iou(kept, "none", "rand_f"))
+    mean = lambda v, m="iou": stats.rate_interval(_iou(kept, v, m)).estimate  # noqa: E731
+    return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f} and V_rand "
+               f"from {mean('concat', 'rand_f'):.3f} to {mean('none', 'rand_f'):.3f}; "
                f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the boundary "
                f"band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the with-skip net's own "
                f"errors (the control) and {shares.share_pixels_near.iloc[0]:.0%} of the pixels")

@@ -34,6 +34,20 @@ def test_u1_supported_refuted_inconclusive():
     assert rules.u1(concat, noisy, share, CONTROL, 0.30).verdict == "inconclusive"
 
 
+def test_u1_reads_v_rand_beside_iou():
+    concat = 0.70 + WOBBLE
+    share = [0.62, 0.65, 0.60, 0.64, 0.63]
+    rand = 0.85 + WOBBLE
+    base = dict(share_added_near=share, share_control_near=CONTROL, share_pixels_near=0.30)
+    assert rules.u1(concat, concat - 0.05, rand_with=rand, rand_without=rand - 0.04, **base).verdict == "supported"
+    # realistic: IoU rises by 0.05 but the cells the membranes enclose merge more (V_rand 0.04 lower): refuted
+    d = rules.u1(concat, concat - 0.05, rand_with=rand - 0.04, rand_without=rand, **base)
+    assert d.verdict == "refuted" and d.numbers["rand_f_with_minus_without"]["high"] < 0
+    # V_rand inside the noise: the quality gain is not shown on every measure
+    noisy = rand + np.array([0.03, -0.03, 0.02, -0.02, 0.0])
+    assert rules.u1(concat, concat - 0.05, rand_with=rand, rand_without=noisy, **base).verdict == "inconclusive"
+
+
 def test_u1_not_converged_and_interval_bounds():
     concat = 0.70 + WOBBLE
     d = rules.u1(concat, concat - 0.05, [0.62] * 5, CONTROL, 0.30, converged=[True] * 9 + [False])
@@ -103,3 +117,10 @@ def test_u3_tost_interval_against_scipy():
 def test_rules_registered_with_text():
     for cid in ("U1", "U2", "U3", "E5"):
         assert rules.RULES[cid].claim_id == cid and len(rules.text(cid)) > 100
+
+
+def test_u1_leaves_each_seed_out_of_v_rand_too():
+    concat, rand = 0.70 + WOBBLE, 0.85 + WOBBLE
+    d = rules.u1(concat, concat - 0.05, [0.62, 0.65, 0.60, 0.64, 0.63], CONTROL, 0.30, rand_with=rand,
+                 rand_without=rand - 0.04)
+    assert d.numbers["seeds"] == 5 and set(d.numbers["leave_one_seed_out"].values()) == {"supported"}

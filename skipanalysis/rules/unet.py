@@ -20,19 +20,22 @@ from .core import RULES, Decision, _decide, _unconverged, rule
 __all__ = ["u1", "u2", "u3"]
 
 
-@rule("U1", """Two measurements on the held-out slices, over seeds. (a) Quality: held-out IoU of the net with long
-skips (concat) minus the net without them, same seed, 95% paired t interval. (b) Where the added errors lie: per seed,
-of the pixels the net without skips gets wrong and the net with skips gets right, the share lying in the boundary band,
-against the control: the share of the with-skip net's own errors lying in the band (errors on thin membranes sit
-near boundaries whatever the model, so the pixel share alone is no control); 95% paired t interval of added-error
-share minus control share. Supported if (a) lies above 0 and (b) lies above 0 (the skips' gain is concentrated at
-boundaries beyond where any net errs). Refuted if (a) lies below 0 (the skips do not help), or (a) lies above 0 and
-(b) lies below 0 (the added errors lie at boundaries less than the with-skip net's own errors do). Inconclusive
+@rule("U1", """Two measurements on the held-out slices, over seeds. (a) Quality, by two measures: held-out IoU of
+the membrane mask and, when given, the ISBI 2012 challenge's foreground-restricted Rand F-score V_rand of the cells
+the membranes enclose; each of the net with long skips (concat) minus the net without them, same seed, 95% paired t
+interval. (b) Where the added errors lie: per seed, of the pixels the net without skips gets wrong and the net with
+skips gets right, the share lying in the boundary band, against the control: the share of the with-skip net's own
+errors lying in the band (errors on thin membranes sit near boundaries whatever the model, so the pixel share alone
+is no control); 95% paired t interval of added-error share minus control share. Supported if (a) lies above 0 on
+every measure and (b) lies above 0 (the skips' gain is concentrated at boundaries beyond where any net errs).
+Refuted if (a) lies below 0 on either measure (the skips do not help), or (a) lies above 0 on every measure and (b)
+lies below 0 (the added errors lie at boundaries less than the with-skip net's own errors do). Inconclusive
 otherwise, or when a run did not converge. The share of all pixels in the band is reported.""",
-      per_seed=("iou_with", "iou_without", "share_added_near", "share_control_near"))
+      per_seed=("iou_with", "iou_without", "share_added_near", "share_control_near", "rand_with", "rand_without"))
 def u1(iou_with: Sequence[float], iou_without: Sequence[float], share_added_near: Sequence[float],
        share_control_near: Sequence[float], share_pixels_near: float,
-       converged: Iterable[bool] | None = None) -> Decision:
+       converged: Iterable[bool] | None = None, rand_with: Sequence[float] | None = None,
+       rand_without: Sequence[float] | None = None) -> Decision:
     drop = stats.paired_difference(iou_with, iou_without)
     share, control = stats.rate_interval(share_added_near), stats.rate_interval(share_control_near)
     excess = stats.paired_difference(share_added_near, share_control_near)
@@ -42,9 +45,14 @@ def u1(iou_with: Sequence[float], iou_without: Sequence[float], share_added_near
             "share_of_with_skip_errors_near_boundary": control.as_dict(),
             "added_minus_control_share": excess.as_dict(),
             "share_of_pixels_near_boundary": round(float(share_pixels_near), 4)}
+    quality = [drop]
+    if rand_with is not None and rand_without is not None:
+        quality.append(stats.paired_difference(rand_with, rand_without))
+        nums["rand_f_with_minus_without"] = quality[-1].as_dict()
     if (d := _unconverged("U1", converged, nums)) is not None:
         return d
-    return _decide("U1", drop.low > 0 and excess.low > 0, drop.high < 0 or (drop.low > 0 and excess.high < 0), nums)
+    gain, loss = all(q.low > 0 for q in quality), any(q.high < 0 for q in quality)
+    return _decide("U1", gain and excess.low > 0, loss or (gain and excess.high < 0), nums)
 
 
 @rule("U2", """Per seed and per structure class (membrane pixels grouped by local thickness, thinnest first), the
