@@ -182,10 +182,11 @@ def settle_stuck(outs: pd.DataFrame, train_set: TensorDataset, test_set: TensorD
 
 def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float, train_set: TensorDataset,
                 test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", done: pd.DataFrame | None = None,
-                store=None, **size) -> pd.DataFrame:
-    """Outcomes of every (norm, depth, seed) trained without warm-up at ``lr`` (Liu et al.'s depth question).
+                store=None, warmup: int = 0, **size) -> pd.DataFrame:
+    """Outcomes of every (norm, depth, seed) trained at ``lr`` with ``warmup`` linear warm-up steps (0: none;
+    Liu et al.'s depth question, which they asked with warm-up, so that it does not re-test T2).
 
-    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr`` and no
+    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr`` and
     warm-up are reused rather than retrained: the same seed and recipe give the same run. The other runs go
     through ``runs.run_grid`` (with a ``runs.RunStore``: loaded when finished).
     """
@@ -195,24 +196,24 @@ def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float
         for depth in depths:
             for seed in seeds:
                 hit = None if done is None else done[(done.norm == norm) & (done.depth == depth)
-                                                     & (done.seed == seed) & (done.lr == lr) & (done.warmup == 0)]
+                                                     & (done.seed == seed) & (done.lr == lr) & (done.warmup == warmup)]
                 if hit is not None and len(hit):
                     rows[(norm, depth, seed)] = hit.iloc[0].to_dict()
                 else:
-                    jobs.append((norm, depth, replace(cfg, lr=lr, warmup_steps=0, seed=seed)))
+                    jobs.append((norm, depth, replace(cfg, lr=lr, warmup_steps=warmup, seed=seed)))
     for (norm, depth, c), (res, _) in zip(jobs, _train(jobs, train_set, test_set, False, device, store,
                                                         "05: depth sweep", **size)):
-        rows[(norm, depth, c.seed)] = {"norm": norm, "depth": depth, "lr": lr, "warmup": 0, "seed": c.seed,
+        rows[(norm, depth, c.seed)] = {"norm": norm, "depth": depth, "lr": lr, "warmup": warmup, "seed": c.seed,
                                        **outcome(res, vocab)}
     return pd.DataFrame([rows[(n, d, s)] for n in norms for d in depths for s in seeds])
 
 
 def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, seeds: list[int],
                t3_depths: list[int], t3_lr: float, t3_seeds: list[int], cfg: tr.TrainConfig, device="cpu", store=None,
-               **size) -> dict | None:
+               t3_warmup: int = 0, **size) -> dict | None:
     """T2 and T3 again on a real text task: ``text`` is ``data.text_task``'s ``(train, test, about)`` (None: no
     text file named, nothing runs). The same arms, rates, seeds and recipe as on the procedural task: the warm-up
-    grid at ``depth`` and the depth sweep without warm-up at ``t3_lr``; each claim's rule applied to these runs
+    grid at ``depth`` and the depth sweep at ``t3_lr`` with ``t3_warmup`` steps; each claim's rule applied to these runs
     alone.
 
     Returns:
@@ -226,7 +227,7 @@ def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, se
     hist, outs, _ = warmup_grid([("post", 0), ("post", warmup), ("pre", 0)], depth, lrs, seeds, train_set, test_set,
                                 cfg, device, store, **size)
     t3 = depth_sweep(["post", "pre"], t3_depths, t3_seeds, t3_lr, train_set, test_set, cfg, device, done=outs,
-                     store=store, **size)
+                     store=store, warmup=t3_warmup, **size)
     task = f"masked-character modelling of the text file {about['file']}"
     described = (f"{task} ({about['characters']:,} characters; "
                  f"{about['symbols']} symbols: the {about['symbols'] - 2} most frequent, one for the rest, the mask; "
@@ -366,12 +367,17 @@ def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: dict | None
                f"pre-norm without warm-up in {pre}/{seeds * len(lrs)}" + _text_clause(text, "T2"))
 
 
-def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: dict | None = None):
-    """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, without warm-up (and, with
-    ``text_study``'s result, that task's verdict in the headline)."""
+def warmup_words(steps: int) -> str:
+    """``"without warm-up"`` or ``"with 400 warm-up steps"``."""
+    return f"with {steps} warm-up steps" if steps else "without warm-up"
+
+
+def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: dict | None = None, warmup: int = 0):
+    """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, with ``warmup`` steps (and,
+    with ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t3(runs.to_dict("records"))
     rate = runs.groupby(["norm", "depth"]).trained.sum()
-    return d, (f"without warm-up at lr {lr:g}, runs that trained: " + "; ".join(
+    return d, (f"{warmup_words(warmup)} at lr {lr:g}, runs that trained: " + "; ".join(
         f"depth {dp}: post-norm {rate['post', dp]}/{seeds}, pre-norm {rate['pre', dp]}/{seeds}"
         for dp in sorted(runs.depth.unique())) + _text_clause(text, "T3"))
 
@@ -439,7 +445,7 @@ def plot_warmup(hist: pd.DataFrame, outs: pd.DataFrame, vocab: int):
 
 
 def plot_depth(t3: pd.DataFrame, vocab: int):
-    """Final training loss of every run against depth (no warm-up), with the 'trained' line."""
+    """Final training loss of every run against depth (T3's sweep), with the 'trained' line."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2))

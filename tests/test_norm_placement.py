@@ -163,6 +163,10 @@ def test_depth_sweep_reuses_matching_runs():
                           "diverged": False, "converged": True, "final_loss": -1.0}])
     out = npl.depth_sweep(["pre"], [1], [0, 1], 0.01, ds, ds, cfg, done=done, d_model=8, n_heads=2, d_ff=8)
     assert out.final_loss.tolist()[0] == -1.0 and out.final_loss.tolist()[1] > 0  # seed 0 reused, seed 1 trained
+    # with warm-up (Liu et al.'s protocol, full profile) the run without it is not reused, and the rows say so
+    warm = npl.depth_sweep(["pre"], [1], [0], 0.01, ds, ds, cfg, done=done, warmup=3, d_model=8, n_heads=2, d_ff=8)
+    assert warm.final_loss.tolist()[0] > 0 and warm.warmup.tolist() == [3]
+    assert npl.warmup_words(3) == "with 3 warm-up steps" and npl.warmup_words(0) == "without warm-up"
 
 
 def test_t3_claim_headline_counts_runs_that_trained():
