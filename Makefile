@@ -13,6 +13,7 @@
 #   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
 #   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, 01's full-profile hours
+#   make full-check [STEPS=4]      every notebook in the full profile's code and data, capped (reports/full-check/)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -56,7 +57,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check
+.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check full-check
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -66,7 +67,7 @@ report: $(OUT)/report.html $(OUT)/report.pdf
 	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
-	@sed -n '1,15p' Makefile
+	@sed -n '1,16p' Makefile
 
 setup: $(ENV)
 
@@ -184,6 +185,14 @@ bench: | $(ENV)
 gpu-check: | $(ENV)
 	@$(PYTHON) -m skipanalysis.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
 		$(if $(TINY),--tiny --out reports/gpu-check-tiny,--out reports/gpu-check --keep data/hardware)
+
+# The full profile's code path end to end on a CPU in minutes (skipanalysis.full_check): every notebook with full.yaml
+# and caps on steps (STEPS a run), seeds, sizes and grids, written to reports/full-check/caps.yaml; full CIFAR-10
+# from CIFAR10_DIR, else the JPEG export in $(DATA_SOURCE) unpacked to a temporary folder. Verdicts marked capped.
+STEPS ?= 4
+full-check: | $(ENV)
+	@$(PYTHON) -m skipanalysis.full_check --steps $(STEPS) --out $(REPORTS)/full-check \
+		--cifar-archive $(DATA_SOURCE)/cifar10-jpeg.tar.gz --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
 
 # Test files in parallel, a file per worker (pytest-xdist, in the dev extra; without it, one after another).
 XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxprocesses=4 --dist loadfile")

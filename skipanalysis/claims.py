@@ -119,6 +119,9 @@ def apply_design(decision: Decision, profile: str) -> Decision:
     return Decision(decision.claim, decision.verdict, decision.rule, numbers)
 
 
+CAPPED_MARK = "[capped check, not a finding]"
+
+
 @dataclass
 class ClaimRecord:
     id: str
@@ -150,6 +153,14 @@ class ClaimBook:
     profile: str
     fingerprint: dict[str, Any] = field(default_factory=dict)
     records: dict[tuple[str, str], ClaimRecord] = field(default_factory=dict)  # by (claim ID, device)
+    # The overlay's caps for this notebook under a capped check (make full-check), else None: every record is marked.
+    capped: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.capped is None:
+            from .params import overlay
+
+            self.capped = overlay(self.notebook)
 
     @property
     def path(self) -> Path:
@@ -175,6 +186,9 @@ class ClaimBook:
         decision = apply_design(decision, self.profile)
         verdict, rule, kind = decision.verdict, decision.rule, claim_kind(claim_id)
         evidence = {**evidence, "rule_numbers": decision.numbers}
+        if self.capped is not None:  # a capped check: the verdict tests the code path, it is not a finding
+            evidence["capped"] = self.capped
+            headline = f"{CAPPED_MARK} {headline.strip()}"
         if (row := design(claim_id)) is not None:
             evidence["design"] = row.row(self.profile)
         if claim_id not in CATALOGUE:
@@ -204,6 +218,7 @@ class ClaimBook:
             "profile": self.profile,
             "device": self.device,
             "fingerprint": _jsonable(self.fingerprint),
+            **({"capped": _jsonable(self.capped)} if self.capped is not None else {}),
             "claims": [asdict(r) for r in self.records.values()],
         }
 

@@ -553,6 +553,7 @@ def plot_distances(blocks: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    blocks = blocks.reset_index(drop=True)  # seaborn drops non-finite rows (a diverged net) by a unique index
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, y in zip(axes, ("corr_identity", "to_identity", "w_to_dirac")):
         sns.lineplot(data=blocks, x="block", y=y, hue="kind", style="state", marker="o", ax=ax, palette="colorblind")

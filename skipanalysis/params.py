@@ -12,11 +12,15 @@ and ``.nan`` are refused), booleans are never integers, and a depth of a CIFAR R
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 PROFILES = ("smoke", "quick", "full")
+# A YAML file (notebook -> parameters) laid over the profile's sections: ``make full-check`` caps the full profile's
+# steps, seeds, sizes and grids with it (skipanalysis.full_check). Every reader of a profile section applies it.
+OVERLAY_ENV = "SKIPANALYSIS_OVERLAY"
 RESERVED = ("profile", "device", "report_dir")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
 PRECISIONS = ("fp32", "bf16")
@@ -27,6 +31,27 @@ LR_CHOICES = ("held-out", "each", "first")  # gradients.train_study: a seed outs
 
 class ParameterError(ValueError):
     """A profile, device or notebook parameter that is not allowed."""
+
+
+def overlay(notebook: str) -> dict[str, Any] | None:
+    """The parameters an active overlay (``SKIPANALYSIS_OVERLAY``) lays over ``notebook``'s profile section, or
+    None when no overlay is active (an active overlay without a section for ``notebook`` gives ``{}``).
+
+    Raises:
+        ParameterError: the overlay file is missing or not a mapping of notebook -> mapping.
+    """
+    path = os.environ.get(OVERLAY_ENV)
+    if not path:
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8").read()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParameterError(f"{OVERLAY_ENV}={path}: not a readable YAML file ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise ParameterError(f"{OVERLAY_ENV}={path}: expected a mapping of notebook name -> mapping of parameters")
+    return dict(data.get(notebook) or {})
 
 
 def _num(v: Any) -> bool:

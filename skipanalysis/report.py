@@ -387,6 +387,12 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
         f"*A reproducible study of residual, dense, highway and long skip connections.* Profile **{profile}**; "
         f"measured on {', '.join(devices) or 'no device'}; built "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from commit `{commit[:12]}`.")]
+    if any("capped" in b for b in books):
+        cells.append(new_markdown_cell(
+            "**A capped check, not findings.** Every notebook ran the full profile's code and data with its training "
+            "steps, seeds, sizes and grids capped (`make full-check`; the caps are in `caps.yaml` beside this report "
+            "and in each claim's evidence). Its verdicts show that the code path runs end to end; none of them is "
+            "evidence for or against a claim."))
     s1_text, s1 = conclusion_s1(records)
     s1_verdict = s1.verdict
     book = ClaimBook(notebook="report", report_dir=reports, device=", ".join(devices) or "none", profile=profile)

@@ -113,7 +113,8 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
     kind = device.split(":", 1)[0]
     if kind not in DEVICE_CHOICES:
         raise ParameterError(f"DEVICE={device!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
-    section = {**load_profile(params_dir, profile).get(notebook.stem, {}), **(overrides or {})}
+    section = {**load_profile(params_dir, profile).get(notebook.stem, {}), **(specs.overlay(notebook.stem) or {}),
+               **(overrides or {})}
     try:
         declared = declared_parameters(notebook)
     except ParameterError:
@@ -129,7 +130,10 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
                              f"{sorted(set(declared) - set(RESERVED))} (profile, device and report_dir have their own options)")
     unknown = sorted(set(section) - set(declared))
     if unknown:
-        raise ParameterError(f"{params_dir / (profile + '.yaml')}, section {notebook.stem}: parameter(s) {unknown} "
+        where = params_dir / (profile + ".yaml")
+        if specs.overlay(notebook.stem) is not None:
+            where = f"{where} with {specs.OVERLAY_ENV}={os.environ[specs.OVERLAY_ENV]}"
+        raise ParameterError(f"{where}, section {notebook.stem}: parameter(s) {unknown} "
                              f"are not defined in the notebook; it defines {sorted(declared)}")
     missing = [r for r in RESERVED if r not in declared]
     if missing:
@@ -158,7 +162,8 @@ def resolved_parameters(notebook: str | os.PathLike, profile: str,
     section on top (how a notebook reads another's settings, e.g. 07 asking for 01's nets)."""
     notebook = Path(notebook)
     params_dir = Path(params_dir) if params_dir else notebook.parent / "params"
-    return {**_defaults(declared_parameters(notebook)), **load_profile(params_dir, profile).get(notebook.stem, {})}
+    return {**_defaults(declared_parameters(notebook)), **load_profile(params_dir, profile).get(notebook.stem, {}),
+            **(specs.overlay(notebook.stem) or {})}
 
 
 def _move_results(staging: Path, reports: Path, name: str) -> None:
