@@ -63,19 +63,43 @@ def why_open(record: Mapping[str, Any]) -> str:
     return "the rule's parts disagree or no part is shown (see its numbers)"
 
 
-def seconds_per_seed(store: RunStore) -> dict[str, float]:
+def seconds_per_seed(store: RunStore, since: Mapping[str, float] | None = None) -> dict[str, float]:
     """Per notebook, what one more compared seed costs: the median over seeds of a seed's stored training time
     (selection-seed runs left out: a new seed does not repeat them; the median, so a run slowed by a busy machine
-    or a rate grid tried on one seed does not set the price)."""
+    or a rate grid tried on one seed does not set the price).
+
+    ``since``: per notebook, when its last execution started (``last_executions``); only the runs saved or loaded
+    since then count (``RunStore.used_since``), so runs that newer code or parameters superseded set no price. A
+    notebook without an entry counts every stored run of its studies."""
+    since = since or {}
     per = defaultdict(lambda: defaultdict(float))
+    used = {nb: {r["key"] for r in store.used_since(t)} for nb, t in since.items()}
     for rec in store.records():
         cfg = rec.get("config") or {}
         # most studies name the seed in the config; 05's encoder runs keep it in their recipe
         nb, seed = STUDY_NOTEBOOK.get(cfg.get("study")), cfg.get("seed", (cfg.get("recipe") or {}).get("seed"))
         if nb is None or not isinstance(seed, int) or seed >= SELECTION_OFFSET:
             continue
+        if nb in used and rec.get("key") not in used[nb]:
+            continue
         per[nb][seed] += float(rec.get("seconds") or 0.0)
     return {nb: float(np.median(list(seeds.values()))) for nb, seeds in per.items()}
+
+
+def last_executions(reports: str | Path) -> dict[str, float]:
+    """When each executed notebook under ``reports`` last started (papermill's ``start_time``), in seconds since the
+    epoch; notebooks without that record are left out."""
+    import json
+    from datetime import datetime
+
+    out = {}
+    for path in Path(reports).glob("[0-9]*.ipynb"):
+        try:
+            start = json.loads(path.read_text(encoding="utf-8"))["metadata"]["papermill"]["start_time"]
+            out[path.stem] = datetime.fromisoformat(start).timestamp()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 def assess(reports: str | Path, store: RunStore | None = None) -> pd.DataFrame:
@@ -85,7 +109,7 @@ def assess(reports: str | Path, store: RunStore | None = None) -> pd.DataFrame:
     if not books:
         raise FileNotFoundError(f"no claims under {Path(reports) / 'claims'}: run the notebooks first "
                                 f"(make report, or PROFILE=<profile> make report)")
-    return assess_books(books, seconds_per_seed(store) if store is not None else {})
+    return assess_books(books, seconds_per_seed(store, last_executions(reports)) if store is not None else {})
 
 
 def assess_books(books: list[dict[str, Any]], per_seed: Mapping[str, float] | None = None) -> pd.DataFrame:

@@ -235,7 +235,11 @@ class RunStore:
         return self.root / key[:2] / key
 
     def load(self, key: str) -> dict[str, Any] | None:
-        """The record of a finished run, or None. A corrupt record is moved to ``corrupt/`` and None returned."""
+        """The record of a finished run, or None. A corrupt record is moved to ``corrupt/`` and None returned.
+
+        A load marks the record used now (its file's modification time, as a save does), so ``make plan`` can tell
+        the runs behind a notebook's last execution from runs that newer code or parameters superseded
+        (``used_since``)."""
         path = self.folder(key) / "record.json"
         if not path.exists():
             return None
@@ -250,6 +254,10 @@ class RunStore:
             print(f"[runs] {path}: unreadable record ({exc}); moved to {aside}, the run will be redone",
                   file=sys.stderr)
             return None
+        try:
+            os.utime(path)
+        except OSError:
+            pass  # a read-only store: its records still load, only the mark is lost
         return record
 
     def weights(self, key: str) -> Path:
@@ -278,6 +286,17 @@ class RunStore:
                 out.append(json.loads(path.read_text(encoding="utf-8")))
             except ValueError:
                 out.append({"key": path.parent.name, "state": "corrupt"})
+        return out
+
+    def used_since(self, since: float) -> list[dict[str, Any]]:
+        """The readable records saved or loaded at or after ``since`` (seconds since the epoch)."""
+        out = []
+        for path in sorted(self.root.glob("??/*/record.json")):
+            try:
+                if path.stat().st_mtime >= since:
+                    out.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
         return out
 
     def prune(self) -> int:

@@ -77,3 +77,27 @@ def test_the_paper_appendix_states_the_design_power_and_sensitivity(tmp_path):
     assert "0.05 two-sided" in design_cell.source
     d2 = next(line for line in power_cell.source.splitlines() if line.startswith("| D2 |"))
     assert "| inconclusive | 3 / 5 |" in d2  # underpowered: 3 of the 5 planned seeds
+
+
+def test_superseded_runs_set_no_price(tmp_path):
+    import json
+    import os
+    import time
+
+    store = _store(tmp_path)
+    old = time.time() - 3600
+    for path in store.root.glob("??/*/record.json"):  # every run saved an hour ago
+        os.utime(path, (old, old))
+    start = time.time() - 60  # the notebook's last execution: it loaded seeds 0-2 of 01's runs, 6 s a run
+    for seed in range(3):
+        for k in range(2):
+            assert store.load(f"{seed}{k}" + "a" * 62) is not None
+    store.save("b" * 64, {"study": "depth", "seed": 3}, {}, 40.0)  # and trained seed 3 anew (new code): 40 s
+    assert plan.seconds_per_seed(store)["01_degradation"] == 12.0  # every stored run: the old seed 3, 4 count
+    # counting the runs behind the last execution: seeds 0-2 at 12 s, seed 3 at 40 s, superseded seed 4 gone
+    assert plan.seconds_per_seed(store, {"01_degradation": start})["01_degradation"] == pytest.approx(
+        float(np.median([12.0, 12.0, 12.0, 40.0])))
+    nb = tmp_path / "01_degradation.ipynb"  # papermill's record of when that execution started
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start))
+    nb.write_text(json.dumps({"metadata": {"papermill": {"start_time": stamp}}}))
+    assert plan.last_executions(tmp_path)["01_degradation"] == pytest.approx(int(start), abs=1)
