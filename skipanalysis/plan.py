@@ -70,10 +70,13 @@ def seconds_per_seed(store: RunStore, since: Mapping[str, float] | None = None) 
 
     ``since``: per notebook, when its last execution started (``last_executions``); only the runs saved or loaded
     since then count (``RunStore.used_since``), so runs that newer code or parameters superseded set no price. A
-    notebook without an entry counts every stored run of its studies."""
+    notebook without an entry, or none of whose runs carries the mark (a store older than it), counts every stored
+    run of its studies."""
     since = since or {}
     per = defaultdict(lambda: defaultdict(float))
-    used = {nb: {r["key"] for r in store.used_since(t)} for nb, t in since.items()}
+    used = {nb: {r["key"] for r in store.used_since(t) if STUDY_NOTEBOOK.get((r.get("config") or {}).get("study"))
+                 == nb} for nb, t in since.items()}
+    used = {nb: keys for nb, keys in used.items() if keys}
     for rec in store.records():
         cfg = rec.get("config") or {}
         # most studies name the seed in the config; 05's encoder runs keep it in their recipe

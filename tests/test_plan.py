@@ -97,6 +97,8 @@ def test_superseded_runs_set_no_price(tmp_path):
     # counting the runs behind the last execution: seeds 0-2 at 12 s, seed 3 at 40 s, superseded seed 4 gone
     assert plan.seconds_per_seed(store, {"01_degradation": start})["01_degradation"] == pytest.approx(
         float(np.median([12.0, 12.0, 12.0, 40.0])))
+    # a store none of whose runs carries the mark (older than it): every stored run counts, as without since
+    assert plan.seconds_per_seed(store, {"01_degradation": time.time() + 60})["01_degradation"] == 12.0
     nb = tmp_path / "01_degradation.ipynb"  # papermill's record of when that execution started
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start))
     nb.write_text(json.dumps({"metadata": {"papermill": {"start_time": stamp}}}))
