@@ -52,14 +52,23 @@ def subsample(data: TensorDataset, n: int, seed: int) -> TensorDataset:
     return TensorDataset(x[idx], y[idx])
 
 
+# Training-batch augmentations by name (a run's config names one; none is the default and adds no key).
+AUGMENT = {"crop-flip": tr.random_crop_flip}  # C10+: He et al.'s pad-crop-flip, as Huang et al. trained DenseNets
+
+
 def run_config(spec: str, n_train: int | None, seed: int, lr: float, steps: int, cfg: tr.TrainConfig,
-               data_ids: dict[str, str | None], validate: bool, device: torch.device | str = "cpu") -> dict:
+               data_ids: dict[str, str | None], validate: bool, device: torch.device | str = "cpu",
+               augment: str | None = None) -> dict:
     """The config of one run of notebook 08 (``train_run`` trains it; the run store keys it): the model's factory
     name, the training-set size (``None``: the whole training set; else a class-balanced subset drawn by the
-    seed), seed, rate, steps, recipe, the data's fingerprints and the device kind."""
+    seed), seed, rate, steps, recipe, the data's fingerprints, the device kind and, when set, the augmentation
+    (a name in ``AUGMENT``)."""
+    if augment is not None and augment not in AUGMENT:
+        raise ValueError(f"augment={augment!r} is not allowed; choose one of {sorted(AUGMENT)} or None")
     recipe = {k: v for k, v in cfg.recipe().items() if k not in ("epochs", "seed", "lr")}  # set per run below
     return {"name": spec, "study": "efficiency", "n_train": n_train, "seed": seed, "lr": lr, "steps": steps,
-            "recipe": recipe, "validate": validate, **data_ids, "device": torch.device(device).type}
+            "recipe": recipe, "validate": validate, **data_ids, "device": torch.device(device).type,
+            **({"augment": augment} if augment else {})}
 
 
 def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | None, test_set: TensorDataset,
@@ -80,7 +89,8 @@ def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | N
     model = build_model(spec, num_classes, data.tensors[0].shape[1])
     run_cfg = replace(cfg, epochs=config["steps"] / per_epoch, seed=seed, lr=lr, progress=False,
                       desc=f"{spec} n={len(data)} s{seed} lr{lr:g}")
-    res = tr.train(model, data, run_cfg, None, device)  # the held-out sets are evaluated once, at the end
+    res = tr.train(model, data, run_cfg, None, device,  # the held-out sets are evaluated once, at the end
+                   augment=AUGMENT[config["augment"]] if config.get("augment") else None)
     err = lambda d: float("nan") if res.diverged else tr.evaluate(model, d, device, precision=cfg.precision)["err"]  # noqa: E731
     row = {"model": spec, "family": family(spec), "params": sum(p.numel() for p in model.parameters()),
            "n_train": len(data), "seed": seed, "lr": lr, "diverged": res.diverged,
@@ -92,18 +102,19 @@ def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | N
 
 
 def _rows(specs_seeds_lrs: list[tuple[str, int | None, int, float]], validate: bool, train_set, val_set, test_set,
-          cfg, steps, device, store, desc: str) -> list[dict]:
+          cfg, steps, device, store, desc: str, augment: str | None = None) -> list[dict]:
     """The rows of runs ``(spec, n_train, seed, lr)``: loaded from ``store`` where finished, else trained."""
     ids = {f"{k}_data": runs.tensor_fingerprint(*d.tensors[:2]) if d is not None else None
            for k, d in (("train", train_set), ("val", val_set), ("test", test_set))}
-    configs = [run_config(spec, n, seed, lr, steps, cfg, ids, validate, device) for spec, n, seed, lr in specs_seeds_lrs]
+    configs = [run_config(spec, n, seed, lr, steps, cfg, ids, validate, device, augment)
+               for spec, n, seed, lr in specs_seeds_lrs]
     records = runs.run_grid(configs, train_run, (train_set, val_set, test_set), store, device, desc)
     return [dict(r["result"]) for r in records]
 
 
 def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: TensorDataset,
                val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, steps: int,
-               device: torch.device | str = "cpu", store=None) -> pd.DataFrame:
+               device: torch.device | str = "cpu", store=None, augment: str | None = None) -> pd.DataFrame:
     """Train every model at every rate of ``lrs`` on each of ``seeds`` (the first few) and keep, per model, the
     smallest rate whose validation error, averaged over those seeds, is within one binomial standard error of the
     best rate's (``sqrt(p (1 - p) / (n_val * len(seeds)))``; Breiman et al.'s one-standard-error rule). Rates a
@@ -115,7 +126,7 @@ def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: 
         One row per (model, rate, seed) with ``val_err`` and ``kept``; kept rows are those seeds' runs.
     """
     todo = [(spec, None, seed, lr) for spec in specs for lr in sorted(lrs) for seed in seeds]
-    df = pd.DataFrame(_rows(todo, True, train_set, val_set, test_set, cfg, steps, device, store, "08: rates"))
+    df = pd.DataFrame(_rows(todo, True, train_set, val_set, test_set, cfg, steps, device, store, "08: rates", augment))
     df["val_mean"] = df.val_err.where(~df.diverged, np.inf).fillna(np.inf).groupby([df.model, df.lr]).transform("mean")
     n = len(val_set) * len(seeds)
     kept = {}
@@ -128,10 +139,10 @@ def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: 
 
 def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list[int], lrs: list[float],
           train_set: TensorDataset, val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1, store=None, control: str | None = None
-          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1, store=None, control: str | None = None,
+          augment: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model on the full training set, and the ``pair`` with its parameter-matched ``control`` ResNet (when
-    given) on each scarce size, for every seed.
+    given) on each scarce size, for every seed; ``augment`` names the training-batch augmentation (``AUGMENT``).
 
     Each model's rate comes from ``choose_lrs`` on the first ``lr_seeds`` seeds (full training set); the pair and
     the control keep their rates on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same
@@ -142,13 +153,13 @@ def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list
         converged); and the rate grid's rows.
     """
     specs = list(dict.fromkeys(specs + ([control] if control else [])))
-    grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device, store)
+    grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device, store, augment)
     lr_of = grid[grid.kept].groupby("model").lr.first().to_dict()
     rows = grid[grid.kept].drop(columns=["kept", "val_err"]).to_dict("records")
     todo = [(spec, None, seed, lr_of[spec]) for seed in seeds[lr_seeds:] for spec in specs]
     todo += [(spec, n, seed, lr_of[spec]) for n in small_sizes for seed in seeds
              for spec in dict.fromkeys(pair + ([control] if control else []))]
-    rows += _rows(todo, False, train_set, val_set, test_set, cfg, steps, device, store, "08: seeds and sizes")
+    rows += _rows(todo, False, train_set, val_set, test_set, cfg, steps, device, store, "08: seeds and sizes", augment)
     table = pd.DataFrame(rows).sort_values(["model", "n_train", "seed"], ignore_index=True)
     return table.assign(gap=table.test_err - table.train_err), grid
 

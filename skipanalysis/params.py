@@ -238,7 +238,7 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         "models": P("strs"), "pair": P("strs", min_len=2), "control": P("str"), "hybrids": P("dict"),
         "small_sizes": P("ints", 10),
         "seeds": P("int", 2), "lr_seeds": POSITIVE, "steps": POSITIVE, "batch_size": POSITIVE, "lrs": _lrs(),
-        "weight_decay": P("float", 0, 1), "margin": FRACTION},
+        "weight_decay": P("float", 0, 1), "margin": FRACTION, "augment": P("bool")},
         [Rule(("lr_seeds", "seeds"), lambda v: v["lr_seeds"] <= v["seeds"], "lr_seeds at most seeds"),
          Rule(("pair",), lambda v: len(v["pair"]) == 2 and v["pair"][0].startswith("resnet")
               and v["pair"][1].startswith("densenet"), "pair: ['resnet-D', 'densenet-N']"),

@@ -150,3 +150,18 @@ def test_model_costs_count_what_a_second_library_counts_and_ratios_pair_rounds()
                          "step_times": [[1.0, 2.0, 1.0], [1.2, 2.4, 1.1]]}, index=["base", "hyb"])
     r = ef.cost_ratios(fake, "hyb", "base")
     assert r["params"] == pytest.approx(0.8) and r["flops"] == pytest.approx(1.2) and r["time"] == pytest.approx(1.2)
+
+
+def test_augmentation_is_named_in_the_config_and_reaches_training():
+    ds = data.texture_classification(64, 8, seed=0)
+    cfg = train.TrainConfig(batch_size=16, schedule="constant", lr=0.05, progress=False)
+    ids = {"train_data": "t", "val_data": None, "test_data": "e"}
+    plain = ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False)
+    assert "augment" not in plain  # no augmentation adds no key: the stored runs of quick keep their keys
+    aug = ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False, augment="crop-flip")
+    assert aug["augment"] == "crop-flip"
+    with pytest.raises(ValueError, match="augment='cutout' is not allowed"):
+        ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False, augment="cutout")
+    rows = [ef.train_run(c, ds, None, ds, "cpu")[0] for c in (plain, aug, aug)]
+    assert rows[1]["train_err"] == rows[2]["train_err"]  # seeded: the same crops and flips again
+    assert rows[0]["test_err"] != rows[1]["test_err"]  # the crops and flips changed what was learned
