@@ -46,7 +46,8 @@ def overlay(notebook: str) -> dict[str, Any] | None:
     import yaml
 
     try:
-        data = yaml.safe_load(open(path, encoding="utf-8").read()) or {}
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ParameterError(f"{OVERLAY_ENV}={path}: not a readable YAML file ({type(exc).__name__})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):

@@ -72,15 +72,14 @@ def seconds_per_seed(store: RunStore, since: Mapping[str, float] | None = None) 
     since then count (``RunStore.used_since``), so runs that newer code or parameters superseded set no price. A
     notebook without an entry, or none of whose runs carries the mark (a store older than it), counts every stored
     run of its studies."""
-    since = since or {}
-    per = defaultdict(lambda: defaultdict(float))
-    used = {nb: {r["key"] for r in store.used_since(t) if STUDY_NOTEBOOK.get((r.get("config") or {}).get("study"))
-                 == nb} for nb, t in since.items()}
+    notebook_of = lambda rec: STUDY_NOTEBOOK.get((rec.get("config") or {}).get("study"))  # noqa: E731
+    used = {nb: {r["key"] for r in store.used_since(t) if notebook_of(r) == nb} for nb, t in (since or {}).items()}
     used = {nb: keys for nb, keys in used.items() if keys}
+    per = defaultdict(lambda: defaultdict(float))
     for rec in store.records():
         cfg = rec.get("config") or {}
         # most studies name the seed in the config; 05's encoder runs keep it in their recipe
-        nb, seed = STUDY_NOTEBOOK.get(cfg.get("study")), cfg.get("seed", (cfg.get("recipe") or {}).get("seed"))
+        nb, seed = notebook_of(rec), cfg.get("seed", (cfg.get("recipe") or {}).get("seed"))
         if nb is None or not isinstance(seed, int) or seed >= SELECTION_OFFSET:
             continue
         if nb in used and rec.get("key") not in used[nb]:
