@@ -250,10 +250,11 @@ def power(d: Design, sd: float | None, n: int, profile: str = "quick") -> float 
     return None
 
 
-def rate_power(n: int, p_train: float = 1.0, p_fail: float = 0.0, sims: int = 500) -> float:
+def rate_power(n: int, p_train: float = 1.0, p_fail: float = 0.0, sims: int = 500, alpha: float = ALPHA) -> float:
     """Power of T2's and T3's core test with ``n`` seeds per arm: the arm that should train has its
-    Clopper-Pearson interval above one half and Fisher's exact one-sided test rejects at the study's alpha, when the
-    true shares are ``p_train`` and ``p_fail`` (simulated, binomial draws)."""
+    Clopper-Pearson interval above one half and Fisher's exact one-sided test rejects at ``alpha`` (the study's;
+    Holm's first step over k tests: alpha / k), when the true trained shares are ``p_train`` and ``p_fail``
+    (simulated, binomial draws)."""
     from .rules.transformer import more_often
 
     def draw(rng, k):
@@ -262,8 +263,34 @@ def rate_power(n: int, p_train: float = 1.0, p_fail: float = 0.0, sims: int = 50
     def decide(s):
         a, b = s
         return stats.clopper_pearson(a, n).low > 0.5 and more_often([1] * a + [0] * (n - a),
-                                                                     [1] * b + [0] * (n - b)) < ALPHA
+                                                                     [1] * b + [0] * (n - b)) < alpha
     return stats.power_by_simulation(decide, draw, n, sims=sims)
+
+
+def observed_rates(claim: str, numbers: Mapping[str, Any]) -> dict[str, Any] | None:
+    """For T2 and T3, the trained shares the runs showed where the effect was largest (T2: post-norm with warm-up
+    against without, per rate; T3: pre-norm against post-norm, per depth) and how many tests Holm spreads alpha
+    over: ``{"where", "p_train", "p_fail", "tests"}``, or None (another claim, or no shares recorded)."""
+    keys = {"T2": ("per_lr", "post_warmup", "post_no_warmup", "lr"),
+            "T3": ("per_depth", "pre_trained", "post_trained", "depth")}.get(claim)
+    per = numbers.get(keys[0]) if keys else None
+    if not isinstance(per, Mapping) or not per:
+        return None
+    shares = {k: (v[keys[1]]["estimate"], v[keys[2]]["estimate"]) for k, v in per.items()
+              if isinstance(v, Mapping) and keys[1] in v and keys[2] in v}
+    if not shares:
+        return None
+    where, (p_train, p_fail) = max(shares.items(), key=lambda kv: kv[1][0] - kv[1][1])
+    return {"where": f"{keys[3]} {where}", "p_train": float(p_train), "p_fail": float(p_fail), "tests": len(per)}
+
+
+def seeds_at_observed_rates(obs: Mapping[str, Any], most: int = 60) -> int | None:
+    """Seeds per arm for power ``TARGET_POWER`` if the true shares were the observed ones (``observed_rates``), at
+    Holm's first-step alpha; None if ``most`` seeds fall short (the arms' shares are too close)."""
+    if obs["p_train"] <= obs["p_fail"]:
+        return None
+    return stats.seeds_for_power(lambda n: rate_power(n, obs["p_train"], obs["p_fail"], sims=300,
+                                                      alpha=ALPHA / obs["tests"]), TARGET_POWER, start=2, most=most)
 
 
 def seeds_needed(d: Design, sd: float | None, profile: str = "quick") -> int | None:

@@ -90,7 +90,7 @@ def caps(full: dict[str, dict[str, Any]], steps: int = STEPS) -> dict[str, dict[
             "n_train": 128, "n_test": 32, "grad_depths": shallow(d05["grad_depths"]), "grad_seeds": SEEDS,
             "grad_batches": 1, "lrs": ends(d05["lrs"]), "warmup": warm, "seeds": SEEDS,
             "epochs": epochs(d05["batch_size"], 128), "t3_depths": shallow(d05["t3_depths"]), "t3_seeds": SEEDS,
-            "t3_warmup": warm if d05.get("t3_warmup") else 0},
+            "t3_warmup": warm if d05.get("t3_warmup") else 0, "t3_epochs": epochs(d05["batch_size"], 128)},
         "06_unet_skips": {
             "seeds": SEEDS, "epochs": round(steps * d06["batch_size"] / tiles, 4), "base": 8,
             "elastic_copies": min(1, d06.get("elastic_copies", 0)), "thickness_bins": ends(d06["thickness_bins"])},

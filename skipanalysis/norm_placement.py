@@ -146,7 +146,7 @@ def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds
     """Train every arm ``(norm, warm-up steps)`` at every learning rate and seed at one depth.
 
     Returns (histories, outcomes, models): one outcome row per run (``outcome`` plus norm, lr, warmup, seed,
-    depth) and the trained models by ``(norm, lr, warmup, seed)``. Runs go through ``runs.run_grid``: with a
+    depth, epochs) and the trained models by ``(norm, lr, warmup, seed)``. Runs go through ``runs.run_grid``: with a
     ``runs.RunStore``, a finished run loads (with its weights) instead of training again.
     """
     vocab = int(train_set.tensors[1].max()) + 1
@@ -156,7 +156,8 @@ def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds
     for (norm, lr, wu, seed), (res, model) in zip(keys, _train(jobs, train_set, test_set, True, device, store,
                                                                   "05: warm-up grid", **size)):
         hist.append(res.history.assign(norm=norm, lr=lr, warmup=wu, seed=seed, depth=depth))
-        outs.append({"norm": norm, "depth": depth, "lr": lr, "warmup": wu, "seed": seed, **outcome(res, vocab)})
+        outs.append({"norm": norm, "depth": depth, "lr": lr, "warmup": wu, "seed": seed, "epochs": cfg.epochs,
+                     **outcome(res, vocab)})
         models[(norm, lr, wu, seed)] = model
     return pd.concat(hist, ignore_index=True), pd.DataFrame(outs), models
 
@@ -186,8 +187,8 @@ def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float
     """Outcomes of every (norm, depth, seed) trained at ``lr`` with ``warmup`` linear warm-up steps (0: none;
     Liu et al.'s depth question, which they asked with warm-up, so that it does not re-test T2).
 
-    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr`` and
-    warm-up are reused rather than retrained: the same seed and recipe give the same run. The other runs go
+    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr``, warm-up
+    and ``cfg.epochs`` are reused rather than retrained: the same seed and recipe give the same run. The other runs go
     through ``runs.run_grid`` (with a ``runs.RunStore``: loaded when finished).
     """
     vocab = int(train_set.tensors[1].max()) + 1
@@ -196,7 +197,8 @@ def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float
         for depth in depths:
             for seed in seeds:
                 hit = None if done is None else done[(done.norm == norm) & (done.depth == depth)
-                                                     & (done.seed == seed) & (done.lr == lr) & (done.warmup == warmup)]
+                                                     & (done.seed == seed) & (done.lr == lr) & (done.warmup == warmup)
+                                                     & (done.epochs == cfg.epochs)]
                 if hit is not None and len(hit):
                     rows[(norm, depth, seed)] = hit.iloc[0].to_dict()
                 else:
@@ -204,17 +206,17 @@ def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float
     for (norm, depth, c), (res, _) in zip(jobs, _train(jobs, train_set, test_set, False, device, store,
                                                         "05: depth sweep", **size)):
         rows[(norm, depth, c.seed)] = {"norm": norm, "depth": depth, "lr": lr, "warmup": warmup, "seed": c.seed,
-                                       **outcome(res, vocab)}
+                                       "epochs": cfg.epochs, **outcome(res, vocab)}
     return pd.DataFrame([rows[(n, d, s)] for n in norms for d in depths for s in seeds])
 
 
 def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, seeds: list[int],
                t3_depths: list[int], t3_lr: float, t3_seeds: list[int], cfg: tr.TrainConfig, device="cpu", store=None,
-               t3_warmup: int = 0, **size) -> dict | None:
+               t3_warmup: int = 0, t3_epochs: float | None = None, **size) -> dict | None:
     """T2 and T3 again on a real text task: ``text`` is ``data.text_task``'s ``(train, test, about)`` (None: no
     text file named, nothing runs). The same arms, rates, seeds and recipe as on the procedural task: the warm-up
-    grid at ``depth`` and the depth sweep at ``t3_lr`` with ``t3_warmup`` steps; each claim's rule applied to these runs
-    alone.
+    grid at ``depth`` and the depth sweep at ``t3_lr`` with ``t3_warmup`` steps for ``t3_epochs`` (None: ``cfg``'s);
+    each claim's rule applied to these runs alone.
 
     Returns:
         None, or ``{"task", "described", "hist", "outs", "t3", "vocab", "T2", "T3"}``: the task in a few words and
@@ -226,8 +228,9 @@ def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, se
     train_set, test_set, about = text
     hist, outs, _ = warmup_grid([("post", 0), ("post", warmup), ("pre", 0)], depth, lrs, seeds, train_set, test_set,
                                 cfg, device, store, **size)
-    t3 = depth_sweep(["post", "pre"], t3_depths, t3_seeds, t3_lr, train_set, test_set, cfg, device, done=outs,
-                     store=store, warmup=t3_warmup, **size)
+    t3 = depth_sweep(["post", "pre"], t3_depths, t3_seeds, t3_lr, train_set, test_set,
+                     replace(cfg, epochs=t3_epochs or cfg.epochs), device, done=outs, store=store, warmup=t3_warmup,
+                     **size)
     task = f"masked-character modelling of the text file {about['file']}"
     described = (f"{task} ({about['characters']:,} characters; "
                  f"{about['symbols']} symbols: the {about['symbols'] - 2} most frequent, one for the rest, the mask; "
@@ -359,12 +362,15 @@ def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: dict | None
     """T2 from ``warmup_grid``'s outcomes: what warm-up does for post-norm, and pre-norm without it (and, with
     ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t2(outs.to_dict("records"))
+    slow = sum(d.numbers.get("trained only at twice the steps", {}).values())
+    outs = pd.DataFrame(rules.settled(outs.to_dict("records")))  # a run that trained at twice the steps: trained
     post0 = outs[(outs.norm == "post") & (outs.warmup == 0)]
     fails = ", ".join(f"{int((~post0[post0.lr == lr].trained).sum())}/{seeds} at lr {lr:g}" for lr in lrs)
     warm = outs[(outs.norm == "post") & (outs.warmup > 0)].trained.sum()
     pre = outs[(outs.norm == "pre") & (outs.warmup == 0)].trained.sum()
-    return d, (f"post-norm without warm-up fails in {fails}; with warm-up it trains in {warm}/{seeds * len(lrs)} runs; "
-               f"pre-norm without warm-up in {pre}/{seeds * len(lrs)}" + _text_clause(text, "T2"))
+    late = f" ({slow} more trained only at twice the steps)" if slow else ""
+    return d, (f"post-norm without warm-up fails in {fails}{late}; with warm-up it trains in {warm}/{seeds * len(lrs)} "
+               f"runs; pre-norm without warm-up in {pre}/{seeds * len(lrs)}" + _text_clause(text, "T2"))
 
 
 def warmup_words(steps: int) -> str:
@@ -376,7 +382,7 @@ def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: dict | None = None
     """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, with ``warmup`` steps (and,
     with ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t3(runs.to_dict("records"))
-    rate = runs.groupby(["norm", "depth"]).trained.sum()
+    rate = pd.DataFrame(rules.settled(runs.to_dict("records"))).groupby(["norm", "depth"]).trained.sum()
     return d, (f"{warmup_words(warmup)} at lr {lr:g}, runs that trained: " + "; ".join(
         f"depth {dp}: post-norm {rate['post', dp]}/{seeds}, pre-norm {rate['pre', dp]}/{seeds}"
         for dp in sorted(runs.depth.unique())) + _text_clause(text, "T3"))

@@ -211,7 +211,7 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         "grad_batches": POSITIVE, "grad_depths": P("ints", 1, min_len=2, distinct=True), "depth": POSITIVE,
         "warmup": POSITIVE, "seeds": POSITIVE, "batch_size": POSITIVE, "epochs": EPOCHS, "lrs": _lrs(),
         "t3_seeds": POSITIVE, "t3_depths": P("ints", 1), "t3_lr": P("float", 0, 10, lo_open=True),
-        "t3_warmup": P("int", 0),
+        "t3_warmup": P("int", 0), "t3_epochs": EPOCHS,
         "window": P("int", 0), "text_path": P("str"), "text_seq_len": P("int", 4, 4096)},
         [Rule(("d_model", "n_heads"), lambda v: v["d_model"] % v["n_heads"] == 0, "d_model a multiple of n_heads"),
          Rule(("grad_batches", "batch_size", "n_train"), lambda v: v["grad_batches"] * v["batch_size"] <= v["n_train"],

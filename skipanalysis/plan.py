@@ -131,6 +131,14 @@ def assess_books(books: list[dict[str, Any]], per_seed: Mapping[str, float] | No
             pw = dsg.power(row, sd, planned, profile) if planned else None
             need = dsg.seeds_needed(row, sd, profile)
             open_ = rec["verdict"] == "inconclusive"
+            why = why_open(rec) if open_ else ""
+            obs = dsg.observed_rates(rec["id"], nums) if open_ and row.kind == "rates" and why.startswith(
+                "the rule's parts") else None
+            if obs:  # all-or-none was stated, the runs showed less: the seeds the shares seen would need
+                need = dsg.seeds_at_observed_rates(obs)
+                why = (f"the effect lies inside the noise: trained shares {obs['p_train']:.2f} against "
+                       f"{obs['p_fail']:.2f} at {obs['where']}, short of the stated all-or-none; seeds for power 0.8 "
+                       f"at those shares (Holm over {obs['tests']})")
             nb = CATALOGUE[rec["id"]].notebook
             cost = steps_cost = None
             if open_ and need is not None and planned and nb in per_seed and need > (n or planned):
@@ -140,7 +148,7 @@ def assess_books(books: list[dict[str, Any]], per_seed: Mapping[str, float] | No
             rows.append({"claim": rec["id"], "device": rec.get("device", ""), "verdict": rec["verdict"],
                          "seeds": n, "planned": planned, "sd": sd, "effect": row.effect_text,
                          "power": pw, "seeds_needed": need,
-                         "why_open": why_open(rec) if open_ else "",
+                         "why_open": why,
                          "sensitivity": nums.get("sensitivity", ""), "extra_cost_s": cost,
                          "steps_cost_s": steps_cost})
     return pd.DataFrame(rows)

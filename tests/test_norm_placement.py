@@ -159,14 +159,20 @@ def test_depth_sweep_reuses_matching_runs():
 
     ds = data.reversal_task(32, 4, 3, seed=0)
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
-    done = pd.DataFrame([{"norm": "pre", "depth": 1, "lr": 0.01, "warmup": 0, "seed": 0, "trained": True,
-                          "diverged": False, "converged": True, "final_loss": -1.0}])
+    done = pd.DataFrame([{"norm": "pre", "depth": 1, "lr": 0.01, "warmup": 0, "seed": 0, "epochs": 1,
+                          "trained": True, "diverged": False, "converged": True, "final_loss": -1.0}])
     out = npl.depth_sweep(["pre"], [1], [0, 1], 0.01, ds, ds, cfg, done=done, d_model=8, n_heads=2, d_ff=8)
     assert out.final_loss.tolist()[0] == -1.0 and out.final_loss.tolist()[1] > 0  # seed 0 reused, seed 1 trained
     # with warm-up (Liu et al.'s protocol, full profile) the run without it is not reused, and the rows say so
     warm = npl.depth_sweep(["pre"], [1], [0], 0.01, ds, ds, cfg, done=done, warmup=3, d_model=8, n_heads=2, d_ff=8)
     assert warm.final_loss.tolist()[0] > 0 and warm.warmup.tolist() == [3]
     assert npl.warmup_words(3) == "with 3 warm-up steps" and npl.warmup_words(0) == "without warm-up"
+    # T3's own budget (quick: half of T2's steps): a run of another length is not reused, and the rows say so
+    from dataclasses import replace
+
+    longer = npl.depth_sweep(["pre"], [1], [0], 0.01, ds, ds, replace(cfg, epochs=2), done=done, d_model=8,
+                             n_heads=2, d_ff=8)
+    assert longer.final_loss.tolist()[0] > 0 and longer.epochs.tolist() == [2]
 
 
 def test_t3_claim_headline_counts_runs_that_trained():
@@ -233,3 +239,15 @@ def test_settle_stuck_retrains_only_stuck_unconverged_runs_for_twice_the_steps(m
     assert out.stuck_at_2x.isna().tolist()[1:] == [True, True]
     assert "stuck_at_2x" in npl.settle_stuck(outs.iloc[1:], ds, ds, cfg, **size)  # nothing stuck: nothing trained
     assert seen == [2.0, 2.0]
+
+
+def test_t2_claim_headline_counts_a_slow_run_as_trained():
+    import pandas as pd
+
+    arms = (("post", 0), ("post", 50), ("pre", 0))
+    rows = [{"norm": n, "lr": 0.003, "warmup": w, "seed": s, "depth": 6, "diverged": False, "converged": True,
+             "trained": not (n == "post" and w == 0 and s < 3), "stuck_at_2x": None} for n, w in arms for s in range(6)]
+    rows[0].update(converged=False, stuck_at_2x=False)  # stuck at 300 steps, trained at 600: slow
+    d, headline = npl.t2_claim(pd.DataFrame(rows), [0.003], 6)
+    assert headline.startswith("post-norm without warm-up fails in 2/6 at lr 0.003 (1 more trained only at twice")
+    assert d.numbers["trained"]["post lr=0.003 warmup=0"] == "4/6" and "not converged" not in d.numbers

@@ -103,3 +103,31 @@ def test_superseded_runs_set_no_price(tmp_path):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start))
     nb.write_text(json.dumps({"metadata": {"papermill": {"start_time": stamp}}}))
     assert plan.last_executions(tmp_path)["01_degradation"] == pytest.approx(int(start), abs=1)
+
+
+def _exact_rate_power(n: int, p_train: float, p_fail: float, alpha: float) -> float:
+    """The same decision as design.rate_power, its power by summing over every outcome (no simulation)."""
+    from scipy.stats import binom, fisher_exact
+
+    total = 0.0
+    for a in range(n + 1):
+        if stats.clopper_pearson(a, n).low <= 0.5:
+            continue
+        for b in range(n + 1):
+            if fisher_exact([[a, n - a], [b, n - b]], alternative="greater").pvalue < alpha:
+                total += binom.pmf(a, n, p_train) * binom.pmf(b, n, p_fail)
+    return total
+
+
+def test_a_rate_claim_short_of_all_or_none_gets_the_seeds_its_observed_shares_need(tmp_path):
+    book = ClaimBook("05_transformer_norm", tmp_path, "cpu", "quick")
+    # the quick numbers: at lr 0.003 post-norm trains in 6/6 with warm-up and 4/6 without (one of them slow)
+    arms = (("post", 0), ("post", 50), ("pre", 0))
+    runs = [{"norm": n, "lr": lr, "warmup": w, "seed": s, "diverged": False, "converged": True,
+             "trained": not (n == "post" and lr == 0.003 and not w and s < 2)}
+            for lr in (0.001, 0.003) for n, w in arms for s in range(6)]
+    book.record("T2", rules.t2(runs), evidence={}, headline="h")
+    row = plan.assess(tmp_path).set_index("claim").loc["T2"]
+    assert row.verdict == "inconclusive" and "trained shares 1.00 against 0.67 at lr 0.003" in row.why_open
+    exact = stats.seeds_for_power(lambda n: _exact_rate_power(n, 1.0, 4 / 6, 0.025), 0.8, start=2, most=60)
+    assert abs(row.seeds_needed - exact) <= 2  # simulation (300 draws a size) against exact enumeration

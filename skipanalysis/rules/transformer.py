@@ -23,7 +23,7 @@ from .. import stats
 from .core import RULES, Decision, _decide, needed, rule
 from .cost import ratio_interval
 
-__all__ = ["rate_difference", "t1", "t2", "t3", "t4"]
+__all__ = ["rate_difference", "settled", "t1", "t2", "t3", "t4"]
 
 MIN_SEEDS = 5
 
@@ -62,19 +62,33 @@ def _at_2x(r: dict[str, Any]) -> bool | None:
 
 
 def _unsettled(runs: Iterable[dict[str, Any]]) -> int:
-    """Stuck runs (neither trained nor diverged) whose loss had not stopped falling, unless the same run trained
-    again for twice the steps still did not train (``stuck_at_2x``: the failure persisted)."""
+    """Stuck runs (neither trained nor diverged) whose loss had not stopped falling and that were not trained again
+    for twice the steps (``stuck_at_2x`` missing): nothing tells their slowness from a stall."""
     return sum(1 for r in runs if not r["trained"] and not r["diverged"] and not r.get("converged", True)
-               and _at_2x(r) is not True)
+               and _at_2x(r) is None)
+
+
+def settled(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs with ``trained`` as the rules read it: a stuck run that trained when trained again from scratch for
+    twice the steps (``stuck_at_2x`` False) counts as trained (slow, not unstable); one still stuck there as failed."""
+    return [{**r, "trained": bool(r["trained"]) or _at_2x(r) is False} for r in runs]
+
+
+def _slow(runs: Sequence[dict[str, Any]], *keys: str) -> dict[str, int]:
+    """Per arm, the runs that trained only at twice the steps (reported beside the counts)."""
+    out: dict[str, int] = defaultdict(int)
+    for r in runs:
+        if not r["trained"] and _at_2x(r) is False:
+            out[" ".join(f"{k}={r[k]}" if k != "norm" else str(r[k]) for k in keys)] += 1
+    return dict(out)
 
 
 def _not_converged(claim: str, runs: list[dict[str, Any]], nums: dict[str, Any]) -> Decision | None:
     k = _unsettled(runs)
     if k:
-        slow = sum(1 for r in runs if _at_2x(r) is False)
-        checked = f"; trained again for twice the steps, {slow} of them trained (slow, not stalled)" if slow else ""
         return Decision(claim, "inconclusive", RULES[claim].text,
-                        {**nums, "not converged": f"{k} of {len(runs)} runs stuck with a still-falling loss{checked}"})
+                        {**nums, "not converged": f"{k} of {len(runs)} runs stuck with a still-falling loss, not "
+                                                  f"trained again for twice the steps"})
     return None
 
 
@@ -128,18 +142,24 @@ minus without) lies above 0; pre-norm trains without warm-up when its trained sh
 0.5, and fails when it lies below 0.5. Supported if at some rate warm-up helps post-norm while pre-norm trains
 without it, and at no rate pre-norm fails where warmed-up post-norm trains (Wilson interval above 0.5). Refuted if
 pre-norm fails where warmed-up post-norm trains, or if warm-up helps post-norm at no rate while post-norm without
-warm-up trains at every rate. Inconclusive otherwise, or when a stuck run had not converged
-unless, trained again from scratch for twice the steps, it still did not train (a stall, not slowness).""",
+warm-up trains at every rate. Inconclusive otherwise. A stuck run (neither trained nor diverged) whose loss was still
+falling is trained again from scratch for twice the steps: it counts as trained when it trains there (slow, not
+unstable: an arm's runs may need more steps, which the claim is not about) and as failed when it does not (a stall);
+such runs are reported apart, and a stuck run not checked so leaves the verdict inconclusive.""",
       per_seed=("runs",))
 def t2(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm`` ('post'/'pre'), ``lr``, ``warmup`` (steps, 0 for none), ``trained``,
-    ``diverged`` and ``converged``."""
+    ``diverged`` and ``converged`` (and ``stuck_at_2x`` where ``settle_stuck`` checked it)."""
+    slow = _slow(runs, "norm", "lr", "warmup")
+    runs = settled(runs)
     groups = _group(runs, "norm", "lr", "warmup")
     lrs = sorted({r["lr"] for r in runs})
     nums: dict[str, Any] = {"trained": {f"{n} lr={lr:g} warmup={w}": f"{sum(x['trained'] for x in g)}/{len(g)}"
                                         for (n, lr, w), g in sorted(groups.items())},
                             "diverged": {f"{n} lr={lr:g} warmup={w}": sum(x["diverged"] for x in g)
                                          for (n, lr, w), g in sorted(groups.items())}}
+    if slow:
+        nums["trained only at twice the steps"] = slow
     per_lr, p_helps, pre_ok, pre_fails, post_fine = {}, {}, [], [], []
     for lr in lrs:
         post0 = groups.get(("post", lr, 0), [])
@@ -180,13 +200,17 @@ post-norm and of the reverse, each Holm-corrected over the depths (the 95% Newco
 reported). Supported if at some depth pre-norm trains more often (Holm-adjusted p below 0.05) while its trained
 share has a 95% Clopper-Pearson interval above 0.5, and at no depth post-norm trains more often. Refuted if at some
 depth post-norm trains more often (post-norm trains where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too
-shallow), or when a stuck run had not converged unless, trained again from scratch for twice the steps, it still did
-not train (a stall, not slowness).""", per_seed=("runs",))
+shallow). A stuck run whose loss was still falling is trained again from scratch for twice the steps: it counts as
+trained when it trains there (slow) and as failed when it does not (a stall); such runs are reported apart, and a
+stuck run not checked so leaves the verdict inconclusive.""", per_seed=("runs",))
 def t3(runs: Sequence[dict[str, Any]]) -> Decision:
-    """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged``."""
+    """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged`` (and
+    ``stuck_at_2x`` where ``settle_stuck`` checked it)."""
+    slow = _slow(runs, "norm", "depth")
+    runs = settled(runs)
     groups = _group(runs, "norm", "depth")
+    nums: dict[str, Any] = {"trained only at twice the steps": slow} if slow else {}
     depths = sorted({r["depth"] for r in runs})
-    nums: dict[str, Any] = {}
     if (d := _few_seeds("T3", {f"{n} depth {dp}": groups.get((n, dp), []) for n in ("post", "pre") for dp in depths},
                         nums)) is not None:
         return d
