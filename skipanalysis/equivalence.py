@@ -8,6 +8,7 @@ L(L+1)/2 and growth rate k. All identities are checked in float64.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -223,24 +224,48 @@ def decodability(sources_train: list[torch.Tensor], last_train: torch.Tensor, so
 
 def train_run(config: dict, train_set, test_set, device: torch.device | str | None = None) -> tuple[dict, dict]:
     """Train one net of ``decodability_study`` from its config (``runs.run_grid``'s ``fn``): seed, build it by
-    its factory name, train with the recipe; returns its row (model, seed, params, diverged, converged,
-    late_share, train_err, test_err) and its weights on the CPU."""
+    its factory name, train with the recipe, then probe it (``probe_r2``) trained and as it was at initialisation;
+    returns its row (model, seed, params, diverged, converged, late_share, train_err, test_err, and ``r2``: the
+    probe's rows) and its weights on the CPU. The probe is part of the run, so re-executing the notebook loads it."""
     from . import data as dt
     from . import train as tr
 
     device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
+    cpu_sets = train_set, test_set
     if device.type != "cpu":
         train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
     cfg = tr.TrainConfig.from_recipe(
         config["recipe"], desc=f"{config['model']} s{config['seed']}", progress=local)
     tr.seed_everything(config["seed"])
     model = create(config["name"], **config["model_args"])
+    initial = copy.deepcopy(model)
     res = tr.train(model, train_set, cfg, test_set, device)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    r2 = [row for s, net in (("trained", model.cpu()), ("initialised", initial))
+          for row in probe_r2(net, config["model"], s, config["seed"], *cpu_sets, **config["probe"])]
     row = {"model": config["model"], "seed": config["seed"], "params": sum(p.numel() for p in model.parameters()),
            "diverged": res.diverged, "converged": res.converged,
            "late_share": res.convergence.get("late_share", math.nan),
-           "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan)}
-    return row, {k: v.cpu() for k, v in model.state_dict().items()}
+           "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
+           "r2": r2}
+    return row, state
+
+
+def probe_r2(net: torch.nn.Module, kind: str, state: str, seed: int, train_set, test_set, n: int = 256,
+             alpha: float = 1e-4) -> list[dict]:
+    """E5's probe of one net (``kind`` residual or dense, in ``state`` trained or initialised): ``n`` images drawn
+    by ``seed`` from each split, the held-out R^2 of decoding each earlier output from the last layer's input
+    (``decodability``); one row per source."""
+    sources = residual_sources if kind == "residual" else dense_sources
+    g = torch.Generator().manual_seed(seed)
+    fit_idx = torch.randperm(len(train_set), generator=g)[:n]
+    eval_idx = torch.randperm(len(test_set), generator=g)[:n]
+    x_fit, x_eval = train_set.tensors[0][fit_idx].cpu(), test_set.tensors[0][eval_idx].cpu()
+    net = net.float().cpu()
+    (s_fit, last_fit), (s_eval, last_eval) = sources(net, x_fit), sources(net, x_eval)
+    return [{"model": kind, "state": state, "seed": seed, "index": i, "R2": v,
+             "source": "stem" if i == 0 else f"layer {i}"}
+            for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha))]
 
 
 def matched_width(growth: int, n_blocks: int) -> int:
@@ -261,44 +286,28 @@ def decodability_study(seeds: list[int], train_set, test_set, cfg, growth: int, 
     Seed ``s`` fixes each net's initialisation and batch order and the probe
     images: ``n_probe`` drawn at random from each split to fit the decoder
     (training split) and score it (test split), so every random draw behind an
-    R^2 changes with the seed. The nets go through ``runs.run_grid``
-    (``train_run``): with a ``runs.RunStore``, a finished net loads its weights
-    instead of training again.
+    R^2 changes with the seed. The nets and their probes (``probe_r2``) go
+    through ``runs.run_grid`` (``train_run``): with a ``runs.RunStore``, a
+    finished net loads its record, probe included, instead of training again.
 
     Returns:
         ``(r2, runs)``: one row per (model, state, seed, source) with the held-out R^2 (state "trained" or
         "initialised"), and one row per trained net (model, seed, params, diverged, converged,
         late_share, train_err, test_err).
     """
-    from . import train as tr
-
-    nets = {"residual": (f"preact-stage-{n_blocks}", {"width": matched_width(growth, n_blocks)}, residual_sources),
-            "dense": (f"dense-stage-{n_blocks}", {"growth": growth}, dense_sources)}
+    nets = {"residual": (f"preact-stage-{n_blocks}", {"width": matched_width(growth, n_blocks)}),
+            "dense": (f"dense-stage-{n_blocks}", {"growth": growth})}
     ids = [runs.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
     recipe = cfg.recipe()
     configs = [{"name": nets[kind][0], "study": "decodability", "model": kind, "seed": seed,
                 "model_args": nets[kind][1], "recipe": {**recipe, "seed": seed}, "train_data": ids[0],
-                "test_data": ids[1], "device": torch.device(device).type}
+                "test_data": ids[1], "probe": {"n": n_probe, "alpha": alpha}, "device": torch.device(device).type}
                for seed in seeds for kind in nets]
     r2, rows = [], []
     for rec in runs.run_grid(configs, train_run, (train_set, test_set), store, device, "03: E5 nets"):
-        c = rec["config"]
-        kind, seed = c["model"], c["seed"]
-        rows.append(dict(rec["result"]))
-        tr.seed_everything(seed)  # the initialisation train_run started from (it seeds the same way)
-        initial = create(c["name"], **c["model_args"])
-        model = create(c["name"], **c["model_args"])
-        model.load_state_dict(runs.state_of(rec, store))
-        g = torch.Generator().manual_seed(seed)
-        fit_idx = torch.randperm(len(train_set), generator=g)[:n_probe]
-        eval_idx = torch.randperm(len(test_set), generator=g)[:n_probe]
-        x_fit, x_eval = train_set.tensors[0][fit_idx].cpu(), test_set.tensors[0][eval_idx].cpu()
-        sources = nets[kind][2]
-        for state, net in (("trained", model), ("initialised", initial)):
-            (s_fit, last_fit), (s_eval, last_eval) = sources(net.float(), x_fit), sources(net.float(), x_eval)
-            for i, v in enumerate(decodability(s_fit, last_fit, s_eval, last_eval, alpha)):
-                r2.append({"model": kind, "state": state, "seed": seed, "index": i, "R2": v,
-                           "source": "stem" if i == 0 else f"layer {i}"})
+        row = dict(rec["result"])
+        r2 += row.pop("r2")
+        rows.append(row)
     return pd.DataFrame(r2), pd.DataFrame(rows)
 
 

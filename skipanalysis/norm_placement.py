@@ -259,11 +259,31 @@ def text_evidence(text: dict | None, claim: str) -> dict:
     return {"text_task": {"data": text["described"], "verdict": d.verdict, "rule_numbers": d.numbers}}
 
 
+def grads_run(config: dict, data: TensorDataset, device: torch.device | str | None = None) -> tuple[dict, None]:
+    """``init_grad_norms`` of one placement and depth from its config (``runs.run_grid``'s ``fn``), as columns of
+    lists."""
+    device, _ = runs.task_device(device, config)
+    a = config["args"]
+    return init_grad_norms(a["norm"], a["depth"], data, a["seeds"], a["n_batches"], a["batch_size"], device=device,
+                           **a["size"]).to_dict("list"), None
+
+
 def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: list[int], n_batches: int,
-               batch_size: int, device="cpu", **size) -> pd.DataFrame:
-    """``init_grad_norms`` for every placement and depth, one table."""
-    return pd.concat([init_grad_norms(n, d, data, seeds, n_batches, batch_size, device=device, **size)
-                      for n in norms for d in depths], ignore_index=True)
+               batch_size: int, device="cpu", store=None, **size) -> pd.DataFrame:
+    """``init_grad_norms`` for every placement and depth, one table; each (placement, depth) measured once, as a run
+    of ``runs.run_grid`` (``grads_run``) keyed by its arguments, the data and the code it reaches, so with a
+    ``runs.RunStore`` re-executing the notebook loads the table."""
+    size = {"d_model": 64, "n_heads": 4, "d_ff": 128, **size}
+    x, y = data.tensors
+    vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
+    configs = [{"name": f"encoder-{n}", "study": "norm-at-init", "model_args": {"vocab": vocab, "seq_len": seq_len,
+                                                                               "depth": d, **size},
+                "args": {"norm": n, "depth": d, "seeds": list(seeds), "n_batches": n_batches, "batch_size": batch_size,
+                         "size": size},
+                "data": runs.tensor_fingerprint(*data.tensors[:2]), "device": torch.device(device).type}
+               for n in norms for d in depths]
+    recs = runs.run_grid(configs, grads_run, (data,), store, device, "05: gradients at initialisation")
+    return pd.concat([pd.DataFrame(r["result"]) for r in recs], ignore_index=True)
 
 
 def t1_inputs(grads: pd.DataFrame) -> dict[str, list]:

@@ -31,6 +31,7 @@ from .selection import SELECTION_OFFSET
 STUDY_NOTEBOOK = {"depth": "01_degradation", "construction": "01_degradation", "gradients": "02_gradient_flow",
                   "gradients-at-init": "02_gradient_flow", "lesions": "02_gradient_flow",
                   "decodability": "03_equivalence", "cost": "04_cost", "norm": "05_transformer_norm",
+                  "norm-at-init": "05_transformer_norm",
                   "unet": "06_unet_skips", "landscape": "07_loss_landscape", "efficiency": "08_param_efficiency"}
 BLOCKERS = (("underpowered", "fewer seeds than planned"), ("not converged", "a run did not converge"),
             ("too few", "too few runs"), ("too few runs", "too few runs"), ("fewer than 5 seeds", "too few runs"),
