@@ -151,17 +151,41 @@ def _imagefolder_tensors(members: dict[tuple[str, str], list[tuple[str, bytes]]]
 def cifar10_subset(archive: str | os.PathLike | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The shipped class-balanced CIFAR-10 subset: ``{"train": (x uint8, y), "test": (x uint8, y)}``.
 
+    Decoded once per archive content: the tensors are kept in ``.cache/`` beside the archive (joblib.Memory, keyed by
+    the archive's sha256), so a re-executed notebook reads them instead of decoding 12,000 JPEGs again.
+
     Raises:
         ValueError: the archive is missing (naming the file and ``make data``).
     """
-    from .subsets import _read_imagefolder_members
-
     archive = Path(archive) if archive else SHIPPED_CIFAR10
     if not archive.is_file():
         raise ValueError(f"the shipped CIFAR-10 subset {archive} is missing; rebuild it with `make data` "
                          "(needs the archives of ../shared/datasets) or restore it with git checkout")
-    members = _read_imagefolder_members(archive)
-    return {split: _imagefolder_tensors(members, split, str(archive)) for split in ("train", "test")}
+    return _decoded(_decode_subset, archive)
+
+
+def _decode_subset(archive: str, sha256: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    from .subsets import _read_imagefolder_members
+
+    members = _read_imagefolder_members(Path(archive))
+    return {split: _imagefolder_tensors(members, split, archive) for split in ("train", "test")}
+
+
+def _decoded(decode, archive: Path):
+    """``decode(str(archive), sha256 of its bytes)``, through a joblib.Memory cache in ``archive``'s folder's
+    ``.cache/`` (the hash is part of the key: a rebuilt archive is decoded again); uncached where that folder cannot
+    be written."""
+    import hashlib
+
+    import joblib
+
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    cache = archive.parent / ".cache"
+    try:
+        cache.mkdir(exist_ok=True)
+    except OSError:
+        return decode(str(archive), sha)
+    return joblib.Memory(cache, verbose=0).cache(decode, ignore=["archive"])(str(archive), sha)
 
 
 def cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True

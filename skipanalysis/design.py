@@ -17,6 +17,7 @@ equal): a profile that runs fewer seeds than its design would be underpowered by
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -255,16 +256,20 @@ def rate_power(n: int, p_train: float = 1.0, p_fail: float = 0.0, sims: int = 50
     Clopper-Pearson interval above one half and Fisher's exact one-sided test rejects at ``alpha`` (the study's;
     Holm's first step over k tests: alpha / k), when the true trained shares are ``p_train`` and ``p_fail``
     (simulated, binomial draws)."""
-    from .rules.transformer import more_often
-
     def draw(rng, k):
         return int(rng.binomial(k, p_train)), int(rng.binomial(k, p_fail))
 
-    def decide(s):
-        a, b = s
-        return stats.clopper_pearson(a, n).low > 0.5 and more_often([1] * a + [0] * (n - a),
-                                                                     [1] * b + [0] * (n - b)) < alpha
-    return stats.power_by_simulation(decide, draw, n, sims=sims)
+    return stats.power_by_simulation(lambda s: _rates_decide(*s, n, alpha), draw, n, sims=sims)
+
+
+@functools.lru_cache(maxsize=65536)
+def _rates_decide(a: int, b: int, n: int, alpha: float) -> bool:
+    """``rate_power``'s decision for ``a`` and ``b`` of ``n`` runs trained (at most (n+1)^2 outcomes: each decided
+    once)."""
+    from .rules.transformer import more_often
+
+    return stats.clopper_pearson(a, n).low > 0.5 and more_often([1] * a + [0] * (n - a),
+                                                                 [1] * b + [0] * (n - b)) < alpha
 
 
 def observed_rates(claim: str, numbers: Mapping[str, Any]) -> dict[str, Any] | None:

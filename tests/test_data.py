@@ -190,3 +190,22 @@ def test_bad_data_parameters():
         data.texture_classification(0)
     with pytest.raises(ValueError, match="image folder"):
         data.image_folder("/nonexistent/folder")
+
+
+def test_the_decoded_subset_is_cached_by_the_archive_content(tmp_path, monkeypatch):
+    import shutil
+
+    archive = tmp_path / "cifar10-subset.tar.gz"
+    shutil.copy(ROOT / "data" / "cifar10-subset.tar.gz", archive)
+    first = data.cifar10_subset(archive)
+    assert (tmp_path / ".cache").is_dir()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(subsets, "_read_imagefolder_members", no_decoding)
+    again = data.cifar10_subset(archive)  # from the cache: nothing decoded
+    assert all(torch.equal(a, b) for s in ("train", "test") for a, b in zip(first[s], again[s]))
+    archive.write_bytes(archive.read_bytes()[:-1] + b"\0")  # other bytes: another key, decoded again
+    with pytest.raises(AssertionError, match="decoded again"):
+        data.cifar10_subset(archive)
