@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import rules, runs, stats
+from . import fitting, rules, runs, stats
 from .selection import best_rate, selection_seed
 from . import train as tr
 from .models.blocks import BasicBlock
@@ -151,23 +151,12 @@ def _model(record: dict, store, device) -> CifarResNet:
 def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | None, augment=None,
               device: torch.device | str | None = None) -> tuple[dict, dict]:
     """Train one run of ``depth_study`` from its config (``runs.run_grid``'s ``fn``): seed, build the net by
-    its factory name, train with the recipe; returns ``({"row", "history"}, state_dict)``."""
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
-    if device.type != "cpu":
-        from . import data
-
-        train_set = data.to_device(train_set, device)
-        test_set = data.to_device(test_set, device) if test_set is not None else None
-    tr.seed_everything(config["seed"])
-    model = create(config["name"], **config["model_args"])
-    run_cfg = tr.TrainConfig.from_recipe(
-        config["recipe"], desc=f"{config['name']} s{config['seed']} lr{config['lr']:g}", progress=local)
-    res = tr.train(model, train_set, run_cfg, test_set, device, augment=augment)
+    its factory name, train with the recipe (``fitting.fit``); returns ``({"row", "history"}, state_dict)``."""
+    f = fitting.fit(config, train_set, test_set, device, augment=augment,
+                    desc=f"{config['name']} s{config['seed']} lr{config['lr']:g}")
     row = {"kind": config["kind"], "depth": config["depth"], "seed": config["seed"], "lr": config["lr"],
-           "diverged": res.diverged, "params": sum(p.numel() for p in model.parameters()),
-           "train_err": res.final.get("train_err", float("nan")), "test_err": res.final.get("test_err", float("nan")),
-           "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
-    return {"row": row, "history": res.history.to_dict("list")}, {k: v.cpu() for k, v in model.state_dict().items()}
+           **f.outcome()}
+    return {"row": row, "history": f.result.history.to_dict("list")}, f.state()
 
 
 # --- D3: the identity construction ---------------------------------------------------------------------------------
@@ -382,16 +371,12 @@ def construct_run(config: dict, bases: Mapping[int, nn.Module], train_set: Tenso
     """D3's further training from its config (``runs.run_grid``'s ``fn``): the trained shallow net of the config's
     seed (``bases[seed]``) deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns
     its final training error and convergence flag."""
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
-    if device.type != "cpu":
-        from . import data
-
-        train_set, test_set = data.to_device(train_set, device), data.to_device(test_set, device)
-    base = bases[config["seed"]].to(device)
-    constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(device)
-    cfg = tr.TrainConfig.from_recipe(config["recipe"], desc="constructed", progress=local)
-    cont = tr.train(constructed, train_set, cfg, test_set, device, augment=augment)
-    return {"train_err": cont.final.get("train_err", float("nan")), "converged": cont.converged}, None
+    on, _ = runs.task_device(device, config)  # a Ray task: the config's device kind
+    train_set, test_set = fitting.on_device(on, train_set, test_set)
+    base = bases[config["seed"]].to(on)
+    constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(on)
+    f = fitting.fit(config, train_set, test_set, device, model=constructed, augment=augment, desc="constructed")
+    return {"train_err": f.final("train_err"), "converged": f.converged}, None
 
 
 def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset,

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import data as dt
-from . import rules, runs, stats
+from . import fitting, rules, runs, stats
 from . import train as tr
 from .models import create
 from .params import MODEL_SPEC
@@ -76,26 +76,25 @@ def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | N
     """Train one model of notebook 08 from its config for ``config["steps"]`` steps (``runs.run_grid``'s ``fn``);
     returns its row of results (errors on the training set, the test set and, with ``validate``, the validation
     set; convergence; parameters) and no weights."""
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
-    if device.type != "cpu":
-        train_set, val_set, test_set = (d if d is None else dt.to_device(d, device) for d in (train_set, val_set, test_set))
+    on, _ = runs.task_device(device, config)  # a Ray task: the config's device kind
+    train_set, val_set, test_set = fitting.on_device(on, train_set, val_set, test_set)
     spec, seed, lr = config["name"], config["seed"], config["lr"]
     data = train_set if config["n_train"] is None else subsample(train_set, config["n_train"], seed)
     val = val_set if config["validate"] else None
     cfg = tr.TrainConfig.from_recipe(config["recipe"])
     num_classes = int(data.tensors[1].max()) + 1
     per_epoch = -(-len(data) // cfg.batch_size)
-    tr.seed_everything(seed)
-    model = build_model(spec, num_classes, data.tensors[0].shape[1])
     run_cfg = replace(cfg, epochs=config["steps"] / per_epoch, seed=seed, lr=lr, progress=False,
                       desc=f"{spec} n={len(data)} s{seed} lr{lr:g}")
-    res = tr.train(model, data, run_cfg, None, device,  # the held-out sets are evaluated once, at the end
-                   augment=AUGMENT[config["augment"]] if config.get("augment") else None)
-    err = lambda d: float("nan") if res.diverged else tr.evaluate(model, d, device, precision=cfg.precision)["err"]  # noqa: E731
-    row = {"model": spec, "family": family(spec), "params": sum(p.numel() for p in model.parameters()),
-           "n_train": len(data), "seed": seed, "lr": lr, "diverged": res.diverged,
-           "train_err": res.final.get("train_err", float("nan")), "test_err": err(test_set),
-           "converged": res.converged, "late_share": res.convergence.get("late_share", float("nan"))}
+    f = fitting.fit(config, data, None, device,  # the held-out sets are evaluated once, at the end
+                    make=lambda: build_model(spec, num_classes, data.tensors[0].shape[1]), cfg=run_cfg,
+                    augment=AUGMENT[config["augment"]] if config.get("augment") else None)
+
+    def err(d):
+        return float("nan") if f.diverged else tr.evaluate(f.model, d, on, precision=cfg.precision)["err"]
+
+    row = {"model": spec, "family": family(spec), "n_train": len(data), "seed": seed, "lr": lr, **f.outcome(),
+           "test_err": err(test_set)}
     if val is not None:
         row["val_err"] = err(val)
     return row, None

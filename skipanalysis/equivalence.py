@@ -16,8 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import runs
-from .models import create
+from . import fitting, runs
 from .models.densenet import DenseBlock, DenseStageNet, dense_layer_params
 from .models.resnet import PreActBlock, ResidualStageNet
 
@@ -227,28 +226,13 @@ def train_run(config: dict, train_set, test_set, device: torch.device | str | No
     its factory name, train with the recipe, then probe it (``probe_r2``) trained and as it was at initialisation;
     returns its row (model, seed, params, diverged, converged, late_share, train_err, test_err, and ``r2``: the
     probe's rows) and its weights on the CPU. The probe is part of the run, so re-executing the notebook loads it."""
-    from . import data as dt
-    from . import train as tr
-
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
-    cpu_sets = train_set, test_set
-    if device.type != "cpu":
-        train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
-    cfg = tr.TrainConfig.from_recipe(
-        config["recipe"], desc=f"{config['model']} s{config['seed']}", progress=local)
-    tr.seed_everything(config["seed"])
-    model = create(config["name"], **config["model_args"])
+    model = fitting.build(config)
     initial = copy.deepcopy(model)
-    res = tr.train(model, train_set, cfg, test_set, device)
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    r2 = [row for s, net in (("trained", model.cpu()), ("initialised", initial))
-          for row in probe_r2(net, config["model"], s, config["seed"], *cpu_sets, **config["probe"])]
-    row = {"model": config["model"], "seed": config["seed"], "params": sum(p.numel() for p in model.parameters()),
-           "diverged": res.diverged, "converged": res.converged,
-           "late_share": res.convergence.get("late_share", math.nan),
-           "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
-           "r2": r2}
-    return row, state
+    f = fitting.fit(config, train_set, test_set, device, model=model, desc=f"{config['model']} s{config['seed']}")
+    state = f.state()
+    r2 = [row for s, net in (("trained", f.model.cpu()), ("initialised", initial))
+          for row in probe_r2(net, config["model"], s, config["seed"], train_set, test_set, **config["probe"])]
+    return {"model": config["model"], "seed": config["seed"], **f.outcome(), "r2": r2}, state
 
 
 def probe_r2(net: torch.nn.Module, kind: str, state: str, seed: int, train_set, test_set, n: int = 256,

@@ -33,8 +33,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import degradation as dg
-from . import data as dt
-from . import rules, runs, stats
+from . import fitting, rules, runs
 from . import train as tr
 from .models.blocks import BasicBlock, ShortcutA
 from .models import cifar_name, create
@@ -229,28 +228,23 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
     """Train one net of ``train_study`` from its config (``runs.run_grid``'s ``fn``), probing its per-layer
     gradients (``conv_grad_norms``, fp32) at initialisation, half-way (``probe["halfway"]``) and at the end;
     returns its row and its profiles by step, and no weights."""
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
-    if device.type != "cpu":
-        train_set = dt.to_device(train_set, device)
-        test_set = dt.to_device(test_set, device) if test_set is not None else None
+    on, bar = runs.task_device(device, config)  # a Ray task: the config's device kind
+    train_set, test_set = fitting.on_device(on, train_set, test_set)  # the probe reads batches on the run's device
     probe_args = config["probe"]
     cfg = tr.TrainConfig.from_recipe(
-        config["recipe"], desc=f"{config['family']} s{config['seed']} lr{config['lr']:g}", progress=local)
+        config["recipe"], desc=f"{config['family']} s{config['seed']} lr{config['lr']:g}", progress=bar)
     total = total_steps(len(train_set), cfg)
     marks = {0: "init", total // 2: "half-way", total: "end"} if probe_args["halfway"] else {0: "init", total: "end"}
-    tr.seed_everything(config["seed"])
-    model = create(config["name"], **config["model_args"]).to(device)
+    model = fitting.build(config).to(on)
     probe = ProbeDuringTraining(model, train_set, [s for s in marks if 0 < s < total], probe_args["grad_batches"],
-                                probe_args["probe_batch"], device)
-    probe.profiles[0] = conv_grad_norms(model, train_set, probe_args["grad_batches"], probe_args["probe_batch"], device)
-    res = tr.train(model, train_set, cfg, test_set, device, augment=probe)
-    if not res.diverged:
+                                probe_args["probe_batch"], on)
+    probe.profiles[0] = conv_grad_norms(model, train_set, probe_args["grad_batches"], probe_args["probe_batch"], on)
+    f = fitting.fit(config, train_set, test_set, device, model=model, cfg=cfg, augment=probe)
+    if not f.diverged:
         probe.profiles[total] = conv_grad_norms(model, train_set, probe_args["grad_batches"],
-                                                probe_args["probe_batch"], device)
-    row = {"family": config["family"], "seed": config["seed"], "lr": config["lr"], "diverged": res.diverged,
-           "converged": res.converged, "late_share": res.convergence.get("late_share", math.nan),
-           "train_err": res.final.get("train_err", math.nan), "test_err": res.final.get("test_err", math.nan),
-           "steps": total, "steps_to_fit": steps_to_fit(res.history, cfg.converge_fit)}
+                                                probe_args["probe_batch"], on)
+    row = {"family": config["family"], "seed": config["seed"], "lr": config["lr"], **f.outcome(),
+           "steps": total, "steps_to_fit": steps_to_fit(f.result.history, cfg.converge_fit)}
     profiles = [{"step": s, "point": marks[s], "rows": p.to_dict("list")} for s, p in sorted(probe.profiles.items())]
     return {"row": row, "profiles": profiles}, None
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from . import data, rules, runs
+from . import data, fitting, rules, runs
 from . import train as tr
 from .models import create
 from .models.transformer import Encoder
@@ -88,17 +88,17 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
     """Train one encoder on a sequence task from its config (``runs.run_grid``'s ``fn``; Adam, optional warm-up);
     returns its training record (history, diverged, final, convergence) and its weights (kept for every run, so a
     run of the depth sweep and of the warm-up grid is one run)."""
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
     x, y = train_set.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
     r = config["recipe"]
-    cfg = tr.TrainConfig.from_recipe(r, desc=f"{config['name']}-{config['depth']} lr={r['lr']:g} "
-                                             f"wu={r['warmup_steps']} s{r['seed']}", progress=local)
-    model = build(config["norm"], config["depth"], vocab, seq_len, seed=cfg.seed, **config["size"])
-    res = tr.train(model, train_set, cfg, test_set, device, loss_fn=seq_loss, err_fn=seq_error)
+    size = config["size"]
+    f = fitting.fit(config, train_set, test_set, device, loss_fn=seq_loss, err_fn=seq_error,
+                    make=lambda: build(config["norm"], config["depth"], vocab, seq_len, seed=r["seed"], **size),
+                    desc=f"{config['name']}-{config['depth']} lr={r['lr']:g} wu={r['warmup_steps']} s{r['seed']}")
+    res = f.result
     record = {"history": res.history.to_dict("list"), "diverged": res.diverged, "final": res.final,
               "convergence": res.convergence}
-    return record, {k: v.cpu() for k, v in model.state_dict().items()}
+    return record, f.state()
 
 
 def _train(jobs: list[tuple[str, int, tr.TrainConfig]], train_set, test_set, weights: bool, device, store, desc,

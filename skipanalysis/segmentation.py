@@ -17,7 +17,6 @@ fits inside the membrane and covers the pixel; Hildebrand and Ruegsegger 1997).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -28,7 +27,7 @@ from torch.utils.data import TensorDataset
 
 from . import data as dt
 from .selection import best_rate, selection_seed
-from . import rules, runs, stats
+from . import fitting, rules, runs, stats
 from . import train as tr
 from .models import create
 from .models.unet import UNet, matched_decoder_mid
@@ -124,20 +123,11 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
     """Train one U-Net of notebook 06 from its config (``runs.run_grid``'s ``fn``): seed, build ``unet-<skip>``
     by the factory, train with the recipe (BCE + Dice loss); returns its row (skip, seed, lr, params, diverged,
     converged, late_share, train_loss, seconds) and its weights on the CPU."""
-    device, local = runs.task_device(device, config)  # a Ray task: the config's device kind
-    if device.type != "cpu":
-        train_set, test_set = dt.to_device(train_set, device), dt.to_device(test_set, device)
-    cfg = tr.TrainConfig.from_recipe(
-        config["recipe"], desc=f"{config['skip']} s{config['seed']} lr{config['lr']:g}", progress=local)
-    tr.seed_everything(cfg.seed)
-    model = create(config["name"], **config["model_args"])
-    t0 = time.perf_counter()
-    res = tr.train(model, train_set, cfg, test_set, device, loss_fn=bce_dice_loss, err_fn=dice_error)
-    row = {"skip": config["skip"], "seed": config["seed"], "lr": config["lr"],
-           "params": sum(p.numel() for p in model.parameters()), "diverged": res.diverged,
-           "converged": res.converged, "late_share": res.convergence.get("late_share", math.nan),
-           "train_loss": res.final.get("train_loss", math.nan), "seconds": time.perf_counter() - t0}
-    return row, {k: v.cpu() for k, v in model.state_dict().items()}
+    f = fitting.fit(config, train_set, test_set, device, loss_fn=bce_dice_loss, err_fn=dice_error,
+                    desc=f"{config['skip']} s{config['seed']} lr{config['lr']:g}")
+    row = {"skip": config["skip"], "seed": config["seed"], "lr": config["lr"], **f.outcome(),
+           "train_loss": f.final("train_loss"), "seconds": f.seconds}
+    return row, f.state()
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from skipanalysis.models import create
 from skipanalysis import equivalence as eq
 from skipanalysis.models import DenseBlock, DenseLayer, DenseStageNet, ResidualStageNet, dense_layer_params
 
@@ -123,7 +124,7 @@ def test_decodability_study_shapes_and_dense_recovery():
     # width-matched: the ResNet is as wide as the DenseNet's last input (stem 2k + 2 layers of k = 4k = 8 channels)
     assert eq.matched_width(2, 3) == 8
     assert runs[runs.model == "residual"].params.iloc[0] == sum(
-        p.numel() for p in eq.create("preact-stage-3", width=8).parameters())
+        p.numel() for p in create("preact-stage-3", width=8).parameters())
     # a dense source is a slice of the last input: recovered exactly, trained or not
     assert (r2[r2.model == "dense"].R2 > 0.999).all()
     # residual sources reach the last input only as terms of a sum: none is recovered exactly
@@ -142,7 +143,7 @@ def test_decodability_baseline_is_the_untrained_net_of_the_same_seed():
     r2, _ = eq.decodability_study([3], tr_set, te_set, cfg, growth=2, n_blocks=3, n_probe=8)
     # by hand: the net as seed 3 initialises it, the probe images seed 3 draws, the same decoder
     train.seed_everything(3)
-    net = eq.create("preact-stage-3", width=8)
+    net = create("preact-stage-3", width=8)
     pick = torch.Generator().manual_seed(3)
     fit, held = torch.randperm(32, generator=pick)[:8], torch.randperm(16, generator=pick)[:8]
     (s_fit, last_fit), (s_eval, last_eval) = (eq.residual_sources(net, d.tensors[0][i])
