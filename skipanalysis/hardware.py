@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps", "xla")
+from .params import DEVICE_CHOICES  # noqa: F401  (declared without torch: the runner checks a device name with it)
 
 
 def _xla_available() -> bool:

@@ -24,6 +24,7 @@ OVERLAY_ENV = "SKIPANALYSIS_OVERLAY"
 RESERVED = ("profile", "device", "report_dir")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
 PRECISIONS = ("fp32", "bf16")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps", "xla")
 DATASETS = ("cifar10", "texture", "folder")
 LR_CHOICES = ("held-out", "each", "first")  # gradients.train_study: a seed outside the sample decides, every seed
 # picks its own best rate, or the first compared seed decides

@@ -28,7 +28,7 @@ import yaml
 
 from . import params as specs
 from . import runs
-from .params import PROFILES, RESERVED, ParameterError  # noqa: F401  (re-exported: the runner's errors)
+from .params import DEVICE_CHOICES, PROFILES, RESERVED, ParameterError  # noqa: F401  (re-exported: the runner's errors)
 
 
 def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[str, Any]]:
@@ -106,8 +106,6 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
         ParameterError: the profile or device is not allowed, or the profile names
             a parameter the notebook's parameter cells do not define (``declared_parameters``).
     """
-    from .hardware import DEVICE_CHOICES
-
     notebook = Path(notebook)
     params_dir = Path(params_dir) if params_dir else notebook.parent / "params"
     kind = device.split(":", 1)[0]

@@ -211,3 +211,13 @@ def test_the_lead_and_the_timing_notebook_run_alone_with_every_core(project, mon
     assert proc.stdout.index("[91_a] running") > proc.stdout.index("[92_b] done")
     assert "threads all" in printed("94_d") and "lead done False" in printed("94_d")
     assert proc.stdout.index("[94_d] done") < min(proc.stdout.index(f"[{n}] running") for n in ("91_a", "92_b", "93_c"))
+
+
+def test_the_runner_checks_parameters_without_importing_torch():
+    """Checking a notebook's parameters is the runner's own work before each notebook: it must not pay torch's
+    import (about 1.3 s a notebook, a tenth of a re-executed report)."""
+    code = ("import sys; from skipanalysis import runner; "
+            "runner.notebook_parameters('notebooks/03_equivalence.ipynb', 'quick', 'cpu', '/tmp'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
