@@ -9,7 +9,9 @@
 #   EXECUTOR=ray make report       spread the training runs over Ray (RAY_ADDRESS, or a local instance)
 #   make setup EXTRAS=cluster      .venv with Ray too (requirements-cluster.lock); make lock refreshes the locks
 #   make lab [LAB_ARGS=...]        JupyterLab on notebooks/ with the project's kernel (as root too)
-#   make compare A=... B=...       two runs' verdicts and headlines side by side (report folders or claims.json)
+#   make compare A=... B=...       two runs' verdicts side by side, and what in their runs differs (folders, claims, bundles)
+#   make bundle / verify BUNDLE=.. the report's verdicts as one offline archive to cite; recompute them from one
+#   make import-claims FROM=...    another machine's claims.json or bundle into the claims table (replications)
 #   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
 #   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, 01's full-profile hours
@@ -57,7 +59,8 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check full-check
+.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check full-check \
+	bundle verify import-claims
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -67,7 +70,7 @@ report: $(OUT)/report.html $(OUT)/report.pdf
 	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
-	@sed -n '1,16p' Makefile
+	@sed -n '1,18p' Makefile
 
 setup: $(ENV)
 
@@ -143,7 +146,8 @@ record-hardware: $(OUT)/04_cost.ipynb
 # wall time), so no long one is left running alone at the end; the paper keeps the numbered order.
 LONGEST_FIRST ?= 02_gradient_flow 08_param_efficiency 05_transformer_norm 06_unet_skips
 STARTS := $(foreach n,$(LONGEST_FIRST),$(filter $(OUT)/$(n).ipynb,$(EXECUTED)))
-$(OUT)/report.html: $(FIRST) $(STARTS) $(filter-out $(FIRST) $(STARTS),$(EXECUTED)) | $(ENV)
+$(OUT)/report.html: $(FIRST) $(STARTS) $(filter-out $(FIRST) $(STARTS),$(EXECUTED)) $(wildcard $(OUT)/replications/*.json) \
+		| $(ENV)
 	@echo "[report] assembling $(words $(EXECUTED)) notebook(s) into $@"
 	@$(PYTHON) -m skipanalysis.report html --reports $(OUT) --profile $(PROFILE) $(NAMES)
 
@@ -203,6 +207,19 @@ test: | $(ENV)
 compare: | $(ENV)
 	@test -n "$(A)" -a -n "$(B)" || { echo "make compare needs A=<claims.json or report folder> and B=<...>, e.g. A=reports/quick B=/path/gpu/reports/quick/claims.json"; exit 2; }
 	@$(PYTHON) -m skipanalysis.report diff "$(A)" "$(B)"
+
+# A report's verdicts as one offline archive to cite and archive (claims with their identities, rules, design, run
+# records, code fingerprints, locks, machines, figures, CITATION.cff): $(OUT)/bundle.tar.gz. Checked anywhere, no
+# training, by make verify BUNDLE=...; another machine's claims (its claims.json or bundle) join the claims table
+# with make import-claims FROM=... ("supported on 2 of 2 machines").
+bundle: | $(ENV)
+	@$(PYTHON) -m skipanalysis.bundle make $(OUT)
+verify: | $(ENV)
+	@test -n "$(BUNDLE)" || { echo "make verify needs BUNDLE=<bundle.tar.gz>, e.g. BUNDLE=$(OUT)/bundle.tar.gz"; exit 2; }
+	@$(PYTHON) -m skipanalysis.bundle verify "$(BUNDLE)"
+import-claims: | $(ENV)
+	@test -n "$(FROM)" || { echo "make import-claims needs FROM=<claims.json or bundle.tar.gz of another machine>"; exit 2; }
+	@$(PYTHON) -m skipanalysis.bundle import "$(FROM)" $(OUT)
 
 # What would decide each open claim of the profile's last report, from its claims and the run store (trains nothing).
 plan: | $(ENV)

@@ -10,14 +10,16 @@ paper's claims table.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 import math
+import re
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import runs
 from .design import design
 from .rules import Decision, claim_kind
 from .provenance import write_json_atomic  # noqa: F401 (re-exported for older callers)
@@ -133,6 +135,21 @@ class ClaimRecord:
     device: str
     notebook: str
     kind: str = "empirical"  # "identity" (identities and exact counts: verified/failed) or "empirical"
+    inputs: dict[str, Any] | None = None  # the rule function and its arguments (``Decision.inputs``)
+    runs: list[str] = field(default_factory=list)  # keys of the stored runs the notebook had used by then
+    cite: str = ""  # the verdict's identity, e.g. D1@3f9a2c1 (``cite``)
+
+
+CITED = ("id", "verdict", "rule", "evidence", "inputs", "runs")
+
+
+def cite(record: dict[str, Any]) -> str:
+    """A verdict's citable identity, ``<ID>@<7 hex digits>``: sha256 of the canonical JSON of what decided it (the
+    claim ID, the verdict, the rule's text, the evidence with the design row and the numbers the rule read, the
+    rule's inputs and the keys of the runs behind it). The same numbers give the same identity on any machine;
+    the headline, the device label, dates and paths do not enter."""
+    text = json.dumps({k: record.get(k) for k in CITED}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{record['id']}@{hashlib.sha256(text.encode()).hexdigest()[:7]}"
 
 
 @dataclass
@@ -157,6 +174,7 @@ class ClaimBook:
     capped: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        runs.forget_used()  # a claim's runs are those the notebook used after its book was opened
         if self.capped is None:
             from .params import overlay
 
@@ -183,6 +201,7 @@ class ClaimBook:
             raise ValueError(f"claim {claim_id}: record needs a Decision from skipanalysis.rules, got {decision!r}")
         if decision.claim != claim_id:
             raise ValueError(f"decision for {decision.claim} recorded as {claim_id}")
+        inputs = decision.inputs
         decision = apply_design(decision, self.profile)
         verdict, rule, kind = decision.verdict, decision.rule, claim_kind(claim_id)
         evidence = {**evidence, "rule_numbers": decision.numbers}
@@ -200,7 +219,8 @@ class ClaimBook:
             raise ValueError(f"claim {claim_id}: state the rule that turned the numbers into the verdict")
         rec = ClaimRecord(id=claim_id, claim=CATALOGUE[claim_id].text, verdict=verdict, rule=rule.strip(),
                           evidence=_jsonable(evidence), headline=headline.strip(), device=device or self.device,
-                          notebook=self.notebook, kind=kind)
+                          notebook=self.notebook, kind=kind, inputs=inputs, runs=runs.used_keys())
+        rec.cite = cite(asdict(rec))
         self.records[(claim_id, rec.device)] = rec
         self.save()
         try:
@@ -208,7 +228,7 @@ class ClaimBook:
             from IPython.display import Markdown, display
 
             if get_ipython() is not None:
-                display(Markdown(f"**{claim_id}: {verdict}.** {rec.headline}. *Rule:* {rec.rule}."))
+                display(Markdown(f"**{claim_id}: {verdict}** (`{rec.cite}`). {rec.headline}. *Rule:* {rec.rule}."))
         except ImportError:
             pass
 
@@ -258,8 +278,16 @@ def load_claims(report_dir: str | os.PathLike, notebooks: list[str] | None = Non
 
 
 def _books(source: str | os.PathLike) -> list[dict[str, Any]]:
-    """The claim books of a run: a report folder (``<folder>/claims/*.json``) or its ``claims.json``."""
+    """The claim books of a run: a report folder (``<folder>/claims/*.json``), its ``claims.json`` or its bundle."""
     source = Path(source)
+    if source.is_file() and source.name.endswith((".tar.gz", ".tgz")):  # a bundle (make bundle)
+        import tarfile
+
+        try:
+            with tarfile.open(source, "r:gz") as tar:
+                return json.loads(tar.extractfile("claims.json").read())["notebooks"]
+        except (tarfile.TarError, KeyError, OSError, EOFError, ValueError) as exc:
+            raise FileNotFoundError(f"{source} is not a bundle with a claims.json ({exc})") from None
     if source.is_file():
         try:
             data = json.loads(source.read_text(encoding="utf-8"))

@@ -32,6 +32,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from . import outputs, rules
+from .bundle import explain, replication, replications
 from .claims import CATALOGUE, REFERENCES, ClaimBook, load_claims
 from .provenance import git_commit, package_versions, write_atomic, write_json_atomic  # noqa: F401 (re-exported)
 from .rules import EMPIRICAL_VERDICTS, Decision
@@ -109,10 +110,16 @@ def _verdict_tex(verdict: str) -> str:
     return f"\\textbf{{\\textcolor[HTML]{{{VERDICT_COLORS[verdict]}}}{{{latex_escape(verdict)}}}}}"
 
 
-def claims_table_cell(records: list[dict[str, Any]]) -> nbformat.NotebookNode:
-    """The claims table: ID, claim, verdict (coloured), its headline numbers, device. Empirical claims first, then
-    identities and exact counts under their own rule line; rules and evidence are in the appendix
-    (``evidence_appendix_cells``)."""
+def _agreement(r: dict[str, Any], others: list[list[dict[str, Any]]] | None) -> str:
+    return replication(r["id"], r["device"], r["verdict"], others) if others else ""
+
+
+def claims_table_cell(records: list[dict[str, Any]], others: list[list[dict[str, Any]]] | None = None
+                      ) -> nbformat.NotebookNode:
+    """The claims table: ID, claim, verdict (coloured) with its citable identity (``claims.cite``) and, with
+    claims imported from other machines (``others``, ``bundle.replications``), on how many machines it holds; its
+    headline numbers; device. Empirical claims first, then identities and exact counts under their own rule line;
+    rules and evidence are in the appendix (``evidence_appendix_cells``)."""
     groups = [("Empirical claims", [r for r in records if r.get("kind", "empirical") == "empirical"]),
               ("Identities and exact counts (they check the code, not the literature)",
                [r for r in records if r.get("kind") == "identity"])]
@@ -123,13 +130,18 @@ def claims_table_cell(records: list[dict[str, Any]]) -> nbformat.NotebookNode:
         rows_html.append(f"<tr><th colspan='5' style='text-align:left'>{html.escape(title)}</th></tr>")
         rows_tex.append(f"\\multicolumn{{5}}{{@{{}}l}}{{\\textit{{{latex_escape(title)}}}}} \\\\ \\midrule")
         for r in rows:
+            cite, agree = r.get("cite", ""), _agreement(r, others)
             rows_html.append(
                 f"<tr><td><b>{html.escape(r['id'])}</b></td><td>{html.escape(r['claim'])}</td>"
-                f"<td>{_verdict_badge_html(r['verdict'])}</td><td>{html.escape(r['headline'])}</td>"
-                f"<td><small>{html.escape(r['device'])}</small></td></tr>")
+                f"<td>{_verdict_badge_html(r['verdict'])}"
+                + (f"<br><small><code>{html.escape(cite)}</code></small>" if cite else "")
+                + (f"<br><small>{html.escape(agree)}</small>" if agree else "")
+                + f"</td><td>{html.escape(r['headline'])}</td><td><small>{html.escape(r['device'])}</small></td></tr>")
             rows_tex.append(
-                f"\\textbf{{{latex_escape(r['id'])}}} & {latex_escape(r['claim'])} & {_verdict_tex(r['verdict'])} & "
-                f"{latex_escape(r['headline'])} & {{\\scriptsize {latex_escape(r['device'])}}} \\\\ \\midrule")
+                f"\\textbf{{{latex_escape(r['id'])}}} & {latex_escape(r['claim'])} & {_verdict_tex(r['verdict'])}"
+                + (f" {{\\scriptsize\\texttt{{{latex_escape(cite)}}}}}" if cite else "")
+                + (f" {{\\scriptsize {latex_escape(agree)}}}" if agree else "")
+                + f" & {latex_escape(r['headline'])} & {{\\scriptsize {latex_escape(r['device'])}}} \\\\ \\midrule")
     html_text = ("<table class='claims-table'><thead><tr><th>ID</th><th>Claim</th><th>Verdict</th><th>Headline "
                  "numbers</th><th>Device</th></tr></thead><tbody>" + "".join(rows_html) + "</tbody></table>")
     latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.27\\linewidth}p{0.1\\linewidth}"
@@ -425,7 +437,7 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
     cells.append(new_markdown_cell("## Claims and verdicts\n\nEach verdict comes from a named rule function applied "
                                    "to numbers measured in the notebook of its section below; the rules and the "
                                    "full evidence are in the appendix."))
-    cells.append(claims_table_cell(records))
+    cells.append(claims_table_cell(records, replications(reports)))
     fig_counter = [0]
     for i, name in enumerate(present, start=1):
         nb = nbformat.read(reports / f"{name}.ipynb", as_version=4)
@@ -510,17 +522,24 @@ def export_pdf(paper: nbformat.NotebookNode) -> bytes:
     return pdf
 
 
-def format_comparison(table, before: str, after: str) -> str:
+def format_comparison(table, before: str, after: str, why: dict | None = None) -> str:
     """``claims.compare_verdicts``' table as text: the changed verdicts first, each with both headlines and
-    devices, then the unchanged ones, one line each, then the tally."""
+    devices and (``why``, from ``bundle.explain``) the components of its runs that differ, then the unchanged
+    ones, one line each (with what differs when the headline moved), then the tally."""
+    why = why or {}
+    because = lambda r: [f"      why: {w}" for w in why.get((r.notebook, r.ID, r.device_after), [])]  # noqa: E731
     lines = [f"A: {before}", f"B: {after}", ""]
     changed, same = table[table.changed], table[~table.changed]
     lines.append(f"Changed ({len(changed)}):" if len(changed) else "Changed: none")
     for r in changed.itertuples():
         lines += [f"  {r.ID:<3} {r.verdict_before} -> {r.verdict_after}   ({r.notebook})",
-                  f"      A [{r.device_before}]: {r.headline_before}", f"      B [{r.device_after}]: {r.headline_after}"]
+                  f"      A [{r.device_before}]: {r.headline_before}",
+                  f"      B [{r.device_after}]: {r.headline_after}", *because(r)]
     lines += ["", f"Unchanged ({len(same)}):"]
-    lines += [f"  {r.ID:<3} {r.verdict_before:<18} [{r.device_after}] {r.headline_after}" for r in same.itertuples()]
+    for r in same.itertuples():
+        lines.append(f"  {r.ID:<3} {r.verdict_before:<18} [{r.device_after}] {r.headline_after}")
+        lines += [f"      headline was: {r.headline_before}", *because(r)] if r.headline_before != r.headline_after \
+            and because(r) else []
     emp = table[table.kind == "empirical"]
     lines.append(f"\n{int(emp.changed.sum())} of {len(emp)} empirical verdicts differ; "
                  f"{int(table[table.kind != 'empirical'].changed.sum())} identity verdicts differ")
@@ -547,10 +566,11 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             table = compare_verdicts(args.before, args.after)
+            why = explain(args.before, args.after)
         except FileNotFoundError as exc:
             print(f"[report] {exc}", file=sys.stderr)
             return 2
-        print(format_comparison(table, args.before, args.after))
+        print(format_comparison(table, args.before, args.after, why))
         return 0
     if args.cmd == "html":
         reports = Path(args.reports)

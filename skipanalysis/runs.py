@@ -9,7 +9,8 @@ and nothing else; an edit to the text task leaves the CIFAR runs alone. Never pl
 settings. Its record lives in ``<store>/<key[:2]>/<key>/``:
 
 - ``record.json``: the config, the results (final metrics, convergence record, per-step history), the wall time,
-  the device and machine it ran on, the package versions and the date;
+  the device and machine it ran on, the package versions, the date and the parts of its code fingerprint (the
+  training loop and each function the run reaches, by a short hash each: what `make compare` names);
 - ``weights.pt``: the trained weights, where a later step needs the model (lesions, landscapes, constructions).
 
 ``record.json`` is written last and atomically, so a run killed mid-write leaves nothing that loads. A record
@@ -201,6 +202,17 @@ def fn_fingerprint(fn: Callable, code: str | None = None) -> str:
     return h.hexdigest()
 
 
+def code_parts(fn: Callable, code: str | None = None) -> dict[str, str]:
+    """What ``fn_fingerprint(fn, code)`` is made of, each part by a short hash of its own: the training code, and
+    every package function and class the run function reaches by qualified name. A run's record keeps them, so
+    ``make compare`` can say which function's code two runs differ in (the key alone says only that they do)."""
+    short = lambda text: hashlib.sha256(text.encode()).hexdigest()[:12]  # noqa: E731
+    parts = {"training loop (skipanalysis/train.py)": short(code if code is not None else code_fingerprint())}
+    for obj in sorted(_reached(fn), key=lambda o: (o.__module__, o.__qualname__)):
+        parts[f"{obj.__module__}.{obj.__qualname__}"] = short(code_text(inspect.getsource(obj)))
+    return parts
+
+
 def tensor_fingerprint(*tensors) -> str:
     """sha256 over the shapes, dtypes and bytes of tensors (a data set's identity in a run's config)."""
     h = hashlib.sha256()
@@ -264,8 +276,10 @@ class RunStore:
         return self.folder(key) / "weights.pt"
 
     def save(self, key: str, config: dict[str, Any], result: dict[str, Any], seconds: float,
-             state_dict: dict | None = None, machine: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write a finished run: weights first (atomically), then ``record.json`` (atomically, last)."""
+             state_dict: dict | None = None, machine: dict[str, Any] | None = None,
+             code: dict[str, str] | None = None) -> dict[str, Any]:
+        """Write a finished run: weights first (atomically), then ``record.json`` (atomically, last). ``code``: the
+        parts of its code fingerprint (``code_parts``), kept for ``make compare``."""
         import torch
 
         folder = self.folder(key)
@@ -275,7 +289,7 @@ class RunStore:
                 torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
         record = {"key": key, "config": config, "result": result, "seconds": seconds, "machine": machine or {},
                   "versions": package_versions(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "weights": state_dict is not None}
+                  "weights": state_dict is not None, **({"code": code} if code else {})}
         write_json_atomic(folder / "record.json", record)
         return record
 
@@ -504,6 +518,44 @@ def state_of(record: dict[str, Any], store: RunStore | None) -> dict | None:
     return torch.load(store.weights(record["key"]), weights_only=True)
 
 
+_USED: dict[str, None] = {}  # the keys every run_grid of this process asked for, in order
+
+
+def used_keys() -> list[str]:
+    """The keys of the runs this process has asked the store for since ``forget_used`` (sorted): the runs behind
+    the claims a notebook records (``claims.ClaimBook``)."""
+    return sorted(_USED)
+
+
+def forget_used() -> None:
+    _USED.clear()
+
+
+def _cost_class(config: dict[str, Any]) -> tuple:
+    """What a run's length depends on besides its seed and rate: its net, its arguments and its budget."""
+    return (config.get("name"), json.dumps(config.get("model_args"), sort_keys=True, default=str),
+            config.get("steps"), config.get("epochs"))
+
+
+def expected_seconds(config: dict[str, Any], earlier: list[dict[str, Any]]) -> float | None:
+    """A run's expected wall time from earlier records: the mean of the runs of its cost class (same net,
+    arguments and budget), else of the runs of the same net name; None when the store has neither."""
+    for same in (lambda c: _cost_class(c) == _cost_class(config), lambda c: c.get("name") == config.get("name")):
+        times = [r.get("seconds", 0.0) for r in earlier if same(r.get("config", {}))]
+        if times:
+            return sum(times) / len(times)
+    return None
+
+
+def longest_first(configs: list[dict[str, Any]], earlier: list[dict[str, Any]], ids: list[Any]) -> list[Any]:
+    """``ids`` (one per config) in the order to start their runs: runs with no earlier record first (their length
+    is unknown), then by expected wall time, longest first; ties keep their order. Several workers then finish a
+    grid together instead of one worker running the longest net alone at the end (the greedy LPT schedule)."""
+    guess = [expected_seconds(c, earlier) for c in configs]
+    order = sorted(range(len(ids)), key=lambda j: (guess[j] is not None, -(guess[j] or 0.0)))
+    return [ids[j] for j in order]
+
+
 def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), store: RunStore | None = None,
              device=None, desc: str = "runs", code: str | None = None, executor: str | None = None,
              processes: int = 0) -> list[dict[str, Any]]:
@@ -523,8 +575,11 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     if name == "ray":
         check_executor()  # Ray installed, RAY_ADDRESS and RAY_GPUS_PER_RUN usable: one line otherwise
     n_workers = workers()
+    parts = code_parts(fn, code)
     code = fn_fingerprint(fn, code)
-    keys = [run_key(c, code + model_fingerprint(c)) for c in configs]
+    models = [model_fingerprint(c) for c in configs]
+    keys = [run_key(c, code + m) for c, m in zip(configs, models)]
+    _USED.update(dict.fromkeys(keys))
     out: list[dict[str, Any] | None] = [store.load(k) if store is not None else None for k in keys]
     missing = [i for i, r in enumerate(out) if r is None]
     drift = version_drift([r for r in out if r is not None])
@@ -534,20 +589,21 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
               f"({which}); their numbers are those versions' numbers")
     if not missing:
         return out  # type: ignore[return-value]
-    earlier = {}
-    if store is not None:
-        for r in store.records():
-            earlier.setdefault(r.get("config", {}).get("name"), []).append(r.get("seconds", 0.0))
-    guesses = [sum(earlier[n]) / len(earlier[n]) for n in (configs[i].get("name") for i in missing) if n in earlier]
+    earlier = store.records() if store is not None else []
+    guesses = [g for g in (expected_seconds(configs[i], earlier) for i in missing) if g is not None]
     estimate = sum(guesses) * len(missing) / len(guesses) if guesses else None
-    todo = [configs[i] for i in missing]
     import torch
 
+    parallel = name == "ray" or processes > 1 or (executor is None and n_workers > 1
+                                                  and torch.device(device or "cpu").type == "cpu")
+    if parallel:  # longest first, so no core idles at the end of a grid waiting for one long run
+        missing = longest_first([configs[i] for i in missing], earlier, missing)
+    todo = [configs[i] for i in missing]
     if name == "ray":
         runs = _ray(fn, todo, shared)
     elif processes > 1:
         runs = _processes(fn, todo, shared, device, min(processes, len(todo)))
-    elif executor is None and n_workers > 1 and torch.device(device or "cpu").type == "cpu":
+    elif parallel:
         # a single run too, so a run's numbers never depend on whether it shared a grid (one thread either way);
         # executor="local" (04's timings) keeps the runs in this process, on every thread
         runs = _processes(fn, todo, shared, device, min(n_workers, len(todo)))
@@ -557,7 +613,8 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
         for j, result, state, seconds, machine in runs:
             i = missing[j]
             if store is not None:
-                record = store.save(keys[i], configs[i], result, seconds, state, machine)
+                record = store.save(keys[i], configs[i], result, seconds, state, machine,
+                                    {**parts, "model files": models[i][:12]})
             else:
                 record = {"key": keys[i], "config": configs[i], "result": result, "seconds": seconds,
                           "machine": machine, "weights": state is not None}

@@ -401,3 +401,45 @@ def test_bad_worker_count_is_one_line(monkeypatch):
         monkeypatch.setenv("SKIPANALYSIS_WORKERS", bad)
         with pytest.raises(runs.StoreError, match=f"SKIPANALYSIS_WORKERS={bad} is not allowed; give a whole number"):
             runs.check_executor()
+
+
+def test_longest_first_starts_unknown_then_long_runs():
+    """The greedy LPT order: runs with no earlier record first, then by expected seconds (the mean of their cost
+    class, else of their net's name), longest first. Worked by hand: earlier residual-56 runs took 30 and 40 s
+    (mean 35), plain-20 runs 5 s, and a plain-56 run at another budget 12 s (only its name matches)."""
+    earlier = [{"config": {"name": "residual-56", "steps": 150}, "seconds": 30.0},
+               {"config": {"name": "residual-56", "steps": 150}, "seconds": 40.0},
+               {"config": {"name": "plain-20", "steps": 150}, "seconds": 5.0},
+               {"config": {"name": "plain-56", "steps": 300}, "seconds": 12.0},
+               {"config": {"name": "plain-56", "steps": 150}, "seconds": 20.0}]
+    configs = [{"name": "plain-20", "steps": 150}, {"name": "plain-56", "steps": 300},
+               {"name": "dense-40", "steps": 150}, {"name": "residual-56", "steps": 150},
+               {"name": "plain-56", "steps": 600}]
+    assert runs.expected_seconds(configs[3], earlier) == 35.0
+    assert runs.expected_seconds(configs[4], earlier) == 16.0  # no run at 600 steps: every plain-56 run
+    assert runs.expected_seconds(configs[2], earlier) is None
+    assert runs.longest_first(configs, earlier, ["a", "b", "c", "d", "e"]) == ["c", "d", "e", "b", "a"]
+
+
+def test_grid_started_longest_first_comes_back_in_config_order(tmp_path, tiny, monkeypatch):
+    """With workers, a grid's runs start longest first by the store's earlier timings, and every record still lands
+    at its own config's place with its own key (the order changes when runs start, never which numbers they give)."""
+    ds, test, cfg = tiny
+    store = runs.RunStore(tmp_path / "store")
+    ids = dg.data_fingerprints(ds, test)
+    configs = [dg.run_config(kind, 8, seed, 0.05, cfg, ds, ids) for kind in ("plain", "residual") for seed in (0, 1)]
+    first = runs.run_grid(configs[:1] + configs[2:3], dg.train_run, (ds, test), store, "cpu", "earlier")
+    started = []
+
+    def spy(fn, todo, shared, device, n):
+        started.extend(c["name"] for c in todo)
+        return runs._local(fn, todo, shared, device)
+
+    monkeypatch.setattr(runs, "_processes", spy)
+    monkeypatch.setenv("SKIPANALYSIS_WORKERS", "2")
+    out = runs.run_grid(configs, dg.train_run, (ds, test), store, "cpu", "rest")
+    took = {r["config"]["name"]: r["seconds"] for r in first}
+    assert started == sorted([configs[1]["name"], configs[3]["name"]], key=lambda n: -took[n])
+    assert [(r["config"]["name"], r["config"]["seed"]) for r in out] == [(c["name"], c["seed"]) for c in configs]
+    assert [r["key"] for r in out[:1] + out[2:3]] == [r["key"] for r in first]
+    assert len({r["key"] for r in out}) == 4

@@ -9,8 +9,8 @@ shared machinery (``Decision``, ``rule``, ``identity``, claim kinds) is in ``cor
 ``skipanalysis.rules`` directly: ``rules.d1(...)``, ``rules.text("D1")``.
 """
 
-from .core import (EMPIRICAL_VERDICTS, IDENTITY_CLAIMS, IDENTITY_VERDICTS, RULES, VERDICTS, Decision,  # noqa: F401
-                   claim_kind, identity, rule, text)
+from .core import (CHECKS, EMPIRICAL_VERDICTS, IDENTITY_CLAIMS, IDENTITY_VERDICTS, RULES,  # noqa: F401
+                   VERDICTS, Decision, check, claim_kind, decider, decode, encode, identity, rule, text)
 from .degradation import *  # noqa: F401,F403
 from .gradients import *  # noqa: F401,F403
 from .equivalence import *  # noqa: F401,F403

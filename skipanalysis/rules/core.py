@@ -26,9 +26,11 @@ numbers carry ``seeds``, how many seeds (or rounds) the rule read. The minimum-s
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -57,6 +59,9 @@ class Decision:
     verdict: str
     rule: str
     numbers: dict[str, Any] = field(default_factory=dict)
+    # What the rule function was given (``{"function": ..., "arguments": encode(...)}``), so the verdict can be
+    # recomputed from the claim file alone (``skipanalysis.bundle verify``); None for a decision built by hand.
+    inputs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         allowed = IDENTITY_VERDICTS if claim_kind(self.claim) == "identity" else EMPIRICAL_VERDICTS
@@ -65,6 +70,7 @@ class Decision:
 
 
 RULES: dict[str, Callable[..., Decision]] = {}
+CHECKS: dict[str, Callable[..., Decision]] = {}  # the identity checks (E1-E4, C1, C2, C4) by claim ID
 _LEAVING_OUT = contextvars.ContextVar("leaving_out", default=False)
 DECIDED = ("supported", "refuted")
 
@@ -99,19 +105,22 @@ def rule(claim_id: str, text: str, per_seed: Sequence[str] = (), unit: str = "se
 
         @functools.wraps(fn)
         def decide(*args: Any, **kwargs: Any) -> Decision:
-            full = fn(*args, **kwargs)
-            if not robust or _LEAVING_OUT.get():
+            arguments = _arguments(sig, args, kwargs)
+            full = fn(**arguments)
+            if _LEAVING_OUT.get():
                 return full
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            ids = _seed_ids(bound.arguments, per_seed, labelled, labels)
+            if not robust:
+                return _with_inputs(full, fn, arguments)
+            ids = _seed_ids(arguments, per_seed, labelled, labels)
             full = Decision(full.claim, full.verdict, full.rule, {**full.numbers, f"{unit}s": len(ids)})
             if full.verdict not in DECIDED:
-                return full
-            if labelled and bound.arguments.get(labels) is None:
-                return Decision(full.claim, full.verdict, full.rule,
-                                {**full.numbers, "robustness": f"not checked: no {labels!r} given"})
-            return leave_one_out(fn, full, bound.arguments, per_seed, labelled, labels, unit)
+                return _with_inputs(full, fn, arguments)
+            if labelled and arguments.get(labels) is None:
+                return _with_inputs(Decision(full.claim, full.verdict, full.rule,
+                                             {**full.numbers, "robustness": f"not checked: no {labels!r} given"}),
+                                    fn, arguments)
+            return _with_inputs(leave_one_out(fn, full, arguments, per_seed, labelled, labels, unit), fn,
+                                arguments)
 
         decide.claim_id = claim_id
         decide.text = " ".join(text.split()) + (" " + _robustness_text(unit) if robust else "")
@@ -119,6 +128,78 @@ def rule(claim_id: str, text: str, per_seed: Sequence[str] = (), unit: str = "se
         RULES[claim_id] = decide
         return decide
     return wrap
+
+
+def check(claim_id: str):
+    """Register an identity check (E1-E4, C1, C2, C4) for ``claim_id``: its decision carries its inputs, as a rule's
+    does, so the verdict can be recomputed from the claim file."""
+    def wrap(fn: Callable[..., Decision]) -> Callable[..., Decision]:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def decide(*args: Any, **kwargs: Any) -> Decision:
+            arguments = _arguments(sig, args, kwargs)
+            return _with_inputs(fn(**arguments), fn, arguments)
+
+        decide.claim_id = claim_id
+        CHECKS[claim_id] = decide
+        return decide
+    return wrap
+
+
+def decider(claim_id: str) -> Callable[..., Decision] | None:
+    """The function that decides ``claim_id``: its rule, or its identity check; None when it has neither."""
+    return RULES.get(claim_id) or CHECKS.get(claim_id)
+
+
+def _arguments(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The call's arguments by name, defaults filled in, one-shot iterators (a generator of flags) made lists so the
+    rule and its record read the same values."""
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return {k: list(v) if isinstance(v, Iterator) else v for k, v in bound.arguments.items()}
+
+
+def _with_inputs(decision: Decision, fn: Callable, arguments: Mapping[str, Any]) -> Decision:
+    return dataclasses.replace(decision, inputs={"function": f"{fn.__module__}.{fn.__qualname__}",
+                                                 "arguments": encode(dict(arguments))})
+
+
+def encode(value: Any) -> Any:
+    """A rule's arguments as JSON that ``decode`` gives back exactly: numpy, torch and pandas values as plain
+    lists and numbers, non-finite floats and mappings with keys that are not strings tagged."""
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) for k in value):
+            return {k: encode(v) for k, v in value.items()}
+        return {"__items__": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"__tuple__": [encode(v) for v in value]} if isinstance(value, tuple) else [encode(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy, torch, pandas
+        return encode(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"a rule argument of type {type(value).__name__} cannot be recorded as JSON")
+
+
+def decode(value: Any) -> Any:
+    """``encode``'s inverse."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return float(value["__float__"])
+        if set(value) == {"__tuple__"}:
+            return tuple(decode(v) for v in value["__tuple__"])
+        if set(value) == {"__items__"}:
+            return {_hashable(decode(k)): decode(v) for k, v in value["__items__"]}
+        return {k: decode(v) for k, v in value.items()}
+    return value
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
 
 
 def _entries(value: Any) -> list | None:

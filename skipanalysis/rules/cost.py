@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import stats
-from .core import RULES, Decision, _decide, identity, needed, rule
+from .core import RULES, Decision, _decide, check, identity, needed, rule
 
 __all__ = ["ratio_interval", "quadratic_share", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "GPU_TYPES",
            "MIN_REPEATS"]
@@ -62,6 +62,7 @@ def _too_few(claim: str, nums: dict, **pairs: tuple[Sequence[float] | None, Sequ
 C1_RANGE = (0.25, 0.42)  # "roughly a third" of the parameters
 
 
+@check("C1")
 def c1(resnet_params: int, dense_params: int) -> Decision:
     """C1, an exact count: verified when DenseNet-121 / ResNet-50 parameters lies in ``C1_RANGE``."""
     ratio = dense_params / resnet_params
@@ -71,6 +72,7 @@ def c1(resnet_params: int, dense_params: int) -> Decision:
                                                             "densenet121": int(dense_params)})
 
 
+@check("C2")
 def c2(dense_flops: Sequence[float], resnet_flops: Sequence[float], counters: Sequence[str]) -> Decision:
     """C2, an exact count: verified when DenseNet-121 needs fewer forward FLOPs than ResNet-50 under every
     counter (one value per counter, same order)."""
@@ -80,6 +82,7 @@ def c2(dense_flops: Sequence[float], resnet_flops: Sequence[float], counters: Se
                     f"({', '.join(counters)}); failed otherwise", {"fewer": fewer})
 
 
+@check("C4")
 def c4(in_channels: Sequence[int], share_1x1: Sequence[float], growth: int) -> Decision:
     """C4, an exact count over a dense block's layers: verified when each layer's input is exactly ``growth`` maps
     wider than the previous one and the 1x1 bottleneck's share of the layer's convolution work rises strictly."""

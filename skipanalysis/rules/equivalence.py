@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Sequence
 
 from .. import stats
-from .core import RULES, Decision, _decide, identity, rule
+from .core import RULES, Decision, _decide, check, identity, rule
 
 __all__ = ["e1", "e2", "e3", "e4", "e5"]
 
 FLOAT64_TOL = 1e-10  # float64 rounding is about 1e-16 per operation: an identity holds far inside this
 
 
+@check("E1")
 def e1(merge: Mapping[str, float]) -> Decision:
     """E1 from ``equivalence.merge_check``: the residual merge is ``x + F(x)`` and the dense merge ``[x, F1..FL]``."""
     ok = (merge["residual_add_max_dev"] < 1e-12 and merge["dense_prefix_max_dev"] == 0
@@ -21,6 +22,7 @@ def e1(merge: Mapping[str, float]) -> Decision:
                     "k0 + Lk channels wide; failed otherwise", dict(merge))
 
 
+@check("E2")
 def e2(rel_errs: Sequence[float]) -> Decision:
     """E2 from the relative errors of conv(concatenation) against the sum of per-piece convolutions."""
     worst = max(rel_errs)
@@ -29,6 +31,7 @@ def e2(rel_errs: Sequence[float]) -> Decision:
                     {"max_rel_err": worst, "trials": len(rel_errs)})
 
 
+@check("E3")
 def e3(tied_err: float, residuals: Sequence[float]) -> Decision:
     """E3 from the tied dense layer's deviation from a ResNet layer and the best tied fit's relative residual for
     m = 1, 2, ... inputs (index 0 is m = 1)."""
@@ -39,6 +42,7 @@ def e3(tied_err: float, residuals: Sequence[float]) -> Decision:
                     {"tied_max_abs_err": tied_err, "residual_m2": residuals[1] if len(residuals) > 1 else None})
 
 
+@check("E4")
 def e4(counted: Sequence[int], formula: Sequence[int], new_maps: Sequence[int], growth: Sequence[int],
        params: Sequence[int], params_formula: Sequence[int]) -> Decision:
     """E4 from a connection census: per block size the counted connections and L(L+1)/2; per layer the maps it
