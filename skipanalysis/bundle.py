@@ -63,16 +63,18 @@ def books_of(source: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def run_records(source: str | os.PathLike, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """The records of ``keys``: from the bundle when ``source`` is one, else from the run store (``runs/`` or
-    ``SKIPANALYSIS_RUNS``). Keys with no record are left out."""
+    """The records of ``keys``: from the bundle when ``source`` is one, else from the report's own store
+    (``<report>/runs/``, as make full-check keeps it) or the run store (``runs/`` or ``SKIPANALYSIS_RUNS``). Keys
+    with no record are left out."""
     if is_bundle(source):
         members = read_bundle(source)
         return {k: json.loads(members[f"runs/{k}.json"]) for k in keys if f"runs/{k}.json" in members}
     out = {}
-    root = runs.default_root()
+    folder = Path(source) if Path(source).is_dir() else Path(source).parent
+    roots = [r for r in (folder / "runs", runs.default_root()) if r.is_dir()]
     for k in keys:
-        p = root / k[:2] / k / "record.json"
-        if p.is_file():
+        p = next((r / k[:2] / k / "record.json" for r in roots if (r / k[:2] / k / "record.json").is_file()), None)
+        if p is not None:
             try:
                 out[k] = json.loads(p.read_text(encoding="utf-8"))
             except ValueError:
@@ -170,7 +172,7 @@ def recompute(claim: dict[str, Any], profile: str) -> str | None:
     """The verdict ``claim``'s rule gives from the inputs recorded with it, held to the design of ``profile``;
     None when the claim carries no inputs (a verdict written by hand, e.g. "not measured here")."""
     inputs = claim.get("inputs")
-    if not inputs:
+    if not inputs or "arguments" not in inputs:
         return None
     fn = rules.decider(claim["id"])
     if fn is None:
@@ -213,7 +215,8 @@ def verify(source: str | os.PathLike) -> list[str]:
                 raise BundleError(f"claim {label}: its rule fails on the recorded inputs "
                                   f"({type(exc).__name__}: {exc})") from None
             if verdict is None:
-                lines.append(f"  {label}: {c['verdict']} (no recorded inputs: identity checked, not recomputed)")
+                why = (c.get("inputs") or {}).get("unrecorded", "decided without a rule's inputs")
+                lines.append(f"  {label}: {c['verdict']} (not recomputed: {why}; its identity checked)")
                 continue
             if verdict != c["verdict"]:
                 raise BundleError(f"claim {label}: recorded {c['verdict']!r}, but its rule gives {verdict!r} from "
@@ -269,7 +272,7 @@ def components(records: list[dict[str, Any]], book: dict[str, Any] | None = None
 
 
 def _show(values: set[str], most: int = 4) -> str:
-    items = sorted(values)
+    items = sorted(v if len(v) <= 24 else f"{v[:12]}..." for v in values)  # fingerprints by their first digits
     return ", ".join(items[:most]) + (f" (+{len(items) - most})" if len(items) > most else "") if items else "-"
 
 

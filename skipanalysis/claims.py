@@ -22,7 +22,7 @@ from typing import Any
 from . import runs
 from .design import design
 from .rules import Decision, claim_kind
-from .provenance import write_json_atomic  # noqa: F401 (re-exported for older callers)
+from .provenance import write_json_atomic
 
 
 @dataclass(frozen=True)

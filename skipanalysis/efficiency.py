@@ -31,11 +31,11 @@ from .params import MODEL_SPEC
 
 
 def build_model(spec: str, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
-    """A model of notebook 08 by its factory name (``resnet-D``, ``se-resnet-D``, ``densenet-N``, ``csp-densenet-N``;
-    growth 12): ``models.create`` with the data's classes and channels."""
+    """A model of notebook 08 by its factory name (``resnet-D``, ``se-resnet-D``, ``bottleneck-resnet-D``,
+    ``densenet-N``, ``csp-densenet-N``; growth 12): ``models.create`` with the data's classes and channels."""
     if not MODEL_SPEC.match(spec):
-        raise ValueError(f"model spec {spec!r} is not allowed; use resnet-D, se-resnet-D (D = 6n+2), densenet-N or "
-                         "csp-densenet-N (N dense layers per block)")
+        raise ValueError(f"model spec {spec!r} is not allowed; use resnet-D, se-resnet-D (D = 6n+2), "
+                         "bottleneck-resnet-D (D = 9n+2), densenet-N or csp-densenet-N (N dense layers per block)")
     return create(spec, num_classes=num_classes, in_channels=in_channels)
 
 

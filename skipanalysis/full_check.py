@@ -1,8 +1,8 @@
 """``make full-check``: every notebook in the full profile's code path and data, capped to minutes on a CPU.
 
 The full profile is meant for a GPU (hours to days), so a bug in one of its code paths (warm-up at depth 110, the
-step schedule, augmentation, full CIFAR-10, the bottleneck ResNet-164, 512 px ISBI slices with elastic copies, the
-Hessian maps, 224 px timings) would otherwise be found after hours of compute. This check runs each notebook with
+step schedule, augmentation, full CIFAR-10, He et al.'s bottleneck ResNet-164, 512 px ISBI slices with elastic
+copies, the Hessian maps, 224 px timings) would otherwise be found after hours of compute. This check runs each notebook with
 ``--profile full`` and an overlay (``params.OVERLAY_ENV``, written to ``<out>/caps.yaml`` and printed) that caps
 what costs time and nothing else: training steps per run (one knob, ``--steps``), seeds, training-set sizes, grid
 and list sizes, and U-Net's width (base 8: every evaluation covers the tiles of the 512 px slices). A grid of depths

@@ -138,9 +138,9 @@ def _lrs(hi: float = 10) -> P:
     return P("floats", 0, hi, lo_open=True, hi_open=True)
 
 
-# Notebook 08's model names (efficiency.build_model): resnet-D / se-resnet-D with D = 6n+2, densenet-N /
-# csp-densenet-N with N dense layers per block.
-MODEL_SPEC = re.compile(r"^(resnet|se-resnet|densenet|csp-densenet)-(\d+)$")
+# Notebook 08's model names (efficiency.build_model): resnet-D / se-resnet-D with D = 6n+2, bottleneck-resnet-D
+# with D = 9n+2 (He et al.'s ResNet-164), densenet-N / csp-densenet-N with N dense layers per block.
+MODEL_SPEC = re.compile(r"^(resnet|se-resnet|bottleneck-resnet|densenet|csp-densenet)-(\d+)$")
 
 
 def _models_known(names: list[str]) -> bool:
@@ -149,6 +149,8 @@ def _models_known(names: list[str]) -> bool:
         if not m:
             return False
         n = int(m.group(2))
+        if m.group(1) == "bottleneck-resnet":
+            return n >= 11 and (n - 2) % 9 == 0
         return n >= 8 and (n - 2) % 6 == 0 if m.group(1).endswith("resnet") else n >= 1
     return all(ok(n) for n in names)
 
@@ -242,8 +244,8 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         "seeds": P("int", 2), "lr_seeds": POSITIVE, "steps": POSITIVE, "batch_size": POSITIVE, "lrs": _lrs(),
         "weight_decay": P("float", 0, 1), "margin": FRACTION, "augment": P("bool")},
         [Rule(("lr_seeds", "seeds"), lambda v: v["lr_seeds"] <= v["seeds"], "lr_seeds at most seeds"),
-         Rule(("pair",), lambda v: len(v["pair"]) == 2 and v["pair"][0].startswith("resnet")
-              and v["pair"][1].startswith("densenet"), "pair: ['resnet-D', 'densenet-N']"),
+         Rule(("pair",), lambda v: len(v["pair"]) == 2 and v["pair"][0].startswith(("resnet", "bottleneck-resnet"))
+              and v["pair"][1].startswith("densenet"), "pair: ['resnet-D' or 'bottleneck-resnet-D', 'densenet-N']"),
          Rule(("control",), lambda v: v["control"].startswith("resnet-"), "a plain ResNet, 'resnet-D'"),
          Rule(("small_sizes", "n_train"), lambda v: all(n < v["n_train"] for n in v["small_sizes"]),
               "small_sizes below n_train"),

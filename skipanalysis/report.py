@@ -34,7 +34,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from . import outputs, rules
 from .bundle import explain, replication, replications
 from .claims import CATALOGUE, REFERENCES, ClaimBook, load_claims
-from .provenance import git_commit, package_versions, write_atomic, write_json_atomic  # noqa: F401 (re-exported)
+from .provenance import git_commit, package_versions, write_atomic, write_json_atomic
 from .rules import EMPIRICAL_VERDICTS, Decision
 
 VERDICT_COLORS = {"supported": "1A9850", "refuted": "D73027", "inconclusive": "B8860B", "not measured here": "7F7F7F",

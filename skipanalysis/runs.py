@@ -69,10 +69,13 @@ def default_root() -> Path:
 
 
 def code_text(source: str) -> str:
-    """Python source as a run's key sees it: without comments, docstrings, blank lines and trailing spaces.
+    """Python source as a run's key sees it: its tokens, one logical line per line, without comments, docstrings,
+    blank lines, line breaks inside brackets, spacing and indentation width (kept as INDENT and DEDENT marks).
 
-    Editing what code computes changes the text; rewording a comment or a docstring, or reflowing blank lines,
-    does not, so it re-runs nothing. Plain text (not an AST dump), so the key is the same on every Python version.
+    Editing what code computes changes the text; rewording a comment or a docstring, reflowing a call over other
+    lines, or a formatter's spacing does not, so it re-runs nothing. A trailing comma stays a token (``(x,)`` is not
+    ``(x)``). An f-string is kept as written (Python 3.12 splits it into several tokens; the text is the same on
+    every version), so the key is the same on every Python version.
     """
     import ast
     import io
@@ -80,26 +83,43 @@ def code_text(source: str) -> str:
     import tokenize
 
     source = textwrap.dedent(source)
-    lines = source.splitlines()
-    drop: set[int] = set()
+    docstrings = set()
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
-            drop |= set(range(body[0].lineno - 1, body[0].end_lineno))
-    cut = {}
+            docstrings.add((body[0].lineno, body[0].col_offset))
+    lines = source.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    at = lambda pos: offsets[pos[0] - 1] + pos[1]  # noqa: E731 (a token's (row, col) as an offset)
+    fstring = (getattr(tokenize, "FSTRING_START", None), getattr(tokenize, "FSTRING_END", None))
+    out: list[list[str]] = [[]]
+    skip_newline, depth, start = False, 0, None
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT:
-            cut[tok.start[0] - 1] = tok.start[1]
-    kept = []
-    for i, line in enumerate(lines):
-        if i in drop:
+        if depth or (fstring[0] is not None and tok.type == fstring[0]):  # Python >= 3.12: one f-string, whole
+            depth += {fstring[0]: 1, fstring[1]: -1}.get(tok.type, 0)
+            start = tok.start if start is None else start
+            if depth == 0:
+                out[-1].append(source[at(start):at(tok.end)])
+                start = None
             continue
-        line = line[:cut[i]] if i in cut else line
-        if line.strip():
-            kept.append(line.rstrip())
-    return "\n".join(kept)
+        if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER):
+            continue
+        if tok.type == tokenize.STRING and tok.start in docstrings:
+            skip_newline = True
+            continue
+        if tok.type == tokenize.NEWLINE:
+            if not skip_newline and out[-1]:
+                out.append([])
+            skip_newline = False
+            continue
+        out[-1].append({tokenize.INDENT: "INDENT", tokenize.DEDENT: "DEDENT"}.get(tok.type, tok.string))
+    while out and set(out[-1]) <= {"DEDENT"}:  # the blocks closing at the end of the source
+        out.pop()
+    return "\n".join(" ".join(line) for line in out if line)
 
 
 def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) -> str:
@@ -196,9 +216,9 @@ def fn_fingerprint(fn: Callable, code: str | None = None) -> str:
     ``fn`` and of every package function and class it reaches (``_reached``: helpers such as a loss or a probe), so
     editing what a run computes re-runs it while editing plots, rules, comments or docstrings does not."""
     h = hashlib.sha256((code if code is not None else code_fingerprint()).encode())
-    for obj in sorted(_reached(fn), key=lambda o: (o.__module__, o.__qualname__)):
-        h.update(f"{obj.__module__}.{obj.__qualname__}".encode())
-        h.update(code_text(inspect.getsource(obj)).encode())
+    for name, text in sorted((obj.__qualname__, code_text(inspect.getsource(obj))) for obj in _reached(fn)):
+        h.update(name.encode())  # by name and code, not by module: moving a function to another module re-runs nothing
+        h.update(text.encode())
     return h.hexdigest()
 
 

@@ -218,3 +218,10 @@ def test_bad_bundle_input_is_one_line(tmp_path, capsys):
     (tmp_path / "x.tar.gz").write_text("not a tar")
     assert bundle.main(["verify", str(tmp_path / "x.tar.gz")]) == 1
     assert "is not a readable .tar.gz" in capsys.readouterr().err
+
+
+def test_an_argument_json_cannot_hold_is_named_not_an_error():
+    d = rules.e2(rel_errs=[1e-16])
+    odd = rules.core._with_inputs(d, rules.e2, {"rel_errs": object()})
+    assert odd.verdict == d.verdict and "cannot be recorded" in odd.inputs["unrecorded"]
+    assert bundle.recompute({"id": "E2", "inputs": odd.inputs, "verdict": "verified"}, "quick") is None

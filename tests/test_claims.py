@@ -54,7 +54,7 @@ def test_record_round_trip(tmp_path):
 def test_atomic_writes_are_readable_like_plain_files(tmp_path):
     import os
 
-    from skipanalysis.claims import write_json_atomic
+    from skipanalysis.provenance import write_json_atomic
 
     write_json_atomic(tmp_path / "x.json", {"a": 1})
     mask = os.umask(0)

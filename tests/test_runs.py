@@ -27,11 +27,23 @@ def test_the_key_follows_config_and_code_only():
     assert runs.code_fingerprint() == runs.code_fingerprint() and len(runs.code_fingerprint()) == 64
 
 
+def test_reflowing_code_does_not_change_the_key_but_a_real_edit_does():
+    """A formatter's work (a call over several lines, spacing, indentation width) keeps the key; moving a statement
+    out of its block, a trailing comma that makes a tuple, or another constant changes it."""
+    one = "def f(a, b):\n    if a:\n        y = g(a, b, key=1)\n    return y\n"
+    reflowed = "def f(a,\n      b):\n  if a:\n    y = g(\n        a, b,\n        key = 1)\n  return y\n"
+    assert runs.code_text(one) == runs.code_text(reflowed)
+    assert runs.code_text(one) != runs.code_text(one.replace("    return y", "        return y"))
+    assert runs.code_text("x = (a)\n") != runs.code_text("x = (a,)\n")
+    assert runs.code_text(one) != runs.code_text(one.replace("key=1", "key=2"))
+    assert runs.code_text('x = f"{a!r:>4}" + "b"\n') == 'x = f"{a!r:>4}" + "b"'
+
+
 def test_comments_docstrings_and_blank_lines_do_not_change_the_code_key(tmp_path):
     before = 'def f(x):\n    """Square."""\n    return x * x  # the square\n'
     reworded = '\n\ndef f(x):\n    """The square of x,\n    reworded."""\n\n    return x * x   # squared\n'
     edited = 'def f(x):\n    """Square."""\n    return x * x + 1  # the square\n'
-    assert runs.code_text(before) == runs.code_text(reworded) == "def f(x):\n    return x * x"
+    assert runs.code_text(before) == runs.code_text(reworded) == "def f ( x ) :\nINDENT return x * x"
     assert runs.code_text(edited) != runs.code_text(before)
     assert runs.code_text('s = """# kept"""  # dropped') == 's = """# kept"""'  # a string is code, not a comment
     keys = []

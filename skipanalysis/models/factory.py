@@ -10,6 +10,8 @@ name                        the network                                         
 ``resnet-D``                ... with identity (option A) shortcuts                          width, bn
 ``highway-D``               ... with gated shortcuts (Srivastava et al. 2015)               + gate_bias
 ``se-resnet-D``             ... residual with squeeze-and-excitation branches (Hu et al.)
+``bottleneck-resnet-D``     pre-activation bottleneck ResNet, depth 9n+2 (164: He et al.)   num_classes, in_channels,
+                                                                                           width
 ``densenet-N``              DenseNet-BC, 3 blocks of N layers (Huang et al. 2017)           growth, num_classes,
 ``csp-densenet-N``          ... with cross-stage partial blocks (Wang et al. 2020)          in_channels
 ``preact-stage-N``          one stage of N pre-activation residual blocks                   width, num_classes, ...
@@ -35,6 +37,7 @@ from typing import Any, Callable
 from torch import nn
 
 from .blocks import BasicBlock
+from .bottleneck import BottleneckResNet
 from .densenet import DenseNetBC, DenseStageNet
 from .highway import HighwayBlock
 from .resnet import CifarResNet, ResidualStageNet, SkipEveryNet
@@ -46,14 +49,16 @@ CIFAR_KINDS = {"plain": "plain", "resnet": "residual", "highway": "highway", "se
 NAME_OF_KIND = {kind: prefix for prefix, kind in CIFAR_KINDS.items()}
 PATTERNS = {
     "cifar": re.compile(r"^(plain|resnet|highway|se-resnet)-(\d+)$"),
+    "bottleneck": re.compile(r"^bottleneck-resnet-(\d+)$"),
     "densenet": re.compile(r"^(densenet|csp-densenet)-(\d+)$"),
     "stage": re.compile(r"^(preact-stage|dense-stage|chain)-(\d+)$"),
     "unet": re.compile(r"^unet-(concat|add|none)$"),
     "encoder": re.compile(r"^encoder-(pre|post)$"),
     "torchvision": re.compile(r"^tv:([a-z0-9_]+)$"),
 }
-FORMS = ("plain-D, resnet-D, highway-D, se-resnet-D (D = 6n+2), densenet-N, csp-densenet-N, preact-stage-N, "
-         "dense-stage-N, chain-N, unet-concat|add|none, encoder-pre|post, tv:<torchvision name>")
+FORMS = ("plain-D, resnet-D, highway-D, se-resnet-D (D = 6n+2), bottleneck-resnet-D (D = 9n+2), densenet-N, "
+         "csp-densenet-N, preact-stage-N, dense-stage-N, chain-N, unet-concat|add|none, encoder-pre|post, "
+         "tv:<torchvision name>")
 
 
 def cifar_block(kind: str, gate_bias: float = -2.0) -> Callable[..., nn.Module]:
@@ -87,6 +92,8 @@ def create(name: str, **kw: Any) -> nn.Module:
     so seed first (``train.seed_everything``) for a given initialisation."""
     if m := PATTERNS["cifar"].match(name):
         return cifar_resnet(int(m.group(2)), CIFAR_KINDS[m.group(1)], **kw)
+    if m := PATTERNS["bottleneck"].match(name):
+        return BottleneckResNet(int(m.group(1)), **kw)
     if m := PATTERNS["densenet"].match(name):
         kw.setdefault("growth", 12)
         return DenseNetBC(int(m.group(2)), partial=m.group(1) == "csp-densenet", **kw)

@@ -161,8 +161,13 @@ def _arguments(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, A
 
 
 def _with_inputs(decision: Decision, fn: Callable, arguments: Mapping[str, Any]) -> Decision:
-    return dataclasses.replace(decision, inputs={"function": f"{fn.__module__}.{fn.__qualname__}",
-                                                 "arguments": encode(dict(arguments))})
+    """``decision`` carrying the call that made it; arguments JSON cannot hold are named instead (the verdict then
+    stands on its identity alone: ``bundle.verify`` says it was not recomputed), never an error in a notebook."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    try:
+        return dataclasses.replace(decision, inputs={"function": name, "arguments": encode(dict(arguments))})
+    except TypeError as exc:
+        return dataclasses.replace(decision, inputs={"function": name, "unrecorded": str(exc)})
 
 
 def encode(value: Any) -> Any:
