@@ -220,8 +220,8 @@ compare: | $(ENV)
 # with make import-claims FROM=... ("supported on 2 of 2 machines").
 bundle: | $(ENV)
 	@$(PYTHON) -m skipanalysis.bundle make $(OUT)
+BUNDLE ?= $(OUT)/bundle.tar.gz
 verify: | $(ENV)
-	@test -n "$(BUNDLE)" || { echo "make verify needs BUNDLE=<bundle.tar.gz>, e.g. BUNDLE=$(OUT)/bundle.tar.gz"; exit 2; }
 	@$(PYTHON) -m skipanalysis.bundle verify "$(BUNDLE)"
 import-claims: | $(ENV)
 	@test -n "$(FROM)" || { echo "make import-claims needs FROM=<claims.json or bundle.tar.gz of another machine>"; exit 2; }
