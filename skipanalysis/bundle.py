@@ -88,10 +88,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _record_without_weights(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k != "state"}
-
-
 def citation(profile: str, commit: str, date: str) -> tuple[str, str]:
     """``CITATION.cff`` and a BibTeX entry for a report of ``profile`` at ``commit``."""
     title = f"skipanalysis: skip connections put to measurement ({profile} report)"
@@ -133,7 +129,7 @@ def make(report: str | os.PathLike, out: str | os.PathLike | None = None) -> Pat
     records = run_records(report, keys) if keys else {}
     for k in keys:
         if k in records:
-            members[f"runs/{k}.json"] = _json(_record_without_weights(records[k]))
+            members[f"runs/{k}.json"] = _json(records[k])  # the record only: weights stay in the store
     members["code.json"] = _json(code_fingerprints())
     for name in LOCKS:
         if (ROOT / name).is_file():
@@ -205,7 +201,7 @@ def verify(source: str | os.PathLike) -> list[str]:
                                   f"({claims_mod.cite(c)}): a number, the rule or a run key was changed")
             hashed += bool(c.get("cite"))
             missing = [k for k in c.get("runs", []) if f"runs/{k}.json" not in members]
-            if missing and len(missing) < len(c.get("runs", [])):
+            if missing:
                 lines.append(f"  {label}: {len(missing)} of its {len(c['runs'])} run records are not in the bundle")
             try:
                 verdict = recompute(c, profile)

@@ -595,8 +595,7 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
     if name == "ray":
         check_executor()  # Ray installed, RAY_ADDRESS and RAY_GPUS_PER_RUN usable: one line otherwise
     n_workers = workers()
-    parts = code_parts(fn, code)
-    code = fn_fingerprint(fn, code)
+    base, code = code, fn_fingerprint(fn, code)
     models = [model_fingerprint(c) for c in configs]
     keys = [run_key(c, code + m) for c, m in zip(configs, models)]
     _USED.update(dict.fromkeys(keys))
@@ -609,6 +608,7 @@ def run_grid(configs: list[dict[str, Any]], fn: Callable, shared: tuple = (), st
               f"({which}); their numbers are those versions' numbers")
     if not missing:
         return out  # type: ignore[return-value]
+    parts = code_parts(fn, base)  # kept in the new records, for make compare
     earlier = store.records() if store is not None else []
     guesses = [g for g in (expected_seconds(configs[i], earlier) for i in missing) if g is not None]
     estimate = sum(guesses) * len(missing) / len(guesses) if guesses else None
