@@ -19,7 +19,7 @@
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
-# imports changed (reports/<profile>/.deps.mk, made by skipanalysis.deps). Each
+# imports changed (reports/<profile>/.deps.mk, made by skipanalysis.pipeline.deps). Each
 # profile and device has its own folder, so switching profiles keeps the others.
 
 SHELL := /bin/bash
@@ -44,7 +44,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 NAMES := $(basename $(notdir $(NOTEBOOKS)))
 EXECUTED := $(NAMES:%=$(OUT)/%.ipynb)
 # Every package file; each notebook depends on the ones it imports (generated into $(DEPS)).
-PACKAGE := $(wildcard skipanalysis/*.py skipanalysis/models/*.py skipanalysis/rules/*.py)
+PACKAGE := $(wildcard skipanalysis/*.py skipanalysis/*/*.py)
 DEPS := $(OUT)/.deps.mk
 
 EXTRAS ?=
@@ -108,7 +108,7 @@ lock: | $(ENV)
 # The runner writes into a staging folder and renames the executed notebook into place
 # only after every cell succeeded: a failed run leaves no target behind.
 $(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb | $(ENV)
-	@$(PYTHON) -m skipanalysis.runner $< $@ --profile $(PROFILE) --device $(DEVICE) $(RUNNER_FLAGS)
+	@$(PYTHON) -m skipanalysis.pipeline.runner $< $@ --profile $(PROFILE) --device $(DEVICE) $(RUNNER_FLAGS)
 
 # Under make -jN two notebooks run by themselves, with every core. The lead (01, the longest, whose nets 02 and 07
 # reuse) runs first, its runs in one process per core (SKIPANALYSIS_WORKERS; small nets gain little from a second
@@ -135,7 +135,7 @@ $(FIRST) $(TIMED): private RUNNER_FLAGS = --alone
 
 # Per notebook: the package files it imports and its parameter stamp (rewritten only when its section changed).
 $(DEPS): $(NOTEBOOKS) notebooks/params/$(PROFILE).yaml $(PACKAGE) | $(ENV)
-	@$(PYTHON) -m skipanalysis.deps --profile $(PROFILE) --out $(OUT) $(NOTEBOOKS)
+	@$(PYTHON) -m skipanalysis.pipeline.deps --profile $(PROFILE) --out $(OUT) $(NOTEBOOKS)
 ifneq ($(filter report record-hardware $(OUT)/%,$(or $(MAKECMDGOALS),report)),)
 include $(DEPS)
 endif
@@ -155,13 +155,13 @@ STARTS := $(foreach n,$(LONGEST_FIRST),$(filter $(OUT)/$(n).ipynb,$(EXECUTED)))
 $(OUT)/report.html: $(FIRST) $(STARTS) $(filter-out $(FIRST) $(STARTS),$(EXECUTED)) $(wildcard $(OUT)/replications/*.json) \
 		| $(ENV)
 	@echo "[report] assembling $(words $(EXECUTED)) notebook(s) into $@"
-	@$(PYTHON) -m skipanalysis.report html --reports $(OUT) --profile $(PROFILE) $(NAMES)
+	@$(PYTHON) -m skipanalysis.pipeline.report html --reports $(OUT) --profile $(PROFILE) $(NAMES)
 
 $(OUT)/report.pdf: $(OUT)/report.html
 	@if [ "$(PDF)" = no ]; then rm -f $@; echo "[report] PDF skipped (PDF=no)"; \
 	elif command -v xelatex >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1; then \
 		echo "[report] rendering $@ with xelatex"; \
-		$(PYTHON) -m skipanalysis.report pdf $(OUT)/report.ipynb $@; \
+		$(PYTHON) -m skipanalysis.pipeline.report pdf $(OUT)/report.ipynb $@; \
 	else echo "$(PDF_HINT)"; fi
 
 # Rebuild the real data shipped in data/ from the public archives (provenance in data/README.md).
@@ -181,27 +181,27 @@ XLA_PINS := torch==2.9.0 torchvision==0.24.0 torch-xla==2.9.0
 	@touch $@
 
 xla-check: .venv-xla/.installed
-	@PJRT_DEVICE=CPU SKIPANALYSIS_RUNS=reports/xla-check/runs .venv-xla/bin/python -m skipanalysis.runner \
+	@PJRT_DEVICE=CPU SKIPANALYSIS_RUNS=reports/xla-check/runs .venv-xla/bin/python -m skipanalysis.pipeline.runner \
 		notebooks/04_cost.ipynb reports/xla-check/04_cost.ipynb --profile smoke --device xla
 	@grep -o 'Code paths on xla[^"\]*' reports/xla-check/04_cost.ipynb | head -1
 
 # Images/s of the training loop against a bare torch loop (ResNet-20, plain-56; 8, 16 and 32 px) on this machine.
 bench: | $(ENV)
-	$(PYTHON) -m skipanalysis.bench --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
+	$(PYTHON) -m skipanalysis.pipeline.bench --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
 
-# One GPU's numbers in a few minutes (skipanalysis.gpu_check): notebook 04's hardware file for the card, kept in
+# One GPU's numbers in a few minutes (skipanalysis.pipeline.gpu_check): notebook 04's hardware file for the card, kept in
 # data/hardware/ to commit; 01's nets trained one at a time and several at once (EXECUTOR=ray, RAY_GPUS_PER_RUN);
 # images/s per run and for the card; 01's full profile in hours on this card. TINY=1 DEVICE=cpu: the code path only.
 gpu-check: | $(ENV)
-	@$(PYTHON) -m skipanalysis.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
+	@$(PYTHON) -m skipanalysis.pipeline.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
 		$(if $(TINY),--tiny --out reports/gpu-check-tiny,--out reports/gpu-check --keep data/hardware)
 
-# The full profile's code path end to end on a CPU in minutes (skipanalysis.full_check): every notebook with full.yaml
+# The full profile's code path end to end on a CPU in minutes (skipanalysis.pipeline.full_check): every notebook with full.yaml
 # and caps on steps (STEPS a run), seeds, sizes and grids, written to reports/full-check/caps.yaml; full CIFAR-10
 # from CIFAR10_DIR, else the JPEG export in $(DATA_SOURCE) unpacked to a temporary folder. Verdicts marked capped.
 STEPS ?= 4
 full-check: | $(ENV)
-	@$(PYTHON) -m skipanalysis.full_check --steps $(STEPS) --out $(REPORTS)/full-check \
+	@$(PYTHON) -m skipanalysis.pipeline.full_check --steps $(STEPS) --out $(REPORTS)/full-check \
 		--cifar-archive $(DATA_SOURCE)/cifar10-jpeg.tar.gz --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
 
 # Test files in parallel, a file per worker (pytest-xdist, in the dev extra; without it, one after another).
@@ -212,24 +212,24 @@ test: | $(ENV)
 # Two runs' verdicts and headline numbers side by side, changes first: make compare A=<claims.json or report folder> B=...
 compare: | $(ENV)
 	@test -n "$(A)" -a -n "$(B)" || { echo "make compare needs A=<claims.json or report folder> and B=<...>, e.g. A=reports/quick B=/path/gpu/reports/quick/claims.json"; exit 2; }
-	@$(PYTHON) -m skipanalysis.report diff "$(A)" "$(B)"
+	@$(PYTHON) -m skipanalysis.pipeline.report diff "$(A)" "$(B)"
 
 # A report's verdicts as one offline archive to cite and archive (claims with their identities, rules, design, run
 # records, code fingerprints, locks, machines, figures, CITATION.cff): $(OUT)/bundle.tar.gz. Checked anywhere, no
 # training, by make verify BUNDLE=...; another machine's claims (its claims.json or bundle) join the claims table
 # with make import-claims FROM=... ("supported on 2 of 2 machines").
 bundle: | $(ENV)
-	@$(PYTHON) -m skipanalysis.bundle make $(OUT)
+	@$(PYTHON) -m skipanalysis.pipeline.bundle make $(OUT)
 BUNDLE ?= $(OUT)/bundle.tar.gz
 verify: | $(ENV)
-	@$(PYTHON) -m skipanalysis.bundle verify "$(BUNDLE)"
+	@$(PYTHON) -m skipanalysis.pipeline.bundle verify "$(BUNDLE)"
 import-claims: | $(ENV)
 	@test -n "$(FROM)" || { echo "make import-claims needs FROM=<claims.json or bundle.tar.gz of another machine>"; exit 2; }
-	@$(PYTHON) -m skipanalysis.bundle import "$(FROM)" $(OUT)
+	@$(PYTHON) -m skipanalysis.pipeline.bundle import "$(FROM)" $(OUT)
 
 # What would decide each open claim of the profile's last report, from its claims and the run store (trains nothing).
 plan: | $(ENV)
-	@$(PYTHON) -m skipanalysis.plan --reports $(OUT)
+	@$(PYTHON) -m skipanalysis.pipeline.plan --reports $(OUT)
 
 # JupyterLab on notebooks/ with the project's kernel; as root (containers, cloud GPU images) it adds --allow-root,
 # which JupyterLab otherwise asks for. LAB_ARGS go to jupyter lab (e.g. LAB_ARGS="--no-browser --port 8890").

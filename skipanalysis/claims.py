@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import runs
 from .design import design
-from .rules import Decision, claim_kind
-from .provenance import write_json_atomic
+from .params import overlay
+from .provenance import jsonable, write_json_atomic
+from .rules.core import Decision, claim_kind
 
 
 @dataclass(frozen=True)
@@ -88,21 +88,6 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
     _C("A3", "08_param_efficiency", "Partial dense (CSP) and squeeze-and-excitation hybrids improve the accuracy-cost trade-off.", ("seed000",)),
     _C("S1", "report", "There is no universal winner: the best connection pattern depends on data, hardware and task.", ("seed000",)),
 ]}
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, tuples and NaN to plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays/scalars, torch tensors
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def apply_design(decision: Decision, profile: str) -> Decision:
@@ -176,7 +161,6 @@ class ClaimBook:
     def __post_init__(self) -> None:
         runs.forget_used()  # a claim's runs are those the notebook used after its book was opened
         if self.capped is None:
-            from .params import overlay
 
             self.capped = overlay(self.notebook)
 
@@ -188,7 +172,7 @@ class ClaimBook:
                device: str | None = None) -> None:
         """Record one claim's verdict with its evidence and rule, save the book, and show the verdict.
 
-        ``decision`` (from a function in ``skipanalysis.rules``, or ``rules.identity`` for an identity) gives the
+        ``decision`` (from a function in ``skipanalysis.rules``, or ``rules.core.identity`` for an identity) gives the
         verdict, the rule text and the numbers the rule read (added to the evidence): a verdict can reach the claim
         book only through a rule. A claim decided per device (e.g. C6) is recorded once per device, with ``device``
         set.
@@ -218,7 +202,7 @@ class ClaimBook:
         if not rule or not rule.strip():
             raise ValueError(f"claim {claim_id}: state the rule that turned the numbers into the verdict")
         rec = ClaimRecord(id=claim_id, claim=CATALOGUE[claim_id].text, verdict=verdict, rule=rule.strip(),
-                          evidence=_jsonable(evidence), headline=headline.strip(), device=device or self.device,
+                          evidence=jsonable(evidence), headline=headline.strip(), device=device or self.device,
                           notebook=self.notebook, kind=kind, inputs=inputs, runs=runs.used_keys())
         rec.cite = cite(asdict(rec))
         self.records[(claim_id, rec.device)] = rec
@@ -237,8 +221,8 @@ class ClaimBook:
             "notebook": self.notebook,
             "profile": self.profile,
             "device": self.device,
-            "fingerprint": _jsonable(self.fingerprint),
-            **({"capped": _jsonable(self.capped)} if self.capped is not None else {}),
+            "fingerprint": jsonable(self.fingerprint),
+            **({"capped": jsonable(self.capped)} if self.capped is not None else {}),
             "claims": [asdict(r) for r in self.records.values()],
         }
 

@@ -8,7 +8,7 @@ inconclusive, "underpowered" (``claims.ClaimBook.record``); leaving one seed out
 
 ``power`` gives the power of a row's primary test at its stated effect from the spread the measured runs show (the
 primary interval of a claim's evidence): the noncentral t for paired differences and non-inferiority, simulation
-of the exact intervals for rates of trained runs. ``skipanalysis.plan`` (``make plan``) uses it to say what would
+of the exact intervals for rates of trained runs. ``skipanalysis.pipeline.plan`` (``make plan``) uses it to say what would
 decide an open claim. Identities and exact counts (E1-E4, C1, C2, C4) have no design: they are checks.
 
 The seeds and margins here are the ones the profiles run (``notebooks/params/<profile>.yaml``; a test keeps them
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import stats
+from .rules.transformer_norm import more_often
 
 ALPHA = stats.ALPHA
 TARGET_POWER = 0.8
@@ -266,7 +268,6 @@ def rate_power(n: int, p_train: float = 1.0, p_fail: float = 0.0, sims: int = 50
 def _rates_decide(a: int, b: int, n: int, alpha: float) -> bool:
     """``rate_power``'s decision for ``a`` and ``b`` of ``n`` runs trained (at most (n+1)^2 outcomes: each decided
     once)."""
-    from .rules.transformer import more_often
 
     return stats.clopper_pearson(a, n).low > 0.5 and more_often([1] * a + [0] * (n - a),
                                                                  [1] * b + [0] * (n - b)) < alpha

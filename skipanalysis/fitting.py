@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import runs
+from . import data, runs
 from . import train as tr
 from .models import create
 
@@ -64,7 +65,6 @@ def on_device(device: torch.device, *sets: TensorDataset | None) -> tuple:
     """The data sets moved onto ``device`` once (``data.to_device``; unchanged on the CPU; None stays None)."""
     if device.type == "cpu":
         return sets
-    from . import data
 
     return tuple(None if d is None else data.to_device(d, device) for d in sets)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .params import DEVICE_CHOICES  # noqa: F401  (declared without torch: the runner checks a device name with it)
+from .params import DEVICE_CHOICES
 
 
 def _xla_available() -> bool:

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 NAMESPACE = "skipanalysis"  # the key under an output's metadata
 ROLE, FINGERPRINT = "role", "fingerprint"  # {ROLE: FINGERPRINT}: the machine fingerprint printed by setup()

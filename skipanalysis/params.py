@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 PROFILES = ("smoke", "quick", "full")
 # A YAML file (notebook -> parameters) laid over the profile's sections: ``make full-check`` caps the full profile's
-# steps, seeds, sizes and grids with it (skipanalysis.full_check). Every reader of a profile section applies it.
+# steps, seeds, sizes and grids with it (skipanalysis.pipeline.full_check). Every reader of a profile section applies it.
 OVERLAY_ENV = "SKIPANALYSIS_OVERLAY"
 RESERVED = ("profile", "device", "report_dir")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
@@ -257,7 +258,7 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
 
 
 # A notebook that asks for another's runs (through ctx.parameters_of) depends on that notebook's parameters too:
-# skipanalysis.deps puts the other's section into its parameter stamp and the other notebook among its inputs.
+# skipanalysis.pipeline.deps puts the other's section into its parameter stamp and the other notebook among its inputs.
 # Only the parameters that decide those runs count (degradation.prepare and degradation.nets read no others; tested),
 # so editing 01's margin or construct_epochs re-runs 01 alone.
 DEPTH_RUNS = ("dataset", "data_path", "n_train", "n_test", "image_size", "seed", "seeds", "depths", "epochs",

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import math
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "papermill", "nbconvert",
             "nbformat", "fvcore", "tqdm", "pyyaml", "latex2mathml", "skipanalysis")
@@ -79,3 +81,18 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON (with a final newline) to ``path`` atomically."""
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, tuples and NaN to plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays/scalars, torch tensors
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

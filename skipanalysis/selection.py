@@ -10,8 +10,7 @@ on a validation split instead (``efficiency.choose_lrs``), which keeps the crite
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
-
+from collections.abc import Iterable, Sequence
 
 SELECTION_OFFSET = 10_000
 

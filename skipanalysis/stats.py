@@ -33,8 +33,8 @@ t quantiles, the noncentral t and the binomial come from SciPy.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,11 +64,11 @@ class Interval:
         if not (math.isnan(self.estimate) or self.low <= self.estimate <= self.high):
             raise ValueError(f"interval [{self.low}, {self.high}] does not contain its estimate {self.estimate}")
 
-    def above(self, other: "Interval | float") -> bool:
+    def above(self, other: Interval | float) -> bool:
         """True when this interval lies entirely above ``other`` (an interval or a number)."""
         return self.low > (other.high if isinstance(other, Interval) else other)
 
-    def below(self, other: "Interval | float") -> bool:
+    def below(self, other: Interval | float) -> bool:
         """True when this interval lies entirely below ``other``."""
         return self.high < (other.low if isinstance(other, Interval) else other)
 

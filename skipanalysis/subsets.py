@@ -58,7 +58,7 @@ def sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _read_imagefolder_members(source: Path) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
+def read_imagefolder_members(source: Path) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
     """``{(split, class): [(file name, bytes), ...]}`` from a tar.gz or a folder with ``train/`` and ``test/``."""
     found: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
     if source.is_file():
@@ -117,7 +117,7 @@ def build_cifar10_subset(source: str | os.PathLike, out: str | os.PathLike, trai
     if not source.exists():
         raise ValueError(f"CIFAR-10 source {source} does not exist; expected {CIFAR_ARCHIVE} or a folder "
                          "with train/<class>/ and test/<class>/")
-    found = _read_imagefolder_members(source)
+    found = read_imagefolder_members(source)
     rng = random.Random(seed)
     members: list[tuple[str, bytes | None]] = [(f"{SUBSET_NAME}/", None)]
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):

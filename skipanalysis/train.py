@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,7 @@ class TrainConfig:
         return {k: v for k, v in vars(self).items() if k not in ("progress", "desc")}
 
     @classmethod
-    def from_recipe(cls, recipe: dict, **display) -> "TrainConfig":
+    def from_recipe(cls, recipe: dict, **display) -> TrainConfig:
         """The config of a ``recipe`` read back from a run config (JSON lists become tuples), with ``display``
         settings (``progress``, ``desc``)."""
         return cls(**{**recipe, "milestones": tuple(recipe["milestones"]), **display})

@@ -27,7 +27,7 @@ def smoke_reports(tmp_path_factory) -> Path:
            "SKIPANALYSIS_RUNS": str(tmp_path_factory.mktemp("runs"))}  # a fresh run store: every run trains
 
     def run(nb: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(nb), str(reports / nb.name),
+        return subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(nb), str(reports / nb.name),
                                "--profile", "smoke", "--device", "cpu", "--no-progress"],
                               capture_output=True, text=True, cwd=ROOT, env=env)
 
@@ -39,7 +39,7 @@ def smoke_reports(tmp_path_factory) -> Path:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for nb, proc in zip(batch, pool.map(run, batch)):
                 assert proc.returncode == 0, f"{nb.name} failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "html", "--reports", str(reports),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "html", "--reports", str(reports),
                            "--profile", "smoke", *[nb.stem for nb in NOTEBOOKS]], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]

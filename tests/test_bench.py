@@ -1,8 +1,8 @@
-"""skipanalysis.bench: the training loop against a bare torch loop."""
+"""skipanalysis.pipeline.bench: the training loop against a bare torch loop."""
 
 
 def test_bench_runs_and_compares(capsys):
-    from skipanalysis import bench
+    from skipanalysis.pipeline import bench
 
     assert bench.main(["--steps", "2", "--rounds", "2", "--sizes", "8"]) == 0
     out = capsys.readouterr().out
@@ -12,7 +12,7 @@ def test_bench_runs_and_compares(capsys):
 def test_paired_ratio_is_the_median_of_per_round_ratios():
     import pytest
 
-    from skipanalysis.bench import paired_ratio
+    from skipanalysis.measure.timing import paired_ratio
 
     # rounds: bare 1.0/2.0/1.1 s, loop 1.25/2.0/1.0 s -> ratios 0.8, 1.0, 1.1 (worked by hand)
     med, lo, hi = paired_ratio([1.0, 2.0, 1.1], [1.25, 2.0, 1.0])
@@ -25,7 +25,7 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
 
 
 def test_bench_rejects_bad_rounds(capsys):
-    from skipanalysis import bench
+    from skipanalysis.pipeline import bench
 
     assert bench.main(["--rounds", "0"]) == 2
     assert "--rounds=0" in capsys.readouterr().err

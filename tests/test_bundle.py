@@ -14,9 +14,11 @@ import tarfile
 import numpy as np
 import pytest
 
-from skipanalysis import bundle, claims, data, report, rules, runs, train
-from skipanalysis import degradation as dg
+from skipanalysis import claims, rules, runs, tasks, train
 from skipanalysis.claims import ClaimBook
+from skipanalysis.pipeline import bundle, report
+from skipanalysis.rules import core, degradation, equivalence
+from skipanalysis.studies import degradation as dg
 
 SHALLOW = [0.0, 0.0, 0.0, 0.0, 0.0]
 DEEP = [0.70, 0.75, 0.80, 0.72, 0.78]  # plain-56 at 150 steps on 256 images (notebook 01, quick)
@@ -24,7 +26,7 @@ LONGER = [0.50, 0.55, 0.60, 0.52, 0.58]
 
 
 def _d1(deep=DEEP):
-    return rules.d1(SHALLOW, deep, LONGER, margin=0.02, chance=0.9, converged=iter([True] * 10))
+    return degradation.d1(SHALLOW, deep, LONGER, margin=0.02, chance=0.9, converged=iter([True] * 10))
 
 
 def test_rule_inputs_come_back_exactly_and_decide_the_same():
@@ -32,15 +34,15 @@ def test_rule_inputs_come_back_exactly_and_decide_the_same():
     number), for NaN, tuple keys and numpy values too; a generator of flags is read once, by both."""
     d = _d1(np.array(DEEP))
     assert d.verdict == "supported" and d.inputs["function"] == "skipanalysis.rules.degradation.d1"
-    back = rules.decode(json.loads(json.dumps(d.inputs["arguments"])))
+    back = core.decode(json.loads(json.dumps(d.inputs["arguments"])))
     assert back["converged"] == [True] * 10 and back["plain_deep"] == DEEP
-    again = rules.d1(**back)
+    again = degradation.d1(**back)
     assert (again.verdict, again.numbers) == (d.verdict, d.numbers)
     odd = {"x": float("nan"), (1, "a"): (2.0, float("-inf")), "arr": np.arange(3)}
-    out = rules.decode(json.loads(json.dumps(rules.encode(odd))))
+    out = core.decode(json.loads(json.dumps(core.encode(odd))))
     assert math.isnan(out["x"]) and out[(1, "a")] == (2.0, float("-inf")) and out["arr"] == [0, 1, 2]
-    e2 = rules.e2([1e-16, 3e-12])  # an identity check records its inputs too
-    assert e2.inputs["arguments"] == {"rel_errs": [1e-16, 3e-12]} and rules.decider("E2") is rules.e2
+    e2 = equivalence.e2([1e-16, 3e-12])  # an identity check records its inputs too
+    assert e2.inputs["arguments"] == {"rel_errs": [1e-16, 3e-12]} and core.decider("E2") is equivalence.e2
 
 
 def test_cite_is_a_hash_of_what_decided_the_verdict():
@@ -56,7 +58,7 @@ def test_cite_is_a_hash_of_what_decided_the_verdict():
 
 @pytest.fixture()
 def tiny():
-    ds = data.texture_classification(64, 8, seed=0)
+    ds = tasks.texture_classification(64, 8, seed=0)
     return ds, ds, train.TrainConfig(epochs=1, batch_size=32, lr=0.05, progress=False)
 
 
@@ -69,7 +71,7 @@ def _report(tmp_path, tiny, seeds=(0,), name="a", monkeypatch=None):
                      fingerprint={"hostname": name, "torch": "t", "device": "cpu"})
     dg.depth_study(["plain"], [8], list(seeds), ds, test, cfg, store=runs.RunStore())
     book.record("D1", _d1(), evidence={"data": "tiny"}, headline="deep plain net worse")
-    book.record("D4", rules.d4(0.2, 0.1), evidence={}, headline="far from identity")
+    book.record("D4", degradation.d4(0.2, 0.1), evidence={}, headline="far from identity")
     (folder / "figures").mkdir()
     (folder / "figures" / "f.png").write_bytes(b"png")
     (folder / "claims.json").write_text(json.dumps({"profile": "quick", "notebooks": claims.load_claims(folder)}))
@@ -90,7 +92,7 @@ def test_claim_records_its_runs_and_identity(tmp_path, tiny, store):
     assert d1["runs"] == sorted(stored) and len(stored) == 1
     assert d1["cite"] == claims.cite(d1) and d1["cite"].startswith("D1@")
     rec = runs.RunStore().records()[0]
-    assert "skipanalysis.degradation.train_run" in rec["code"] and "model files" in rec["code"]
+    assert "skipanalysis.studies.degradation.train_run" in rec["code"] and "model files" in rec["code"]
 
 
 def _rewrite(path, change):
@@ -129,7 +131,7 @@ def test_bundle_verifies_elsewhere_and_tampering_fails(tmp_path, tiny, store):
     elsewhere.parent.mkdir()
     shutil.copy(path, elsewhere)
     env = {"PATH": "/usr/bin:/bin", "SKIPANALYSIS_RUNS": "/nonexistent"}
-    out = subprocess.run([sys.executable, "-m", "skipanalysis.bundle", "verify", str(elsewhere)],
+    out = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.bundle", "verify", str(elsewhere)],
                          cwd=elsewhere.parent, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert "2 of 2 verdict identities match; 2 of 2 verdicts recomputed" in out.stdout
@@ -221,7 +223,7 @@ def test_bad_bundle_input_is_one_line(tmp_path, capsys):
 
 
 def test_an_argument_json_cannot_hold_is_named_not_an_error():
-    d = rules.e2(rel_errs=[1e-16])
-    odd = rules.core._with_inputs(d, rules.e2, {"rel_errs": object()})
+    d = equivalence.e2(rel_errs=[1e-16])
+    odd = rules.core._with_inputs(d, equivalence.e2, {"rel_errs": object()})
     assert odd.verdict == d.verdict and "cannot be recorded" in odd.inputs["unrecorded"]
     assert bundle.recompute({"id": "E2", "inputs": odd.inputs, "verdict": "verified"}, "quick") is None

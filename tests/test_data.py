@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from skipanalysis import data, subsets
+from skipanalysis import data, subsets, tasks
 
 from conftest import ROOT
 
@@ -177,9 +177,9 @@ def test_isbi2012_slices_and_masks():
 
 
 def test_texture_data_deterministic():
-    a = data.texture_classification(50, 8, seed=4)
-    b = data.texture_classification(50, 8, seed=4)
-    c = data.texture_classification(50, 8, seed=5)
+    a = tasks.texture_classification(50, 8, seed=4)
+    b = tasks.texture_classification(50, 8, seed=4)
+    c = tasks.texture_classification(50, 8, seed=5)
     assert torch.equal(a.tensors[0], b.tensors[0]) and torch.equal(a.tensors[1], b.tensors[1])
     assert not torch.equal(a.tensors[0], c.tensors[0])
     assert sorted(a.tensors[1].bincount().tolist()) == [5] * 10
@@ -187,7 +187,7 @@ def test_texture_data_deterministic():
 
 def test_bad_data_parameters():
     with pytest.raises(ValueError, match="n=0"):
-        data.texture_classification(0)
+        tasks.texture_classification(0)
     with pytest.raises(ValueError, match="image folder"):
         data.image_folder("/nonexistent/folder")
 

@@ -2,20 +2,22 @@
 
 
 import numpy as np
-import papermill as pm
 import pandas as pd
+import papermill as pm
 import pytest
 import torch
 from PIL import Image
 
-from skipanalysis import data, degradation as dg, train
+from skipanalysis import data, tasks, train
 from skipanalysis.models import cifar_resnet
+from skipanalysis.studies import degradation as dg
+
 from conftest import ROOT
 
 
 def _trained_plain(depth=8, steps=3):
     torch.manual_seed(0)
-    ds = data.texture_classification(128, 8, seed=0)
+    ds = tasks.texture_classification(128, 8, seed=0)
     m = cifar_resnet(depth, "plain")
     train.train(m, ds, train.TrainConfig(epochs=steps / 4, batch_size=32, lr=0.05, progress=False))
     return m, ds
@@ -94,7 +96,7 @@ def test_full_profile_path_runs_on_an_image_folder(image_folder, tmp_path):
 
 def test_depth_study_keeps_each_kind_at_its_best_rate():
     """A rate far too small cannot win the grid; the kept rows carry convergence records."""
-    ds = data.texture_classification(96, 8, seed=0)
+    ds = tasks.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=3, batch_size=32, progress=False)
     _, final, models = dg.depth_study(["residual"], [8], [0, 1], ds, ds, cfg, lrs=[1e-6, 0.05])
     kept = final[final.kept]

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from skipanalysis import design, rules, stats
+from skipanalysis import design, stats
 from skipanalysis.claims import CATALOGUE, apply_design
+from skipanalysis.rules import core, degradation
 
 PARAMS = Path(__file__).resolve().parent.parent / "notebooks" / "params"
 
@@ -24,7 +25,7 @@ def _effective(profile: str, notebook: str, name: str):
 
 
 def test_every_empirical_claim_has_one_design_row_and_no_identity_has_one():
-    empirical = {c for c in CATALOGUE if rules.claim_kind(c) == "empirical"}
+    empirical = {c for c in CATALOGUE if core.claim_kind(c) == "empirical"}
     assert set(design.DESIGNS) == empirical
     for row in design.DESIGNS.values():
         assert row.source and row.test and row.quantity and row.effect_text, row.claim
@@ -45,14 +46,14 @@ def test_profiles_run_the_seeds_and_margins_the_design_plans(profile):
 
 def test_a_verdict_on_fewer_seeds_than_planned_is_underpowered():
     shallow = np.array([0.30, 0.31, 0.29])
-    d = rules.d1(shallow, shallow + 0.2, shallow + 0.2)  # three seeds, a huge effect: the rule alone supports
+    d = degradation.d1(shallow, shallow + 0.2, shallow + 0.2)  # three seeds, a huge effect: the rule alone supports
     assert d.verdict == "supported" and d.numbers["seeds"] == 3
     held = apply_design(d, "quick")
     assert held.verdict == "inconclusive" and held.numbers["underpowered"] == "3 seeds of the 5 the design plans"
-    refuted = apply_design(rules.d1(shallow + 0.2, shallow, shallow), "quick")
+    refuted = apply_design(degradation.d1(shallow + 0.2, shallow, shallow), "quick")
     assert refuted.verdict == "inconclusive" and refuted.numbers["verdict_before_design"] == "refuted"
     five = np.array([0.30, 0.31, 0.29, 0.30, 0.32])
-    kept = apply_design(rules.d1(five, five + 0.2, five + 0.2), "quick")
+    kept = apply_design(degradation.d1(five, five + 0.2, five + 0.2), "quick")
     assert kept.verdict == "supported" and kept.numbers["planned_seeds"] == 5 and "underpowered" not in kept.numbers
 
 
@@ -74,7 +75,7 @@ def test_power_of_a_row_matches_simulating_its_rule():
     def draw(rng, n):
         shallow = rng.uniform(0.0, 0.05, n)
         return shallow, shallow + rng.normal(row.effect, sd, n)
-    sim = stats.power_by_simulation(lambda s: rules.d1(s[0], s[1], s[1]).verdict == "supported", draw, 5, sims=1500, seed=3)
+    sim = stats.power_by_simulation(lambda s: degradation.d1(s[0], s[1], s[1]).verdict == "supported", draw, 5, sims=1500, seed=3)
     assert design.power(row, sd, 5) == pytest.approx(sim, abs=0.035)
 
 

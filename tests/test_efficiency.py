@@ -4,9 +4,11 @@ import pandas as pd
 import pytest
 import torch
 
-from skipanalysis import data, efficiency as ef, train
+from skipanalysis import data, tasks, train
+from skipanalysis.measure import flops
 from skipanalysis.models import DenseNetBC, PartialDenseBlock, cifar_resnet
 from skipanalysis.models.densenet import dense_layer_params
+from skipanalysis.studies import param_efficiency as ef
 
 
 def test_specs_build_and_bad_specs_are_named():
@@ -45,7 +47,7 @@ def test_se_block_adds_few_parameters_and_starts_near_half_gate():
 
 
 def test_subsample_is_class_balanced_and_seeded():
-    tr, _ = data.train_test_split(data.texture_classification(120, 8, seed=0), 20)
+    tr, _ = data.train_test_split(tasks.texture_classification(120, 8, seed=0), 20)
     sub = ef.subsample(tr, 30, seed=1)
     assert len(sub) == 30 and torch.equal(sub.tensors[0], ef.subsample(tr, 30, seed=1).tensors[0])
     counts = torch.bincount(sub.tensors[1], minlength=10)
@@ -57,13 +59,13 @@ def test_subsample_is_class_balanced_and_seeded():
 def test_study_chooses_rates_on_validation_and_pairs_seeds():
     from skipanalysis.train import TrainConfig
 
-    pool, te = data.train_test_split(data.texture_classification(90, 8, seed=0), 20)
+    pool, te = data.train_test_split(tasks.texture_classification(90, 8, seed=0), 20)
     tr, val = data.train_test_split(pool, 20)
     cfg = TrainConfig(batch_size=8, progress=False)
     runs, grid = ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1], [0.01, 0.05],
                           tr, val, te, cfg, steps=3, lr_seeds=2)
     assert len(grid) == 8 and grid.groupby("model").kept.sum().tolist() == [2, 2]
-    for m, g in grid.groupby("model"):  # the smallest rate within one standard error of the best mean
+    for _, g in grid.groupby("model"):  # the smallest rate within one standard error of the best mean
         means = g.groupby("lr").val_err.mean()
         se = (means.min() * (1 - means.min()) / (len(val) * 2)) ** 0.5
         assert g[g.kept].lr.iloc[0] == means[means <= means.min() + se].index.min()
@@ -83,7 +85,7 @@ def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
         return {"model": spec, "lr": lr, "seed": config["seed"], "diverged": False, "val_err": val_err[(spec, lr)]}, None
 
     monkeypatch.setattr(ef, "train_run", fake)
-    val = data.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
+    val = tasks.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
     grid = ef.choose_lrs(["m", "n"], [0.1, 0.05], [0, 1], None, val, None, train.TrainConfig(progress=False), 1)
     kept = grid[grid.kept].groupby("model").lr.first().to_dict()
     assert kept == {"m": 0.05, "n": 0.1}  # m: 0.5 points apart is a tie; n: 5 points apart is not
@@ -92,7 +94,7 @@ def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
 def test_a_second_study_with_a_store_trains_nothing_and_gives_the_same_rows(tmp_path, monkeypatch):
     from skipanalysis import runs as rs
 
-    pool, te = data.train_test_split(data.texture_classification(90, 8, seed=0), 20)
+    pool, te = data.train_test_split(tasks.texture_classification(90, 8, seed=0), 20)
     tr_set, val = data.train_test_split(pool, 20)
     cfg = train.TrainConfig(batch_size=8, progress=False)
     calls, real = [], train.train
@@ -119,7 +121,7 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
                 "diverged": False, "val_err": 0.5, "train_err": 0.1, "test_err": 0.5, "converged": True}, None
 
     monkeypatch.setattr(ef, "train_run", fake)
-    tr_set = data.texture_classification(100, 8, seed=0)
+    tr_set = tasks.texture_classification(100, 8, seed=0)
     runs, grid = ef.study(["resnet-20", "densenet-4"], ["resnet-20", "densenet-4"], [20, 50], [0, 1, 2], [0.05], tr_set,
                           tr_set, tr_set, train.TrainConfig(progress=False), 5, lr_seeds=1, control="resnet-8")
     assert set(grid.model) == {"resnet-20", "densenet-4", "resnet-8"}  # the control gets its own rate too
@@ -135,15 +137,14 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
 
 
 def test_model_costs_count_what_a_second_library_counts_and_ratios_pair_rounds():
-    from skipanalysis import cost
 
     costs = ef.model_costs(["resnet-8", "se-resnet-8"], 8, 4, "cpu", rounds=3, min_run_time=0.0)
     for m in ("resnet-8", "se-resnet-8"):
         model = ef.build_model(m)
         assert costs.loc[m, "params"] == sum(p.numel() for p in model.parameters())
-        fv = cost.fvcore_flops(model, torch.zeros(1, 3, 8, 8))
+        fv = flops.fvcore_flops(model, torch.zeros(1, 3, 8, 8))
         # torch.utils.flop_counter counts convolutions and matmuls, two FLOPs per multiply-add
-        assert cost.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(2 * (fv["conv"] + fv.get("linear", 0)))
+        assert flops.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(2 * (fv["conv"] + fv.get("linear", 0)))
         assert costs.loc[m, "flops"] == fv["total"] and len(costs.loc[m, "step_times"]) == 3
     # ratios by hand: the time ratio is the median of per-round ratios, so a round slow for both cancels
     fake = pd.DataFrame({"params": [100, 80], "flops": [10.0, 12.0], "step_s": [1.0, 1.0],
@@ -153,7 +154,7 @@ def test_model_costs_count_what_a_second_library_counts_and_ratios_pair_rounds()
 
 
 def test_augmentation_is_named_in_the_config_and_reaches_training():
-    ds = data.texture_classification(64, 8, seed=0)
+    ds = tasks.texture_classification(64, 8, seed=0)
     cfg = train.TrainConfig(batch_size=16, schedule="constant", lr=0.05, progress=False)
     ids = {"train_data": "t", "val_data": None, "test_data": "e"}
     plain = ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False)

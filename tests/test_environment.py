@@ -4,9 +4,9 @@ the Makefile's .venv holds exactly the locked versions, and torch stays installa
 import importlib.metadata
 import re
 import sys
-import tomllib
 
 import pytest
+import tomllib
 import yaml
 from packaging.markers import Marker
 from packaging.requirements import Requirement

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipanalysis.models import create
-from skipanalysis import equivalence as eq
-from skipanalysis.models import DenseBlock, DenseLayer, DenseStageNet, ResidualStageNet, dense_layer_params
+from skipanalysis.models import DenseBlock, DenseLayer, DenseStageNet, ResidualStageNet, create, dense_layer_params
+from skipanalysis.studies import equivalence as eq
 
 
 def test_concat_identity_by_hand():
@@ -87,7 +86,7 @@ def test_sources_reproduce_last_layer_input():
                                  (DenseStageNet(4, 4), eq.dense_sources, lambda m: m.block.layers[-1])]:
         model.eval()
         seen = {}
-        h = last(model).register_forward_pre_hook(lambda mod, args: seen.setdefault(
+        h = last(model).register_forward_pre_hook(lambda mod, args: seen.setdefault(  # noqa: B023
             "x", args[0] if isinstance(args[0], torch.Tensor) else list(args[0])))
         with torch.no_grad():
             model(x)

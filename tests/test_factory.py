@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
 from skipanalysis import models
 from skipanalysis.models import create
+
+from conftest import ROOT
 
 
 def count(m: torch.nn.Module) -> int:

@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 
-from skipanalysis import data, fitting, runs, train
-from skipanalysis import degradation as dg
-from skipanalysis import efficiency as ef
-from skipanalysis import equivalence as eq
-from skipanalysis import gradients as gr
-from skipanalysis import norm_placement as npl
-from skipanalysis import segmentation as sg
+from skipanalysis import fitting, keys, tasks, train
 from skipanalysis.models import create
+from skipanalysis.studies import degradation as dg
+from skipanalysis.studies import equivalence as eq
+from skipanalysis.studies import gradient_flow as gr
+from skipanalysis.studies import param_efficiency as ef
+from skipanalysis.studies import transformer_norm as npl
+from skipanalysis.studies import unet_skips as sg
 
 
 def _config(seed=3, recipe_seed=None):
@@ -26,7 +26,7 @@ def _config(seed=3, recipe_seed=None):
 
 
 def test_fit_gives_the_numbers_of_the_old_per_study_path():
-    ds = data.texture_classification(64, 8, n_classes=4, seed=0)
+    ds = tasks.texture_classification(64, 8, n_classes=4, seed=0)
     config, cfg = _config()
     f = fitting.fit(config, ds, ds, "cpu")
     # the path every study wrote for itself before: seed, build by the factory name, train with the recipe
@@ -43,7 +43,7 @@ def test_fit_gives_the_numbers_of_the_old_per_study_path():
 
 
 def test_fit_takes_a_built_net_or_a_builder_called_after_seeding():
-    ds = data.texture_classification(32, 8, n_classes=4, seed=0)
+    ds = tasks.texture_classification(32, 8, n_classes=4, seed=0)
     config, cfg = _config(seed=5)
     net = create("plain-8", num_classes=4, width=4)
     assert fitting.fit(config, ds, None, "cpu", model=net, cfg=cfg).model is net
@@ -59,4 +59,4 @@ def test_fit_takes_a_built_net_or_a_builder_called_after_seeding():
 @pytest.mark.parametrize("fn", [dg.train_run, dg.construct_run, eq.train_run, gr.train_run, ef.train_run,
                                 npl.train_run, sg.train_run])
 def test_every_study_trains_through_the_skeleton_and_is_keyed_by_it(fn):
-    assert fitting.fit in runs._reached(fn)  # editing the skeleton re-keys every training run
+    assert fitting.fit in keys._reached(fn)  # editing the skeleton re-keys every training run

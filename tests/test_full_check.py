@@ -5,10 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skipanalysis import full_check as fc
-from skipanalysis import params, runner
+from skipanalysis import params
 from skipanalysis.claims import CAPPED_MARK, ClaimBook
-from skipanalysis.rules import Decision
+from skipanalysis.figures import degradation as figs
+from skipanalysis.pipeline import full_check as fc
+from skipanalysis.pipeline import runner
+from skipanalysis.rules.core import Decision
 
 FULL = runner.load_profile(fc.NOTEBOOKS / "params", "full")
 
@@ -70,7 +72,6 @@ def test_bad_input_stops_before_anything_is_written(tmp_path, capsys):
 def test_plot_distances_takes_non_finite_rows():
     # a diverged deep net gives inf distances; seaborn drops them, which needs one index label a row (the
     # capped check found concatenated frames sharing labels)
-    from skipanalysis import degradation as dg
 
     def net(kind, state, corr):  # one net's two blocks, indexed 0 and 1 as block_distances returns them
         return pd.DataFrame({"block": [0, 1], "corr_identity": corr, "to_identity": [1.0, 1.1],
@@ -79,7 +80,7 @@ def test_plot_distances_takes_non_finite_rows():
     rows = pd.concat([net("plain", "trained", [0.1, np.inf]), net("residual", "trained", [0.9, 0.8]),
                       net("plain", "initial", [0.1, 0.2]), net("residual", "initial", [0.9, 0.9])])
     assert not rows.index.is_unique
-    fig = dg.plot_distances(rows)
+    fig = figs.plot_distances(rows)
     assert len(fig.axes) >= 3
 
 

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from skipanalysis import gpu_check as gc
+from skipanalysis.pipeline import gpu_check as gc
 
 
 def test_tiny_check_runs_on_a_cpu(tmp_path):

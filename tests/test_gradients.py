@@ -1,4 +1,4 @@
-"""skipanalysis.gradients: gradient probes, shattering, lesions and paths, the stored G5 and initialisation tables."""
+"""skipanalysis.studies.gradient_flow: gradient probes, shattering, lesions and paths, the stored G5 and initialisation tables."""
 
 import copy
 import math
@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from skipanalysis import data, train
-from skipanalysis import gradients as gr
+from skipanalysis import tasks, train
+from skipanalysis.measure import probes
 from skipanalysis.models import cifar_resnet
 from skipanalysis.models.resnet import SkipEveryNet
+from skipanalysis.studies import gradient_flow as gr
 
 
 def _identity_residual(depth=14):
@@ -37,28 +38,28 @@ def test_recorded_gradients_equal_the_analytic_ones_on_a_two_layer_linear_net():
     dz = (torch.softmax(z, 1) - F.one_hot(y, 2).double()) / len(y)
     g_w1 = (dz[:, 0] * u * xs + dz[:, 1] * v * xs).sum().abs().item()
     g_w2 = math.hypot((dz[:, 0] * w1 * xs).sum().item(), (dz[:, 1] * w1 * xs).sum().item())
-    df = gr.conv_grad_norms(net, TensorDataset(x, y), n_batches=1, batch_size=6)
+    df = probes.conv_grad_norms(net, TensorDataset(x, y), n_batches=1, batch_size=6)
     assert df.grad_norm.tolist() == pytest.approx([g_w1, g_w2], rel=1e-5)
 
 
 def test_probe_reports_rms_and_leaves_the_model_untouched():
     torch.manual_seed(0)
     m = cifar_resnet(8, "plain")
-    ds = data.texture_classification(32, 8, seed=0)
+    ds = tasks.texture_classification(32, 8, seed=0)
     m.eval()
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    df = gr.conv_grad_norms(m, ds, n_batches=2, batch_size=16)
+    df = probes.conv_grad_norms(m, ds, n_batches=2, batch_size=16)
     assert not m.training and all(p.grad is None for p in m.parameters())
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN running statistics restored
     assert df.grad_rms.tolist() == pytest.approx((df.grad_norm / np.sqrt(df.numel)).tolist())
     assert df.numel.iloc[0] == 16 * 3 * 9  # the stem: 16 filters of 3 x 3 x 3
     # early/late ratio by hand on a made-up profile: mean(1, 2, 3) / mean(4, 5, 6) = 2 / 5
     prof = pd.DataFrame({"layer": range(1, 7), "grad_rms": [1, 2, 3, 4, 5, 6]})
-    assert gr.early_late_ratio(prof) == pytest.approx(0.4)
+    assert probes.early_late_ratio(prof) == pytest.approx(0.4)
 
 
 def test_probing_during_training_does_not_change_the_training():
-    ds = data.texture_classification(64, 8, seed=3)
+    ds = tasks.texture_classification(64, 8, seed=3)
     cfg = train.TrainConfig(epochs=2, batch_size=16, lr=0.05, progress=False, final_eval=False)
     torch.manual_seed(0)
     a = cifar_resnet(8, "plain")
@@ -71,7 +72,7 @@ def test_probing_during_training_does_not_change_the_training():
 
 
 def test_train_study_keeps_the_best_rate_and_probes_three_points():
-    ds = data.texture_classification(48, 8, seed=4)
+    ds = tasks.texture_classification(48, 8, seed=4)
     cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
     plain8 = {"plain": gr.net_spec("plain", 8)}
     runs, prof = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, lr_choice="first")
@@ -95,7 +96,7 @@ def test_train_study_keeps_the_best_rate_and_probes_three_points():
 def test_train_study_through_a_store_trains_once_and_gives_the_same_profiles(tmp_path, monkeypatch):
     from skipanalysis import runs as rs
 
-    ds = data.texture_classification(48, 8, seed=4)
+    ds = tasks.texture_classification(48, 8, seed=4)
     cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
     calls, real = [], train.train
     monkeypatch.setattr(gr.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -113,7 +114,7 @@ def test_train_study_through_a_store_trains_once_and_gives_the_same_profiles(tmp
 
 
 def test_shattering_study_is_paired_and_repeatable():
-    ds = data.texture_classification(16, 8, seed=5)
+    ds = tasks.texture_classification(16, 8, seed=5)
     a = gr.shattering_study(["plain", "residual"], [8, 14], [0, 1], ds, n_points=8)
     b = gr.shattering_study(["plain", "residual"], [8, 14], [0, 1], ds, n_points=8)
     assert len(a) == 8 and a.correlation.tolist() == b.correlation.tolist()
@@ -122,13 +123,13 @@ def test_shattering_study_is_paired_and_repeatable():
 
 def test_lesion_of_an_identity_block_changes_nothing():
     m = _identity_residual()
-    ds = data.texture_classification(40, 8, seed=0)
-    base = gr.error_with_lesions(m, ds, [])
+    ds = tasks.texture_classification(40, 8, seed=0)
+    base = probes.error_with_lesions(m, ds, [])
     x = ds.tensors[0]
     with torch.no_grad():
         ref = m(x)
     for i in range(len(m.blocks)):
-        assert gr.error_with_lesions(m, ds, [i]) == base
+        assert probes.error_with_lesions(m, ds, [i]) == base
     assert isinstance(m.blocks[0], type(m.blocks[1]))  # restored
     with torch.no_grad():
         assert torch.allclose(m(x), ref)
@@ -138,18 +139,18 @@ def test_lesion_of_an_identity_block_changes_nothing():
 def test_single_lesions_from_kept_block_inputs_equal_whole_lesioned_passes(kind):
     torch.manual_seed(3)
     m = cifar_resnet(14, kind)  # random weights: every lesion changes some predictions
-    ds = data.texture_classification(70, 8, seed=2)
-    fast = gr.single_lesions(m, ds)  # the batches of error_with_lesions (train.evaluate's)
-    slow = [gr.error_with_lesions(m, ds, [])] + [gr.error_with_lesions(m, ds, [i]) for i in range(len(m.blocks))]
+    ds = tasks.texture_classification(70, 8, seed=2)
+    fast = probes.single_lesions(m, ds)  # the batches of error_with_lesions (train.evaluate's)
+    slow = [probes.error_with_lesions(m, ds, [])] + [probes.error_with_lesions(m, ds, [i]) for i in range(len(m.blocks))]
     assert fast.block.tolist() == list(range(len(m.blocks) + 1))
     assert fast.err.tolist() == slow and len(set(slow)) > 1
-    assert gr.single_lesions(m, ds, batch_size=32).err.tolist() == pytest.approx(slow)  # three batches, one short
+    assert probes.single_lesions(m, ds, batch_size=32).err.tolist() == pytest.approx(slow)  # three batches, one short
     assert m.training  # the model's mode is restored
 
 
 def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
     m = _identity_residual()
-    x = data.texture_classification(40, 8, seed=0).tensors[0]
+    x = tasks.texture_classification(40, 8, seed=0).tensors[0]
     with torch.no_grad():
         y = m(x).argmax(1)
     ds = TensorDataset(x, y)  # labels the intact net gets right: intact error 0
@@ -161,8 +162,8 @@ def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
 
 def test_path_gradients_all_through_shortcuts_when_branches_are_zero():
     m = _identity_residual(14)
-    ds = data.texture_classification(16, 8, seed=1)
-    df = gr.path_gradients(m, ds.tensors[0], ds.tensors[1], samples=2)
+    ds = tasks.texture_classification(16, 8, seed=1)
+    df = probes.path_gradients(m, ds.tensors[0], ds.tensors[1], samples=2)
     n = len(m.blocks)
     assert list(df.paths) == [math.comb(n, k) for k in range(n + 1)]
     assert df.share_of_paths.sum() == pytest.approx(1)
@@ -172,7 +173,7 @@ def test_path_gradients_all_through_shortcuts_when_branches_are_zero():
 def test_linear_model_gradients_do_not_shatter():
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
     x0, d = torch.randn(3, 8, 8), torch.randn(3, 8, 8)
-    assert gr.neighbour_correlation(gr.line_gradients(lin, x0, d, 16)) == pytest.approx(1, abs=1e-6)
+    assert probes.neighbour_correlation(probes.line_gradients(lin, x0, d, 16)) == pytest.approx(1, abs=1e-6)
 
 
 def test_skip_every_net():
@@ -186,7 +187,7 @@ def test_g5_measurements_through_a_store_are_made_once_and_match_the_direct_ones
 
     torch.manual_seed(0)
     nets = {(f, s): cifar_resnet(14, f).eval() for f in ("plain", "residual") for s in (0, 1)}
-    ds = data.texture_classification(16, 8, seed=2)
+    ds = tasks.texture_classification(16, 8, seed=2)
     calls, real = [], gr.lesion_study
     monkeypatch.setattr(gr, "lesion_study", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
@@ -203,7 +204,7 @@ def test_g5_measurements_through_a_store_are_made_once_and_match_the_direct_ones
 def test_tables_at_initialisation_through_a_store_are_measured_once(tmp_path, monkeypatch):
     from skipanalysis import runs as rs
 
-    ds = data.texture_classification(16, 8, seed=2)
+    ds = tasks.texture_classification(16, 8, seed=2)
     store = rs.RunStore(tmp_path / "store")
     args = dict(families=["plain", "residual"], depths=[8], seeds=[0, 1], n_points=8)
     a = gr.measured("shattering_study", ds, store=store, **args)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from skipanalysis import hardware
+from skipanalysis.measure import machines as hwfiles
 
 
 def test_auto_picks_a_present_device():
@@ -33,16 +34,15 @@ def test_fingerprint_fields():
 
 
 def test_xla_on_the_cpu_backend_is_never_labelled_a_tpu():
-    from skipanalysis import cost
 
     base = {"cpu_model": "AMD EPYC", "torch_threads": 2, "platform": "Linux-6.1-x86_64"}
     on_cpu = {**base, "device": "xla:0", "xla_backend": "CPU"}
     on_tpu = {**base, "device": "xla:0", "xla_backend": "TPU"}
     assert hardware.device_label(on_cpu) == "xla (XLA on CPU: AMD EPYC, not a TPU)"
     assert hardware.device_label(on_tpu) == "xla (TPU)"
-    assert cost.machine_id(on_cpu) == "xla-on-cpu-amd-epyc" and cost.machine_id(on_tpu) == "xla-tpu"
-    assert cost.machine_id({**base, "device": "cpu"}) == "cpu-amd-epyc-2t"
-    paths = cost.code_paths("xla", on_cpu)
+    assert hwfiles.machine_id(on_cpu) == "xla-on-cpu-amd-epyc" and hwfiles.machine_id(on_tpu) == "xla-tpu"
+    assert hwfiles.machine_id({**base, "device": "cpu"}) == "cpu-amd-epyc-2t"
+    paths = hwfiles.code_paths("xla", on_cpu)
     assert "XLA on CPU" in paths and "never a TPU" in paths and "torch_xla.utils.checkpoint" in paths
-    assert "torch.cuda.synchronize" in cost.code_paths("cuda") and "no device synchronisation" in cost.code_paths("cpu")
+    assert "torch.cuda.synchronize" in hwfiles.code_paths("cuda") and "no device synchronisation" in hwfiles.code_paths("cpu")
 

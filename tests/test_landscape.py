@@ -1,4 +1,4 @@
-"""skipanalysis.landscape: filter-normalised directions, loss surfaces, curvature and the stored surfaces."""
+"""skipanalysis.studies.loss_landscape: filter-normalised directions, loss surfaces, curvature and the stored surfaces."""
 
 import numpy as np
 import pandas as pd
@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipanalysis import data
-from skipanalysis import landscape as ls
+from skipanalysis import tasks
+from skipanalysis.figures import loss_landscape as figs
 from skipanalysis.models import cifar_resnet
+from skipanalysis.studies import loss_landscape as ls
 
 
 def test_filter_normalisation_matches_the_model_filter_norms():
@@ -24,7 +25,7 @@ def test_filter_normalisation_matches_the_model_filter_norms():
 
 def test_loss_surface_centre_and_restoration():
     m = cifar_resnet(8).eval()
-    ds = data.texture_classification(20, 8, seed=2)
+    ds = tasks.texture_classification(20, 8, seed=2)
     before = [p.clone() for p in m.parameters()]
     d1, d2 = ls.filter_normalized_direction(m, 0), ls.filter_normalized_direction(m, 1)
     z = ls.loss_surface(m, ds, d1, d2, np.array([-0.5, 0.0, 0.5]), np.array([0.0, 0.5]))
@@ -50,7 +51,7 @@ def test_direction_pairs_are_shared_between_plain_and_residual_and_shares_are_av
     for a, b in zip(ls.direction_pair(plain, 3, 1)[0], ls.direction_pair(res, 3, 1)[0]):
         assert torch.equal(a, b)
     assert not torch.equal(ls.direction_pair(plain, 3, 1)[0][0], ls.direction_pair(plain, 3, 0)[0][0])
-    ds = data.texture_classification(8, 8, seed=1)
+    ds = tasks.texture_classification(8, 8, seed=1)
     table, surfaces = ls.measure_surfaces({("plain", 8, 3): plain, ("residual", 8, 3): res}, ds, 0.5, 5, pairs=2)
     assert len(table) == 4 and surfaces[("plain", 8, 3, 1)].shape == (5, 5)
     with torch.no_grad():
@@ -65,7 +66,7 @@ def test_surfaces_through_a_store_are_measured_once_per_net_and_grid(tmp_path, m
 
     torch.manual_seed(0)
     nets = {("plain", 8, 0): cifar_resnet(8, "plain").eval(), ("residual", 8, 0): cifar_resnet(8, "residual").eval()}
-    ds = data.texture_classification(8, 8, seed=1)
+    ds = tasks.texture_classification(8, 8, seed=1)
     calls, real = [], ls.loss_surface
     monkeypatch.setattr(ls, "loss_surface", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
@@ -123,7 +124,7 @@ def test_hessian_maps_through_a_store_restore_the_weights(tmp_path):
                                        torch.nn.Linear(6, 10)).eval()  # any module: a small one keeps Lanczos quick
     nets = {("plain", 8, 0): tiny(), ("residual", 8, 0): tiny()}
     before = {k: [p.clone() for p in m.parameters()] for k, m in nets.items()}
-    ds = data.texture_classification(8, 8, seed=1)
+    ds = tasks.texture_classification(8, 8, seed=1)
     store = rs.RunStore(tmp_path / "store")
     table, maps = ls.measure_hessian(nets, ds, 0.5, 3, store=store)
     assert set(maps) == {("plain", 8), ("residual", 8)} and maps[("plain", 8)].shape == (3, 3)
@@ -132,7 +133,7 @@ def test_hessian_maps_through_a_store_restore_the_weights(tmp_path):
     assert all(torch.equal(a, b) for k, m in nets.items() for a, b in zip(before[k], m.parameters()))
     again, maps2 = ls.measure_hessian(nets, ds, 0.5, 3, store=store)  # loaded, not measured again
     assert all(np.array_equal(maps[k], maps2[k]) for k in maps)
-    ls.plot_hessian(maps, 0.5)
+    figs.plot_hessian(maps, 0.5)
     centre, _ = ls.measure_hessian(nets, ds, 0.5, 1)  # grid 1: the trained point, the map's centre
     assert centre.ratio_at_centre.to_numpy() == pytest.approx(table.ratio_at_centre.to_numpy(), rel=1e-6)
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipanalysis import data, norm_placement as npl
+from skipanalysis import tasks
 from skipanalysis.models.transformer import Block, Encoder
+from skipanalysis.studies import transformer_norm as npl
 
 
 def _attention_by_hand(block: Block, x: torch.Tensor) -> torch.Tensor:
@@ -54,20 +55,20 @@ def test_final_layernorm_only_for_pre_norm():
 
 
 def test_reversal_task_labels_and_determinism():
-    a, b = data.reversal_task(20, 7, 5, seed=3), data.reversal_task(20, 7, 5, seed=3)
+    a, b = tasks.reversal_task(20, 7, 5, seed=3), tasks.reversal_task(20, 7, 5, seed=3)
     x, y = a.tensors
     assert torch.equal(x, b.tensors[0]) and x.max() < 5
     assert all(y[n, i] == x[n, 6 - i] for n in range(20) for i in range(7))
-    assert not torch.equal(x, data.reversal_task(20, 7, 5, seed=4).tensors[0])
+    assert not torch.equal(x, tasks.reversal_task(20, 7, 5, seed=4).tensors[0])
 
 
 def test_local_task_labels_by_hand():
-    x, y = data.local_task(30, 6, 7, seed=2).tensors
-    assert torch.equal(x, data.local_task(30, 6, 7, seed=2).tensors[0]) and x.max() < 7 and y.max() < 7
+    x, y = tasks.local_task(30, 6, 7, seed=2).tensors
+    assert torch.equal(x, tasks.local_task(30, 6, 7, seed=2).tensors[0]) and x.max() < 7 and y.max() < 7
     for n in range(30):
         assert y[n, 0] == x[n, 0] and all(y[n, i] == x[n, i - 1] for i in range(1, 6))
     with pytest.raises(ValueError, match="vocab=1"):
-        data.local_task(4, 6, 1)
+        tasks.local_task(4, 6, 1)
 
 
 def test_reach_study_against_the_same_model_at_initialisation():
@@ -75,7 +76,7 @@ def test_reach_study_against_the_same_model_at_initialisation():
     whose attention is pulled to the previous token (its query/key weights scaled up on one layer) moves that layer,
     and the change is that layer's distance minus its initial one."""
     size = dict(vocab=5, seq_len=8, depth=2, d_model=16, n_heads=2, d_ff=16)
-    tokens = data.local_task(32, 8, 5, seed=1).tensors[0]
+    tokens = tasks.local_task(32, 8, 5, seed=1).tensors[0]
     fresh = npl.build("pre", seed=3, **size)
     _, table = npl.reach_study({("pre", 3): fresh}, tokens, 2, {("pre", 3): True}, **size)
     assert table.reach_change.iloc[0] == 0.0 and table.trained.iloc[0]
@@ -112,7 +113,7 @@ def test_uniform_attention_reach():
 
 
 def test_init_grad_norms_shape():
-    ds = data.reversal_task(64, 6, 5, seed=0)
+    ds = tasks.reversal_task(64, 6, 5, seed=0)
     df = npl.init_grad_norms("post", 3, ds, [0, 1], n_batches=2, batch_size=16, d_model=8, n_heads=2, d_ff=8)
     assert len(df) == 6 and (df.block_grad > 0).all() and (df.w2_grad > 0).all()
 
@@ -157,7 +158,7 @@ def test_depth_sweep_reuses_matching_runs():
 
     from skipanalysis import train
 
-    ds = data.reversal_task(32, 4, 3, seed=0)
+    ds = tasks.reversal_task(32, 4, 3, seed=0)
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
     done = pd.DataFrame([{"norm": "pre", "depth": 1, "lr": 0.01, "warmup": 0, "seed": 0, "epochs": 1,
                           "trained": True, "diverged": False, "converged": True, "final_loss": -1.0}])
@@ -178,7 +179,7 @@ def test_depth_sweep_reuses_matching_runs():
 def test_t3_claim_headline_counts_runs_that_trained():
     import pandas as pd
 
-    from skipanalysis import norm_placement as npl
+    from skipanalysis.studies import transformer_norm as npl
 
     runs = pd.DataFrame([{"norm": n, "depth": dp, "seed": s, "trained": n == "pre" or dp == 6, "diverged": False,
                           "converged": True} for n in ("post", "pre") for dp in (6, 24) for s in range(6)])
@@ -192,7 +193,7 @@ def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders
 
     from skipanalysis import runs, train
 
-    ds = data.reversal_task(32, 4, 3, seed=0)
+    ds = tasks.reversal_task(32, 4, 3, seed=0)
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
     calls, real = [], train.train
     monkeypatch.setattr(npl.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -220,7 +221,7 @@ def test_settle_stuck_retrains_only_stuck_unconverged_runs_for_twice_the_steps(m
 
     from skipanalysis import train
 
-    ds = data.reversal_task(32, 4, 3, seed=0)
+    ds = tasks.reversal_task(32, 4, 3, seed=0)
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
     size = dict(d_model=8, n_heads=2, d_ff=8)
     row = {"norm": "post", "depth": 1, "lr": 0.01, "warmup": 0, "trained": False, "diverged": False}

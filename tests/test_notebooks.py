@@ -5,15 +5,16 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from pathlib import Path
 
-from skipanalysis import rules
 from skipanalysis.claims import CATALOGUE
-from skipanalysis.runner import declared_parameters
+from skipanalysis.pipeline.runner import declared_parameters
+from skipanalysis.rules import core
+
 from conftest import NOTEBOOKS, ROOT, have_latex
 
 NAMES = [nb.stem for nb in NOTEBOOKS]
@@ -65,8 +66,8 @@ def test_smoke_run_records_every_owned_claim(smoke_reports, name):
     owned = {c.id for c in CATALOGUE.values() if c.notebook == name}
     assert {c["id"] for c in book["claims"]} == owned
     for c in book["claims"]:
-        allowed = rules.IDENTITY_VERDICTS if c["kind"] == "identity" else rules.EMPIRICAL_VERDICTS
-        assert c["kind"] == rules.claim_kind(c["id"]) and c["verdict"] in allowed
+        allowed = core.IDENTITY_VERDICTS if c["kind"] == "identity" else core.EMPIRICAL_VERDICTS
+        assert c["kind"] == core.claim_kind(c["id"]) and c["verdict"] in allowed
         assert c["rule"] and c["evidence"]
     assert book["fingerprint"]["cpu_model"]
     assert list((smoke_reports / "figures").glob(f"{name}-*.png"))
@@ -123,7 +124,7 @@ def test_report_pdf(smoke_reports):
     from pypdf import PdfReader
 
     out = smoke_reports / "report.pdf"
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.report", "pdf", str(smoke_reports / "report.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "pdf", str(smoke_reports / "report.ipynb"),
                            str(out)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     reader = PdfReader(out)

@@ -11,10 +11,13 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import NOTEBOOKS, ROOT
 from skipanalysis import params
 from skipanalysis.params import ParameterError
-from skipanalysis.runner import declared_parameters, notebook_parameters, run_notebook
+from skipanalysis.pipeline.runner import declared_parameters, notebook_parameters, run_notebook
+from skipanalysis.rules import cost as cost_rules
+from skipanalysis.rules import equivalence
+
+from conftest import NOTEBOOKS, ROOT
 
 
 def _defaults(nb) -> dict:
@@ -31,9 +34,10 @@ def test_every_notebook_parameter_is_declared_and_every_profile_passes(nb):
 
 
 def test_the_spec_agrees_with_the_modules_it_mirrors():
-    from skipanalysis import data, gradients, rules, train
+    from skipanalysis import data, train
+    from skipanalysis.studies import gradient_flow as gradients
 
-    assert params.SPECS["04_cost"][0]["repeats"].lo == rules.MIN_REPEATS
+    assert params.SPECS["04_cost"][0]["repeats"].lo == cost_rules.MIN_REPEATS
     assert train.SCHEDULES is params.SCHEDULES and data.DATASETS is params.DATASETS
     assert gradients.LR_CHOICES is params.LR_CHOICES
 
@@ -127,13 +131,13 @@ def test_corrupt_yaml_and_corrupt_notebook_name_the_file(tmp_path):
     (tmp_path / "params").mkdir()
     shutil.copy(NB01, tmp_path / "01_degradation.ipynb")
     (tmp_path / "params" / "quick.yaml").write_text("01_degradation:\n  seeds: [1, 2\n")
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(tmp_path / "01_degradation.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(tmp_path / "01_degradation.ipynb"),
                            str(tmp_path / "out" / "x.ipynb")], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{tmp_path / 'params' / 'quick.yaml'}: not valid YAML at line" in proc.stderr
     (tmp_path / "params" / "quick.yaml").write_text("01_degradation:\n  seeds: 3\n")
     (tmp_path / "01_degradation.ipynb").write_text('{"cells": [ broken')
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(tmp_path / "01_degradation.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(tmp_path / "01_degradation.ipynb"),
                            str(tmp_path / "out" / "x.ipynb")], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{tmp_path / '01_degradation.ipynb'}: not a readable notebook" in proc.stderr
@@ -141,7 +145,7 @@ def test_corrupt_yaml_and_corrupt_notebook_name_the_file(tmp_path):
 
 
 def test_setup_checks_a_value_edited_in_jupyterlab(tmp_path):
-    from skipanalysis.notebook import setup
+    from skipanalysis.pipeline.notebook import setup
 
     values = {**_defaults(NB01), "profile": "quick", "device": "cpu", "report_dir": str(tmp_path)}
     with pytest.raises(ParameterError, match=r"parameter margin=1.5 is not allowed; expected a finite number > 0"):
@@ -150,13 +154,12 @@ def test_setup_checks_a_value_edited_in_jupyterlab(tmp_path):
 
 
 def test_finish_stops_on_an_unrecorded_claim(tmp_path):
-    from skipanalysis import rules
-    from skipanalysis.notebook import setup
+    from skipanalysis.pipeline.notebook import setup
 
     ctx = setup("03_equivalence", profile="smoke", device="cpu", report_dir=tmp_path)
     with pytest.raises(RuntimeError, match="03_equivalence: claims not recorded: E1, E2, E3, E4, E5"):
         ctx.finish()
-    ctx.claims.record("E2", rules.e2([0.0]), evidence={}, headline="h")
+    ctx.claims.record("E2", equivalence.e2([0.0]), evidence={}, headline="h")
     with pytest.raises(RuntimeError, match="claims not recorded: E1, E3, E4, E5$"):
         ctx.finish()
 
@@ -169,7 +172,7 @@ def test_output_marks_round_trip():
 
 
 def test_model_names_declared_once_agree_with_the_builder():
-    from skipanalysis import efficiency as ef
+    from skipanalysis.studies import param_efficiency as ef
 
     for name in ("resnet-8", "resnet-20", "se-resnet-20", "densenet-1", "densenet-4", "csp-densenet-4"):
         assert params._models_known([name]) and ef.build_model(name) is not None
@@ -180,8 +183,8 @@ def test_model_names_declared_once_agree_with_the_builder():
 
 
 def test_a_notebook_reusing_01s_nets_asks_for_them_from_its_own_first_seed():
-    from skipanalysis.notebook import Context
-    from skipanalysis.runner import resolved_parameters
+    from skipanalysis.pipeline.notebook import Context
+    from skipanalysis.pipeline.runner import resolved_parameters
 
     own = resolved_parameters(NB01, "quick")
     ctx = Context("07_loss_landscape", None, {}, None, ROOT, print, "quick", ROOT / "notebooks", 3)

@@ -131,24 +131,24 @@ def test_failed_notebook_leaves_no_target(project):
 def test_bad_profile_and_device_stop_before_running(project):
     proc, _ = make(project, "report", "PROFILE=huge")
     assert proc.returncode != 0
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(project / "notebooks" / "91_a.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(project / "notebooks" / "91_a.ipynb"),
                            str(project / "x.ipynb"), "--profile", "huge"], capture_output=True, text=True)
     assert proc.returncode == 2 and "PROFILE='huge' is not allowed; choose one of smoke, quick, full" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(project / "notebooks" / "91_a.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(project / "notebooks" / "91_a.ipynb"),
                            str(project / "x.ipynb"), "--device", "gpu"], capture_output=True, text=True)
     assert proc.returncode == 2 and "DEVICE='gpu' is not allowed" in proc.stderr
 
 
 def test_unknown_profile_parameter_is_named(project):
     (project / "notebooks" / "params" / "smoke.yaml").write_text("91_a:\n  valu: 2\n")
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(project / "notebooks" / "91_a.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(project / "notebooks" / "91_a.ipynb"),
                            str(project / "x.ipynb"), "--profile", "smoke"], capture_output=True, text=True)
     assert proc.returncode == 2 and "['valu']" in proc.stderr and "not defined in the notebook" in proc.stderr
 
 
 def test_parameter_override(project):
     nb, out = str(project / "notebooks" / "91_a.ipynb"), project / "out" / "91_a.ipynb"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "skipanalysis.runner", nb, str(out), "--no-progress", *a],  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", nb, str(out), "--no-progress", *a],  # noqa: E731
                                     capture_output=True, text=True)
     proc = run("-p", "valu=3")
     assert proc.returncode == 2 and "-p valu=... is not allowed for 91_a; it defines ['value']" in proc.stderr
@@ -160,7 +160,7 @@ def test_parameter_override(project):
 
 
 def test_notebook_validates_its_parameters():
-    from skipanalysis.notebook import check_float, check_int, setup
+    from skipanalysis.pipeline.notebook import check_float, check_int, setup
 
     with pytest.raises(ValueError, match=r"parameter epochs=-1 is not allowed; expected a number > 0"):
         check_float("epochs", -1, 0, lo_open=True)
@@ -171,7 +171,7 @@ def test_notebook_validates_its_parameters():
 
 
 def test_parallel_make_shares_the_cores_between_notebooks():
-    from skipanalysis.runner import threads_under_make
+    from skipanalysis.pipeline.runner import threads_under_make
 
     assert threads_under_make({"MAKEFLAGS": " -j2 --jobserver-auth=3,4"}, cores=2) == 1
     assert threads_under_make({"MAKEFLAGS": "-j4 --jobserver-auth=3,4"}, cores=16) == 4
@@ -182,7 +182,7 @@ def test_parallel_make_shares_the_cores_between_notebooks():
 
 
 def test_a_serial_make_runs_every_notebook_alone():
-    from skipanalysis.runner import serial_make
+    from skipanalysis.pipeline.runner import serial_make
 
     assert serial_make({"MAKELEVEL": "1", "MAKEFLAGS": ""})  # what GNU make 4.3 exports to a serial recipe
     assert serial_make({"MAKELEVEL": "1", "MAKEFLAGS": "-j1"})

@@ -1,4 +1,4 @@
-"""make plan (skipanalysis.plan): why each open claim is open, the seeds for power 0.8 and their cost here, from a
+"""make plan (skipanalysis.pipeline.plan): why each open claim is open, the seeds for power 0.8 and their cost here, from a
 report's claims and a run store; it trains nothing."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skipanalysis import plan, rules, stats
+from skipanalysis import stats
 from skipanalysis.claims import ClaimBook
+from skipanalysis.pipeline import plan
+from skipanalysis.rules import degradation, transformer_norm
 from skipanalysis.runs import RunStore
 
 WOBBLE = np.array([0.0, 0.012, -0.01, 0.006, -0.008])
@@ -19,11 +21,11 @@ def _report(tmp_path):
     shallow = 0.30 + WOBBLE
     # D1 open for noise: deep minus shallow about 1 point with a 1.5-point spread
     noisy = shallow + 0.01 + np.array([0.02, -0.015, 0.01, -0.02, 0.012])
-    book.record("D1", rules.d1(shallow, noisy, noisy), evidence={}, headline="h")
+    book.record("D1", degradation.d1(shallow, noisy, noisy), evidence={}, headline="h")
     # D2 decided on 3 seeds: underpowered by the design's 5
-    book.record("D2", rules.d2(shallow[:3], shallow[:3] + 0.001, shallow[:3] + 0.3, 0.02), evidence={}, headline="h")
+    book.record("D2", degradation.d2(shallow[:3], shallow[:3] + 0.001, shallow[:3] + 0.3, 0.02), evidence={}, headline="h")
     # D5 open: a run did not converge
-    book.record("D5", rules.d5(shallow + 0.3, shallow, shallow, 0.02, [True] * 14 + [False]), evidence={},
+    book.record("D5", degradation.d5(shallow + 0.3, shallow, shallow, 0.02, [True] * 14 + [False]), evidence={},
                 headline="h")
     return tmp_path, noisy - shallow
 
@@ -68,8 +70,8 @@ def test_plan_on_an_empty_report_says_what_to_run_first(tmp_path, capsys):
 
 
 def test_the_paper_appendix_states_the_design_power_and_sensitivity(tmp_path):
-    from skipanalysis import report
     from skipanalysis.claims import load_claims
+    from skipanalysis.pipeline import report
 
     reports, _ = _report(tmp_path)
     design_cell, power_cell = report.design_appendix_cells(load_claims(reports), "full")
@@ -126,7 +128,7 @@ def test_a_rate_claim_short_of_all_or_none_gets_the_seeds_its_observed_shares_ne
     runs = [{"norm": n, "lr": lr, "warmup": w, "seed": s, "diverged": False, "converged": True,
              "trained": not (n == "post" and lr == 0.003 and not w and s < 2)}
             for lr in (0.001, 0.003) for n, w in arms for s in range(6)]
-    book.record("T2", rules.t2(runs), evidence={}, headline="h")
+    book.record("T2", transformer_norm.t2(runs), evidence={}, headline="h")
     row = plan.assess(tmp_path).set_index("claim").loc["T2"]
     assert row.verdict == "inconclusive" and "trained shares 1.00 against 0.67 at lr 0.003" in row.why_open
     exact = stats.seeds_for_power(lambda n: _exact_rate_power(n, 1.0, 4 / 6, 0.025), 0.8, start=2, most=60)

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from skipanalysis import plotting  # noqa: E402
+from skipanalysis import plotting
 
 
 def test_save_figure_writes_stable_names(tmp_path):
@@ -28,7 +28,7 @@ def test_save_figure_rejects_bad_names(tmp_path):
 
 
 def test_the_notebook_save_figure_writes_the_files_and_returns_nothing(tmp_path):
-    from skipanalysis.notebook import setup
+    from skipanalysis.pipeline.notebook import setup
 
     ctx = setup("03_equivalence", profile="smoke", device="cpu", report_dir=tmp_path)
     fig, ax = plt.subplots()

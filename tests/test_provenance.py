@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from conftest import ROOT
 from skipanalysis import provenance
+
+from conftest import ROOT
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path):

@@ -2,7 +2,7 @@
 
 import re
 
-from skipanalysis import report
+from skipanalysis.pipeline import report
 
 
 def _rec(cid, verdict, device="cpu (x)", kind="empirical"):
@@ -92,7 +92,8 @@ def test_the_machines_appendix_puts_differing_verdicts_first():
 
 def test_the_appendix_times_each_notebook_from_papermills_record(tmp_path):
     import nbformat
-    from skipanalysis.report import notebook_timings, timings_appendix
+
+    from skipanalysis.pipeline.report import notebook_timings, timings_appendix
 
     for name, seconds in (("01_a", 90.0), ("02_b", 150.0)):
         nb = nbformat.v4.new_notebook()

@@ -1,4 +1,4 @@
-"""skipanalysis.rules.efficiency: A1-A3 on hand-made runs, bounds against scipy and by hand."""
+"""skipanalysis.rules.param_efficiency: A1-A3 on hand-made runs, bounds against scipy and by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from skipanalysis import rules
+from skipanalysis.rules import param_efficiency
 
 WOBBLE = np.array([0.00, 0.01, -0.01, 0.005, -0.005])  # per-seed noise shared by paired arms
 
@@ -22,7 +22,7 @@ def test_a1():
     res = 0.40 + WOBBLE
     ctrl = res + 0.04  # the matched ResNet: clearly worse than a DenseNet at the ResNet's error
     def a1(dense, c=ctrl, ratio=0.38, c_ratio=0.73, **kw):
-        return rules.a1(res, dense, c, ratio, c_ratio, 0.02, **kw)
+        return param_efficiency.a1(res, dense, c, ratio, c_ratio, 0.02, **kw)
     assert a1(res + 0.005).verdict == "supported"
     assert a1(res + 0.06).verdict == "refuted"
     noisy = res + 0.01 + np.array([0.04, -0.03, 0.03, -0.04, 0.0])
@@ -41,18 +41,18 @@ def test_a1_matched_control():
     res = 0.40 + WOBBLE
     dense = res + 0.005  # non-inferior to the larger ResNet
     # a ResNet of the DenseNet's size does as well: the saving is not the dense pattern's
-    same = rules.a1(res, dense, dense + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), 0.38, 0.73, 0.02)
+    same = param_efficiency.a1(res, dense, dense + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), 0.38, 0.73, 0.02)
     assert same.verdict == "inconclusive" and "as well" in same.numbers["control"]
     # ... or better: refuted
-    assert rules.a1(res, dense, dense - 0.03, 0.38, 0.73, 0.02).verdict == "refuted"
+    assert param_efficiency.a1(res, dense, dense - 0.03, 0.38, 0.73, 0.02).verdict == "refuted"
     # a control three times the DenseNet's size is no control
-    big = rules.a1(res, dense, dense + 0.04, 0.38, 3.0, 0.02)
+    big = param_efficiency.a1(res, dense, dense + 0.04, 0.38, 3.0, 0.02)
     assert big.verdict == "inconclusive" and "not matched" in big.numbers["control"]
     # the control's interval by hand: differences 0.04 +- WOBBLE's spread
     c = dense + 0.04 + np.array([0.01, 0.0, -0.01, 0.0, 0.0])
     d = c - dense
     low, high = sp.t.interval(0.95, 4, loc=d.mean(), scale=sp.sem(d))
-    got = rules.a1(res, dense, c, 0.38, 0.73, 0.02).numbers["control_minus_densenet_err"]
+    got = param_efficiency.a1(res, dense, c, 0.38, 0.73, 0.02).numbers["control_minus_densenet_err"]
     assert got["low"] == pytest.approx(low, abs=1e-4) and got["high"] == pytest.approx(high, abs=1e-4)
 
 
@@ -61,7 +61,7 @@ def test_a1_bound_against_scipy():
     dense = res + np.array([0.01, 0.00, 0.02, 0.01, 0.005])
     d = dense - res
     upper = d.mean() + sp.t.ppf(0.975, 4) * sp.sem(d)
-    got = rules.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
+    got = param_efficiency.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
     assert got["difference"]["high"] == pytest.approx(upper, abs=1e-4)
     assert got["decision"] == ("within" if upper < 0.02 else "undecided")
 
@@ -71,17 +71,17 @@ def test_a2():
     res_test = 0.55 + WOBBLE
     ctrl = (tr, res_test + 0.02)  # the matched ResNet overfits about as much as the larger one
     # ResNet overfits more: same training error, higher test error
-    assert rules.a2(tr, res_test, tr, res_test - 0.05, *ctrl).verdict == "supported"
-    assert rules.a2(tr, res_test, tr, res_test + 0.05, *ctrl).verdict == "refuted"
+    assert param_efficiency.a2(tr, res_test, tr, res_test - 0.05, *ctrl).verdict == "supported"
+    assert param_efficiency.a2(tr, res_test, tr, res_test + 0.05, *ctrl).verdict == "refuted"
     noisy = res_test + np.array([0.05, -0.06, 0.04, -0.05, 0.01])
-    assert rules.a2(tr, res_test, tr, noisy, *ctrl).verdict == "inconclusive"
+    assert param_efficiency.a2(tr, res_test, tr, noisy, *ctrl).verdict == "inconclusive"
     # a smaller gap bought by not fitting the training set (and a higher test error) is not less overfitting
-    fits_less = rules.a2(tr, res_test, tr + 0.3, res_test + 0.1, *ctrl)
+    fits_less = param_efficiency.a2(tr, res_test, tr + 0.3, res_test + 0.1, *ctrl)
     assert fits_less.verdict == "inconclusive" and "fits less" in fits_less.numbers["densenet"]
     # a smaller gap that the DenseNet-sized ResNet shares is a size effect
-    size = rules.a2(tr, res_test, tr, res_test - 0.05, tr, res_test - 0.05 + WOBBLE[::-1] / 2)
+    size = param_efficiency.a2(tr, res_test, tr, res_test - 0.05, tr, res_test - 0.05 + WOBBLE[::-1] / 2)
     assert size.verdict == "inconclusive" and "size effect" in size.numbers["control"]
-    d = rules.a2(tr, res_test, tr, res_test - 0.05, *ctrl, converged=[False] * 15)
+    d = param_efficiency.a2(tr, res_test, tr, res_test - 0.05, *ctrl, converged=[False] * 15)
     assert d.verdict == "inconclusive" and d.numbers["not converged"] == "15 of 15 runs"
 
 
@@ -89,7 +89,7 @@ def test_a2_gap_interval_by_hand():
     r_tr, r_te = [0.0, 0.1, 0.0], [0.5, 0.6, 0.4]  # gaps 0.5, 0.5, 0.4
     d_tr, d_te = [0.1, 0.1, 0.0], [0.5, 0.5, 0.3]  # gaps 0.4, 0.4, 0.3
     c_tr, c_te = [0.0, 0.0, 0.0], [0.6, 0.4, 0.5]  # gaps 0.6, 0.4, 0.5: minus the DenseNet's 0.2, 0.0, 0.2
-    got = rules.a2(r_tr, r_te, d_tr, d_te, c_tr, c_te).numbers
+    got = param_efficiency.a2(r_tr, r_te, d_tr, d_te, c_tr, c_te).numbers
     assert got["resnet_minus_densenet_gap"]["estimate"] == pytest.approx(0.1)
     assert got["resnet_minus_densenet_gap"]["low"] == pytest.approx(0.1) and \
         got["resnet_minus_densenet_gap"]["high"] == pytest.approx(0.1)  # every seed's difference is exactly 0.1
@@ -102,24 +102,24 @@ def test_a3():
     base = 0.40 + WOBBLE
     se_better = _h(base - 0.02, base, 1.03)         # cost-matched and clearly better
     csp_same = _h(base + 0.002, base, 0.87)         # cheaper and non-inferior
-    assert rules.a3({"se": se_better, "csp": csp_same}, margin=0.02).verdict == "supported"
+    assert param_efficiency.a3({"se": se_better, "csp": csp_same}, margin=0.02).verdict == "supported"
     se_worse = _h(base + 0.02, base, 1.03)
     csp_worse = _h(base + 0.06, base, 0.87)
-    assert rules.a3({"se": se_worse, "csp": csp_worse}, margin=0.02).verdict == "refuted"
+    assert param_efficiency.a3({"se": se_worse, "csp": csp_worse}, margin=0.02).verdict == "refuted"
     # mixed: one improves, one is worse
-    mixed = rules.a3({"se": se_better, "csp": csp_worse}, margin=0.02)
+    mixed = param_efficiency.a3({"se": se_better, "csp": csp_worse}, margin=0.02)
     assert mixed.verdict == "inconclusive"
     assert [o["outcome"] for o in mixed.numbers["hybrids"].values()] == ["improves", "worse"]
     # the same error as the base at higher cost is undecided, not an improvement
-    same = rules.a3({"se": _h(base + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), base, 1.03)}, 0.02)
+    same = param_efficiency.a3({"se": _h(base + np.array([0.01, -0.01, 0.005, -0.005, 0.0]), base, 1.03)}, 0.02)
     assert same.verdict == "inconclusive" and same.numbers["hybrids"]["se"]["outcome"] == "undecided"
-    d = rules.a3({"se": se_better}, 0.02, converged=[True, True, False])
+    d = param_efficiency.a3({"se": se_better}, 0.02, converged=[True, True, False])
     assert d.verdict == "inconclusive" and d.numbers["not converged"] == "1 of 3 runs"
 
 
 def test_a3_is_a_pareto_comparison_over_error_parameters_flops_and_time():
     base = 0.40 + WOBBLE
-    outcome = lambda arm: rules.a3({"h": arm}, 0.02).numbers["hybrids"]["h"]  # noqa: E731
+    outcome = lambda arm: param_efficiency.a3({"h": arm}, 0.02).numbers["hybrids"]["h"]  # noqa: E731
     # fifteen points worse is worse, however much cheaper on every axis (the old rule's blind spot)
     far = outcome(_h(base + 0.15, base, 0.87, 0.5, 0.5))
     assert far["error"] == "worse" and far["outcome"] == "worse"
@@ -136,9 +136,9 @@ def test_a3_is_a_pareto_comparison_over_error_parameters_flops_and_time():
     assert outcome(_h(base + 0.002, base, 1.0, 0.8, 1.05))["outcome"] == "improves"
     # twice the parameters with a lower error decides nothing
     assert outcome(_h(base - 0.05, base, 2.0))["outcome"] == "undecided"
-    assert [rules.cost_class(r) for r in (0.9, 0.91, 1.1, 1.11)] == ["cheaper", "matched", "matched", "costlier"]
+    assert [param_efficiency.cost_class(r) for r in (0.9, 0.91, 1.1, 1.11)] == ["cheaper", "matched", "matched", "costlier"]
     with pytest.raises(ValueError, match="missing"):
-        rules.a3({"h": {"hybrid_err": list(base), "base_err": list(base), "costs": {"params": 1.0}}}, 0.02)
+        param_efficiency.a3({"h": {"hybrid_err": list(base), "base_err": list(base), "costs": {"params": 1.0}}}, 0.02)
 
 
 def test_a3_matched_gain_against_scipy():
@@ -146,7 +146,7 @@ def test_a3_matched_gain_against_scipy():
     hybrid = base - np.array([0.01, 0.02, 0.0, 0.015, 0.01])
     d = base - hybrid
     low, high = sp.t.interval(0.95, 4, loc=d.mean(), scale=sp.sem(d))
-    got = rules.a3({"se": _h(hybrid, base, 1.03)}, 0.02).numbers["hybrids"]["se"]["base_minus_hybrid_err"]
+    got = param_efficiency.a3({"se": _h(hybrid, base, 1.03)}, 0.02).numbers["hybrids"]["se"]["base_minus_hybrid_err"]
     assert got["low"] == pytest.approx(low, abs=1e-4) and got["high"] == pytest.approx(high, abs=1e-4)
 
 
@@ -157,7 +157,7 @@ def test_a1_support_that_one_seed_decides_is_kept_and_the_sensitivity_says_so():
     upper = d.mean() + sp.t.ppf(0.975, 4) * sp.sem(d)  # one-sided bound at 0.025 (the study's alpha, two-sided)
     upper_without_first = d[1:].mean() + sp.t.ppf(0.975, 3) * sp.sem(d[1:])
     assert upper < 0.02 < upper_without_first  # all five seeds say "within"; without seed 0 it is undecided
-    got = rules.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02)
+    got = param_efficiency.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02)
     assert got.numbers["noninferiority_densenet_vs_resnet"]["decision"] == "within"
     assert got.numbers["leave_one_seed_out"]["#1"] == "inconclusive" and got.verdict == "supported"
     assert "inconclusive without seed #1" in got.numbers["sensitivity"]
@@ -169,6 +169,6 @@ def test_a3_outcome_that_one_seed_decides_is_reported_as_sensitive():
     low = gain.mean() - sp.t.ppf(0.975, 4) * sp.sem(gain)
     low_without_first = gain[1:].mean() - sp.t.ppf(0.975, 3) * sp.sem(gain[1:])
     assert low > 0 > low_without_first  # five seeds: clearly better; without seed 0: not clearly
-    d = rules.a3({"se": _h(base - gain, base, 1.03)}, 0.02)
+    d = param_efficiency.a3({"se": _h(base - gain, base, 1.03)}, 0.02)
     assert d.numbers["hybrids"]["se"]["outcome"] == "improves"  # on all five seeds
     assert d.verdict == "supported" and d.numbers["leave_one_seed_out"]["#1"] == "inconclusive"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from skipanalysis import rules
+from skipanalysis.rules import core, equivalence
 
 WOBBLE = np.array([0.00, 0.004, -0.004, 0.002, -0.002])  # per-seed noise shared by paired arms
 
@@ -15,7 +15,7 @@ WOBBLE = np.array([0.00, 0.004, -0.004, 0.002, -0.002])  # per-seed noise shared
 def _e5(dense, residual, dense_init=None, residual_init=None, **kw):
     dense_init = dense if dense_init is None else dense_init
     residual_init = residual if residual_init is None else residual_init
-    return rules.e5(dense, residual, dense, kw.pop("margin", 0.01), dense_init, residual_init, dense_init, **kw)
+    return equivalence.e5(dense, residual, dense, kw.pop("margin", 0.01), dense_init, residual_init, dense_init, **kw)
 
 
 def test_e5_supported_refuted_inconclusive():
@@ -24,7 +24,7 @@ def test_e5_supported_refuted_inconclusive():
     assert _e5(dense, 0.998 + WOBBLE / 10).verdict == "refuted"
     noisy = 0.985 + np.array([0.01, -0.01, 0.012, -0.012, 0.0])
     assert _e5(dense, noisy).verdict == "inconclusive"
-    failed = rules.e5(dense, 0.90 + WOBBLE, [1.0, 0.9, 1.0, 1.0, 1.0], 0.01, dense, 0.9 + WOBBLE, dense)
+    failed = equivalence.e5(dense, 0.90 + WOBBLE, [1.0, 0.9, 1.0, 1.0, 1.0], 0.01, dense, 0.9 + WOBBLE, dense)
     assert failed.verdict == "inconclusive" and "decoder check" in failed.numbers
 
 
@@ -54,15 +54,15 @@ def test_e5_bound_by_hand():
 def test_e1_to_e4_identity_checks():
     merge = {"residual_add_max_dev": 2e-16, "dense_prefix_max_dev": 0.0, "dense_out_channels": 40,
              "dense_expected_channels": 40}
-    assert rules.e1(merge).verdict == "verified"
-    assert rules.e1({**merge, "dense_out_channels": 39}).verdict == "failed"
-    assert rules.e1({**merge, "residual_add_max_dev": 1e-6}).verdict == "failed"
-    assert rules.e2([1e-16, 3e-15]).verdict == "verified" and rules.e2([1e-16, 1e-6]).verdict == "failed"
+    assert equivalence.e1(merge).verdict == "verified"
+    assert equivalence.e1({**merge, "dense_out_channels": 39}).verdict == "failed"
+    assert equivalence.e1({**merge, "residual_add_max_dev": 1e-6}).verdict == "failed"
+    assert equivalence.e2([1e-16, 3e-15]).verdict == "verified" and equivalence.e2([1e-16, 1e-6]).verdict == "failed"
     # best tied fit of m Gaussian inputs leaves about sqrt(1 - 1/m): 0 at m = 1, 0.71 at m = 2
     fit = [0.0] + [math.sqrt(1 - 1 / m) for m in range(2, 9)]
-    assert rules.e3(1e-15, fit).verdict == "verified"
-    assert rules.e3(1e-15, [0.0, 0.05] + fit[2:]).verdict == "failed"  # m = 2 fitted by one tied kernel: not dense
+    assert equivalence.e3(1e-15, fit).verdict == "verified"
+    assert equivalence.e3(1e-15, [0.0, 0.05] + fit[2:]).verdict == "failed"  # m = 2 fitted by one tied kernel: not dense
     tri = [L * (L + 1) // 2 for L in range(1, 6)]
-    assert rules.e4(tri, tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "verified"
-    assert rules.e4(tri[:-1] + [14], tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "failed"
-    assert all(rules.claim_kind(c) == "identity" for c in ("E1", "E2", "E3", "E4"))
+    assert equivalence.e4(tri, tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "verified"
+    assert equivalence.e4(tri[:-1] + [14], tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "failed"
+    assert all(core.claim_kind(c) == "identity" for c in ("E1", "E2", "E3", "E4"))

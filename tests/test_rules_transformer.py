@@ -1,15 +1,15 @@
-"""skipanalysis.rules.transformer: T1-T4 and the rate-difference interval against Newcombe (1998)."""
+"""skipanalysis.rules.transformer_norm: T1-T4 and the rate-difference interval against Newcombe (1998)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy.stats import fisher_exact as sp_fisher
 import pytest
 from scipy import stats as sps
+from scipy.stats import fisher_exact as sp_fisher
 
-from skipanalysis import rules
+from skipanalysis.rules import transformer_norm
 
 
 def _t1_points(post_slope, pre_slope, seeds=6, noise=0.03, post_scale=5.0):
@@ -38,24 +38,24 @@ def _runs(spec, **fixed):
 
 def test_rate_difference_against_newcombe_1998():
     # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10 (hybrid score)
-    iv = rules.rate_difference(56, 70, 48, 80)
+    iv = transformer_norm.rate_difference(56, 70, 48, 80)
     assert (round(iv.low, 4), round(iv.high, 4)) == (0.0524, 0.3339)
-    iv = rules.rate_difference(9, 10, 3, 10)
+    iv = transformer_norm.rate_difference(9, 10, 3, 10)
     assert (round(iv.low, 4), round(iv.high, 4)) == (0.1705, 0.8090)
-    assert rules.rate_difference(5, 5, 0, 5).low > 0  # 5/5 against 0/5 is decisive at n = 5
+    assert transformer_norm.rate_difference(5, 5, 0, 5).low > 0  # 5/5 against 0/5 is decisive at n = 5
 
 
 def test_t1():
-    assert rules.t1(**_t1_points(0.0, -0.5)).verdict == "supported"
-    assert rules.t1(**_t1_points(-0.5, -0.5)).verdict == "refuted"  # post-norm shrinks as fast
-    assert rules.t1(**_t1_points(0.0, 0.1)).verdict == "refuted"  # pre-norm grows
-    assert rules.t1(**_t1_points(0.0, -0.5, noise=1.0)).verdict == "inconclusive"  # seed noise swamps the slopes
-    assert rules.t1(**_t1_points(0.0, -0.5, post_scale=0.1)).verdict == "inconclusive"  # post-norm not larger
-    few = rules.t1(**_t1_points(0.0, -0.5, seeds=3))
+    assert transformer_norm.t1(**_t1_points(0.0, -0.5)).verdict == "supported"
+    assert transformer_norm.t1(**_t1_points(-0.5, -0.5)).verdict == "refuted"  # post-norm shrinks as fast
+    assert transformer_norm.t1(**_t1_points(0.0, 0.1)).verdict == "refuted"  # pre-norm grows
+    assert transformer_norm.t1(**_t1_points(0.0, -0.5, noise=1.0)).verdict == "inconclusive"  # seed noise swamps the slopes
+    assert transformer_norm.t1(**_t1_points(0.0, -0.5, post_scale=0.1)).verdict == "inconclusive"  # post-norm not larger
+    few = transformer_norm.t1(**_t1_points(0.0, -0.5, seeds=3))
     assert few.verdict == "inconclusive" and "too few" in few.numbers
     # the slope is the least-squares slope of log norm on log depth (numpy's polyfit, independently)
     pts = _t1_points(0.0, -0.5)
-    d = rules.t1(**pts)
+    d = transformer_norm.t1(**pts)
     assert d.numbers["slope_pre"]["estimate"] == pytest.approx(
         np.polyfit(np.log(pts["depths"]), np.log(pts["pre"]), 1)[0], abs=1e-4)
     assert "per-seed slopes" in d.numbers["slope_pre"]["method"]
@@ -64,20 +64,20 @@ def test_t1():
 def test_t2():
     ok = _runs({("post", 0.003, 0): (0, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6),
                 ("post", 0.001, 0): (6, 6), ("post", 0.001, 50): (6, 6), ("pre", 0.001, 0): (6, 6)})
-    assert rules.t2(ok).verdict == "supported"
+    assert transformer_norm.t2(ok).verdict == "supported"
     never = _runs({("post", 0.003, 0): (6, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6)})
-    assert rules.t2(never).verdict == "refuted"  # post-norm trains without warm-up at every rate
+    assert transformer_norm.t2(never).verdict == "refuted"  # post-norm trains without warm-up at every rate
     pre_bad = _runs({("post", 0.003, 0): (0, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (0, 6)})
-    assert rules.t2(pre_bad).verdict == "refuted"
+    assert transformer_norm.t2(pre_bad).verdict == "refuted"
     mixed = _runs({("post", 0.003, 0): (3, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6)})
-    assert rules.t2(mixed).verdict == "inconclusive"  # 3/5 vs 5/5 is not a clear warm-up effect
+    assert transformer_norm.t2(mixed).verdict == "inconclusive"  # 3/5 vs 5/5 is not a clear warm-up effect
     few = _runs({("post", 0.003, 0): (0, 2), ("post", 0.003, 50): (2, 2), ("pre", 0.003, 0): (2, 2)})
-    assert rules.t2(few).verdict == "inconclusive" and "fewer than 5 seeds" in rules.t2(few).numbers
+    assert transformer_norm.t2(few).verdict == "inconclusive" and "fewer than 5 seeds" in transformer_norm.t2(few).numbers
     ok[0]["converged"] = False  # a stuck post-norm run whose loss was still falling, not checked at twice the steps
-    d = rules.t2(ok)
+    d = transformer_norm.t2(ok)
     assert d.verdict == "inconclusive" and d.numbers["not converged"].startswith("1 of 36")
     ok[0]["stuck_at_2x"] = np.True_  # still stuck at twice the steps (as a pandas row gives it): a stall, failed
-    assert rules.t2(ok).verdict == "supported"
+    assert transformer_norm.t2(ok).verdict == "supported"
     # trained again for twice the steps, it trained: slow, counted as trained. With the measured quick numbers (lr
     # 0.003: 3 of 6 trained at 300 steps, a fourth at 600) warm-up's help is no longer shown: 4/6 vs 6/6, one-sided
     # Fisher p = 0.2273 (hand-worked: C(6,4)C(6,6)/C(12,10) = 15/66), Holm over two rates 0.4545
@@ -85,7 +85,7 @@ def test_t2():
                   ("post", 0.001, 0): (6, 6), ("post", 0.001, 50): (6, 6), ("pre", 0.001, 0): (6, 6)})
     stuck = [r for r in real if r["norm"] == "post" and r["lr"] == 0.003 and not r["warmup"] and not r["trained"]]
     stuck[0].update(converged=False, stuck_at_2x=False)
-    d = rules.t2(real)
+    d = transformer_norm.t2(real)
     assert d.verdict == "inconclusive" and "not converged" not in d.numbers
     assert d.numbers["trained"]["post lr=0.003 warmup=0"] == "4/6"
     assert d.numbers["trained only at twice the steps"] == {"post lr=0.003 warmup=0": 1}
@@ -94,32 +94,32 @@ def test_t2():
     slow_all = _runs({("post", 0.003, 0): (0, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6)})
     for r in slow_all[:6]:
         r.update(converged=False, stuck_at_2x=False)
-    assert rules.t2(slow_all).verdict == "refuted"
+    assert transformer_norm.t2(slow_all).verdict == "refuted"
 
 
 def test_t3():
     runs = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 24, 0): (0, 6), ("pre", 24, 0): (6, 6)})
-    d = rules.t3(runs)
+    d = transformer_norm.t3(runs)
     assert d.verdict == "supported" and d.numbers["per_depth"]["24"]["post_diverged"] == "0/6"
     both = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 24, 0): (6, 6), ("pre", 24, 0): (6, 6)})
-    assert rules.t3(both).verdict == "inconclusive"  # the range is too shallow to tell
+    assert transformer_norm.t3(both).verdict == "inconclusive"  # the range is too shallow to tell
     worse = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 24, 0): (6, 6), ("pre", 24, 0): (0, 6)})
-    assert rules.t3(worse).verdict == "refuted"
+    assert transformer_norm.t3(worse).verdict == "refuted"
     # five seeds cannot decide: 5 of 5 has a Clopper-Pearson lower bound of 0.478 (Wilson's said 0.566)
     five = _runs({("post", 6, 0): (5, 5), ("pre", 6, 0): (5, 5), ("post", 24, 0): (0, 5), ("pre", 24, 0): (5, 5)})
-    assert rules.t3(five).verdict == "inconclusive"
+    assert transformer_norm.t3(five).verdict == "inconclusive"
     # Holm over depths: one depth at Fisher p = 1/924 * ... stays decided with three depths tested, 4 of 6 vs 1 of 6
     # at one depth (one-sided Fisher p = 0.121) does not
     weak = _runs({("post", 6, 0): (6, 6), ("pre", 6, 0): (6, 6), ("post", 12, 0): (1, 6), ("pre", 12, 0): (4, 6)})
-    assert rules.t3(weak).verdict == "inconclusive"
-    assert rules.t3(weak).numbers["holm"]["pre_more_often_adjusted_p"]["12"] == pytest.approx(
+    assert transformer_norm.t3(weak).verdict == "inconclusive"
+    assert transformer_norm.t3(weak).numbers["holm"]["pre_more_often_adjusted_p"]["12"] == pytest.approx(
         2 * sp_fisher([[4, 2], [1, 5]], alternative="greater").pvalue, abs=1e-4)
     runs[-7]["converged"] = False  # post-norm depth 24, stuck, still falling
-    assert rules.t3(runs).numbers["not converged"].startswith("1 of 24")
+    assert transformer_norm.t3(runs).numbers["not converged"].startswith("1 of 24")
     runs[-7]["stuck_at_2x"] = True
-    assert rules.t3(runs).verdict == "supported"
+    assert transformer_norm.t3(runs).verdict == "supported"
     runs[-7]["stuck_at_2x"] = False  # it trained at twice the steps: counted as trained, 1 of 6 still decides
-    d = rules.t3(runs)
+    d = transformer_norm.t3(runs)
     assert d.verdict == "supported"
     assert d.numbers["per_depth"]["24"]["post_trained"]["estimate"] == pytest.approx(1 / 6, abs=1e-4)
     assert d.numbers["trained only at twice the steps"] == {"post depth=24": 1}
@@ -131,7 +131,7 @@ def _t4(rev_dist, ctl_dist, far=None, dep=None, trained=None, init=5.3):
     far = far or [0.8, 0.78, 0.82, 0.79, 0.81, 0.8]
     dep = dep or [0.15, 0.16, 0.14, 0.15, 0.17, 0.15]
     n = 6
-    return rules.t4(["reversal"] * n + ["control"] * n, far + [0.5] * n, [d - init for d in rev_dist + ctl_dist],
+    return transformer_norm.t4(["reversal"] * n + ["control"] * n, far + [0.5] * n, [d - init for d in rev_dist + ctl_dist],
                     trained or [True] * (2 * n), dep + [0.1] * n, 5.3, seeds=list(range(n)) * 2)
 
 

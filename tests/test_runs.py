@@ -12,19 +12,20 @@ import pandas as pd
 import pytest
 import torch
 
+from skipanalysis import data, keys, runs, tasks, train
+from skipanalysis.studies import degradation as dg
+
 from conftest import ROOT
-from skipanalysis import data, runs, train
-from skipanalysis import degradation as dg
 
 
 def test_the_key_follows_config_and_code_only():
     base = {"name": "plain-8", "seed": 0, "recipe": {"lr": 0.1, "epochs": 1}}
-    key = runs.run_key(base, "code-a")
-    assert runs.run_key(json.loads(json.dumps(base)), "code-a") == key  # the same config, rebuilt: the same key
-    assert runs.run_key({**base, "seed": 1}, "code-a") != key
-    assert runs.run_key({**base, "recipe": {"lr": 0.05, "epochs": 1}}, "code-a") != key
-    assert runs.run_key(base, "code-b") != key  # changed training code
-    assert runs.code_fingerprint() == runs.code_fingerprint() and len(runs.code_fingerprint()) == 64
+    key = keys.run_key(base, "code-a")
+    assert keys.run_key(json.loads(json.dumps(base)), "code-a") == key  # the same config, rebuilt: the same key
+    assert keys.run_key({**base, "seed": 1}, "code-a") != key
+    assert keys.run_key({**base, "recipe": {"lr": 0.05, "epochs": 1}}, "code-a") != key
+    assert keys.run_key(base, "code-b") != key  # changed training code
+    assert keys.code_fingerprint() == keys.code_fingerprint() and len(keys.code_fingerprint()) == 64
 
 
 def test_reflowing_code_does_not_change_the_key_but_a_real_edit_does():
@@ -32,25 +33,25 @@ def test_reflowing_code_does_not_change_the_key_but_a_real_edit_does():
     out of its block, a trailing comma that makes a tuple, or another constant changes it."""
     one = "def f(a, b):\n    if a:\n        y = g(a, b, key=1)\n    return y\n"
     reflowed = "def f(a,\n      b):\n  if a:\n    y = g(\n        a, b,\n        key = 1)\n  return y\n"
-    assert runs.code_text(one) == runs.code_text(reflowed)
-    assert runs.code_text(one) != runs.code_text(one.replace("    return y", "        return y"))
-    assert runs.code_text("x = (a)\n") != runs.code_text("x = (a,)\n")
-    assert runs.code_text(one) != runs.code_text(one.replace("key=1", "key=2"))
-    assert runs.code_text('x = f"{a!r:>4}" + "b"\n') == 'x = f"{a!r:>4}" + "b"'
+    assert keys.code_text(one) == keys.code_text(reflowed)
+    assert keys.code_text(one) != keys.code_text(one.replace("    return y", "        return y"))
+    assert keys.code_text("x = (a)\n") != keys.code_text("x = (a,)\n")
+    assert keys.code_text(one) != keys.code_text(one.replace("key=1", "key=2"))
+    assert keys.code_text('x = f"{a!r:>4}" + "b"\n') == 'x = f"{a!r:>4}" + "b"'
 
 
 def test_comments_docstrings_and_blank_lines_do_not_change_the_code_key(tmp_path):
     before = 'def f(x):\n    """Square."""\n    return x * x  # the square\n'
     reworded = '\n\ndef f(x):\n    """The square of x,\n    reworded."""\n\n    return x * x   # squared\n'
     edited = 'def f(x):\n    """Square."""\n    return x * x + 1  # the square\n'
-    assert runs.code_text(before) == runs.code_text(reworded) == "def f ( x ) :\nINDENT return x * x"
-    assert runs.code_text(edited) != runs.code_text(before)
-    assert runs.code_text('s = """# kept"""  # dropped') == 's = """# kept"""'  # a string is code, not a comment
-    keys = []
+    assert keys.code_text(before) == keys.code_text(reworded) == "def f ( x ) :\nINDENT return x * x"
+    assert keys.code_text(edited) != keys.code_text(before)
+    assert keys.code_text('s = """# kept"""  # dropped') == 's = """# kept"""'  # a string is code, not a comment
+    found = []
     for text in (before, reworded, edited):
         (tmp_path / "m.py").write_text(text)
-        keys.append(runs.code_fingerprint(("m.py",), root=tmp_path))
-    assert keys[0] == keys[1] != keys[2]
+        found.append(keys.code_fingerprint(("m.py",), root=tmp_path))
+    assert found[0] == found[1] != found[2]
 
 
 def _run_a(config):
@@ -62,49 +63,49 @@ def _run_b(config):
 
 
 def test_the_helpers_a_run_function_reaches_are_part_of_the_key(monkeypatch):
-    from skipanalysis import gradients as gr
+    from skipanalysis.studies import gradient_flow as gr
 
-    before = runs.fn_fingerprint(gr.g5_run, "c")
-    assert {"g5_run", "lesion_study", "single_lesions", "path_gradients"} <= {o.__name__ for o in runs._reached(gr.g5_run)}
+    before = keys.fn_fingerprint(gr.g5_run, "c")
+    assert {"g5_run", "lesion_study", "single_lesions", "path_gradients"} <= {o.__name__ for o in keys._reached(gr.g5_run)}
     monkeypatch.setattr(train, "train", lambda *a, **k: None)  # the training code is fingerprinted whole instead
-    assert runs.fn_fingerprint(gr.g5_run, "c") == before
+    assert keys.fn_fingerprint(gr.g5_run, "c") == before
     monkeypatch.setattr(gr, "single_lesions", lambda *a, **k: None)  # an edited helper: another key
-    assert runs.fn_fingerprint(gr.g5_run, "c") != before
+    assert keys.fn_fingerprint(gr.g5_run, "c") != before
 
 
 def test_run_keys_follow_the_code_they_reach(monkeypatch):
     """01's runs are keyed by the CIFAR model files and the helpers their run function reaches: editing the text
     task or the transformer leaves them alone; what the CIFAR loader returns is in their config."""
-    from skipanalysis import norm_placement as npl
+    from skipanalysis.studies import transformer_norm as npl
 
     read = []
-    real = runs.code_fingerprint
-    monkeypatch.setattr(runs, "code_fingerprint", lambda paths=runs.TRAINING_CODE, root=runs.ROOT:
+    real = keys.code_fingerprint
+    monkeypatch.setattr(runs, "code_fingerprint", lambda paths=keys.TRAINING_CODE, root=keys.ROOT:
                         read.append(paths) or real(paths, root))
     runs._model_files.cache_clear()
     cifar = {"name": "resnet-20", "model_args": {"num_classes": 10, "width": 1, "in_channels": 3}}
     state = torch.random.get_rng_state()
-    key = runs.model_fingerprint(cifar)
+    key = keys.model_fingerprint(cifar)
     assert torch.equal(torch.random.get_rng_state(), state)  # reading the files draws no random numbers
     assert set(read[-1]) == {"skipanalysis/models/factory.py", "skipanalysis/models/resnet.py",
                              "skipanalysis/models/blocks.py"}
-    runs.model_fingerprint({**cifar, "name": "highway-20"})
+    keys.model_fingerprint({**cifar, "name": "highway-20"})
     assert "skipanalysis/models/highway.py" in read[-1] and "skipanalysis/models/transformer.py" not in read[-1]
-    assert runs.model_fingerprint({"name": "loss-surface"}) == real(runs.MODEL_CODE)  # no net named: every file
+    assert keys.model_fingerprint({"name": "loss-surface"}) == real(keys.MODEL_CODE)  # no net named: every file
     runs._model_files.cache_clear()
-    assert runs.model_fingerprint(cifar) == key
+    assert keys.model_fingerprint(cifar) == key
 
-    reached = {o.__name__ for o in runs._reached(dg.train_run)}
+    reached = {o.__name__ for o in keys._reached(dg.train_run)}
     assert "to_device" in reached and "text_task" not in reached  # data helpers count function by function
-    before01, before05 = runs.fn_fingerprint(dg.train_run, "c"), runs.fn_fingerprint(npl.t4_study, "c")
+    before01, before05 = keys.fn_fingerprint(dg.train_run, "c"), keys.fn_fingerprint(npl.t4_study, "c")
     monkeypatch.setattr(data, "text_task", lambda *a, **k: None)  # edited sequence tasks
     monkeypatch.setattr(data, "local_task", lambda *a, **k: None)
-    assert runs.fn_fingerprint(dg.train_run, "c") == before01
-    assert runs.fn_fingerprint(npl.t4_study, "c") != before05  # 05's T4 builds its task in the run: re-keyed
+    assert keys.fn_fingerprint(dg.train_run, "c") == before01
+    assert keys.fn_fingerprint(npl.t4_study, "c") != before05  # 05's T4 builds its task in the run: re-keyed
 
     def ids():  # the training data's fingerprint, as 01's configs hold it
         train_set, _ = data.load_classification("cifar10", 40, 20, 8, 0)
-        return runs.tensor_fingerprint(*train_set.tensors[:2])
+        return keys.tensor_fingerprint(*train_set.tensors[:2])
     first = ids()
     real_resize = data._resize
     monkeypatch.setattr(data, "_resize", lambda x, size, chunk=4096: real_resize(x, size, chunk) * 0.5)
@@ -112,14 +113,14 @@ def test_run_keys_follow_the_code_they_reach(monkeypatch):
 
 
 def test_a_study_s_run_function_is_part_of_the_key():
-    assert runs.fn_fingerprint(_run_a, "c") == runs.fn_fingerprint(_run_a, "c")
-    assert runs.fn_fingerprint(_run_a, "c") != runs.fn_fingerprint(_run_b, "c")  # another run function's source
-    assert runs.fn_fingerprint(_run_a, "c") != runs.fn_fingerprint(_run_a, "d")  # other training code
+    assert keys.fn_fingerprint(_run_a, "c") == keys.fn_fingerprint(_run_a, "c")
+    assert keys.fn_fingerprint(_run_a, "c") != keys.fn_fingerprint(_run_b, "c")  # another run function's source
+    assert keys.fn_fingerprint(_run_a, "c") != keys.fn_fingerprint(_run_a, "d")  # other training code
 
 
 @pytest.fixture()
 def tiny():
-    ds = data.texture_classification(64, 8, seed=0)
+    ds = tasks.texture_classification(64, 8, seed=0)
     return ds, ds, train.TrainConfig(epochs=1, batch_size=32, lr=0.05, progress=False)
 
 
@@ -234,7 +235,7 @@ def test_bad_executor_settings_are_one_line_before_any_run(monkeypatch):
 def test_the_runner_rejects_a_bad_executor_and_changes_nothing(tmp_path):
     out = tmp_path / "reports" / "03_equivalence.ipynb"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EXECUTOR": "dask"}
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.runner", str(ROOT / "notebooks" / "03_equivalence.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(ROOT / "notebooks" / "03_equivalence.ipynb"),
                            str(out), "--profile", "smoke"], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "EXECUTOR=dask is not allowed" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "reports").exists()
@@ -280,7 +281,7 @@ P01 = {"dataset": "texture", "data_path": "", "n_train": 48, "n_test": 16, "imag
 
 def test_the_landscape_notebook_loads_the_degradation_nets(tmp_path, monkeypatch):
     """07 asks for 01's nets with 01's parameters: with 01's runs in the store it trains nothing."""
-    from skipanalysis import landscape as ls
+    from skipanalysis.studies import loss_landscape as ls
 
     store = runs.RunStore(tmp_path / "store")
     prep = dg.prepare(P01)
@@ -296,13 +297,13 @@ def test_the_landscape_notebook_loads_the_degradation_nets(tmp_path, monkeypatch
 
 
 def test_a_notebook_that_reuses_runs_depends_on_their_parameters(tmp_path):
-    from skipanalysis import deps
+    from skipanalysis.pipeline import deps
 
     out = tmp_path / "quick"
     nbs = [ROOT / "notebooks" / "01_degradation.ipynb", ROOT / "notebooks" / "07_loss_landscape.ipynb"]
     mk = deps.write(nbs, "quick", out).read_text()
     assert f"{out}/07_loss_landscape.ipynb: | {out}/01_degradation.ipynb" in mk
-    line = next(l for l in mk.splitlines() if l.startswith(f"{out}/07_loss_landscape.ipynb: {out}"))
+    line = next(x for x in mk.splitlines() if x.startswith(f"{out}/07_loss_landscape.ipynb: {out}"))
     assert "notebooks/01_degradation.ipynb" in line
     import yaml
 

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from skipanalysis import data, segmentation as sg
+from skipanalysis import data, tasks
 from skipanalysis.models import UNet
+from skipanalysis.studies import unet_skips as sg
 
 
 @pytest.mark.parametrize("skip", ["concat", "add", "none"])
@@ -49,35 +50,35 @@ def test_metrics_on_hand_made_masks():
 
 
 def test_category_iou_perfect_prediction():
-    ds = data.segmentation_shapes(4, 16, max_width=2, seed=1)
+    ds = tasks.segmentation_shapes(4, 16, max_width=2, seed=1)
     _, masks, cats = ds.tensors
-    df = sg.category_iou(masks > 0.5, masks, cats, data.segmentation_categories(2))
+    df = sg.category_iou(masks > 0.5, masks, cats, tasks.segmentation_categories(2))
     present = df[df.pixels > 0]
     assert (present.iou == 1.0).all()
 
 
 def test_generator_deterministic_and_masks_match_drawings():
-    a = data.segmentation_shapes(6, 16, seed=3)
-    b = data.segmentation_shapes(6, 16, seed=3)
+    a = tasks.segmentation_shapes(6, 16, seed=3)
+    b = tasks.segmentation_shapes(6, 16, seed=3)
     assert all(torch.equal(x, y) for x, y in zip(a.tensors, b.tensors))
     _, masks, cats = a.tensors
     assert torch.equal(masks[:, 0] > 0, cats > 0)
-    assert not torch.equal(a.tensors[0], data.segmentation_shapes(6, 16, seed=4).tensors[0])
+    assert not torch.equal(a.tensors[0], tasks.segmentation_shapes(6, 16, seed=4).tensors[0])
 
 
 def test_drawing_primitives_by_hand():
-    disc = data.draw_ellipse(9, (4, 4), (2, 2))
+    disc = tasks.draw_ellipse(9, (4, 4), (2, 2))
     assert disc.sum().item() == 13  # lattice points with x^2 + y^2 <= 4
-    line = data.draw_curve(9, (4, 1), (4, 4), (4, 7), width=1)  # straight horizontal, 1 px wide
+    line = tasks.draw_curve(9, (4, 1), (4, 4), (4, 7), width=1)  # straight horizontal, 1 px wide
     assert line.sum().item() == 7 and line[4, 1:8].all()
-    thick = data.draw_curve(9, (4, 1), (4, 4), (4, 7), width=3)
+    thick = tasks.draw_curve(9, (4, 1), (4, 4), (4, 7), width=3)
     # radius 1.5: rows 3-5; the caps reach one column past each end, diagonals included (sqrt(2) <= 1.5)
     assert thick[3:6, 0:9].all() and thick.sum().item() == 3 * 9
 
 
 def test_bad_segmentation_parameters():
     with pytest.raises(ValueError, match="at least 16 px"):
-        data.segmentation_shapes(2, 8)
+        tasks.segmentation_shapes(2, 8)
 
 
 def test_matched_decoder_has_concats_convolution_weights():

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from skipanalysis import data, degradation as dg, selection, train
+from skipanalysis import selection, tasks, train
+from skipanalysis.studies import degradation as dg
 
 
 def test_best_rate_prefers_finished_runs_then_the_lowest_value_then_the_smaller_rate():
@@ -26,7 +27,7 @@ def test_the_selection_seed_is_outside_the_sample():
 
 
 def test_depth_study_chooses_on_the_selection_seed_and_keeps_every_compared_seed():
-    ds = data.texture_classification(96, 8, seed=0)
+    ds = tasks.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=2, batch_size=32, progress=False)
     _, final, models = dg.depth_study(["residual"], [8], [0, 1], ds, ds, cfg, lrs=[1e-6, 0.05])
     chosen = final[final.role == "selection"]

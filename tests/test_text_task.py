@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from skipanalysis import data
-from skipanalysis import norm_placement as npl
+from skipanalysis.rules import transformer_norm
+from skipanalysis.studies import transformer_norm as npl
 
 TEXT = ("the quick brown fox jumps over the lazy dog; " * 40) + "Zebra! " + ("a stitch in time saves nine. " * 10)
 
@@ -84,7 +85,7 @@ def test_text_study_without_a_file_runs_nothing():
 
 
 def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
-    from skipanalysis import rules, train
+    from skipanalysis import train
 
     text = data.text_task(_write(tmp_path), 48, 16, seq_len=8, seed=0)
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False,
@@ -92,8 +93,8 @@ def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
     seeds = list(range(5))
     got = npl.text_study(text, 1, [0.01], 2, seeds, [1, 2], 0.01, seeds, cfg, d_model=8, n_heads=2, d_ff=8)
     assert len(got["outs"]) == 15 and len(got["t3"]) == 20  # 3 arms x 5 seeds; 2 placements x 2 depths x 5 seeds
-    assert repr(got["T2"]) == repr(rules.t2(got["outs"].to_dict("records")))  # repr: NaN equals NaN
-    assert repr(got["T3"]) == repr(rules.t3(got["t3"].to_dict("records")))
+    assert repr(got["T2"]) == repr(transformer_norm.t2(got["outs"].to_dict("records")))  # repr: NaN equals NaN
+    assert repr(got["T3"]) == repr(transformer_norm.t3(got["t3"].to_dict("records")))
     assert got["vocab"] == int(text[0].tensors[1].max()) + 1
     ev = npl.text_evidence(got, "T3")["text_task"]
     assert ev["verdict"] == got["T3"].verdict and "masked-character modelling of the text file corpus.txt" in ev["data"]

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skipanalysis import data, train
+from skipanalysis import tasks, train
 from skipanalysis.models import cifar_resnet
 
 
 def test_same_seed_same_numbers_on_cpu():
-    ds = data.texture_classification(96, 8, seed=0)
+    ds = tasks.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=2, batch_size=32, lr=0.05, seed=7, progress=False)
     runs = []
     for _ in range(2):
@@ -25,7 +25,7 @@ def test_same_seed_same_numbers_on_cpu():
 
 
 def test_divergence_is_recorded_not_raised():
-    ds = data.texture_classification(64, 8, seed=0)
+    ds = tasks.texture_classification(64, 8, seed=0)
     res = train.train(cifar_resnet(8, "plain"), ds, train.TrainConfig(epochs=3, batch_size=16, lr=1e6,
                                                                       weight_decay=0, progress=False))
     assert res.diverged and res.final == {}
@@ -87,7 +87,7 @@ def test_an_annealed_flat_tail_is_not_convergence():
 
 
 def test_runs_record_convergence_and_bf16_channels_last_train():
-    ds = data.texture_classification(128, 8, seed=0)
+    ds = tasks.texture_classification(128, 8, seed=0)
     cfg = train.TrainConfig(epochs=6, batch_size=32, lr=0.05, seed=1, progress=False, precision="bf16",
                             channels_last=True, schedule="onecycle")
     res = train.train(cifar_resnet(8), ds, cfg)

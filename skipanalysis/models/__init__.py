@@ -10,10 +10,10 @@
 - ``factory``: ``create(name, **kw)``, the one way the study names and builds a net (see its table of names).
 """
 
-from .densenet import DenseBlock, DenseLayer, DenseNetBC, DenseStageNet, PartialDenseBlock, dense_layer_params
 from .blocks import BasicBlock, ShortcutA, SqueezeExcite
-from .resnet import CifarResNet, PreActBlock, ResidualStageNet
+from .densenet import DenseBlock, DenseLayer, DenseNetBC, DenseStageNet, PartialDenseBlock, dense_layer_params
 from .factory import cifar_name, cifar_resnet, create
+from .resnet import CifarResNet, PreActBlock, ResidualStageNet
 from .transformer import Encoder
 from .unet import UNet
 

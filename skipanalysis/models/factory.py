@@ -31,8 +31,9 @@ highway or squeeze-and-excitation blocks.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 

@@ -20,7 +20,6 @@ from torch import nn
 
 from .blocks import BasicBlock
 
-
 KINDS = ("plain", "residual", "highway", "se-residual")
 
 

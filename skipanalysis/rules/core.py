@@ -30,13 +30,11 @@ import dataclasses
 import functools
 import inspect
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
-
-from .. import stats  # noqa: F401  (rule modules use it through core)
 
 EMPIRICAL_VERDICTS = ("supported", "refuted", "inconclusive", "not measured here")
 IDENTITY_VERDICTS = ("verified", "failed")

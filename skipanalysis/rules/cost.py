@@ -8,7 +8,7 @@ exact counts (no noise), so the memory halves of C3 and C7 read fixed thresholds
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

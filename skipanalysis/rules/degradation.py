@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .. import stats
 from .core import RULES, Decision, _decide, _unconverged, rule

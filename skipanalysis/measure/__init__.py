@@ -1,0 +1,2 @@
+"""Measuring tools shared by the studies: FLOPs (``flops``), saved activation memory (``memory``), time in
+interleaved rounds (``timing``), probes of a net's insides (``probes``), and hardware files (``machines``)."""

@@ -1,0 +1,464 @@
+"""The degradation problem: depth studies, the identity construction, distance to identity, highway gates.
+
+He et al. 2016 (sections 1 and 4.2): a deeper plain net can end with a higher
+*training* error than a shallower one, and identity shortcuts remove the gap.
+The construction argument (He et al. 2016, section 1; seed text 002): a deep
+net built from a trained shallow one plus identity layers is at least as good,
+so the deep plain net's failure is one of optimisation. Srivastava et al. 2015
+for the highway gates.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from .. import data, fitting, keys, runs, stats
+from .. import train as tr
+from ..models import cifar_name, create
+from ..models.blocks import BasicBlock, ShortcutA
+from ..models.highway import HighwayBlock
+from ..models.resnet import CifarResNet
+from ..rules import degradation as rules
+from ..selection import best_rate, selection_seed
+
+# He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+
+
+def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Data, recipe and augmentation of notebook 01's depth study from its parameters ``p`` (01's own namespace,
+    or ``ctx.parameters_of("01_degradation")`` in a notebook that reuses 01's nets): the one place they are built,
+    so the runs' configs, and with them the run store's keys, agree wherever 01's nets are asked for."""
+
+    train_set, test_set = data.load_classification(p["dataset"], p["n_train"], p["n_test"], p["image_size"], p["seed"],
+                                                   p["data_path"] or None)
+    if torch.device(device).type != "cpu":
+        train_set, test_set = data.to_device(train_set, device), data.to_device(test_set, device)
+    steps = round(p["epochs"] * -(-len(train_set) // p["batch_size"]))
+    cfg = tr.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lrs"][0], schedule=p["schedule"],
+                         milestones=tuple(p["milestones"]), warmup_steps=p["warmup_steps"], warmup_lr=p["warmup_lr"],
+                         weight_decay=p["weight_decay"], nesterov=p["nesterov"],
+                         eval_every=max(1, steps // p["eval_points"]), precision=p["precision"],
+                         channels_last=train_set.tensors[0].dim() == 4)
+    return {"train": train_set, "test": test_set, "cfg": cfg, "steps": steps,
+            "augment": tr.random_crop_flip if p["augment"] else None,
+            "about": {"data": data.describe(train_set), "seeds": p["seeds"], "steps": steps, "lrs": p["lrs"]}}
+
+
+def nets(p: Mapping[str, Any], prep: dict[str, Any], kinds: list[str], depths: list[int], seeds: list[int],
+         device: torch.device | str = "cpu", store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """``depth_study`` with notebook 01's recipe (``p``, ``prep`` from ``prepare``) for these kinds, depths and seeds."""
+    return depth_study(kinds, depths, seeds, prep["train"], prep["test"], prep["cfg"], device, p["width"],
+                       p["gate_bias"], p["warmup_min_depth"], prep["augment"], p["lrs"], store)
+
+
+def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,
+                test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1,
+                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None, lrs: list[float] | None = None,
+                store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Train every (kind, depth, seed), each (kind, depth) at its best learning rate from ``lrs``.
+
+    With a grid ``lrs``, a selection seed outside the sample (``selection.selection_seed``) is trained at every
+    rate and ``selection.best_rate`` (lowest final training error) picks the rate of that kind and depth; every
+    compared seed then trains at that rate. One rate tuned for residual nets is no fair test of plain nets, and
+    this gives each architecture its own without favouring the seed it was tuned on. Without ``lrs``, ``cfg.lr`` is used throughout.
+    ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
+    warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
+    Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the rates of the first seed as one grid and
+    the other seeds as a second. With a ``runs.RunStore``, each run is looked up by its config (factory name and
+    arguments, seed, rate, recipe, data, device kind) and the training code's fingerprint: a finished run loads
+    with its weights instead of training again.
+
+    Returns:
+        ``(history, final, models)``: per-step history with kind/depth/seed/lr
+        columns of the kept runs; one row per kept run (kind, depth, seed, lr,
+        diverged, params, train_err, test_err, converged, late_share; NaN errors
+        for a diverged run; ``role`` "sample") plus the selection seed's runs
+        (``kept=False``, ``role`` "selection"); and the kept trained models by
+        ``(kind, depth, seed)``.
+    """
+    grid = list(lrs) if lrs else [cfg.lr]
+    data_ids = data_fingerprints(train_set, test_set)
+
+    def config(kind, depth, seed, lr):
+        return run_config(kind, depth, seed, lr, cfg, train_set, data_ids, width=width, gate_bias=gate_bias,
+                          warmup_min_depth=warmup_min_depth, augment=augment, device=device)
+
+    def ask(configs, desc):
+        records = runs.run_grid(configs, train_run, (train_set, test_set, augment), store, device, desc)
+        return [(r["config"]["lr"], dict(r["result"]["row"]), r) for r in records]
+
+    arms = [(kind, depth) for kind in kinds for depth in depths]
+    pick = selection_seed(seeds) if len(grid) > 1 else None  # one rate: nothing to choose
+    first = [] if pick is None else ask([config(k, d, pick, lr) for k, d in arms for lr in grid],
+                                        f"{'/'.join(kinds)}: rates")
+    best = {}
+    for j, arm in enumerate(arms):
+        tried = first[j * len(grid):(j + 1) * len(grid)]
+        best[arm] = best_rate((t[0], t[1]["diverged"], t[1]["train_err"]) for t in tried) if tried else grid[0]
+    rest = ask([config(k, d, s, best[(k, d)]) for k, d in arms for s in seeds], f"{'/'.join(kinds)}: seeds")
+    finals, histories, models = [], [], {}
+    order = {arm: j for j, arm in enumerate(arms)}
+    for _, row, _ in sorted(first, key=lambda t: (order[(t[1]["kind"], t[1]["depth"])], t[0])):
+        finals.append({**row, "kept": False, "role": "selection"})
+    for lr, row, record in sorted(rest, key=lambda t: (order[(t[1]["kind"], t[1]["depth"])], t[1]["seed"])):
+        finals.append({**row, "kept": True, "role": "sample"})
+        histories.append(pd.DataFrame(record["result"]["history"]).assign(
+            kind=row["kind"], depth=row["depth"], seed=row["seed"], lr=lr))
+        models[(row["kind"], row["depth"], row["seed"])] = _model(record, store, device)
+    return pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models
+
+
+def data_fingerprints(train_set: TensorDataset, test_set: TensorDataset | None) -> tuple[str, str | None]:
+    """The run store's fingerprints of a depth run's training and test sets (``run_config``'s ``data_ids``)."""
+    return tuple(keys.tensor_fingerprint(*d.tensors[:2]) if d is not None else None  # type: ignore[return-value]
+                 for d in (train_set, test_set))
+
+
+def run_config(kind: str, depth: int, seed: int, lr: float, cfg: tr.TrainConfig, train_set: TensorDataset,
+               data_ids: tuple[str, str | None], width: int = 1, gate_bias: float = -2.0, warmup_min_depth: int = 0,
+               augment=None, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The config of one depth run (``train_run``'s spec, the run store's key): the net by its factory name and
+    arguments, the recipe at this seed and rate (warm-up only from ``warmup_min_depth``), the data by fingerprint."""
+    run_cfg = replace(cfg, seed=seed, lr=lr, warmup_steps=0 if depth < warmup_min_depth else cfg.warmup_steps)
+    return {"name": cifar_name(kind, depth), "study": "depth", "kind": kind, "depth": depth, "seed": seed,
+            "lr": lr, "model_args": {"num_classes": int(train_set.tensors[1].max()) + 1, "width": width,
+                                     "in_channels": train_set.tensors[0].shape[1],
+                                     **({"gate_bias": gate_bias} if kind == "highway" else {})},
+            "recipe": run_cfg.recipe(),
+            "train_data": data_ids[0], "test_data": data_ids[1], "augment": getattr(augment, "__name__", None),
+            "device": torch.device(device).type}
+
+
+def _model(record: dict, store, device) -> CifarResNet:
+    """The trained net of a run record: built by the factory, weights from memory (fresh) or the store."""
+    cfg = record["config"]
+    model = create(cfg["name"], **cfg["model_args"])
+    state = runs.state_of(record, store)
+    if state is not None:
+        model.load_state_dict(state)
+    return model.to(device)
+
+
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | None, augment=None,
+              device: torch.device | str | None = None) -> tuple[dict, dict]:
+    """Train one run of ``depth_study`` from its config (``runs.run_grid``'s ``fn``): seed, build the net by
+    its factory name, train with the recipe (``fitting.fit``); returns ``({"row", "history"}, state_dict)``."""
+    f = fitting.fit(config, train_set, test_set, device, augment=augment,
+                    desc=f"{config['name']} s{config['seed']} lr{config['lr']:g}")
+    row = {"kind": config["kind"], "depth": config["depth"], "seed": config["seed"], "lr": config["lr"],
+           **f.outcome()}
+    return {"row": row, "history": f.result.history.to_dict("list")}, f.state()
+
+
+# --- D3: the identity construction ---------------------------------------------------------------------------------
+
+def _dirac_(conv: nn.Conv2d) -> None:
+    with torch.no_grad():
+        nn.init.dirac_(conv.weight)
+
+
+def _identity_bn_(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor) -> None:
+    """Set a BN so that, with these running statistics, eval mode returns its input."""
+    with torch.no_grad():
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.weight.copy_(torch.sqrt(var + bn.eps))
+        bn.bias.copy_(mean)
+
+
+def identity_block(width: int, mean: torch.Tensor, var: torch.Tensor) -> BasicBlock:
+    """A plain CIFAR block that is the identity (in eval mode) on non-negative inputs with these statistics.
+
+    The convolutions are Dirac kernels; each BN's scale and shift undo its own
+    normalisation; the ReLUs pass the (post-ReLU, hence non-negative) input.
+    """
+    block = BasicBlock(width, width, 1, shortcut=False)
+    _dirac_(block.conv1)
+    _dirac_(block.conv2)
+    _identity_bn_(block.bn1, mean, var)
+    _identity_bn_(block.bn2, mean, var)
+    return block
+
+
+@torch.no_grad()
+def deepen_with_identity(shallow: CifarResNet, depth: int, calibration: torch.Tensor) -> CifarResNet:
+    """Build a deeper plain net: the shallow net's layers plus identity blocks at the end of each stage.
+
+    Args:
+        shallow: a trained plain CIFAR net.
+        depth: the target depth (6n+2, at least the shallow depth).
+        calibration: input images whose activations set the identity blocks' BN statistics.
+    """
+    if shallow.kind != "plain":
+        raise ValueError(f"deepen_with_identity expects a plain net, got kind={shallow.kind!r}")
+    deep = create(cifar_name("plain", depth), num_classes=shallow.head.out_features, width=shallow.width,
+                  in_channels=shallow.stem[0].in_channels)
+    n_old, n_new = shallow.stage_blocks, deep.stage_blocks
+    if n_new < n_old:
+        raise ValueError(f"depth={depth} is shallower than the shallow net ({shallow.depth})")
+    shallow.eval()
+    acts, h = [], shallow.stem(calibration)
+    for i, block in enumerate(shallow.blocks):
+        h = block(h)
+        if (i + 1) % n_old == 0:
+            acts.append(h)  # each stage's output
+    deep.stem.load_state_dict(shallow.stem.state_dict())
+    deep.head.load_state_dict(shallow.head.state_dict())
+    blocks = []
+    for stage in range(3):
+        blocks += [copy.deepcopy(b) for b in shallow.blocks[stage * n_old:(stage + 1) * n_old]]
+        a = acts[stage]
+        mean, var = a.mean((0, 2, 3)), a.var((0, 2, 3), unbiased=False)
+        blocks += [identity_block(a.shape[1], mean, var) for _ in range(n_new - n_old)]
+    deep.blocks = nn.Sequential(*blocks)
+    return deep
+
+
+# --- D4: how far trained blocks are from identity and from zero ----------------------------------------------------
+
+@torch.no_grad()
+def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
+    """Per block, on inputs ``x`` (eval mode): relative distance of the block's map to identity and to zero.
+
+    ``to_identity = ||B(h) - S(h)|| / ||S(h)||`` with S the option A shortcut
+    (the identity where shapes match); ``to_zero = ||B(h)|| / ||S(h)||``; also
+    the conv weights' distance to a Dirac (identity) kernel relative to its norm,
+    and their norm relative to it (near 0: weights near zero); and ``corr_identity``, the scale-invariant one:
+    per image, the correlation (centred cosine) between the block's output and its shortcut, averaged over images
+    (1: the identity's direction whatever the scale; near 0: unrelated).
+    """
+
+    model.eval()
+    h = model.stem(x)
+    rows = []
+    for i, block in enumerate(model.blocks):
+        out = block(h)
+        s = ShortcutA(block.conv1.in_channels, block.conv1.out_channels, block.conv1.stride[0])(h)
+        ref = s.norm()
+        w = block.conv2.weight
+        dirac = torch.zeros_like(w)
+        nn.init.dirac_(dirac)
+        a, b = out.flatten(1), s.flatten(1)
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        corr = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)).mean()
+        rows.append({"block": i + 1, "corr_identity": corr.item(), "to_identity": ((out - s).norm() / ref).item(),
+                     "to_zero": (out.norm() / ref).item(),
+                     "w_to_dirac": ((w - dirac).norm() / dirac.norm()).item(),
+                     "w_norm_rel": (w.norm() / dirac.norm()).item()})
+        h = out
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def gate_openness(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
+    """Mean transform-gate value T per highway block on ``x`` (0: carry the input, 1: transform)."""
+    model.eval()
+    model(x)
+    return pd.DataFrame([{"block": i + 1, "gate_mean": b.last_gate_mean}
+                         for i, b in enumerate(model.blocks) if isinstance(b, HighwayBlock)])
+
+
+@torch.no_grad()
+def error_rate(model: nn.Module, data: TensorDataset, device: torch.device | str = "cpu") -> float:
+    """Error rate of ``model`` on ``data`` in eval mode."""
+    return tr.evaluate(model, data, device)["err"]
+
+
+def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+    """Largest absolute difference of two models' logits on ``x`` (eval mode), relative to the logits' scale."""
+    a.eval(), b.eval()
+    with torch.no_grad():
+        ya, yb = a(x), b(x)
+    return ((ya - yb).abs().max() / ya.abs().max()).item()
+
+
+def parameter_table(depths: list[int], kinds: tuple[str, ...] = ("plain", "residual", "highway")) -> pd.DataFrame:
+    """Parameters of each kind at each depth (plain and residual nets of one depth have exactly the same)."""
+    return pd.DataFrame({k: [sum(p.numel() for p in create(cifar_name(k, d)).parameters()) for d in depths] for k in kinds},
+                        index=pd.Index(depths, name="depth"))
+
+
+def summarize(final: pd.DataFrame) -> pd.DataFrame:
+    """Per (kind, depth) of the kept runs: training error with its 95% interval within [0, 1], the kept rate, the
+    mean test error and how many runs converged and diverged."""
+    kept = final[final.kept] if "kept" in final else final
+    out = stats.summarize(kept, ["kind", "depth"], "train_err", (0, 1))
+    g = kept.groupby(["kind", "depth"])
+    return out.assign(lr=g.lr.first().values, test_err_mean=g.test_err.mean().values,
+                      converged=g.converged.sum().values, diverged=g.diverged.sum().values)
+
+
+def fitted_depths(final: pd.DataFrame, kinds: Sequence[str] = ("plain", "residual")) -> list[int]:
+    """The depths at which every kept run of every one of ``kinds`` converged, in order. Claims that compare
+    architectures (G5's lesions, L1's landscapes) read the deepest of them: compared nets must fit or plateau, and
+    a deeper plain net that does not fit is D1's phenomenon, not a net to compare."""
+    kept = final[final.kept] if "kept" in final else final
+    kept = kept[kept.kind.isin(list(kinds))]
+    return sorted(int(d) for d, g in kept.groupby("depth")
+                  if g.converged.all() and set(g.kind) == set(kinds))
+
+
+def arms(final: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
+    """The kept runs of each (kind, depth), in seed order (seed ``i`` of one arm pairs with seed ``i`` of another)."""
+    kept = final[final.kept] if "kept" in final else final
+    return {key: g.sort_values("seed") for key, g in kept.groupby(["kind", "depth"])}
+
+
+def longer_runs(p: Mapping[str, Any], prep: dict[str, Any], final: pd.DataFrame, deep: int, seeds: Sequence[int],
+                device: torch.device | str = "cpu", store=None, factor: float = 2.0, kind: str = "plain"
+                ) -> pd.DataFrame:
+    """The persistence check of D1 (``kind="plain"``) and D5 (``"highway"``): the deep nets of ``kind`` and ``seeds``
+    trained again, from scratch, for ``factor`` times the budget of notebook 01's recipe (``p``, ``prep`` from
+    ``prepare``) at the rate their arm kept. One row per run, as ``depth_study``'s. D3's from-scratch arm is the
+    plain run when its budget is the same (``construct_epochs`` equal to ``epochs``): the run store trains it once."""
+    lr = float(arms(final)[(kind, deep)].lr.iloc[0])
+    cfg = prep["cfg"]
+    _, longer, _ = depth_study([kind], [deep], list(seeds), prep["train"], prep["test"],
+                               replace(cfg, epochs=factor * cfg.epochs), device, p["width"], p["gate_bias"],
+                               p["warmup_min_depth"], prep["augment"], [lr], store)
+    return longer[longer.kept]
+
+
+def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float,
+                 longer: pd.DataFrame | None = None, longer_highway: pd.DataFrame | None = None
+                 ) -> list[tuple[str, rules.Decision, str]]:
+    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each. ``longer``
+    and ``longer_highway``: the deep plain and highway nets at twice the budget (``longer_runs``), which D1 needs
+    and D5 reads when a highway net did not converge.
+
+    Convergence per kind of claim: the deep plain net's failure to fit is the phenomenon, so no claim requires it to
+    converge; D1 requires the shallow plain net and the residual nets of every depth (the same recipe fits them), D2
+    the residual nets of every depth, D5 the deep residual net and, unless the highway runs at twice the budget
+    decide whether an unconverged highway net is slow or degraded, the highway nets."""
+    arm = arms(final)
+    err = {k: g.train_err.tolist() for k, g in arm.items()}
+    conv = lambda *keys: [c for k in keys for c in arm[k].converged]  # noqa: E731
+    mean = lambda key: stats.rate_interval(err[key]).estimate  # noqa: E731
+    p, r, h = ("plain", deep), ("residual", deep), ("highway", deep)
+    residuals = [k for k in arm if k[0] == "residual"]
+    twice = None if longer is None else longer.sort_values("seed").train_err.tolist()
+    d1 = rules.d1(err[("plain", shallow)], err[p], twice, margin, chance, conv(("plain", shallow), *residuals))
+    last = stats.rate_interval(twice).estimate if twice else mean(p)  # the deep plain net's error at its longest
+    out = [("D1", d1, f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for "
+                      f"plain-{shallow}" + (f"; at twice the budget {last:.1%}" if twice else
+                                            "; not run at twice the budget")
+            + (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not the "
+               "degradation He et al. describe" if last >= 0.9 * chance else "")),
+           ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(*residuals)),
+            f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
+            f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")]
+    if h in err:
+        twice_h = None if longer_highway is None else longer_highway.sort_values("seed").train_err.tolist()
+        d5 = rules.d5(err[p], err[h], err[r], margin, conv(r), conv(h), twice_h, err[("plain", shallow)])
+        out.append(("D5", d5, f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual "
+                              f"{mean(r):.1%})" + (f"; at twice the budget {stats.rate_interval(twice_h).estimate:.1%}"
+                                                   if twice_h else "")))
+    return out
+
+
+def construct_run(config: dict, bases: Mapping[int, nn.Module], train_set: TensorDataset, test_set: TensorDataset,
+                  augment=None, device: torch.device | str | None = None) -> tuple[dict, None]:
+    """D3's further training from its config (``runs.run_grid``'s ``fn``): the trained shallow net of the config's
+    seed (``bases[seed]``) deepened to ``config["deep"]`` with identity blocks, then trained with the recipe; returns
+    its final training error and convergence flag."""
+    on, _ = runs.task_device(device, config)  # a Ray task: the config's device kind
+    train_set, test_set = fitting.on_device(on, train_set, test_set)
+    base = bases[config["seed"]].to(on)
+    constructed = deepen_with_identity(base, config["deep"], train_set.tensors[0][:512]).to(on)
+    f = fitting.fit(config, train_set, test_set, device, model=constructed, augment=augment, desc="constructed")
+    return {"train_err": f.final("train_err"), "converged": f.converged}, None
+
+
+def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset,
+                       cfg: tr.TrainConfig, shallow: int, deep: int, seeds: Sequence[int], epochs: float,
+                       device: torch.device | str = "cpu", augment=None, store=None, **study_args) -> dict:
+    """D3 over ``seeds``: each seed's trained plain-``shallow`` net deepened to ``deep`` with identity blocks, its
+    training error before and after ``epochs`` more epochs (at the shallow net's kept rate), paired by seed with a
+    deep plain net of the same seed trained from scratch for the same total budget (the shallow net's epochs plus
+    ``epochs``, at the deep plain arm's kept rate; ``study_args`` go to ``depth_study``: width, warm-up depth).
+
+    Returns:
+        ``{"table", "per_seed", "decision", "headline", "mismatch"}``: the four errors with 95% intervals over seeds,
+        the per-seed errors, ``rules.d3``'s decision, a headline, and the largest relative logit difference of a
+        constructed net. The further training is a grid of ``runs.run_grid`` (``construct_run``), each keyed by its
+        shallow net's weights: with a ``runs.RunStore`` finished runs load.
+    """
+    seeds = list(seeds)
+    bases = {s: models[("plain", shallow, s)] for s in seeds}
+    probe = test_set.tensors[0][:256]
+    rows, mismatch = [], 0.0
+    for s, b in bases.items():  # each seed's net deepened once: checked against its shallow net, then scored
+        constructed = deepen_with_identity(b, deep, train_set.tensors[0][:512]).to(device)
+        mismatch = max(mismatch, max_output_difference(b, constructed, probe))
+        rows.append({"seed": s, "shallow": error_rate(b, train_set, device),
+                     "constructed_start": error_rate(constructed, train_set, device)})
+    lr = float(arms(final)[("plain", shallow)].lr.iloc[0])
+    recipe = replace(cfg, epochs=epochs, lr=lr)
+    configs = [{"name": f"constructed-{deep}", "study": "construction", "shallow": shallow, "deep": deep, "seed": s,
+                "base": keys.tensor_fingerprint(*bases[s].state_dict().values()),
+                "recipe": replace(recipe, seed=s).recipe(),
+                "train_data": keys.tensor_fingerprint(*train_set.tensors[:2]),
+                "test_data": keys.tensor_fingerprint(*test_set.tensors[:2]),
+                "augment": getattr(augment, "__name__", None), "device": torch.device(device).type} for s in seeds]
+    cont = runs.run_grid(configs, construct_run, (bases, train_set, test_set, augment), store, device,
+                         "D3: constructed nets")
+    lr_deep = float(arms(final)[("plain", deep)].lr.iloc[0])
+    _, scratch, _ = depth_study(["plain"], [deep], seeds, train_set, test_set, replace(cfg, epochs=cfg.epochs + epochs),
+                                device, augment=augment, lrs=[lr_deep], store=store, **study_args)
+    scratch = scratch[scratch.kept].set_index("seed") if "kept" in scratch else scratch.set_index("seed")
+    per_seed = pd.DataFrame(rows).assign(constructed_after=[c["result"]["train_err"] for c in cont],
+                                         constructed_converged=[c["result"]["converged"] for c in cont],
+                                         scratch=[float(scratch.train_err[s]) for s in seeds],
+                                         scratch_converged=[bool(scratch.converged[s]) for s in seeds])
+    ivs = {k: stats.rate_interval(per_seed[k]) for k in ("shallow", "constructed_start", "constructed_after",
+                                                          "scratch")}
+    budget = cfg.epochs + epochs
+    table = pd.DataFrame({"training error": [v.estimate for v in ivs.values()], "low": [v.low for v in ivs.values()],
+                          "high": [v.high for v in ivs.values()]},
+                         index=[f"plain-{shallow} (trained)", f"plain-{deep} constructed, start",
+                                f"plain-{deep} constructed, trained on", f"plain-{deep} from scratch, "
+                                                                         f"{budget:g} epochs"])
+    decision = rules.d3(per_seed.shallow.tolist(), per_seed.constructed_start.tolist(),
+                        per_seed.constructed_after.tolist(), per_seed.scratch.tolist(),
+                        per_seed.constructed_converged.tolist())
+    return {"table": table, "per_seed": per_seed, "decision": decision, "mismatch": mismatch,
+            "headline": f"over {len(seeds)} seeds the constructed plain-{deep} starts at "
+                        f"{ivs['constructed_start'].estimate:.1%} (shallow {ivs['shallow'].estimate:.1%}) and ends at "
+                        f"{ivs['constructed_after'].estimate:.1%} after {epochs:g} more epochs; from scratch with the "
+                        f"same {budget:g}-epoch budget plain-{deep} ends at {ivs['scratch'].estimate:.1%}"}
+
+
+def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> dict:
+    """D4: per block of the trained deep plain and residual nets of ``seed``, and of the same nets freshly
+    initialised (seeded alike), the distances of ``block_distances``; their medians and ``rules.d4``'s decision.
+
+    Returns:
+        ``{"blocks", "medians", "decision", "headline"}``.
+    """
+    tr.seed_everything(seed)
+    fresh = {k: create(cifar_name(k, deep)) for k in ("plain", "residual")}
+    trained = {k: models[(k, deep, seed)].cpu() for k in fresh}
+    dist = pd.concat([block_distances(m, probe.cpu()).assign(kind=k, state=state)
+                      for state, nets in (("trained", trained), ("initial", fresh)) for k, m in nets.items()])
+    med = dist.groupby(["kind", "state"])[["corr_identity", "to_identity", "to_zero", "w_to_dirac",
+                                            "w_norm_rel"]].median()
+    d = rules.d4(med.loc[("plain", "trained"), "corr_identity"], med.loc[("plain", "initial"), "corr_identity"],
+                 med.loc[("residual", "trained"), "corr_identity"], med.loc[("plain", "trained"), "to_identity"])
+    return {"blocks": dist, "medians": med, "decision": d,
+            "headline": f"median correlation of a block's output with its input: plain {d.numbers['plain_trained']:.2f} "
+                        f"trained vs {d.numbers['plain_init']:.2f} at initialisation; residual "
+                        f"{d.numbers['residual_trained']:.2f} (1 is the identity's direction)"}
+
+
+__all__ = ["PAPER_TABLE6", "depth_study", "deepen_with_identity", "identity_block", "block_distances",
+           "gate_openness", "error_rate", "max_output_difference", "parameter_table", "summarize", "arms",
+           "depth_claims", "construction_study", "distance_study"]

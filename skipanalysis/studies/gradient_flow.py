@@ -1,0 +1,493 @@
+"""Gradient-flow probes and the studies of notebook 02: per-layer norms, shattering, lesions and path lengths.
+
+- Per-layer gradient norms of every convolution (He et al. 2016 on why BN and
+  He initialisation keep plain-net gradients alive; seed text 002's FAQ), at
+  initialisation and during training (``train_study``). Probes always run in
+  fp32 and leave the model as they found it (batch-norm statistics included).
+- Shattered gradients (Balduzzi et al. 2017, "The Shattered Gradients
+  Problem"): gradients with respect to inputs along a 1-D line through input
+  space, and how quickly neighbours decorrelate with depth (``shattering_study``).
+- Lesions and path lengths (Veit et al. 2016, "Residual Networks Behave Like
+  Ensembles of Relatively Shallow Networks", sections 4-6): delete blocks at
+  test time (``lesion_study``); and the gradient carried by paths of each
+  length, measured by back-propagating through the residual branch of k
+  randomly chosen blocks and through the shortcut of all others
+  (``path_gradients``).
+- The connectivity sweep (seed text 001): a chain with a shortcut every s
+  layers, from plain to a dense block (``sweep_nets`` with ``train_study``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from .. import fitting, keys, runs
+from .. import train as tr
+from ..measure.probes import (
+    ProbeDuringTraining,
+    conv_grad_norms,
+    early_late_ratio,
+    line_gradients,
+    neighbour_correlation,
+    path_gradients,
+    random_lesions,
+    single_lesions,
+)
+from ..models import cifar_name, create
+from ..models.resnet import CifarResNet
+from ..params import LR_CHOICES
+from ..rules import gradient_flow as rules
+from ..selection import best_rate, selection_seed
+from . import degradation as dg
+
+
+def net_spec(family: str, depth: int, bn: bool = True, num_classes: int = 10, in_channels: int = 3
+             ) -> tuple[str, dict]:
+    """One network by family as ``(factory name, arguments)``: ``plain``/``residual``/``highway`` (the CIFAR 6n+2
+    family, with or without batch norm) or ``dense`` (DenseNet-BC with the 6N+4 depth nearest ``depth``, growth
+    12, always with batch norm)."""
+    if family == "dense":
+        return f"densenet-{dense_layers(depth)}", {"num_classes": num_classes, "in_channels": in_channels}
+    return cifar_name(family, depth), {"bn": bn, "num_classes": num_classes, "in_channels": in_channels}
+
+
+def build_net(family: str, depth: int, bn: bool = True, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """The network of ``net_spec``, built by ``models.create``."""
+    name, kwargs = net_spec(family, depth, bn, num_classes, in_channels)
+    return create(name, **kwargs)
+
+
+def dense_layers(depth: int) -> int:
+    """Layers per dense block of the DenseNet-BC (depth 6N+4) nearest a given depth."""
+    return max(1, round((depth - 4) / 6))
+
+
+def init_profiles(families: Iterable[str], depths: Iterable[int], seeds: Iterable[int], data: TensorDataset,
+                  bns: Iterable[bool] = (True, False), grad_batches: int = 2, batch_size: int = 64,
+                  device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Per-layer gradient norms at initialisation for every family, depth, batch-norm setting and seed.
+
+    Seed ``s`` initialises every net built for it (``train.seed_everything(s)``), so arms are paired by seed.
+    ``dense`` is only built with batch norm. Returns ``conv_grad_norms`` rows with family, depth, bn, seed and
+    ``step`` = 0.
+    """
+    num_classes, in_ch = int(data.tensors[1].max()) + 1, data.tensors[0].shape[1]
+    rows = []
+    for fam in families:
+        for depth in depths:
+            for bn in bns:
+                if fam == "dense" and not bn:
+                    continue
+                for s in seeds:
+                    tr.seed_everything(s)
+                    m = build_net(fam, depth, bn, num_classes, in_ch)
+                    rows.append(conv_grad_norms(m, data, grad_batches, batch_size, device)
+                                .assign(family=fam, depth=depth, bn=bn, seed=s, step=0))
+    return pd.concat(rows, ignore_index=True)
+
+
+def ratios(profiles: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> pd.DataFrame:
+    """The early/late ratio (``early_late_ratio``) of every profile: one row per family, depth, bn, seed, step
+    (the columns ``profiles`` has among those)."""
+    keys = [c for c in ("family", "config", "depth", "bn", "seed", "step", "point") if c in profiles]
+    out = profiles.groupby(keys).apply(lambda g: early_late_ratio(g, k, column), include_groups=False)
+    return out.rename("early_late").reset_index()
+
+
+def run_table(runs: pd.DataFrame, profiles: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> pd.DataFrame:
+    """The kept runs of ``train_study``, one row per family and seed, with the early/late ratio at each probe
+    point as ``early_late_<point>`` (init, half-way, end)."""
+    r = ratios(profiles, k, column).pivot_table(index=["family", "seed"], columns="point", values="early_late")
+    r = r[[p for p in ("init", "half-way", "end") if p in r.columns]]
+    r.columns = [f"early_late_{c}" for c in r.columns]
+    return runs[runs.kept].merge(r.reset_index(), on=["family", "seed"], how="left").sort_values(["family", "seed"])
+
+
+def summarize_runs(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per family of a ``run_table``: runs, the rates kept (``rate x count``), converged runs, mean training (and
+    test) error, and the geometric mean over seeds of each early/late ratio column."""
+    rows = []
+    for fam, g in table.groupby("family", sort=False):
+        row = {"family": fam, "runs": len(g), "lr kept": ", ".join(f"{lr:g} x{n}" for lr, n in
+                                                                   g.lr.value_counts().sort_index().items()),
+               "converged": int(g.converged.sum()), "train_err": g.train_err.mean()}
+        if "test_err" in g and g.test_err.notna().any():
+            row["test_err"] = g.test_err.mean()
+        for c in [c for c in g.columns if c.startswith("early_late_")]:
+            row[c] = float(np.exp(np.log(g[c]).mean()))
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("family")
+    return out.loc[list(order)] if order is not None else out
+
+
+def first_block_norms(profiles: pd.DataFrame, family: str, depth: int, bn: bool = False, step: int = 0,
+                      column: str = "grad_rms") -> list[float]:
+    """Per seed (in seed order), the gradient of the first block's first convolution (layer 2, after the stem)."""
+    sel = profiles[(profiles.family == family) & (profiles.depth == depth) & (profiles.bn == bn)
+                   & (profiles.step == step) & (profiles.layer == 2)]
+    return sel.sort_values("seed")[column].tolist()
+
+
+# --- training with gradient probes -----------------------------------------------------------------------------------
+
+
+def total_steps(n_train: int, cfg: tr.TrainConfig) -> int:
+    """The number of steps ``train.train`` takes for ``cfg`` on ``n_train`` examples."""
+    return max(1, round(cfg.epochs * math.ceil(n_train / cfg.batch_size)))
+
+
+def steps_to_fit(history: pd.DataFrame, fit: float = 0.02, window: int = 10) -> float:
+    """The number of steps after which the net fits its training data: the first logged step at which the mean
+    training error (of the batches) over the last ``window`` logged steps is at most ``fit``, plus one; NaN when
+    it never is. G6's measure of ease: among nets that all fit, the ones that fit sooner train more easily."""
+    if "err" not in history or history.err.isna().all():
+        return math.nan
+    h = history.dropna(subset=["err"])
+    hit = np.flatnonzero(h.err.rolling(window, min_periods=window).mean().to_numpy() <= fit)
+    return float(h.step.iloc[hit[0]] + 1) if len(hit) else math.nan
+
+
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | None,
+              device: torch.device | str | None = None) -> tuple[dict, None]:
+    """Train one net of ``train_study`` from its config (``runs.run_grid``'s ``fn``), probing its per-layer
+    gradients (``conv_grad_norms``, fp32) at initialisation, half-way (``probe["halfway"]``) and at the end;
+    returns its row and its profiles by step, and no weights."""
+    on, bar = runs.task_device(device, config)  # a Ray task: the config's device kind
+    train_set, test_set = fitting.on_device(on, train_set, test_set)  # the probe reads batches on the run's device
+    probe_args = config["probe"]
+    cfg = tr.TrainConfig.from_recipe(
+        config["recipe"], desc=f"{config['family']} s{config['seed']} lr{config['lr']:g}", progress=bar)
+    total = total_steps(len(train_set), cfg)
+    marks = {0: "init", total // 2: "half-way", total: "end"} if probe_args["halfway"] else {0: "init", total: "end"}
+    model = fitting.build(config).to(on)
+    probe = ProbeDuringTraining(model, train_set, [s for s in marks if 0 < s < total], probe_args["grad_batches"],
+                                probe_args["probe_batch"], on)
+    probe.profiles[0] = conv_grad_norms(model, train_set, probe_args["grad_batches"], probe_args["probe_batch"], on)
+    f = fitting.fit(config, train_set, test_set, device, model=model, cfg=cfg, augment=probe)
+    if not f.diverged:
+        probe.profiles[total] = conv_grad_norms(model, train_set, probe_args["grad_batches"],
+                                                probe_args["probe_batch"], on)
+    row = {"family": config["family"], "seed": config["seed"], "lr": config["lr"], **f.outcome(),
+           "steps": total, "steps_to_fit": steps_to_fit(f.result.history, cfg.converge_fit)}
+    profiles = [{"step": s, "point": marks[s], "rows": p.to_dict("list")} for s, p in sorted(probe.profiles.items())]
+    return {"row": row, "profiles": profiles}, None
+
+
+def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], train_set: TensorDataset,
+                test_set: TensorDataset | None, cfg: tr.TrainConfig, lrs: Sequence[float],
+                device: torch.device | str = "cpu", grad_batches: int = 2, probe_batch: int = 64,
+                halfway: bool = True, lr_choice: str = "held-out", store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train every architecture for every seed, each at its best learning rate, probing gradients as it trains.
+
+    The best rate is the one of ``lrs`` with the lowest final training error (diverged runs last, ties to the
+    smaller rate; ``selection.best_rate``); one rate tuned for one architecture is no fair test of another. With
+    ``lr_choice="held-out"`` (the default) a selection seed outside the sample (``selection.selection_seed``) is
+    trained at every rate and decides for every compared seed, so no compared run is the one the rate was tuned on;
+    with ``"each"`` every seed is trained at every rate and keeps its own best run (best of k: biased low, alike
+    for every arm); with ``"first"`` the first compared seed decides for the others. Each kept run's per-layer gradients (``conv_grad_norms`` on the training
+    set's first ``grad_batches`` batches of ``probe_batch``) are measured at initialisation (``step`` 0),
+    half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid`` (``train_run``): with a
+    ``runs.RunStore``, finished runs load instead of training again.
+
+    Args:
+        nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``); each is built by
+            ``models.create`` after ``train.seed_everything(seed)``.
+        lr_choice: ``"held-out"``, ``"each"`` or ``"first"`` (see above).
+
+    Returns:
+        ``(runs, profiles)``: one row per run tried (name as ``family``, seed, lr, kept, diverged, converged,
+        late_share, train_err, test_err, steps) and the kept runs' profiles (family, seed, step, ``point`` in
+        init/half-way/end).
+    """
+    if lr_choice not in LR_CHOICES:
+        raise ValueError(f"lr_choice={lr_choice!r} is not allowed; choose one of {', '.join(LR_CHOICES)}")
+    ids = [keys.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
+    recipe = cfg.recipe()
+    probe = {"grad_batches": grad_batches, "probe_batch": probe_batch, "halfway": halfway}
+
+    def ask(todo, desc):  # (name, seed, lr) -> the run's result, loaded or trained
+        configs = [{"name": nets[n][0], "study": "gradients", "family": n, "seed": s, "lr": lr,
+                    "model_args": nets[n][1], "recipe": {**recipe, "seed": s, "lr": lr}, "probe": probe,
+                    "train_data": ids[0], "test_data": ids[1], "device": torch.device(device).type}
+                   for n, s, lr in todo]
+        return dict(zip(todo, (r["result"] for r in runs.run_grid(configs, train_run, (train_set, test_set), store,
+                                                                   device, desc))))
+
+    def best(name, seed, rates):
+        return best_rate((lr, done[(name, seed, lr)]["row"]["diverged"], done[(name, seed, lr)]["row"]["train_err"])
+                         for lr in rates)
+
+    pick = selection_seed(seeds)
+    first = list(seeds) if lr_choice == "each" else [seeds[0]] if lr_choice == "first" else [pick]
+    if len(lrs) == 1:
+        first = []  # one rate: nothing to choose
+    done = ask([(n, s, lr) for n in nets for s in first for lr in lrs], f"{'/'.join(nets)}: rates")
+    rate = {n: best(n, first[0], lrs) if first else lrs[0] for n in nets}
+    done.update(ask([(n, s, rate[n]) for n in nets for s in seeds if s not in first], f"{'/'.join(nets)}: seeds"))
+    rows, profiles = [], []
+    for n in nets:
+        if pick in first:
+            rows += [{**done[(n, pick, lr)]["row"], "kept": False, "role": "selection"} for lr in lrs]
+        for s in seeds:
+            tried = list(lrs) if s in first else [rate[n]]
+            kept = best(n, s, tried)
+            for lr in tried:
+                rows.append({**done[(n, s, lr)]["row"], "kept": lr == kept, "role": "sample"})
+            profiles += [pd.DataFrame(p["rows"]).assign(family=n, seed=s, step=p["step"], point=p["point"])
+                         for p in done[(n, s, kept)]["profiles"]]
+    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
+
+
+def sweep_nets(n_layers: int, every: Sequence[int], width: int = 16, growth: int = 8, num_classes: int = 10,
+               in_channels: int = 3) -> dict[str, tuple[str, dict]]:
+    """The connectivity sweep, from plain to dense, as ``(factory name, arguments)`` per configuration: a chain of
+    ``n_layers`` conv-BN-ReLU layers with a shortcut every ``s`` layers for each ``s`` in ``every`` (0: none),
+    then a dense block of ``n_layers`` layers."""
+    out = {(f"every {e}" if e else "plain"): (f"chain-{n_layers}", {"width": width, "every": e,
+                                                                   "num_classes": num_classes,
+                                                                   "in_channels": in_channels})
+           for e in every}
+    out["dense"] = (f"dense-stage-{n_layers}", {"growth": growth, "num_classes": num_classes, "in_channels": in_channels})
+    return out
+
+
+# --- shattering ------------------------------------------------------------------------------------------------------
+
+
+def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iterable[int], data: TensorDataset,
+                     n_points: int = 128) -> pd.DataFrame:
+    """Neighbour gradient correlation (``neighbour_correlation``) of nets without batch norm at initialisation.
+
+    A family named ``<family>-bn`` (e.g. ``residual-bn``) is built with batch norm and probed with the batch
+    statistics of the line's points (``line_gradients(batch_stats=True)``): Balduzzi et al.'s batch-normed ResNet,
+    whose correlation they find to decay sublinearly (about 1/sqrt(depth)). Seed ``s`` picks the line (through the midpoint of two training images drawn by ``s``, spanning both), the
+    random read-out of the logits and every net's initialisation, so the families are paired by seed.
+    Runs on the CPU in fp32. Returns one row per family, depth and seed.
+    """
+    families, depths = list(families), list(depths)
+    num_classes, in_ch = int(data.tensors[1].max()) + 1, data.tensors[0].shape[1]
+    x_all = data.tensors[0].cpu().float()
+    rows = []
+    for s in seeds:
+        i, j = random.Random(s).sample(range(len(x_all)), 2)
+        x0, x1 = x_all[i], x_all[j]
+        for fam in families:
+            for depth in depths:
+                kind, _, norm = fam.partition("-")
+                tr.seed_everything(s)
+                m = create(cifar_name(kind, depth), bn=norm == "bn", num_classes=num_classes, in_channels=in_ch)
+                c = neighbour_correlation(line_gradients(m, (x0 + x1) / 2, (x1 - x0) / 2, n_points, seed=s,
+                                                         batch_stats=norm == "bn"))
+                rows.append({"family": fam, "depth": depth, "seed": s, "correlation": c})
+    return pd.DataFrame(rows)
+
+
+def _table_run(config: dict, data: TensorDataset, device: torch.device | str | None = None) -> tuple[dict, None]:
+    """One table of measurements at initialisation from its config (``runs.run_grid``'s ``fn``):
+    ``init_profiles`` or ``shattering_study`` with the config's arguments, as columns of lists."""
+    device, _ = runs.task_device(device, config)
+    fn = MEASURED_AT_INIT[config["name"]]
+    extra = {"device": device} if config["name"] == "init_profiles" else {}
+    return fn(data=data, **config["args"], **extra).to_dict("list"), None
+
+
+MEASURED_AT_INIT = {"init_profiles": init_profiles, "shattering_study": shattering_study}
+
+
+def measured(name: str, data: TensorDataset, device: torch.device | str = "cpu", store=None, **args) -> pd.DataFrame:
+    """``init_profiles`` or ``shattering_study`` (``name``) on ``data`` with ``args``, measured once: a run of
+    ``runs.run_grid`` keyed by the arguments, the data and the measuring function's source, so with a
+    ``runs.RunStore`` re-executing notebook 02 loads the table."""
+    args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in args.items()}
+    config = {"name": name, "study": "gradients-at-init", "args": args,
+              "data": keys.tensor_fingerprint(*data.tensors[:2]),
+              "device": torch.device(device).type if name == "init_profiles" else "cpu"}  # shattering: CPU, fp32
+    code = keys.code_fingerprint() + keys.fn_fingerprint(MEASURED_AT_INIT[name], "")
+    record = runs.run_grid([config], _table_run, (data,), store, device, f"02: {name}", code=code)[0]
+    return pd.DataFrame(record["result"])
+
+
+# --- lesions and paths -----------------------------------------------------------------------------------------------
+
+
+def random_lesion_table(nets: dict[tuple[str, int], CifarResNet], seed: int, data: TensorDataset, max_k: int = 6,
+                        draws: int = 4, device="cpu") -> pd.DataFrame:
+    """``random_lesions`` of each family's net of one seed, for k = 1 .. min(max_k, blocks), with a family column."""
+    out = []
+    for (fam, s), m in nets.items():
+        if s == seed:
+            ks = list(range(1, min(max_k, len(m.blocks)) + 1))
+            out.append(random_lesions(m, data, ks, draws, seed, device).assign(family=fam))
+    return pd.concat(out, ignore_index=True)
+
+
+def lesion_study(models: dict[tuple[str, int], CifarResNet], data: TensorDataset, chance: float,
+                 device="cpu") -> pd.DataFrame:
+    """Single-block lesions of every trained model, with the damage each does.
+
+    ``damage = (err_lesioned - err_intact) / (chance - err_intact)``: the share of the way from the intact net's
+    test error to chance error that deleting the block goes (0: no harm, 1: the net is reduced to chance);
+    NaN for a net whose intact error is already at or above chance.
+
+    Returns:
+        One row per ``(family, seed)`` and deleted block: family, seed, block (1-based), err, base_err, damage.
+    """
+    rows = []
+    for (fam, seed), m in models.items():
+        df = single_lesions(m, data, device)
+        base = float(df.err.iloc[0])
+        rows.append(df[df.block > 0].assign(family=fam, seed=seed, base_err=base,
+                                            damage=lambda d: (d.err - base) / (chance - base) if base < chance  # noqa: B023
+                                            else math.nan))
+    return pd.concat(rows, ignore_index=True)
+
+
+def path_study(models: dict[int, CifarResNet], data: TensorDataset, n_images: int = 64, samples: int = 4
+               ) -> pd.DataFrame:
+    """``path_gradients`` of each trained residual net (by seed) on the first ``n_images`` of ``data`` (CPU, fp32).
+
+    Returns the per-length rows with a ``seed`` column; ``mean_path_lengths`` reduces them to one number per seed.
+    """
+    x, y = data.tensors[0][:n_images].cpu().float(), data.tensors[1][:n_images].cpu()
+    return pd.concat([path_gradients(m.cpu(), x, y, samples, seed).assign(seed=seed) for seed, m in models.items()],
+                     ignore_index=True)
+
+
+def g5_run(config: dict, nets: Mapping[tuple[str, int], CifarResNet], data: TensorDataset,
+           device: torch.device | str | None = None) -> tuple[dict, None]:
+    """G5's measurements from their config (``runs.run_grid``'s ``fn``): single-block lesions of every net
+    (``lesion_study``), k random lesions of the first seed's nets (``random_lesion_table``) and the residual nets'
+    gradient by path length (``path_study``); each table as columns of lists."""
+    device, _ = runs.task_device(device, config)
+    lesions = lesion_study(nets, data, config["chance"], device)
+    multi = random_lesion_table(nets, config["first_seed"], data, max_k=config["max_k"], draws=config["draws"],
+                                device=device)
+    residual = {s: m for (fam, s), m in sorted(nets.items()) if fam == "residual"}
+    paths = path_study(residual, data, config["path_images"], config["path_samples"])
+    return {name: t.to_dict("list") for name, t in (("lesions", lesions), ("multi", multi), ("paths", paths))}, None
+
+
+def g5_measurements(nets: Mapping[tuple[str, int], CifarResNet], data: TensorDataset, chance: float, first_seed: int,
+                    path_samples: int, device: torch.device | str = "cpu", store=None, max_k: int = 6, draws: int = 4,
+                    path_images: int = 64) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(lesions, multi, paths)`` of ``g5_run``, measured once: a run of ``runs.run_grid`` keyed by the nets'
+    weights, the images and the settings, so with a ``runs.RunStore`` re-executing notebook 02 loads them."""
+    config = {"name": "g5-lesions-and-paths", "study": "lesions",
+              "nets": {f"{fam}/{s}": keys.tensor_fingerprint(*m.state_dict().values())
+                       for (fam, s), m in sorted(nets.items())},
+              "images": keys.tensor_fingerprint(*data.tensors[:2]), "chance": chance, "first_seed": first_seed,
+              "max_k": max_k, "draws": draws, "path_images": path_images, "path_samples": path_samples,
+              "device": torch.device(device).type}
+    result = runs.run_grid([config], g5_run, (dict(nets), data), store, device, "02: G5 lesions and paths")[0]["result"]
+    return tuple(pd.DataFrame(result[k]) for k in ("lesions", "multi", "paths"))
+
+
+def mean_path_lengths(paths: pd.DataFrame) -> pd.Series:
+    """Per seed, the gradient-weighted mean path length: sum over k of k times the share of gradient at k."""
+    return paths.assign(w=paths.length * paths.share_of_grad).groupby("seed").w.sum().rename("mean_path_length")
+
+
+# --- the claims: each helper returns (decision, headline) from the tables the studies made ----------------------
+
+def g1_claim(init: pd.DataFrame, table: pd.DataFrame, depths: Sequence[int], train_depth: int):
+    """G1: the plain nets' early/late ratios with BN at initialisation (each depth) and half-way and at the end of
+    training (``table``, one row per trained run)."""
+    r0 = ratios(init)
+    r0 = r0[(r0.family == "plain") & r0.bn].sort_values("seed")
+    plain = table[table.family == "plain"].sort_values("seed")
+    points = {f"init, depth {d}": r0[r0.depth == d].early_late.tolist() for d in depths}
+    points |= {f"{p}, depth {train_depth}": plain[f"early_late_{p}"].tolist() for p in ("half-way", "end")}
+    d = rules.g1(points, plain.converged.tolist())
+    return d, ("with BN, the plain nets' first layers get " + ", ".join(
+        f"{v:.3g}x ({k})" for k, v in d.numbers["geometric_mean_ratio"].items())
+        + " the RMS gradient of their last layers (geometric means over seeds)")
+
+
+def g2_claim(init: pd.DataFrame, shallow: int, deep: int):
+    """G2: without BN, the first block's gradient of the deep net over the shallow net's, plain and residual."""
+    fb = {(f, d): first_block_norms(init, f, d, bn=False) for f in ("plain", "residual") for d in (shallow, deep)}
+    d = rules.g2(fb[("plain", shallow)], fb[("plain", deep)], fb[("residual", shallow)], fb[("residual", deep)])
+    return d, (f"without BN, going from depth {shallow} to {deep} multiplies the first block's gradient by "
+               f"{d.numbers['plain_deep_over_shallow']:.2g} in the plain net and "
+               f"{d.numbers['residual_deep_over_shallow']:.2g} in the residual net (geometric means over seeds)")
+
+
+def g4_claim(table: pd.DataFrame, train_depth: int):
+    """G4: after training, the dense net's early/late ratio against the residual and plain nets of each seed."""
+    end = {f: g.sort_values("seed").early_late_end.tolist() for f, g in table.groupby("family")}
+    d = rules.g4(end["dense"], end["residual"], end["plain"], table.converged.tolist())
+    logs = {f: 10 ** d.numbers["log10_ratio"][f]["estimate"] for f in ("dense", "residual", "plain")}
+    return d, (f"after training, the early/late gradient ratio is {logs['dense']:.3g} (dense), {logs['residual']:.3g} "
+               f"(residual) and {logs['plain']:.3g} (plain) at depth about {train_depth} (geometric means over seeds)")
+
+
+def g3_claim(shat: pd.DataFrame, floor: float):
+    """G3: the decay of the neighbour gradient correlation with depth, plain against residual, paired by seed."""
+    paired = shat.pivot_table(index=["seed", "depth"], columns="family", values="correlation").reset_index()
+    bn = {k.replace("-", "_"): paired[k].tolist() for k in ("plain-bn", "residual-bn") if k in paired}
+    d = rules.g3(paired.depth.tolist(), paired.plain.tolist(), paired.residual.tolist(), floor, paired.seed.tolist(),
+                 **bn)
+    deepest = int(paired.depth.max())
+    last = paired[paired.depth == deepest].median(numeric_only=True)
+    rate = lambda k, at=d.numbers: at.get(k, {}).get("estimate", float("nan"))  # noqa: E731
+    bn_nums = d.numbers.get("batch_normed", {})
+    with_bn = "" if not bn else (
+        f"; with batch norm (batch statistics) {rate('plain_decay', bn_nums):.3g} vs "
+        f"{rate('residual_decay', bn_nums):.3g}, correlating {last['plain-bn']:.2f} vs {last['residual-bn']:.2f} at "
+        f"depth {deepest}; the batch-normed ResNet's log-log slope is {rate('residual_loglog_slope', bn_nums):.2f} "
+        "(Balduzzi et al.: -0.5)")
+    return d, (f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
+               f"{rate('residual_decay'):.3g} (residual) per layer in log without batch norm; at depth {deepest} "
+               f"they correlate {last['plain']:.2f} vs {last['residual']:.2f} (medians over seeds){with_bn}")
+
+
+def lesion_nets(p01: Mapping[str, Any], prep01: dict[str, Any], device: torch.device | str = "cpu", store=None
+                ) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
+    """G5's nets: notebook 01's plain and residual nets, every seed, asked for with 01's parameters
+    (``degradation.prepare(p01)``), so with a run store they load instead of training; of the deepest of 01's depths
+    at which every plain and residual run converged (compared nets must fit or plateau: a deeper plain net that does
+    not fit is D1's phenomenon, and a lesion's damage, measured towards chance, says little of a net near chance);
+    the deepest depth when there is none (G5 then reads inconclusive).
+
+    Returns:
+        ``(kept, nets)``: 01's kept runs at that depth (kind, seed, lr, train_err, converged, ...) and the nets by
+        ``(family, seed)``, in eval mode.
+    """
+    seeds = list(range(p01["seed"], p01["seed"] + p01["seeds"]))
+    _, grid, models = dg.nets(p01, prep01, ["plain", "residual"], sorted(p01["depths"]), seeds, device, store)
+    kept = grid[grid.kept]
+    fit = dg.fitted_depths(kept)
+    depth = fit[-1] if fit else max(p01["depths"])
+    return kept[kept.depth == depth], {(k, s): m.eval() for (k, d, s), m in models.items() if d == depth}
+
+
+def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, converged: list[bool], chance: float):
+    """G5: median single-lesion damage per seed (residual and plain) and the residual nets' mean path length."""
+    med = lesions.groupby(["family", "seed"]).damage.median().unstack("family")
+    base = lesions.groupby(["family", "seed"]).base_err.first().unstack("family")
+    lengths = mean_path_lengths(paths)
+    d = rules.g5(med["residual"].tolist(), med["plain"].tolist(), lengths.tolist(), n_blocks,
+                 {f: base[f].tolist() for f in ("plain", "residual")}, chance, converged)
+    return d, (f"deleting one block does a median damage of {med['residual'].mean():.2f} to the residual nets and "
+               f"{med['plain'].mean():.2f} to the plain nets (0: none, 1: chance; mean over seeds); the residual nets' "
+               f"gradient comes from paths of mean length {lengths.mean():.1f} of {n_blocks} blocks")
+
+
+def g6_claim(sweep: pd.DataFrame, order: list[str], epochs: float):
+    """G6: steps to fit the training data (``steps_to_fit``) along the connectivity sweep, paired by seed; a run that
+    never fits leaves the claim open."""
+    steps = {c: sweep[sweep.family == c].sort_values("seed").steps_to_fit.tolist() for c in order}
+    fits = [math.isfinite(v) for c in order for v in steps[c]]
+    d = rules.g6(steps, fits)
+    mean = {c: np.nanmean(v) if any(math.isfinite(x) for x in v) else math.nan for c, v in steps.items()}
+    return d, (f"steps to fit the training data (runs of {epochs:g} epochs, {sum(fits)} of {len(fits)} fit): "
+               + ", ".join(f"{c} {mean[c]:.0f}" for c in order))

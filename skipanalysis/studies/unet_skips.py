@@ -1,0 +1,455 @@
+"""Segmentation data, metrics and training for the U-Net study (notebook 06).
+
+Data: the ISBI 2012 EM membrane slices (Cardona et al. 2010; Ronneberger et al.
+2015 trained U-Net on them), split by whole slices: the first slices are cut
+into tiles for training, the last are held out whole (``isbi_split``).
+
+Metrics: Dice and IoU (Jaccard) on binary masks; a boundary F-score in the
+spirit of the BSDS / DAVIS contour measure (Martin et al. 2004; Perazzi et al.
+2016): a predicted boundary pixel counts as correct when a true boundary pixel
+lies within ``tol`` pixels (Chebyshev distance), and vice versa; where the
+errors a variant adds lie relative to the class boundaries (claim U1,
+``added_errors``); and IoU per structure category (claim U2), with membrane
+pixels grouped by their local thickness (the diameter of the largest disc that
+fits inside the membrane and covers the pixel; Hildebrand and Ruegsegger 1997).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from .. import data as dt
+from .. import fitting, keys, runs, stats
+from .. import train as tr
+from ..models import create
+from ..models.unet import UNet, matched_decoder_mid
+from ..rules import unet_skips as rules
+from ..selection import best_rate, selection_seed
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1).bool()
+
+
+def dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image Dice of binary masks ``(N, ...)``; two empty masks score 1."""
+    p, t = _flat(pred), _flat(target)
+    inter, total = (p & t).sum(1).double(), (p.sum(1) + t.sum(1)).double()
+    return torch.where(total == 0, torch.ones_like(total), 2 * inter / total.clamp(min=1))
+
+
+def iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image intersection over union of binary masks ``(N, ...)``; two empty masks score 1."""
+    p, t = _flat(pred), _flat(target)
+    inter, union = (p & t).sum(1).double(), (p | t).sum(1).double()
+    return torch.where(union == 0, torch.ones_like(union), inter / union.clamp(min=1))
+
+
+def _as_4d(m: torch.Tensor) -> torch.Tensor:
+    m = m.float()
+    return m[:, None] if m.dim() == 3 else m
+
+
+def boundary(mask: torch.Tensor) -> torch.Tensor:
+    """Boundary pixels of binary masks ``(N, [1,] H, W)``: foreground pixels with a background 4-neighbour.
+
+    Pixels outside the image count as background.
+    """
+    m = _as_4d(mask)
+    p = F.pad(m, (1, 1, 1, 1), value=0.0)  # 4-neighbourhood erosion: minimum over the pixel's 4 neighbours
+    cross = torch.minimum(torch.minimum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]),
+                          torch.minimum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
+    inner = torch.minimum(m, cross)
+    return (m - inner).bool().reshape(mask.shape)
+
+
+def boundary_f(pred: torch.Tensor, target: torch.Tensor, tol: int = 1) -> torch.Tensor:
+    """Per-image boundary F-score with a tolerance of ``tol`` pixels; two empty boundaries score 1."""
+    bp, bt = _as_4d(boundary(pred)), _as_4d(boundary(target))
+    k = 2 * tol + 1
+    near_t = F.max_pool2d(bt, k, stride=1, padding=tol) > 0
+    near_p = F.max_pool2d(bp, k, stride=1, padding=tol) > 0
+    np_, nt = bp.sum((1, 2, 3)).double(), bt.sum((1, 2, 3)).double()
+    precision = torch.where(np_ == 0, (nt == 0).double(), (bp.bool() & near_t).sum((1, 2, 3)) / np_.clamp(min=1))
+    recall = torch.where(nt == 0, (np_ == 0).double(), (bt.bool() & near_p).sum((1, 2, 3)) / nt.clamp(min=1))
+    f = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    return torch.where((np_ == 0) & (nt == 0), torch.ones_like(f), f)
+
+
+def category_iou(pred: torch.Tensor, target: torch.Tensor, categories: torch.Tensor, names: dict[int, str],
+                 margin: int = 2) -> pd.DataFrame:
+    """IoU per structure category, pooled over images.
+
+    For category c: true positives and false negatives are the predicted and
+    missed pixels of c's structures; false positives are predicted foreground
+    pixels that are background and lie within ``margin`` pixels of a c structure
+    (so a thin line is charged for the halo it smears, not for other objects).
+    """
+    p, t = _as_4d(pred).bool(), _as_4d(target).bool()
+    rows = []
+    for c, name in names.items():
+        in_c = (categories == c)[:, None]
+        near = F.max_pool2d(in_c.float(), 2 * margin + 1, stride=1, padding=margin) > 0
+        tp = (p & in_c).sum().item()
+        fn = (~p & in_c).sum().item()
+        fp = (p & ~t & near).sum().item()
+        rows.append({"category": name, "pixels": int(in_c.sum()), "iou": tp / max(1, tp + fp + fn)})
+    return pd.DataFrame(rows)
+
+
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice loss (a common U-Net objective), in float32 even under autocast."""
+    logits, target = logits.float(), target.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum((1, 2, 3))
+    soft_dice = (2 * inter + 1) / (prob.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
+    return bce + (1 - soft_dice).mean()
+
+
+def dice_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - mean Dice of the thresholded prediction (the error logged during training)."""
+    return 1 - dice(logits > 0, target > 0.5).mean()
+
+
+def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
+              device: torch.device | str | None = None) -> tuple[dict, dict]:
+    """Train one U-Net of notebook 06 from its config (``runs.run_grid``'s ``fn``): seed, build ``unet-<skip>``
+    by the factory, train with the recipe (BCE + Dice loss); returns its row (skip, seed, lr, params, diverged,
+    converged, late_share, train_loss, seconds) and its weights on the CPU."""
+    f = fitting.fit(config, train_set, test_set, device, loss_fn=bce_dice_loss, err_fn=dice_error,
+                    desc=f"{config['skip']} s{config['seed']} lr{config['lr']:g}")
+    row = {"skip": config["skip"], "seed": config["seed"], "lr": config["lr"], **f.outcome(),
+           "train_loss": f.final("train_loss"), "seconds": f.seconds}
+    return row, f.state()
+
+
+@torch.no_grad()
+def predict(model: UNet, images: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 128
+            ) -> torch.Tensor:
+    """Binary predictions (logit > 0) for ``images``, on the CPU."""
+    model.eval()
+    outs = [(model(images[i:i + batch_size].to(device)) > 0).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(outs)
+
+
+def rand_f(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Foreground-restricted Rand F-score (V_rand) of one membrane map, the ISBI 2012 challenge's measure
+    (Arganda-Carreras et al. 2015): the cells are the 4-connected regions of non-membrane pixels in the prediction
+    and in the truth; over the pixels inside true cells, with the contingency table ``p_ij`` of true cell ``i`` and
+    predicted region ``j`` (predicted membrane one region of its own) and its margins ``a_i``, ``b_j``,
+    ``V_rand = 2 sum p_ij^2 / (sum a_i^2 + sum b_j^2)``: 1 when the cells are split and merged as in the truth."""
+    from scipy import ndimage
+
+    true_cells, _ = ndimage.label(~(target > 0.5).squeeze().cpu().numpy())
+    pred_cells, n_pred = ndimage.label(~pred.bool().squeeze().cpu().numpy())
+    inside = true_cells > 0
+    if not inside.any():
+        return float("nan")
+    pair = true_cells[inside].astype(np.int64) * (n_pred + 1) + pred_cells[inside]
+    p = np.bincount(pair).astype(np.float64) / inside.sum()
+    a = np.bincount(true_cells[inside]).astype(np.float64) / inside.sum()
+    b = np.bincount(pred_cells[inside]).astype(np.float64) / inside.sum()
+    return float(2 * (p ** 2).sum() / ((a ** 2).sum() + (b ** 2).sum()))
+
+
+def scores(pred: torch.Tensor, target: torch.Tensor, tol: int = 1) -> dict[str, float]:
+    """Mean Dice, IoU, boundary F (tolerance ``tol``) and the ISBI challenge's V_rand (``rand_f``) over images."""
+    t = target > 0.5
+    return {"dice": dice(pred, t).mean().item(), "iou": iou(pred, t).mean().item(),
+            "boundary_f": boundary_f(pred, t, tol).mean().item(),
+            "rand_f": float(sum(rand_f(p, q) for p, q in zip(pred, t)) / len(pred))}
+
+
+def step_time(model: UNet, images: torch.Tensor, device: torch.device | str = "cpu", min_run_time: float = 0.5
+              ) -> dict[str, float]:
+    """Median forward+backward time of one batch with ``torch.utils.benchmark`` (seconds) and its IQR."""
+    from torch.utils import benchmark
+
+    model.to(device).train()
+    x = images.to(device)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+
+    m = benchmark.Timer(stmt="step()", globals={"step": step}).blocked_autorange(min_run_time=min_run_time)
+    return {"median_s": m.median, "iqr_s": m.iqr}
+
+
+# --- ISBI 2012: slice split, tiles, structure thickness ------------------------------------------------------------
+
+def tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """Cut ``(N, C, S, S)`` into non-overlapping ``tile`` x ``tile`` tiles, ``(N * (S // tile)**2, C, tile, tile)``."""
+    n, c, h, w = x.shape
+    if tile < 1 or h % tile or w % tile:
+        raise ValueError(f"tile={tile!r} is not allowed for {h}x{w} images: it must divide both sides")
+    t = x.reshape(n, c, h // tile, tile, w // tile, tile).permute(0, 2, 4, 1, 3, 5)
+    return t.reshape(-1, c, tile, tile)
+
+
+def elastic_deform(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, sigma: float = 10.0,
+                   grid: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ronneberger et al.'s elastic deformation of ``(N, 1, H, W)`` images and their masks, one field per pair:
+    random displacements on a coarse ``grid`` x ``grid`` grid, drawn from a Gaussian with ``sigma`` pixels'
+    standard deviation and interpolated bicubically to every pixel; the image is resampled bilinearly and the mask
+    by nearest neighbour along the same field, so the mask stays a mask and stays on its image (borders reflect).
+    """
+    n, _, h, w = images.shape
+    coarse = torch.randn(n, 2, grid, grid, generator=generator, dtype=torch.float32) * sigma
+    field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)  # pixels, (dx, dy)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    gx = (xs + field[:, 0]) * 2 / max(w - 1, 1) - 1  # grid_sample's coordinates: -1 .. 1 across the image
+    gy = (ys + field[:, 1]) * 2 / max(h - 1, 1) - 1
+    where = torch.stack([gx, gy], dim=-1)
+    warped = F.grid_sample(images.float(), where, mode="bilinear", padding_mode="reflection", align_corners=True)
+    labels = F.grid_sample(masks.float(), where, mode="nearest", padding_mode="reflection", align_corners=True)
+    return warped.to(images.dtype), labels.to(masks.dtype)
+
+
+def isbi_split(size: int = 256, train_slices: int = 24, tile: int = 64, archive=None, folder=None,
+               elastic_copies: int = 0) -> tuple[dt.LabelledData, dt.LabelledData]:
+    """The ISBI 2012 slices (or a user's ``folder`` of images and masks, ``data.mask_folder``) split by whole
+    slices: training tiles and held-out whole slices.
+
+    Slices ``0 .. train_slices - 1`` (resized to ``size`` px) are cut into
+    non-overlapping ``tile``-px tiles for training; the remaining slices are the
+    test set, kept whole (a U-Net is fully convolutional). Neighbouring slices
+    of the stack are similar, so only one slice pair straddles the split. Grey
+    values are standardised with the training slices' mean and standard
+    deviation. Masks: 1 = membrane. ``elastic_copies`` adds that many elastically deformed copies of every
+    training slice before it is tiled (``elastic_deform``, 10 px at 512 px scaled to ``size``; the fields are drawn
+    once, from generator seed 0, so every run trains on the same set).
+    """
+    full = dt.mask_folder(folder, size) if folder else dt.isbi2012(archive, size=size)
+    x, y = full.tensors
+    n = len(x)
+    if not 1 <= train_slices < n:
+        raise ValueError(f"train_slices={train_slices!r} is not allowed; expected 1 .. {n - 1} (of {n} slices)")
+    mean, std = x[:train_slices].mean(), x[:train_slices].std()
+    x = (x - mean) / std
+    if elastic_copies < 0:
+        raise ValueError(f"elastic_copies={elastic_copies!r} is not allowed; expected 0 or more")
+    xs, ys = [x[:train_slices]], [y[:train_slices]]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(elastic_copies):
+        xd, yd = elastic_deform(x[:train_slices], y[:train_slices], g, sigma=10.0 * size / 512)
+        xs.append(xd)
+        ys.append(yd)
+    xtr, ytr = tiles(torch.cat(xs), tile), tiles(torch.cat(ys), tile)
+    deformed = f" (with {elastic_copies} elastic copies each)" if elastic_copies else ""
+    what = (f"{dt.describe(full)}; train: slices 0-{train_slices - 1}{deformed} as {len(xtr)} tiles of {tile} px; "
+            f"test: slices {train_slices}-{n - 1} whole")
+    return dt.LabelledData(xtr, ytr, description=what), dt.LabelledData(x[train_slices:], y[train_slices:],
+                                                                         description=what)
+
+
+def local_thickness(masks: torch.Tensor, max_radius: int = 8) -> torch.Tensor:
+    """Local thickness of the foreground in pixels: for each foreground pixel, the diameter ``2r + 1`` of the
+    largest disc (radius ``r <= max_radius``) that lies inside the foreground and covers the pixel; 0 on background.
+
+    Computed by binary openings with discs of growing radius (Hildebrand and Ruegsegger 1997, in 2-D, with
+    discrete discs ``x^2 + y^2 <= r^2 + 0.5``). Masks ``(N, [1,] H, W)``; returns an int tensor ``(N, H, W)``.
+    """
+    from scipy import ndimage
+
+    m = _as_4d(masks)[:, 0].numpy() > 0.5
+    out = np.zeros(m.shape, dtype=np.int64)
+    for r in range(max_radius + 1):
+        yy, xx = np.ogrid[-r:r + 1, -r:r + 1]
+        disc = xx * xx + yy * yy <= r * r + 0.5
+        for i in range(len(m)):
+            opened = ndimage.binary_opening(m[i], structure=disc) if r else m[i]
+            out[i][opened] = 2 * r + 1
+    return torch.from_numpy(out)
+
+
+def thickness_categories(thickness: torch.Tensor, bins: list[int]) -> tuple[torch.Tensor, dict[int, str]]:
+    """Group foreground pixels by local thickness: ``<= bins[0]``, ``(bins[0], bins[1]]``, ..., ``> bins[-1]``.
+
+    Returns ``(categories, names)``: category ``1 .. len(bins) + 1`` per foreground pixel (0 on background),
+    thinnest first, and a readable name for each.
+    """
+    if not bins or any(b < 1 for b in bins) or sorted(set(bins)) != list(bins):
+        raise ValueError(f"bins={bins!r} is not allowed; expected increasing positive thicknesses in pixels")
+    cats = torch.zeros_like(thickness)
+    fg = thickness > 0
+    cats[fg] = torch.bucketize(thickness[fg], torch.tensor(bins), right=False) + 1
+    names = {1: f"<= {bins[0]} px"}
+    for i, (lo, hi) in enumerate(zip(bins, bins[1:]), start=2):
+        names[i] = f"{hi} px" if hi - lo <= 2 else f"{lo + 1}-{hi} px"
+    names[len(bins) + 1] = f"> {bins[-1]} px"
+    return cats, names
+
+
+def near_boundary(masks: torch.Tensor, band: int = 1) -> torch.Tensor:
+    """Pixels with a pixel of the other class within ``band`` px (Chebyshev distance): the band along the
+    boundaries between classes, on both sides. Masks ``(N, [1,] H, W)``; returns a bool tensor of that shape."""
+    m = _as_4d(masks)
+    k = 2 * band + 1
+    near_fg = F.max_pool2d(m, k, stride=1, padding=band) > 0
+    near_bg = F.max_pool2d(1 - m, k, stride=1, padding=band) > 0
+    return (near_fg & near_bg).reshape(masks.shape)
+
+
+def added_errors(pred_with: torch.Tensor, pred_without: torch.Tensor, target: torch.Tensor, band: int = 1
+                 ) -> dict[str, float]:
+    """Where do the errors that removing the skips adds lie?
+
+    A pixel is an added error when the net without skips gets it wrong and the
+    net with skips (same seed) gets it right. Returns the count of added
+    errors, how many lie in the boundary band (``near_boundary``), their share
+    there; the control, the share of the with-skip net's own errors in the band;
+    and the share of all pixels that lie in the band.
+    """
+    t = target > 0.5
+    added = (pred_without.bool() != t) & (pred_with.bool() == t)
+    own = pred_with.bool() != t
+    near = near_boundary(t.float(), band)
+    n_added, n_near = int(added.sum()), int((added & near).sum())
+    n_own, n_own_near = int(own.sum()), int((own & near).sum())
+    return {"added": n_added, "added_near": n_near, "share_added_near": n_near / n_added if n_added else math.nan,
+            "share_control_near": n_own_near / n_own if n_own else math.nan,
+            "share_pixels_near": near.float().mean().item()}
+
+
+def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, test_set: TensorDataset,
+               cfg: tr.TrainConfig, depth: int = 3, base: int = 16, lrs: list[float] | None = None,
+               device: torch.device | str = "cpu", tol: int = 1, match_params: bool = True, store=None,
+               check: float = 2.0, plateau: float = 0.01) -> tuple[pd.DataFrame, dict, dict]:
+    """Train every (variant, seed), each variant at its best learning rate from ``lrs``, and score it.
+
+    With ``match_params`` the ``add`` and ``none`` decoders get concat's
+    convolution weights (``matched_decoder_mid``). With more than one rate in
+    ``lrs``, a selection seed outside the sample is trained at every rate and
+    ``selection.best_rate`` (lowest final training loss) picks the variant's
+    rate; every compared seed then trains at it (its runs are kept). Seed ``s`` of every variant shares the initialisation seed and
+    batch order. Predictions are made on the held-out set. Runs go through
+    ``runs.run_grid``: with a ``runs.RunStore``, a finished run loads its
+    weights instead of training again.
+
+    Convergence is judged on what the claims read, held-out IoU, not on the training loss (a U-Net keeps fitting
+    its training tiles long after its held-out score has settled: the loss of a concat net still fell at 6x the
+    quick budget). The first seed of each variant is trained again from scratch for ``check`` times the steps (role
+    "budget check", not in the sample); the variant has converged when that run's held-out IoU exceeds the
+    first seed's by at most ``plateau`` (more steps would not lift its score). Each kept run's ``converged`` is its
+    variant's; ``loss_converged`` keeps the training-loss criterion (``train.convergence``) for the record, and
+    ``heldout_gain`` the budget check's IoU gain. ``check=0`` skips the check and keeps the loss criterion.
+
+    Returns:
+        ``(runs, preds, models)``: one row per run (skip, seed, lr, kept, role,
+        params, diverged, converged, loss_converged, heldout_gain, late_share,
+        train_loss, seconds, dice, iou, boundary_f, rand_f), the kept runs'
+        binary predictions and models by ``(skip, seed)``.
+    """
+    grid = list(lrs) if lrs else [cfg.lr]
+    in_ch = train_set.tensors[0].shape[1]
+    ids = [keys.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
+
+    def config(skip, seed, lr, factor=1.0):
+        args = {"in_channels": in_ch, "depth": depth, "base": base,
+                "decoder_mid": matched_decoder_mid(skip) if match_params else 1.0}
+        longer = {} if factor == 1.0 else {"epochs": cfg.epochs * factor,
+                                           "eval_every": round(cfg.eval_every * factor)}
+        recipe = replace(cfg, seed=seed, lr=lr, **longer).recipe()
+        return {"name": f"unet-{skip}", "study": "unet", "skip": skip, "seed": seed, "lr": lr, "model_args": args,
+                "recipe": recipe, "train_data": ids[0], "test_data": ids[1], "device": torch.device(device).type}
+
+    def ask(configs, desc):  # each run's row, scored on the held-out set, with its prediction and model
+        out = []
+        for r in runs.run_grid(configs, train_run, (train_set, test_set), store, device, desc):
+            model = create(r["config"]["name"], **r["config"]["model_args"])
+            model.load_state_dict(runs.state_of(r, store))
+            model = model.to(device)
+            pred = predict(model, test_set.tensors[0], device)
+            out.append(({**r["result"], **scores(pred, test_set.tensors[1], tol)}, pred, model))
+        return out
+
+    pick = selection_seed(seeds) if len(grid) > 1 else None  # one rate: nothing to choose
+    first = [] if pick is None else ask([config(skip, pick, lr) for skip in variants for lr in grid], "06: rates")
+    best = {}
+    for j, skip in enumerate(variants):
+        tried = first[j * len(grid):(j + 1) * len(grid)]
+        best[skip] = best_rate((t[0]["lr"], t[0]["diverged"], t[0]["train_loss"]) for t in tried) if tried \
+            else grid[0]
+    rest = ask([config(skip, seed, best[skip]) for skip in variants for seed in seeds], "06: seeds")
+    longer = ask([config(skip, seeds[0], best[skip], check) for skip in variants], "06: twice the steps") \
+        if check else []
+    gain = {t[0]["skip"]: t[0]["iou"] - next(r[0]["iou"] for r in rest if r[0]["skip"] == t[0]["skip"]
+                                             and r[0]["seed"] == seeds[0]) for t in longer}
+    rows, preds, models = [], {}, {}
+    for row, _, _ in sorted(first, key=lambda t: (variants.index(t[0]["skip"]), t[0]["lr"])):
+        rows.append({**row, "kept": False, "role": "selection"})
+    for row, pred, model in sorted(rest, key=lambda t: (variants.index(t[0]["skip"]), t[0]["seed"])):
+        judged = {} if not check else {"converged": bool(not row["diverged"] and gain[row["skip"]] <= plateau),
+                                       "heldout_gain": gain[row["skip"]]}
+        rows.append({**row, "loss_converged": row["converged"], **judged, "kept": True, "role": "sample"})
+        preds[(row["skip"], row["seed"])], models[(row["skip"], row["seed"])] = pred, model
+    for row, _, _ in longer:
+        rows.append({**row, "loss_converged": row["converged"], "heldout_gain": gain[row["skip"]], "kept": False,
+                     "role": "budget check"})
+    return pd.DataFrame(rows), preds, models
+
+
+def boundary_shares(preds: dict, target: torch.Tensor, seeds: list[int], band: int = 1, with_skip: str = "concat",
+                    without: str = "none") -> pd.DataFrame:
+    """``added_errors`` per seed: ``without``'s prediction against ``with_skip``'s of the same seed."""
+    return pd.DataFrame([{"seed": s, **added_errors(preds[(with_skip, s)], preds[(without, s)], target, band)}
+                         for s in seeds])
+
+
+def thickness_iou(preds: dict, target: torch.Tensor, categories: torch.Tensor, names: dict[int, str],
+                  margin: int = 2) -> pd.DataFrame:
+    """``category_iou`` for every kept prediction: one row per (skip, seed, category), category index ``cat``."""
+    frames = []
+    for (skip, seed), pred in preds.items():
+        df = category_iou(pred, target, categories, names, margin)
+        frames.append(df.assign(cat=list(names), skip=skip, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- the claims: each helper returns (decision, headline) from the kept runs ---------------------------------------
+
+def _iou(kept: pd.DataFrame, variant: str, measure: str = "iou") -> list[float]:
+    return kept[kept.skip == variant].sort_values("seed")[measure].tolist()
+
+
+def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
+    return kept[kept.skip.isin(variants)].converged.tolist()
+
+
+def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
+    """U1 from the kept runs (one per variant and seed) and ``boundary_shares``' table."""
+    d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_control_near,
+                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"), rand_with=_iou(kept, "concat", "rand_f"),
+                 rand_without=_iou(kept, "none", "rand_f"))
+    mean = lambda v, m="iou": stats.rate_interval(_iou(kept, v, m)).estimate  # noqa: E731
+    return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f} and V_rand "
+               f"from {mean('concat', 'rand_f'):.3f} to {mean('none', 'rand_f'):.3f}; "
+               f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the boundary "
+               f"band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the with-skip net's own "
+               f"errors (the control) and {shares.share_pixels_near.iloc[0]:.0%} of the pixels")
+
+
+def u2_claim(kept: pd.DataFrame, per_cat: pd.DataFrame, order: list[str]):
+    """U2 from ``thickness_iou``'s table: per class (thinnest first) and seed, the IoU lost without skips."""
+    wide = per_cat.pivot_table(index=["category", "seed"], columns="skip", values="iou")
+    loss = {c: (wide.loc[c, "concat"] - wide.loc[c, "none"]).tolist() for c in order}
+    d = rules.u2(loss, _conv(kept, "concat", "none"))
+    return d, (f"dropping the skips costs the {order[0]} membranes {np.mean(loss[order[0]]):.3f} IoU and the "
+               f"{order[-1]} ones {np.mean(loss[order[-1]]):.3f}")
+
+
+def u3_claim(kept: pd.DataFrame, margin: float, step_ratio: float):
+    """U3: concat against add, with ``step_ratio`` = concat's training-step time over add's."""
+    d = rules.u3(_iou(kept, "concat"), _iou(kept, "add"), margin, _conv(kept, "concat", "add"))
+    diff = d.numbers["concat_minus_add"]
+    return d, (f"winner: {d.numbers['winner']}; concat minus add IoU {diff['estimate']:+.4f} [{diff['low']:+.4f}, "
+               f"{diff['high']:+.4f}] (margin {margin}); step time concat/add {step_ratio:.2f}x")
