@@ -206,7 +206,9 @@ full-check: | $(ENV)
 
 # Test files in parallel, a file per worker (pytest-xdist, in the dev extra; without it, one after another).
 XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxprocesses=4 --dist loadfile")
+# The lint first (ruff: package, tests and the notebooks' code cells; pyproject.toml [tool.ruff]), then the tests.
 test: | $(ENV)
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest $(XDIST)
 
 # Two runs' verdicts and headline numbers side by side, changes first: make compare A=<claims.json or report folder> B=...

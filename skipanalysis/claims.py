@@ -4,7 +4,7 @@ The catalogue below is the project's claim list (IDs D1..S1, one owner
 notebook each; wording is ours, sources in ``REFERENCES``). A notebook records
 each of its claims with the numbers it measured, the rule that turned those
 numbers into a verdict, and the verdict. ``ClaimBook`` stores them as JSON in
-``<report_dir>/claims/<notebook>.json``; ``report.py`` gathers them into the
+``<report_dir>/claims/<notebook>.json``; ``pipeline.paper`` gathers them into the
 paper's claims table.
 """
 
@@ -35,58 +35,96 @@ class Claim:
 
 REFERENCES: dict[str, str] = {
     "he2016": "K. He, X. Zhang, S. Ren, J. Sun. Deep Residual Learning for Image Recognition. CVPR 2016.",
-    "huang2017": "G. Huang, Z. Liu, L. van der Maaten, K. Q. Weinberger. Densely Connected Convolutional Networks. CVPR 2017.",
-    "srivastava2015": "R. K. Srivastava, K. Greff, J. Schmidhuber. Training Very Deep Networks (Highway Networks). NeurIPS 2015.",
-    "veit2016": "A. Veit, M. Wilber, S. Belongie. Residual Networks Behave Like Ensembles of Relatively Shallow Networks. NeurIPS 2016.",
-    "balduzzi2017": "D. Balduzzi et al. The Shattered Gradients Problem: If resnets are the answer, then what is the question? ICML 2017.",
+    "huang2017": "G. Huang, Z. Liu, L. van der Maaten, K. Q. Weinberger. Densely Connected Convolutional Networks. "
+                 "CVPR 2017.",
+    "srivastava2015": "R. K. Srivastava, K. Greff, J. Schmidhuber. Training Very Deep Networks (Highway Networks). "
+                      "NeurIPS 2015.",
+    "veit2016": "A. Veit, M. Wilber, S. Belongie. Residual Networks Behave Like Ensembles of Relatively Shallow "
+                "Networks. NeurIPS 2016.",
+    "balduzzi2017": "D. Balduzzi et al. The Shattered Gradients Problem: If resnets are the answer, then what is the "
+                    "question? ICML 2017.",
     "xiong2020": "R. Xiong et al. On Layer Normalization in the Transformer Architecture. ICML 2020.",
     "liu2020": "L. Liu et al. Understanding the Difficulty of Training Transformers. EMNLP 2020.",
-    "ronneberger2015": "O. Ronneberger, P. Fischer, T. Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
-    "li2018": "H. Li, Z. Xu, G. Taylor, C. Studer, T. Goldstein. Visualizing the Loss Landscape of Neural Nets. NeurIPS 2018.",
+    "ronneberger2015": "O. Ronneberger, P. Fischer, T. Brox. U-Net: Convolutional Networks for Biomedical Image "
+                       "Segmentation. MICCAI 2015.",
+    "li2018": "H. Li, Z. Xu, G. Taylor, C. Studer, T. Goldstein. Visualizing the Loss Landscape of Neural Nets. "
+              "NeurIPS 2018.",
     "pleiss2017": "G. Pleiss et al. Memory-Efficient Implementation of DenseNets. arXiv:1707.06990, 2017.",
-    "seed000": "Seed text 000: an essay on residual, dense and hybrid skip-connection trade-offs (memory, FLOPs, hardware).",
-    "seed001": "Seed text 001: a Q&A thread on how ResNet and DenseNet differ, with the concatenation-as-sum derivation.",
-    "seed002": "Seed text 002: a tutorial on skip connections (degradation, the identity construction, ResNet, DenseNet, U-Net).",
+    "seed000": "Seed text 000: an essay on residual, dense and hybrid skip-connection trade-offs (memory, FLOPs, "
+               "hardware).",
+    "seed001": "Seed text 001: a Q&A thread on how ResNet and DenseNet differ, with the concatenation-as-sum "
+               "derivation.",
+    "seed002": "Seed text 002: a tutorial on skip connections (degradation, the identity construction, ResNet, "
+               "DenseNet, U-Net).",
 }
 
 _C = Claim
 CATALOGUE: dict[str, Claim] = {c.id: c for c in [
-    _C("D1", "01_degradation", "A deeper plain network ends with higher training error than a shallower plain one trained the same way.", ("seed002", "he2016")),
-    _C("D2", "01_degradation", "Identity shortcuts remove degradation: the deeper residual net trains at least as well as the shallower one and better than the deep plain net.", ("seed000", "seed002", "he2016")),
-    _C("D3", "01_degradation", "A deep plain net built from a trained shallow one plus identity layers starts no worse than it; trained from scratch it ends worse.", ("seed002",)),
-    _C("D4", "01_degradation", "Trained plain layers stay far from the identity map, so extra layers cannot easily learn to do nothing.", ("seed002",)),
-    _C("D5", "01_degradation", "Highway (gated) shortcuts also fix degradation, but identity shortcuts train as well or better.", ("seed002", "srivastava2015", "he2016")),
-    _C("G1", "02_gradient_flow", "With batch norm and He initialisation, gradient norms of a deep plain net do not vanish.", ("seed002", "he2016")),
-    _C("G2", "02_gradient_flow", "Without normalisation, early-layer gradients of plain nets shrink with depth; residual nets keep them.", ("seed000", "seed002")),
-    _C("G3", "02_gradient_flow", "Gradients of deep plain nets shatter: their correlation across nearby inputs decays faster with depth than in residual nets.", ("balduzzi2017",)),
-    _C("G4", "02_gradient_flow", "Dense connectivity gives early layers relatively larger gradients (implicit deep supervision) than residual or plain nets.", ("seed000", "seed001")),
-    _C("G5", "02_gradient_flow", "A residual net acts like an ensemble of shorter paths: deleting one block barely hurts it but ruins a plain net.", ("veit2016", "seed001")),
+    _C("D1", "01_degradation", "A deeper plain network ends with higher training error than a shallower plain one "
+                               "trained the same way.", ("seed002", "he2016")),
+    _C("D2", "01_degradation", "Identity shortcuts remove degradation: the deeper residual net trains at least as well "
+                               "as the shallower one and better than the deep plain net.", ("seed000", "seed002",
+                                                                                            "he2016")),
+    _C("D3", "01_degradation", "A deep plain net built from a trained shallow one plus identity layers starts no worse "
+                               "than it; trained from scratch it ends worse.", ("seed002",)),
+    _C("D4", "01_degradation", "Trained plain layers stay far from the identity map, so extra layers cannot easily "
+                               "learn to do nothing.", ("seed002",)),
+    _C("D5", "01_degradation", "Highway (gated) shortcuts also fix degradation, but identity shortcuts train as well "
+                               "or better.", ("seed002", "srivastava2015", "he2016")),
+    _C("G1", "02_gradient_flow", "With batch norm and He initialisation, gradient norms of a deep plain net do not "
+                                 "vanish.", ("seed002", "he2016")),
+    _C("G2", "02_gradient_flow", "Without normalisation, early-layer gradients of plain nets shrink with depth; "
+                                 "residual nets keep them.", ("seed000", "seed002")),
+    _C("G3", "02_gradient_flow", "Gradients of deep plain nets shatter: their correlation across nearby inputs decays "
+                                 "faster with depth than in residual nets.", ("balduzzi2017",)),
+    _C("G4", "02_gradient_flow", "Dense connectivity gives early layers relatively larger gradients (implicit deep "
+                                 "supervision) than residual or plain nets.", ("seed000", "seed001")),
+    _C("G5", "02_gradient_flow", "A residual net acts like an ensemble of shorter paths: deleting one block barely "
+                                 "hurts it but ruins a plain net.", ("veit2016", "seed001")),
     _C("G6", "02_gradient_flow", "Denser skip connectivity eases gradient flow, up to a point.", ("seed001",)),
-    _C("E1", "03_equivalence", "ResNet merges a shortcut by addition, DenseNet by concatenation.", ("seed001", "seed002")),
-    _C("E2", "03_equivalence", "A convolution over a concatenation equals the sum of per-piece convolutions with the matching weight slices.", ("seed001",)),
-    _C("E3", "03_equivalence", "A ResNet layer is the tied-weight special case of a dense layer; a dense layer is strictly more expressive.", ("seed001",)),
-    _C("E4", "03_equivalence", "A dense block of L layers has L(L+1)/2 direct connections and each layer adds only k new feature maps.", ("seed000", "huang2017")),
-    _C("E5", "03_equivalence", "Earlier outputs are individually recoverable from a DenseNet layer's input but not from a ResNet layer's summed input.", ("seed001",)),
+    _C("E1", "03_equivalence", "ResNet merges a shortcut by addition, DenseNet by concatenation.", ("seed001",
+                                                                                                    "seed002")),
+    _C("E2", "03_equivalence", "A convolution over a concatenation equals the sum of per-piece convolutions with the "
+                               "matching weight slices.", ("seed001",)),
+    _C("E3", "03_equivalence", "A ResNet layer is the tied-weight special case of a dense layer; a dense layer is "
+                               "strictly more expressive.", ("seed001",)),
+    _C("E4", "03_equivalence", "A dense block of L layers has L(L+1)/2 direct connections and each layer adds only k "
+                               "new feature maps.", ("seed000", "huang2017")),
+    _C("E5", "03_equivalence", "Earlier outputs are individually recoverable from a DenseNet layer's input but not "
+                               "from a ResNet layer's summed input.", ("seed001",)),
     _C("C1", "04_cost", "DenseNet-121 has roughly one third of ResNet-50's parameters.", ("seed000", "huang2017")),
     _C("C2", "04_cost", "DenseNet-121 needs fewer FLOPs than ResNet-50.", ("seed000",)),
-    _C("C3", "04_cost", "Activation memory kept for training grows quadratically with depth in a dense block, linearly in a residual stage.", ("seed000", "seed001")),
-    _C("C4", "04_cost", "Concatenation widens later convolutions' inputs and the 1x1 bottlenecks absorb a growing share of the work.", ("seed000",)),
+    _C("C3", "04_cost", "Activation memory kept for training grows quadratically with depth in a dense block, linearly "
+                        "in a residual stage.", ("seed000", "seed001")),
+    _C("C4", "04_cost", "Concatenation widens later convolutions' inputs and the 1x1 bottlenecks absorb a growing "
+                        "share of the work.", ("seed000",)),
     _C("C5", "04_cost", "The residual addition itself costs almost nothing.", ("seed000",)),
     _C("C6", "04_cost", "On GPUs DenseNet is slower in wall-clock time than ResNet despite fewer FLOPs.", ("seed000",)),
-    _C("C7", "04_cost", "Recomputing concatenations in backward makes DenseNet training memory grow linearly at a modest time cost.", ("pleiss2017",)),
-    _C("C8", "04_cost", "Where storage or bandwidth dominate DenseNet's small size wins; where accelerator throughput dominates ResNet wins.", ("seed000",)),
-    _C("T1", "05_transformer_norm", "At initialisation post-norm gradients near the output are large and depth-independent; pre-norm ones shrink with depth.", ("xiong2020",)),
-    _C("T2", "05_transformer_norm", "Post-norm needs learning-rate warm-up to train stably; pre-norm does not.", ("xiong2020",)),
-    _C("T3", "05_transformer_norm", "Deep post-norm stacks diverge where pre-norm stacks of the same depth train.", ("liu2020",)),
-    _C("T4", "05_transformer_norm", "Attention is a learned, input-dependent dense connectivity that lets any token reach any other.", ("seed000",)),
-    _C("U1", "06_unet_skips", "Long encoder-decoder skips preserve fine detail: without them segmentation quality drops, most at boundaries.", ("seed000", "seed002", "ronneberger2015")),
+    _C("C7", "04_cost", "Recomputing concatenations in backward makes DenseNet training memory grow linearly at a "
+                        "modest time cost.", ("pleiss2017",)),
+    _C("C8", "04_cost", "Where storage or bandwidth dominate DenseNet's small size wins; where accelerator throughput "
+                        "dominates ResNet wins.", ("seed000",)),
+    _C("T1", "05_transformer_norm", "At initialisation post-norm gradients near the output are large and "
+                                    "depth-independent; pre-norm ones shrink with depth.", ("xiong2020",)),
+    _C("T2", "05_transformer_norm", "Post-norm needs learning-rate warm-up to train stably; pre-norm does not.",
+       ("xiong2020",)),
+    _C("T3", "05_transformer_norm", "Deep post-norm stacks diverge where pre-norm stacks of the same depth train.",
+       ("liu2020",)),
+    _C("T4", "05_transformer_norm", "Attention is a learned, input-dependent dense connectivity that lets any token "
+                                    "reach any other.", ("seed000",)),
+    _C("U1", "06_unet_skips", "Long encoder-decoder skips preserve fine detail: without them segmentation quality "
+                              "drops, most at boundaries.", ("seed000", "seed002", "ronneberger2015")),
     _C("U2", "06_unet_skips", "The loss from dropping skips grows as structures get finer.", ("seed002",)),
     _C("U3", "06_unet_skips", "Concatenated and added skips compared: which wins and by how much.", ("seed002",)),
-    _C("L1", "07_loss_landscape", "Loss surfaces with skip connections are smoother and more convex, increasingly so with depth.", ("seed002", "li2018")),
-    _C("A1", "08_param_efficiency", "DenseNet matches ResNet's accuracy with about a third of the parameters.", ("seed000", "seed001", "huang2017")),
+    _C("L1", "07_loss_landscape", "Loss surfaces with skip connections are smoother and more convex, increasingly so "
+                                  "with depth.", ("seed002", "li2018")),
+    _C("A1", "08_param_efficiency", "DenseNet matches ResNet's accuracy with about a third of the parameters.",
+       ("seed000", "seed001", "huang2017")),
     _C("A2", "08_param_efficiency", "DenseNet overfits less than ResNet when training data are scarce.", ("seed000",)),
-    _C("A3", "08_param_efficiency", "Partial dense (CSP) and squeeze-and-excitation hybrids improve the accuracy-cost trade-off.", ("seed000",)),
-    _C("S1", "report", "There is no universal winner: the best connection pattern depends on data, hardware and task.", ("seed000",)),
+    _C("A3", "08_param_efficiency", "Partial dense (CSP) and squeeze-and-excitation hybrids improve the accuracy-cost "
+                                    "trade-off.", ("seed000",)),
+    _C("S1", "report", "There is no universal winner: the best connection pattern depends on data, hardware and task.",
+       ("seed000",)),
 ]}
 
 

@@ -326,7 +326,8 @@ def _resize_pair(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[
 
     if size == images.shape[-1]:
         return images, masks
-    resize = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)  # noqa: E731
+    resize = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,  # noqa: E731
+                                     antialias=True)
     return resize(images), (resize(masks) >= 0.5).float()
 
 
@@ -334,8 +335,9 @@ def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
     """A user's own segmentation data: ``<path>/images/`` and ``<path>/masks/``, paired by file name (stem).
 
     Images are read as grey values in [0, 1] (8- or 16-bit grey, or RGB made grey); a mask pixel brighter than half
-    of white is foreground (1), and a mask of 0 and 1 (as label tools save it) is read as such. Both are resized to ``size`` px as ``isbi2012`` resizes its slices. Every image needs a mask of its name and size, and
-    all images one square size; otherwise a one-line error names the files.
+    of white is foreground (1), and a mask of 0 and 1 (as label tools save it) is read as such. Both are resized to
+    ``size`` px as ``isbi2012`` resizes its slices. Every image needs a mask of its name and size, and all images one
+    square size; otherwise a one-line error names the files.
 
     Returns:
         ``LabelledData(images (N,1,S,S), masks (N,1,S,S))`` in file-name order.
@@ -438,7 +440,8 @@ def text_task(path: str | os.PathLike, n_train: int, n_test: int, seq_len: int =
     cut = int(len(text) * (1 - held_out))
     if min(cut, len(text) - cut) < seq_len:
         raise ValueError(f"text_path={str(path)!r}: {len(text):,} characters; windows of seq_len={seq_len} on both "
-                         f"sides of the held-out cut need at least {math.ceil(seq_len / min(held_out, 1 - held_out)):,}")
+                         f"sides of the held-out cut need at least "
+                         f"{math.ceil(seq_len / min(held_out, 1 - held_out)):,}")
     counts: dict[str, int] = {}
     for ch in text:
         counts[ch] = counts.get(ch, 0) + 1

@@ -8,8 +8,8 @@ inconclusive, "underpowered" (``claims.ClaimBook.record``); leaving one seed out
 
 ``power`` gives the power of a row's primary test at its stated effect from the spread the measured runs show (the
 primary interval of a claim's evidence): the noncentral t for paired differences and non-inferiority, simulation
-of the exact intervals for rates of trained runs. ``skipanalysis.pipeline.plan`` (``make plan``) uses it to say what would
-decide an open claim. Identities and exact counts (E1-E4, C1, C2, C4) have no design: they are checks.
+of the exact intervals for rates of trained runs. ``skipanalysis.pipeline.plan`` (``make plan``) uses it to say what
+would decide an open claim. Identities and exact counts (E1-E4, C1, C2, C4) have no design: they are checks.
 
 The seeds and margins here are the ones the profiles run (``notebooks/params/<profile>.yaml``; a test keeps them
 equal): a profile that runs fewer seeds than its design would be underpowered by construction.
@@ -132,7 +132,8 @@ DESIGNS: dict[str, Design] = {d.claim: d for d in [
        "95% t intervals against the thresholds", "difference", "plain_minus_residual_damage", seeds=FIVE,
        seeds_param=(_02, "seeds")),
     _D("G6", "steps to fit the training data along the connectivity sweep (every net trained until it fits), "
-       "paired by seed", 15.0, "15 steps (5% of a quick run) saved by the first denser step", "seed 001", "95% paired t intervals: a shown "
+       "paired by seed", 15.0, "15 steps (5% of a quick run) saved by the first denser step", "seed 001",
+       "95% paired t intervals: a shown "
        "gain and a shown saturation", "difference", "first_gain", seeds=FIVE, seeds_param=(_02, "seeds")),
     _D("E5", "unexplained variance 1 - mean R^2 of decoding earlier outputs, ResNet minus DenseNet, trained and at "
        "initialisation", 0.05, "5% of the variance left unexplained beyond the margin", "seed 001 (the comment "

@@ -1,11 +1,11 @@
 """One run skeleton for every study: the run's device, its seed, the net, the training loop, the wall time.
 
-Each study's run function (``runs.run_grid``'s ``fn``: ``degradation.train_run``, ``gradients.train_run``, ...)
-calls ``fit`` and adds only what is its own: a probe before or after training and the identity fields of its row.
-``fit`` places the data on the run's device (``runs.task_device``: the kernel's, or a Ray task's), seeds, builds the
-net by its factory name (or takes the one the study built, or a builder called after seeding), trains it with the
-config's recipe through ``train.train`` and returns a ``Fitted``: the trained net, the loop's ``TrainResult`` and
-the seconds it took, with the numbers every study reports (``Fitted.outcome``).
+Each study's run function (``runs.run_grid``'s ``fn``: ``studies.degradation.train_run``,
+``studies.gradient_flow.train_run``, ...) calls ``fit`` and adds only what is its own: a probe before or after training
+and the identity fields of its row. ``fit`` places the data on the run's device (``runs.task_device``: the kernel's, or
+a Ray task's), seeds, builds the net by its factory name (or takes the one the study built, or a builder called after
+seeding), trains it with the config's recipe through ``train.train`` and returns a ``Fitted``: the trained net, the
+loop's ``TrainResult`` and the seconds it took, with the numbers every study reports (``Fitted.outcome``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The metadata a notebook's outputs carry for the report, named once.
 
 ``notebook.py`` marks the machine fingerprint, ``plotting.save_figure`` marks each figure's caption, and
-``report.py`` reads both marks (it drops the fingerprints, which the appendix lists, and numbers the captions).
+``pipeline.paper`` reads both marks (it drops the fingerprints, which the appendix lists, and numbers the captions).
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from typing import Any
 
 PROFILES = ("smoke", "quick", "full")
 # A YAML file (notebook -> parameters) laid over the profile's sections: ``make full-check`` caps the full profile's
-# steps, seeds, sizes and grids with it (skipanalysis.pipeline.full_check). Every reader of a profile section applies it.
+# steps, seeds, sizes and grids with it (skipanalysis.pipeline.full_check). Every reader of a profile section applies
+# it.
 OVERLAY_ENV = "SKIPANALYSIS_OVERLAY"
 RESERVED = ("profile", "device", "report_dir")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
@@ -172,7 +173,8 @@ def _real_or_min(minimum: int) -> Rule:
 SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
     "01_degradation": ({
         **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 0), "n_test": P("int", 0),
-        "augment": P("bool"), "depths": P("ints", min_len=2, depth=True, distinct=True), "seeds": P("int", 2), "highway_seeds": P("int", 2),
+        "augment": P("bool"), "depths": P("ints", min_len=2, depth=True, distinct=True), "seeds": P("int", 2),
+                        "highway_seeds": P("int", 2),
         "epochs": EPOCHS, "construct_epochs": EPOCHS, "batch_size": POSITIVE, "lrs": _lrs(), "margin": FRACTION,
         "milestones": P("floats", 0, 1, lo_open=True, hi_open=True), "warmup_steps": P("int", 0),
         "warmup_lr": P("float", 0, 10, lo_open=True), "warmup_min_depth": P("int", 0), "weight_decay": P("float", 0, 1),
@@ -239,7 +241,8 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
         "span": P("float", 0, 100, lo_open=True), "pairs": POSITIVE, "slice_points": P("int", 5, 1001),
         "hessian_grid": P("int", 0, 101)}, []),
     "08_param_efficiency": ({
-        **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 20), "n_val": P("int", 10), "n_test": P("int", 0),
+        **COMMON, **TRAINING, **IMAGES, "data_path": P("str"), "n_train": P("int", 20), "n_val": P("int", 10),
+                             "n_test": P("int", 0),
         "models": P("strs"), "pair": P("strs", min_len=2), "control": P("str"), "hybrids": P("dict"),
         "small_sizes": P("ints", 10),
         "seeds": P("int", 2), "lr_seeds": POSITIVE, "steps": POSITIVE, "batch_size": POSITIVE, "lrs": _lrs(),

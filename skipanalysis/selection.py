@@ -2,9 +2,10 @@
 
 A rate chosen on a run that is then compared favours that run's arm by the luck of that seed (the best of k draws
 is biased low). So the rate of each arm is chosen on a *selection seed* that is not among the compared seeds
-(``selection_seed``: the first seed plus 10,000, so adding seeds to the sample never moves it), by ``best_rate`` (the lowest final value of the arm's criterion,
-diverged runs last, ties to the smaller rate); the compared seeds then all train at that rate. Notebook 08 chooses
-on a validation split instead (``efficiency.choose_lrs``), which keeps the criterion out of the sample too.
+(``selection_seed``: the first seed plus 10,000, so adding seeds to the sample never moves it), by ``best_rate`` (the
+lowest final value of the arm's criterion, diverged runs last, ties to the smaller rate); the compared seeds then all
+train at that rate. Notebook 08 chooses on a validation split instead (``studies.param_efficiency.choose_lrs``), which
+keeps the criterion out of the sample too.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def draw_curve(size: int, p0, p1, p2, width: float) -> torch.Tensor:
 def draw_ellipse(size: int, centre, radii) -> torch.Tensor:
     """Pixels inside the axis-aligned ellipse with this centre (row, col) and radii (row, col)."""
     yy, xx = _pixel_grid(size)
-    return ((yy - float(centre[0])) / float(radii[0])) ** 2 + ((xx - float(centre[1])) / float(radii[1])) ** 2 <= 1 + 1e-9
+    dy, dx = (yy - float(centre[0])) / float(radii[0]), (xx - float(centre[1])) / float(radii[1])
+    return dy ** 2 + dx ** 2 <= 1 + 1e-9
 
 
 def segmentation_categories(max_width: int) -> dict[int, str]:

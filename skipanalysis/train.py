@@ -101,7 +101,8 @@ class TrainConfig:
             raise ValueError(f"converge_tol={self.converge_tol!r} must be in (0, 1) and converge_fit="
                              f"{self.converge_fit!r} in [0, 1]")
         if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
-            raise ValueError(f"nesterov=True needs optimizer='sgd' with momentum > 0 (got optimizer={self.optimizer!r}, "
+            raise ValueError(f"nesterov=True needs optimizer='sgd' with momentum > 0 (got "
+                             f"optimizer={self.optimizer!r}, "
                              f"momentum={self.momentum!r})")
         if not isinstance(self.log_every, int) or self.log_every < 1:
             raise ValueError(f"log_every={self.log_every!r}: must be a positive integer")

@@ -111,10 +111,12 @@ def test_compare_verdicts_flags_what_moved(tmp_path):
     assert bool(t.loc["E5", "changed"]) and not bool(t.loc["E2", "changed"])
     assert t.loc["E1", "verdict_before"] == "-" and t.loc["E1", "kind"] == "identity"
     assert list(t.changed) == [True, True, False]  # changes first
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "diff", str(tmp_path / "a"), str(tmp_path / "b")],
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "diff", str(tmp_path / "a"),
+                           str(tmp_path / "b")],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "1 of 1 empirical verdicts differ; 1 identity verdicts differ" in proc.stdout
     assert proc.stdout.index("Changed (2)") < proc.stdout.index("E5") < proc.stdout.index("Unchanged (1)")
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "diff", str(tmp_path / "a"), str(tmp_path / "x")],
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "diff", str(tmp_path / "a"),
+                           str(tmp_path / "x")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no claim files under" in proc.stderr

@@ -131,7 +131,8 @@ def test_he_initialisation_scale_and_the_plain56_gradient_explosion():
         train.seed_everything(0)
         m = cifar_resnet(depth, kind).train()
         torch.nn.functional.cross_entropy(m(x), y).backward()
-        first[(kind, depth)] = m.blocks[0].conv2.weight.grad.norm().item() / m.blocks[-1].conv2.weight.grad.norm().item()
+        first[(kind,
+               depth)] = m.blocks[0].conv2.weight.grad.norm().item() / m.blocks[-1].conv2.weight.grad.norm().item()
     assert first[("plain", 56)] > 100 * first[("plain", 20)]
     assert first[("plain", 56)] > 100 * first[("residual", 56)]
 

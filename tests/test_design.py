@@ -75,7 +75,8 @@ def test_power_of_a_row_matches_simulating_its_rule():
     def draw(rng, n):
         shallow = rng.uniform(0.0, 0.05, n)
         return shallow, shallow + rng.normal(row.effect, sd, n)
-    sim = stats.power_by_simulation(lambda s: degradation.d1(s[0], s[1], s[1]).verdict == "supported", draw, 5, sims=1500, seed=3)
+    sim = stats.power_by_simulation(lambda s: degradation.d1(s[0], s[1], s[1]).verdict == "supported", draw, 5,
+                                    sims=1500, seed=3)
     assert design.power(row, sd, 5) == pytest.approx(sim, abs=0.035)
 
 

@@ -82,7 +82,8 @@ def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
 
     def fake(config, train_set, val_set, test_set, device=None):
         spec, lr = config["name"], config["lr"]
-        return {"model": spec, "lr": lr, "seed": config["seed"], "diverged": False, "val_err": val_err[(spec, lr)]}, None
+        return {"model": spec, "lr": lr, "seed": config["seed"], "diverged": False, "val_err": val_err[(spec,
+                                                                                                        lr)]}, None
 
     monkeypatch.setattr(ef, "train_run", fake)
     val = tasks.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
@@ -144,7 +145,8 @@ def test_model_costs_count_what_a_second_library_counts_and_ratios_pair_rounds()
         assert costs.loc[m, "params"] == sum(p.numel() for p in model.parameters())
         fv = flops.fvcore_flops(model, torch.zeros(1, 3, 8, 8))
         # torch.utils.flop_counter counts convolutions and matmuls, two FLOPs per multiply-add
-        assert flops.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(2 * (fv["conv"] + fv.get("linear", 0)))
+        assert flops.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(2 * (fv["conv"] + fv.get("linear",
+                                                                                                           0)))
         assert costs.loc[m, "flops"] == fv["total"] and len(costs.loc[m, "step_times"]) == 3
     # ratios by hand: the time ratio is the median of per-round ratios, so a round slow for both cancels
     fake = pd.DataFrame({"params": [100, 80], "flops": [10.0, 12.0], "step_s": [1.0, 1.0],

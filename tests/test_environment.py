@@ -39,7 +39,8 @@ def test_the_lock_pins_everything_pyproject_asks_for():
     project, lock, cluster = _project(), _pins(ROOT / "requirements.lock"), _pins(ROOT / "requirements-cluster.lock")
     extras = project["optional-dependencies"]
     assert {_name(r) for r in project["dependencies"] + extras["dev"]} <= set(lock)
-    assert {_name(r) for r in extras["cluster"]} <= set(cluster) and not {_name(r) for r in extras["cluster"]} & set(lock)
+    ray = {_name(r) for r in extras["cluster"]}
+    assert ray <= set(cluster) and not ray & set(lock)
     # the cluster lock adds Ray and what it needs, and moves nothing the plain lock pins
     assert {k: v for k, v in cluster.items() if k in lock} == lock
     for req in project["dependencies"] + extras["dev"]:  # and each pin satisfies pyproject's range

@@ -1,4 +1,5 @@
-"""skipanalysis.studies.gradient_flow: gradient probes, shattering, lesions and paths, the stored G5 and initialisation tables."""
+"""skipanalysis.studies.gradient_flow and measure.probes: gradient probes, shattering, lesions and paths, the stored G5
+and initialisation tables."""
 
 import copy
 import math
@@ -89,7 +90,8 @@ def test_train_study_keeps_the_best_rate_and_probes_three_points():
     assert {"early_late_init", "early_late_half-way", "early_late_end"} <= set(table.columns) and len(table) == 2
     # the default: a selection seed (10,000) outside the sample tries both rates; both compared seeds are kept
     held, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False)
-    assert held[held.role == "selection"].seed.tolist() == [10_000] * 2 and not held[held.role == "selection"].kept.any()
+    selection = held[held.role == "selection"]
+    assert selection.seed.tolist() == [10_000] * 2 and not selection.kept.any()
     assert held[held.kept].seed.tolist() == [0, 1] and held[held.kept].lr.nunique() == 1
 
 
@@ -102,7 +104,8 @@ def test_train_study_through_a_store_trains_once_and_gives_the_same_profiles(tmp
     monkeypatch.setattr(gr.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
     nets = gr.sweep_nets(4, [0, 2], width=4, growth=4)
-    study = lambda: gr.train_study(nets, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, lr_choice="first",  # noqa: E731
+    study = lambda: gr.train_study(nets, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16,  # noqa: E731
+                                   lr_choice="first",
                                    store=store)
     r1, p1 = study()
     assert len(calls) == 3 * 2 + 3  # 3 nets x 2 rates on seed 0, then seed 1 at each net's kept rate
@@ -141,7 +144,8 @@ def test_single_lesions_from_kept_block_inputs_equal_whole_lesioned_passes(kind)
     m = cifar_resnet(14, kind)  # random weights: every lesion changes some predictions
     ds = tasks.texture_classification(70, 8, seed=2)
     fast = probes.single_lesions(m, ds)  # the batches of error_with_lesions (train.evaluate's)
-    slow = [probes.error_with_lesions(m, ds, [])] + [probes.error_with_lesions(m, ds, [i]) for i in range(len(m.blocks))]
+    slow = [probes.error_with_lesions(m, ds, [])] + [probes.error_with_lesions(m, ds,
+                                                                               [i]) for i in range(len(m.blocks))]
     assert fast.block.tolist() == list(range(len(m.blocks) + 1))
     assert fast.err.tolist() == slow and len(set(slow)) > 1
     assert probes.single_lesions(m, ds, batch_size=32).err.tolist() == pytest.approx(slow)  # three batches, one short
@@ -225,5 +229,6 @@ def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
             for f, base in (("dense", 8.0), ("residual", 2.0), ("plain", 1.0)) for s in (3, 1, 4, 0, 2)]
     d, headline = gr.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
     # per seed, log10(dense / residual) = log10(4) exactly: a zero-width paired interval at 0.602
-    assert d.numbers["dense_minus_residual_log10"]["estimate"] == pytest.approx(0.60206, abs=1e-4)  # rounded to 4 places
+    # rounded to 4 places
+    assert d.numbers["dense_minus_residual_log10"]["estimate"] == pytest.approx(0.60206, abs=1e-4)
     assert d.verdict == "supported" and "8.16 (dense)" in headline  # geometric mean of 8 x 1.00..1.04

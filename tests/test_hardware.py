@@ -44,5 +44,6 @@ def test_xla_on_the_cpu_backend_is_never_labelled_a_tpu():
     assert hwfiles.machine_id({**base, "device": "cpu"}) == "cpu-amd-epyc-2t"
     paths = hwfiles.code_paths("xla", on_cpu)
     assert "XLA on CPU" in paths and "never a TPU" in paths and "torch_xla.utils.checkpoint" in paths
-    assert "torch.cuda.synchronize" in hwfiles.code_paths("cuda") and "no device synchronisation" in hwfiles.code_paths("cpu")
+    assert "torch.cuda.synchronize" in hwfiles.code_paths("cuda")
+    assert "no device synchronisation" in hwfiles.code_paths("cpu")
 

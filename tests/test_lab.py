@@ -61,7 +61,8 @@ def test_make_lab_serves_the_notebooks_and_the_project_kernel(tmp_path):
         log.close()
     # the kernel Lab offers runs a notebook as it stands: its figures are written
     out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(ROOT / "notebooks" / "03_equivalence.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner",
+                           str(ROOT / "notebooks" / "03_equivalence.ipynb"),
                            str(out / "03_equivalence.ipynb"), "--profile", "smoke", "--device", "cpu", "--no-progress",
                            "--kernel", "skipanalysis"], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "SKIPANALYSIS_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"})

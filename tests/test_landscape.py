@@ -1,4 +1,5 @@
-"""skipanalysis.studies.loss_landscape: filter-normalised directions, loss surfaces, curvature and the stored surfaces."""
+"""skipanalysis.studies.loss_landscape: filter-normalised directions, loss surfaces, curvature and the stored
+surfaces."""
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,8 @@ def test_surfaces_through_a_store_are_measured_once_per_net_and_grid(tmp_path, m
     assert len(calls) == 2 and all(np.array_equal(s1[k], s2[k]) for k in s1)
     pd.testing.assert_frame_equal(t1, t2)
     with torch.no_grad():
-        next(nets[("plain", 8, 0)].parameters()).mul_(2)  # another net (as after retraining): its surface is measured again
+        # another net (as after retraining): its surface is measured again
+        next(nets[("plain", 8, 0)].parameters()).mul_(2)
     ls.measure_surfaces(nets, ds, 0.5, 5, 1, store=store)
     assert len(calls) == 3
 
@@ -113,7 +115,8 @@ def test_hessian_of_a_small_net_agrees_with_the_dense_hessian():
     flat = torch.cat([p.detach().reshape(-1) for p in params])
     dense = np.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of, flat).numpy())  # a second route
     r = ls.hessian_extremes(lambda: F.cross_entropy(net(x), y), params, tol=1e-10)
-    assert r["lambda_max"] == pytest.approx(dense[-1], rel=1e-6) and r["lambda_min"] == pytest.approx(dense[0], abs=1e-8)
+    assert r["lambda_max"] == pytest.approx(dense[-1], rel=1e-6) and r["lambda_min"] == pytest.approx(dense[0],
+                                                                                                      abs=1e-8)
 
 
 def test_hessian_maps_through_a_store_restore_the_weights(tmp_path):

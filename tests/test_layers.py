@@ -51,7 +51,8 @@ def imports(path: Path, package: Path = PACKAGE) -> list[tuple[str, int, bool]]:
                     for alias in child.names:
                         full = f"{target}.{alias.name}"
                         rel = Path(*full.split(".")[1:])
-                        is_module = (package / rel).with_suffix(".py").is_file() or (package / rel / "__init__.py").is_file()
+                        is_module = ((package / rel).with_suffix(".py").is_file()
+                                     or (package / rel / "__init__.py").is_file())
                         out.append((full if is_module else target, child.lineno, inside))
             elif isinstance(child, ast.Import):
                 out.extend((a.name, child.lineno, inside) for a in child.names if a.name.split(".")[0] == package.name)

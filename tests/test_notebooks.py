@@ -124,7 +124,8 @@ def test_report_pdf(smoke_reports):
     from pypdf import PdfReader
 
     out = smoke_reports / "report.pdf"
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "pdf", str(smoke_reports / "report.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.report", "pdf",
+                           str(smoke_reports / "report.ipynb"),
                            str(out)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     reader = PdfReader(out)

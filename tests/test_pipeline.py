@@ -69,7 +69,8 @@ def test_make_report_caching_and_parallel(project):
     proc, _ = make(project, "report", "PROFILE=quick")  # a new profile runs everything, into its own folder
     assert "[91_a] running" in proc.stdout and "[92_b] running" in proc.stdout
     assert (project / "reports" / "quick" / "91_a.ipynb").exists()
-    assert (project / "reports" / "report.html").read_bytes() == (project / "reports" / "quick" / "report.html").read_bytes()
+    reports = project / "reports"
+    assert (reports / "report.html").read_bytes() == (reports / "quick" / "report.html").read_bytes()
     proc, _ = make(project, "report", "PROFILE=smoke")  # ... and going back finds the smoke results still there
     assert proc.returncode == 0 and "running" not in proc.stdout
     assert (project / "reports" / "report.html").read_bytes() == (smoke / "report.html").read_bytes()
@@ -131,24 +132,28 @@ def test_failed_notebook_leaves_no_target(project):
 def test_bad_profile_and_device_stop_before_running(project):
     proc, _ = make(project, "report", "PROFILE=huge")
     assert proc.returncode != 0
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(project / "notebooks" / "91_a.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner",
+                           str(project / "notebooks" / "91_a.ipynb"),
                            str(project / "x.ipynb"), "--profile", "huge"], capture_output=True, text=True)
     assert proc.returncode == 2 and "PROFILE='huge' is not allowed; choose one of smoke, quick, full" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(project / "notebooks" / "91_a.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner",
+                           str(project / "notebooks" / "91_a.ipynb"),
                            str(project / "x.ipynb"), "--device", "gpu"], capture_output=True, text=True)
     assert proc.returncode == 2 and "DEVICE='gpu' is not allowed" in proc.stderr
 
 
 def test_unknown_profile_parameter_is_named(project):
     (project / "notebooks" / "params" / "smoke.yaml").write_text("91_a:\n  valu: 2\n")
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(project / "notebooks" / "91_a.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner",
+                           str(project / "notebooks" / "91_a.ipynb"),
                            str(project / "x.ipynb"), "--profile", "smoke"], capture_output=True, text=True)
     assert proc.returncode == 2 and "['valu']" in proc.stderr and "not defined in the notebook" in proc.stderr
 
 
 def test_parameter_override(project):
     nb, out = str(project / "notebooks" / "91_a.ipynb"), project / "out" / "91_a.ipynb"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", nb, str(out), "--no-progress", *a],  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", nb, str(out),  # noqa: E731
+                                     "--no-progress", *a],
                                     capture_output=True, text=True)
     proc = run("-p", "valu=3")
     assert proc.returncode == 2 and "-p valu=... is not allowed for 91_a; it defines ['value']" in proc.stderr

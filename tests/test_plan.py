@@ -1,4 +1,5 @@
-"""make plan (skipanalysis.pipeline.plan): why each open claim is open, the seeds for power 0.8 and their cost here, from a
+"""make plan (skipanalysis.pipeline.plan): why each open claim is open, the seeds for power 0.8 and their cost here,
+from a
 report's claims and a run store; it trains nothing."""
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def _report(tmp_path):
     noisy = shallow + 0.01 + np.array([0.02, -0.015, 0.01, -0.02, 0.012])
     book.record("D1", degradation.d1(shallow, noisy, noisy), evidence={}, headline="h")
     # D2 decided on 3 seeds: underpowered by the design's 5
-    book.record("D2", degradation.d2(shallow[:3], shallow[:3] + 0.001, shallow[:3] + 0.3, 0.02), evidence={}, headline="h")
+    book.record("D2", degradation.d2(shallow[:3], shallow[:3] + 0.001, shallow[:3] + 0.3, 0.02), evidence={},
+                headline="h")
     # D5 open: a run did not converge
     book.record("D5", degradation.d5(shallow + 0.3, shallow, shallow, 0.02, [True] * 14 + [False]), evidence={},
                 headline="h")

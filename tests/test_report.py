@@ -34,7 +34,8 @@ def test_math_becomes_mathml_outside_code():
 
 
 def test_exported_html_keeps_the_mathml_whole():
-    """The HTML holds each formula's symbols inside its <math> element (nbconvert's image embedding once emptied them)."""
+    """The HTML holds each formula's symbols inside its <math> element (nbconvert's image embedding once emptied
+    them)."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T\n\nSeed $s$ and block $B(h)$.")])

@@ -69,7 +69,8 @@ def test_d3():
     broken = degradation.d3(shallow, shallow + np.array([0, 0, 0.15, 0, 0]), 0.18 + SEEDS, scratch)
     assert broken.verdict == "inconclusive" and broken.numbers["construction"] == "does not reproduce"
     # the from-scratch nets' convergence is not required; the constructed ones' is
-    assert degradation.d3(shallow, shallow, 0.18 + SEEDS, scratch, [True, True, False, True, True]).verdict == "inconclusive"
+    assert degradation.d3(shallow, shallow, 0.18 + SEEDS, scratch, [True, True, False, True,
+                                                                    True]).verdict == "inconclusive"
     # paired by seed (scipy's paired t, independently)
     gap = degradation.d3(shallow, shallow, 0.18 + SEEDS, scratch).numbers["scratch_minus_constructed"]
     assert gap["estimate"] == pytest.approx(0.22) and gap["n"] == 5
@@ -82,7 +83,8 @@ def test_d4():
     # realistic refutation: 0.15 at initialisation, 0.62 trained: more than half of the way to 1 (0.575)
     assert degradation.d4(plain_trained=0.62, plain_init=0.15).verdict == "refuted"
     assert degradation.d4(plain_trained=0.55, plain_init=0.15).verdict == "inconclusive"  # not far, not near
-    assert degradation.d4(plain_trained=0.45, plain_init=-0.2).verdict == "refuted"  # far, but carried past half of the way (0.4)
+    # far, but carried past half of the way (0.4)
+    assert degradation.d4(plain_trained=0.45, plain_init=-0.2).verdict == "refuted"
 
 
 def test_d5():
@@ -136,7 +138,8 @@ def test_s1_is_symmetric_and_never_decided_by_c8_alone():
     # opposing wins come from two claims: supported
     cpu = _c8((0.86, 0.99), (0.84, 0.95), "refuted")
     assert {c["winner"] for c in conclusion.s1_contexts([cpu])} == {"dense"}
-    both = conclusion.s1_contexts([cpu, {"id": "A1", "verdict": "refuted", "evidence": {"data": "CIFAR-10, 1,000 at 8 px"}}])
+    both = conclusion.s1_contexts([cpu, {"id": "A1", "verdict": "refuted",
+                                         "evidence": {"data": "CIFAR-10, 1,000 at 8 px"}}])
     assert conclusion.s1(both).verdict == "supported"
     assert "accuracy per parameter on CIFAR-10, 1,000 at 8 px" in {c["context"] for c in both}  # never "full data"
     # the mirror: C8 with ResNet winning both sides and A1 supported (DenseNet wins): supported as well
@@ -161,7 +164,8 @@ def test_identities_are_verified_or_failed_only(tmp_path):
     book = ClaimBook("03_equivalence", tmp_path, "cpu", "smoke")
     book.record("E1", core.identity("E1", True, "x == y", {"dev": 0.0}), evidence={}, headline="h")
     rec = book.to_dict()["claims"][0]
-    assert rec["kind"] == "identity" and rec["verdict"] == "verified" and rec["evidence"]["rule_numbers"] == {"dev": 0.0}
+    assert rec["kind"] == "identity" and rec["verdict"] == "verified"
+    assert rec["evidence"]["rule_numbers"] == {"dev": 0.0}
 
 
 def test_every_empirical_claim_has_a_rule_and_no_notebook_decides_inline():
@@ -174,6 +178,7 @@ def test_every_empirical_claim_has_a_rule_and_no_notebook_decides_inline():
     assert [c for c in CATALOGUE if core.claim_kind(c) == "empirical" and c not in core.RULES] == []
     assert [c for c in core.RULES if core.claim_kind(c) != "empirical"] == []
     for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
-        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert "decide(" not in code and "verdict=" not in code, f"{path.name} decides a verdict inline"
         assert "core.identity(" not in code, f"{path.name} checks an identity inline; add it to skipanalysis.rules"

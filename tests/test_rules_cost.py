@@ -40,7 +40,8 @@ def test_c3():
     assert cost_rules.c3(n, [1000 * x + 200 * x * x for x in n], linear).verdict == "supported"
     assert cost_rules.c3(n, [1000 * x + 1 * x * x for x in n], linear).verdict == "refuted"  # dense grows linearly
     assert cost_rules.c3(n, [1000 * x + 10 * x * x for x in n], linear).verdict == "inconclusive"  # share 2560/18560
-    assert cost_rules.c3(n, [1000 * x + 200 * x * x for x in n], [1000 * x + 200 * x * x for x in n]).verdict == "refuted"
+    assert cost_rules.c3(n, [1000 * x + 200 * x * x for x in n],
+                         [1000 * x + 200 * x * x for x in n]).verdict == "refuted"
     assert cost_rules.c3([2, 4], [1, 2], [1, 2]).numbers["depths"] == "fewer than 3"
 
 

@@ -61,7 +61,8 @@ def test_a1_bound_against_scipy():
     dense = res + np.array([0.01, 0.00, 0.02, 0.01, 0.005])
     d = dense - res
     upper = d.mean() + sp.t.ppf(0.975, 4) * sp.sem(d)
-    got = param_efficiency.a1(res, dense, dense + 0.05, 0.38, 0.73, margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
+    got = param_efficiency.a1(res, dense, dense + 0.05, 0.38, 0.73,
+                              margin=0.02).numbers["noninferiority_densenet_vs_resnet"]
     assert got["difference"]["high"] == pytest.approx(upper, abs=1e-4)
     assert got["decision"] == ("within" if upper < 0.02 else "undecided")
 
@@ -136,7 +137,8 @@ def test_a3_is_a_pareto_comparison_over_error_parameters_flops_and_time():
     assert outcome(_h(base + 0.002, base, 1.0, 0.8, 1.05))["outcome"] == "improves"
     # twice the parameters with a lower error decides nothing
     assert outcome(_h(base - 0.05, base, 2.0))["outcome"] == "undecided"
-    assert [param_efficiency.cost_class(r) for r in (0.9, 0.91, 1.1, 1.11)] == ["cheaper", "matched", "matched", "costlier"]
+    assert [param_efficiency.cost_class(r) for r in (0.9, 0.91, 1.1, 1.11)] == ["cheaper", "matched", "matched",
+                                                                                "costlier"]
     with pytest.raises(ValueError, match="missing"):
         param_efficiency.a3({"h": {"hybrid_err": list(base), "base_err": list(base), "costs": {"params": 1.0}}}, 0.02)
 

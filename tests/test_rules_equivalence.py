@@ -36,7 +36,8 @@ def test_e5_is_structural_both_states_count_and_convergence_is_no_gate():
     assert got.verdict == "refuted"
     assert got.numbers["unexplained_residual_minus_dense_initialised"]["decision"] == "within"
     unconverged = _e5(dense, 0.90 + WOBBLE, converged=[True, False, True, True, True])
-    assert unconverged.verdict == "supported" and unconverged.numbers["converged (reported, not a gate)"] == "4 of 5 runs"
+    assert unconverged.verdict == "supported"
+    assert unconverged.numbers["converged (reported, not a gate)"] == "4 of 5 runs"
 
 
 def test_e5_bound_by_hand():
@@ -61,7 +62,8 @@ def test_e1_to_e4_identity_checks():
     # best tied fit of m Gaussian inputs leaves about sqrt(1 - 1/m): 0 at m = 1, 0.71 at m = 2
     fit = [0.0] + [math.sqrt(1 - 1 / m) for m in range(2, 9)]
     assert equivalence.e3(1e-15, fit).verdict == "verified"
-    assert equivalence.e3(1e-15, [0.0, 0.05] + fit[2:]).verdict == "failed"  # m = 2 fitted by one tied kernel: not dense
+    # m = 2 fitted by one tied kernel: not dense
+    assert equivalence.e3(1e-15, [0.0, 0.05] + fit[2:]).verdict == "failed"
     tri = [L * (L + 1) // 2 for L in range(1, 6)]
     assert equivalence.e4(tri, tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "verified"
     assert equivalence.e4(tri[:-1] + [14], tri, [12, 12], [12, 12], [100, 200], [100, 200]).verdict == "failed"

@@ -63,7 +63,8 @@ def test_g2():
     shallow = 1e-3 * WOBBLE
     assert gradient_flow.g2(shallow, 0.01 * shallow * WOBBLE, shallow, 1.2 * shallow * WOBBLE).verdict == "supported"
     assert gradient_flow.g2(shallow, 0.9 * shallow * WOBBLE, shallow, 1.2 * shallow).verdict == "refuted"  # plain kept
-    assert gradient_flow.g2(shallow, 0.01 * shallow, shallow, 0.01 * shallow).verdict == "refuted"  # residual shrank too
+    # residual shrank too
+    assert gradient_flow.g2(shallow, 0.01 * shallow, shallow, 0.01 * shallow).verdict == "refuted"
     assert gradient_flow.g2(shallow, 0.3 * shallow * WOBBLE, shallow, shallow).verdict == "inconclusive"
     # a residual gradient that grows 50x with depth is not "kept": refuted (two-sided band), once supported
     assert gradient_flow.g2(shallow, 0.01 * shallow * WOBBLE, shallow, 50 * shallow * WOBBLE).verdict == "refuted"
@@ -203,7 +204,8 @@ def test_g6():
     # the first step's gain not shown (plain 0.50 to 0.497 within noise) though the densest beats plain: a gain
     # is shown only overall, and the old rule (no harm shown) would have supported it
     unshown = {**errs, "every 4": 0.497 + 0.02 * np.array([1, -1, 0.5, -0.5, 0]), "every 2": 0.43 + shared}
-    assert gradient_flow.g6(unshown).numbers["first_gain"]["low"] < 0 < gradient_flow.g6(unshown).numbers["plain_minus_densest"]["low"]
+    numbers = gradient_flow.g6(unshown).numbers
+    assert numbers["first_gain"]["low"] < 0 < numbers["plain_minus_densest"]["low"]
     assert gradient_flow.g6(unshown).verdict == "inconclusive"
     hurt = {**errs, "every 2": 0.45 + shared}  # a middle step hurts: not monotone, not supported
     assert gradient_flow.g6(hurt).verdict == "inconclusive"

@@ -47,7 +47,8 @@ def test_l1_growth_interval_by_hand():
     half = sp.t.ppf(0.975, 2) * growth.std(ddof=1) / math.sqrt(3)
     g = loss_landscape.l1(ps, rs, pd_, rd).numbers["growth"]
     assert g["estimate"] == pytest.approx(0.3, abs=1e-4)
-    assert g["low"] == pytest.approx(0.3 - half, abs=1e-4) and g["high"] == pytest.approx(min(2.0, 0.3 + half), abs=1e-4)
+    assert g["low"] == pytest.approx(0.3 - half, abs=1e-4) and g["high"] == pytest.approx(min(2.0, 0.3 + half),
+                                                                                          abs=1e-4)
     # a gap of two shares stays inside [-1, 1]
     wide = loss_landscape.l1([0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 0.0]).numbers["gap_deep"]
     assert wide["low"] == -1.0 and wide["high"] == 1.0

@@ -49,8 +49,10 @@ def test_t1():
     assert transformer_norm.t1(**_t1_points(0.0, -0.5)).verdict == "supported"
     assert transformer_norm.t1(**_t1_points(-0.5, -0.5)).verdict == "refuted"  # post-norm shrinks as fast
     assert transformer_norm.t1(**_t1_points(0.0, 0.1)).verdict == "refuted"  # pre-norm grows
-    assert transformer_norm.t1(**_t1_points(0.0, -0.5, noise=1.0)).verdict == "inconclusive"  # seed noise swamps the slopes
-    assert transformer_norm.t1(**_t1_points(0.0, -0.5, post_scale=0.1)).verdict == "inconclusive"  # post-norm not larger
+    # seed noise swamps the slopes
+    assert transformer_norm.t1(**_t1_points(0.0, -0.5, noise=1.0)).verdict == "inconclusive"
+    # post-norm not larger
+    assert transformer_norm.t1(**_t1_points(0.0, -0.5, post_scale=0.1)).verdict == "inconclusive"
     few = transformer_norm.t1(**_t1_points(0.0, -0.5, seeds=3))
     assert few.verdict == "inconclusive" and "too few" in few.numbers
     # the slope is the least-squares slope of log norm on log depth (numpy's polyfit, independently)
@@ -72,7 +74,8 @@ def test_t2():
     mixed = _runs({("post", 0.003, 0): (3, 6), ("post", 0.003, 50): (6, 6), ("pre", 0.003, 0): (6, 6)})
     assert transformer_norm.t2(mixed).verdict == "inconclusive"  # 3/5 vs 5/5 is not a clear warm-up effect
     few = _runs({("post", 0.003, 0): (0, 2), ("post", 0.003, 50): (2, 2), ("pre", 0.003, 0): (2, 2)})
-    assert transformer_norm.t2(few).verdict == "inconclusive" and "fewer than 5 seeds" in transformer_norm.t2(few).numbers
+    d = transformer_norm.t2(few)
+    assert d.verdict == "inconclusive" and "fewer than 5 seeds" in d.numbers
     ok[0]["converged"] = False  # a stuck post-norm run whose loss was still falling, not checked at twice the steps
     d = transformer_norm.t2(ok)
     assert d.verdict == "inconclusive" and d.numbers["not converged"].startswith("1 of 36")
@@ -131,7 +134,8 @@ def _t4(rev_dist, ctl_dist, far=None, dep=None, trained=None, init=5.3):
     far = far or [0.8, 0.78, 0.82, 0.79, 0.81, 0.8]
     dep = dep or [0.15, 0.16, 0.14, 0.15, 0.17, 0.15]
     n = 6
-    return transformer_norm.t4(["reversal"] * n + ["control"] * n, far + [0.5] * n, [d - init for d in rev_dist + ctl_dist],
+    return transformer_norm.t4(["reversal"] * n + ["control"] * n, far + [0.5] * n,
+                               [d - init for d in rev_dist + ctl_dist],
                     trained or [True] * (2 * n), dep + [0.1] * n, 5.3, seeds=list(range(n)) * 2)
 
 

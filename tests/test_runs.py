@@ -66,7 +66,8 @@ def test_the_helpers_a_run_function_reaches_are_part_of_the_key(monkeypatch):
     from skipanalysis.studies import gradient_flow as gr
 
     before = keys.fn_fingerprint(gr.g5_run, "c")
-    assert {"g5_run", "lesion_study", "single_lesions", "path_gradients"} <= {o.__name__ for o in keys._reached(gr.g5_run)}
+    assert {"g5_run", "lesion_study", "single_lesions",
+            "path_gradients"} <= {o.__name__ for o in keys._reached(gr.g5_run)}
     monkeypatch.setattr(train, "train", lambda *a, **k: None)  # the training code is fingerprinted whole instead
     assert keys.fn_fingerprint(gr.g5_run, "c") == before
     monkeypatch.setattr(gr, "single_lesions", lambda *a, **k: None)  # an edited helper: another key
@@ -235,7 +236,8 @@ def test_bad_executor_settings_are_one_line_before_any_run(monkeypatch):
 def test_the_runner_rejects_a_bad_executor_and_changes_nothing(tmp_path):
     out = tmp_path / "reports" / "03_equivalence.ipynb"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EXECUTOR": "dask"}
-    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner", str(ROOT / "notebooks" / "03_equivalence.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "skipanalysis.pipeline.runner",
+                           str(ROOT / "notebooks" / "03_equivalence.ipynb"),
                            str(out), "--profile", "smoke"], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "EXECUTOR=dask is not allowed" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "reports").exists()

@@ -217,7 +217,8 @@ def test_a_users_mask_folder_loads_pairs_by_name(tmp_path):
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda root: _write_pairs(root, ["a"]) or (root / "masks" / "a.png").unlink(), r"1 file\(s\) without a partner.*a"),
+    (lambda root: _write_pairs(root, ["a"]) or (root / "masks" / "a.png").unlink(),
+     r"1 file\(s\) without a partner.*a"),
     (lambda root: _write_pairs(root, ["a"], mask_size=(16, 16)), r"a's image is 32x32 px but its mask 16x16"),
     (lambda root: _write_pairs(root, ["a"], size=(32, 24)), r"a is 32x24 px; every image must be square"),
     (lambda root: (root / "images").mkdir(), r"masks is missing; expected .*/images/ and .*/masks/"),
@@ -265,7 +266,8 @@ def test_rand_f_by_hand():
     # a prediction that splits the left cell in two by a membrane row: the left cell's 8 pixels go 2 to the
     # membrane, 2 and 4 to two regions ... counted by hand below
     split = truth.bool().clone()
-    split[0, 1, :2] = True  # membrane across the left cell at row 1: left pixels: row 0 (2) | row 1 (2, membrane) | rows 2-3 (4)
+    # membrane across the left cell at row 1: left pixels: row 0 (2) | row 1 (2, membrane) | rows 2-3 (4)
+    split[0, 1, :2] = True
     p = torch.tensor([2, 2, 4, 8]) / 16  # (left, top) (left, membrane) (left, bottom) (right, right)
     a = torch.tensor([8, 8]) / 16
     b = torch.tensor([2, 2, 4, 8]) / 16  # membrane region, top, bottom, right: each meets one true cell only

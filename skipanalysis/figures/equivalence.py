@@ -66,6 +66,7 @@ def plot_decodability(r2: pd.DataFrame):
                xlabel="earlier output decoded from the last input")
     for ax in axes[0][:-1]:
         ax.get_legend().remove()
-    sns.move_legend(axes[0][-1], "center left", bbox_to_anchor=(1.01, 0.5), title="model", frameon=False)  # off the bars
+    # off the bars
+    sns.move_legend(axes[0][-1], "center left", bbox_to_anchor=(1.01, 0.5), title="model", frameon=False)
     fig.tight_layout()
     return fig

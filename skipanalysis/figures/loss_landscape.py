@@ -1,4 +1,5 @@
-"""The figures of notebook 07 (loss landscapes), drawn from the numbers its study measured (``studies.loss_landscape``)."""
+"""The figures of notebook 07 (loss landscapes), drawn from the numbers its study measured
+(``studies.loss_landscape``)."""
 
 from __future__ import annotations
 

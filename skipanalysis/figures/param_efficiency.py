@@ -1,4 +1,5 @@
-"""The figures of notebook 08 (parameter efficiency), drawn from the numbers its study measured (``studies.param_efficiency``)."""
+"""The figures of notebook 08 (parameter efficiency), drawn from the numbers its study measured
+(``studies.param_efficiency``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The figures of notebook 05 (norm placement), drawn from the numbers its study measured (``studies.transformer_norm``)."""
+"""The figures of notebook 05 (norm placement), drawn from the numbers its study measured
+(``studies.transformer_norm``)."""
 
 from __future__ import annotations
 

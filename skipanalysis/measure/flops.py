@@ -16,7 +16,8 @@ def count_params(model: nn.Module) -> int:
 
 
 def torchvision_model(name: str) -> nn.Module:
-    """An untrained torchvision model by name (``resnet50``, ``densenet121``, ``efficientnet_b0``, ``regnet_y_400mf``)."""
+    """An untrained torchvision model by name (``resnet50``, ``densenet121``, ``efficientnet_b0``,
+    ``regnet_y_400mf``)."""
     return create(f"tv:{name}")
 
 

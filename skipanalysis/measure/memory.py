@@ -69,7 +69,8 @@ class EfficientDenseLayer(DenseLayer):
             return self.bottleneck(torch.cat(fs, 1))
 
         if torch.is_grad_enabled() and any(f.requires_grad for f in features):
-            if features[0].device.type == "xla":  # torch.utils.checkpoint looks for a torch.xla module that is not there
+            # torch.utils.checkpoint looks for a torch.xla module that is not there
+            if features[0].device.type == "xla":
                 from torch_xla.utils.checkpoint import checkpoint as xla_checkpoint
 
                 mid = xla_checkpoint(bottleneck, *features, use_reentrant=True)

@@ -17,5 +17,7 @@ from .resnet import CifarResNet, PreActBlock, ResidualStageNet
 from .transformer import Encoder
 from .unet import UNet
 
-__all__ = ["create", "cifar_name", "BasicBlock", "ShortcutA", "SqueezeExcite", "CifarResNet", "cifar_resnet", "PreActBlock", "ResidualStageNet",
-           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder", "DenseNetBC", "PartialDenseBlock"]
+__all__ = ["create", "cifar_name", "BasicBlock", "ShortcutA", "SqueezeExcite", "CifarResNet", "cifar_resnet",
+           "PreActBlock", "ResidualStageNet",
+           "DenseLayer", "DenseBlock", "DenseStageNet", "dense_layer_params", "UNet", "Encoder", "DenseNetBC",
+           "PartialDenseBlock"]

@@ -2,14 +2,14 @@
 
 The full profile is meant for a GPU (hours to days), so a bug in one of its code paths (warm-up at depth 110, the
 step schedule, augmentation, full CIFAR-10, He et al.'s bottleneck ResNet-164, 512 px ISBI slices with elastic
-copies, the Hessian maps, 224 px timings) would otherwise be found after hours of compute. This check runs each notebook with
-``--profile full`` and an overlay (``params.OVERLAY_ENV``, written to ``<out>/caps.yaml`` and printed) that caps
-what costs time and nothing else: training steps per run (one knob, ``--steps``), seeds, training-set sizes, grid
-and list sizes, and U-Net's width (base 8: every evaluation covers the tiles of the 512 px slices). A grid of depths
-keeps its two shallowest entries, with 01's warm-up threshold moved to the deeper one so that the warm-up path
-(ResNet-110's in the full profile) still runs; another list keeps its first and last entry (rates, thickness bins,
-08's models, the largest dense block). Data, resolution, precision, schedules, augmentation and model families stay
-the full profile's; 08's pair (ResNet-164 against DenseNet-16) still trains.
+copies, the Hessian maps, 224 px timings) would otherwise be found after hours of compute. This check runs each notebook
+with ``--profile full`` and an overlay (``params.OVERLAY_ENV``, written to ``<out>/caps.yaml`` and printed) that caps
+what costs time and nothing else: training steps per run (one knob, ``--steps``), seeds, training-set sizes, grid and
+list sizes, and U-Net's width (base 8: every evaluation covers the tiles of the 512 px slices). A grid of depths keeps
+its two shallowest entries, with 01's warm-up threshold moved to the deeper one so that the warm-up path (ResNet-110's
+in the full profile) still runs; another list keeps its first and last entry (rates, thickness bins, 08's models, the
+largest dense block). Data, resolution, precision, schedules, augmentation and model families stay the full profile's;
+08's pair (ResNet-164 against DenseNet-16) still trains.
 
 Its verdicts are marked capped (``claims.CAPPED_MARK`` in every headline, the caps in every claim's evidence and a
 note in the paper): they show that the code runs, never a finding. It writes only into its own folder

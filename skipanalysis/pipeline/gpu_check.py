@@ -146,9 +146,11 @@ def training_rates(device, steps: int, depths, n_train: int, n_test: int, image_
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", help="cuda (the check) or cpu (with --tiny: the code path)")
-    ap.add_argument("--out", default=str(ROOT / "reports" / "gpu-check"), help="folder for gpu-check.json and hardware/")
+    ap.add_argument("--out", default=str(ROOT / "reports" / "gpu-check"),
+                    help="folder for gpu-check.json and hardware/")
     ap.add_argument("--steps", type=int, default=None, help="steps per training run (default 400; --tiny: 2)")
-    ap.add_argument("--share", type=int, default=None, help="runs sharing the card at once (default: 1 / RAY_GPUS_PER_RUN)")
+    ap.add_argument("--share", type=int, default=None, help="runs sharing the card at once (default: 1 / "
+                                                            "RAY_GPUS_PER_RUN)")
     ap.add_argument("--tiny", action="store_true", help="smoke size: the code path in seconds, on any device")
     ap.add_argument("--commit", default=None, help="the project's commit for the hardware file (default: git's)")
     ap.add_argument("--keep", default=None, help="copy the hardware file here too (make gpu-check: data/hardware)")
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
           f"01's full profile here ({est['runs']} runs, {est['images'] / 1e9:.2f} billion images; "
               f"02 and 07 reuse its nets): {est['alone_hours']:.1f} h one run at a time, {est['shared_hours']:.1f} h "
           f"with {share} sharing the card. The other notebooks' nets were not timed here: no estimate.")
-    report = {"device": str(device), "hardware_file": hw.name if hw is not None else None, "hardware_seconds": hw_s, "card": card,
+    report = {"device": str(device), "hardware_file": hw.name if hw is not None else None, "hardware_seconds": hw_s,
+              "card": card,
               "rates": rates.to_dict("records"), "full_01_runs": plan.to_dict("records"), "estimate_01": est,
               "tiny": args.tiny, "seconds": time.perf_counter() - t0}
     (out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")

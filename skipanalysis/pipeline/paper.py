@@ -129,7 +129,8 @@ def claims_table_cell(records: list[dict[str, Any]], others: list[list[dict[str,
     html_text = ("<table class='claims-table'><thead><tr><th>ID</th><th>Claim</th><th>Verdict</th><th>Headline "
                  "numbers</th><th>Device</th></tr></thead><tbody>" + "".join(rows_html) + "</tbody></table>")
     latex_text = ("{\\footnotesize\\begin{longtable}{@{}p{0.05\\linewidth}p{0.27\\linewidth}p{0.1\\linewidth}"
-                  "p{0.36\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & \\textbf{Verdict} & "
+                  "p{0.36\\linewidth}p{0.1\\linewidth}@{}}\\toprule\n\\textbf{ID} & \\textbf{Claim} & "
+                  "\\textbf{Verdict} & "
                   "\\textbf{Headline numbers} & \\textbf{Device} \\\\ \\midrule\\endhead\n" + "\n".join(rows_tex) +
                   "\n\\end{longtable}}")
     return _rich_cell(html_text, latex_text)
@@ -138,7 +139,8 @@ def claims_table_cell(records: list[dict[str, Any]], others: list[list[dict[str,
 def evidence_appendix_cells(records: list[dict[str, Any]]) -> list[nbformat.NotebookNode]:
     """Per notebook, a table of each claim's rule (as the rule function states it) and its full evidence."""
     cells = [new_markdown_cell("## Appendix: rules and evidence\n\nEach verdict above came from the rule below, "
-                               "applied to the evidence beside it (the numbers the rule read are under `rule_numbers`).")]
+                               "applied to the evidence beside it (the numbers the rule read are under "
+                               "`rule_numbers`).")]
     for notebook in dict.fromkeys(r.get("notebook", "") for r in records):
         rows = [r for r in records if r.get("notebook", "") == notebook]
         rows_html = [f"<tr><td><b>{html.escape(r['id'])}</b><br>{_verdict_badge_html(r['verdict'])}<br>"
@@ -304,9 +306,8 @@ def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Decision]:
     """The closing argument for S1 and its decision, from ``rules.conclusion.s1`` over the context-dependent verdicts.
 
     Only empirical claims whose outcome names a winner in a context count
-    (``rules.conclusion.S1_CONTEXTS`` and C8's and U3's own numbers: C6 and C8 per device, A1 and A2 per data, U3, T2 and T3
-    per task);
-    identities and counts never do, nor rows "not measured here".
+    (``rules.conclusion.S1_CONTEXTS`` and C8's and U3's own numbers: C6 and C8 per device, A1 and A2 per data, U3, T2
+    and T3 per task); identities and counts never do, nor rows "not measured here".
     """
     contexts = conclusion.s1_contexts(r for r in records if r.get("kind", "empirical") == "empirical")
     decision = conclusion.s1(contexts)
@@ -353,7 +354,8 @@ def _notebook_section(nb: nbformat.NotebookNode, number: int, fig_counter: list[
             if outputs.CAPTION in meta:
                 fig_counter[0] += 1
                 out = copy.deepcopy(out)
-                text = f"**Figure {fig_counter[0]}.** {meta[outputs.CAPTION]} (file: `figures/{meta[outputs.FIGURE]}.png`)"
+                text = (f"**Figure {fig_counter[0]}.** {meta[outputs.CAPTION]} "
+                        f"(file: `figures/{meta[outputs.FIGURE]}.png`)")
                 out["data"] = {"text/markdown": text, "text/plain": text}
             kept.append(out)
         cell.outputs = kept
@@ -412,7 +414,8 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
     findings = ["### Decided claims\n"] + [f"- **{r['id']}** ({r['verdict']}): {r['headline']}" for r in decided]
     if not decided:
         findings.append("- No empirical claim was decided in this run.")
-    unmeasured = sorted({f"{r['id']} on {r['device'].split(' ')[0]}" for r in records if r["verdict"] == "not measured here"})
+    unmeasured = sorted({f"{r['id']} on {r['device'].split(' ')[0]}" for r in records
+                         if r["verdict"] == "not measured here"})
     if unmeasured:
         findings.append(f"\nNot measured here (no such machine had a hardware file): {', '.join(unmeasured)}.")
     cells.append(new_markdown_cell("\n".join(findings)))

@@ -50,7 +50,8 @@ def export_html(paper: nbformat.NotebookNode) -> str:
             if "text/markdown" in out.get("data", {}):
                 out["data"]["text/markdown"] = markdown_math_to_mathml(out["data"]["text/markdown"])
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)  # embed_images would re-parse inline MathML tags one by one and empty them
+                            # embed_images would re-parse inline MathML tags one by one and empty them
+                            exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
     # Drop every script or stylesheet fetched from the network (MathJax, require.js, mermaid): not needed offline.
     body = re.sub(r"<script[^>]*src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)

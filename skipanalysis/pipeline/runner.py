@@ -125,7 +125,8 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
     bad = sorted(set(overrides or {}) & set(RESERVED)) or sorted(set(overrides or {}) - set(declared))
     if bad:
         raise ParameterError(f"-p {bad[0]}=... is not allowed for {notebook.stem}; it defines "
-                             f"{sorted(set(declared) - set(RESERVED))} (profile, device and report_dir have their own options)")
+                             f"{sorted(set(declared) - set(RESERVED))} (profile, device and report_dir have their own "
+                             f"options)")
     unknown = sorted(set(section) - set(declared))
     if unknown:
         where = params_dir / (profile + ".yaml")

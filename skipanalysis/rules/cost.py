@@ -112,7 +112,8 @@ def c3(layers: Sequence[int], dense_bytes: Sequence[float], residual_bytes: Sequ
 multiply-adds must be below 1% (checked here as verified or failed). Time: per interleaved round, the time of the
 addition alone over the time of the whole basic block's forward pass; the geometric mean of the ratios over at least
 5 rounds with its 95% paired interval. Supported if the count check is verified and the interval's upper end is
-below 0.05; refuted if its lower end is above 0.20; inconclusive otherwise.""", per_seed=("add_times", "block_times"), unit="round")
+below 0.05; refuted if its lower end is above 0.20; inconclusive otherwise.""", per_seed=("add_times", "block_times"),
+unit="round")
 def c5(add_times: Sequence[float], block_times: Sequence[float], add_ops: int, block_macs: float) -> Decision:
     op_share = add_ops / block_macs
     nums = {"op_share": op_share, "op_count_check": "verified" if op_share < 0.01 else "failed",
@@ -128,7 +129,8 @@ def c5(add_times: Sequence[float], block_times: Sequence[float], add_ops: int, b
 'not measured here'. At the largest batch, forward+backward time per image, DenseNet-121 over ResNet-50 per
 interleaved round; the geometric mean ratio over at least 5 rounds with its 95% paired interval. Supported if the
 interval lies above 1 (DenseNet slower) and DenseNet-121 needs fewer FLOPs (the claim's 'despite'); refuted if the
-interval lies below 1; inconclusive otherwise, or with fewer than 5 paired rounds.""", per_seed=("dense_times", "resnet_times"), unit="round")
+interval lies below 1; inconclusive otherwise, or with fewer than 5 paired rounds.""", per_seed=("dense_times",
+"resnet_times"), unit="round")
 def c6(dense_times: Sequence[float] | None, resnet_times: Sequence[float] | None, device_type: str,
        fewer_flops: bool, intensity_ratio: float | None = None) -> Decision:
     nums = {"device_type": device_type, "fewer_flops": bool(fewer_flops), "intensity_ratio": intensity_ratio}
@@ -173,7 +175,8 @@ over at least 5 rounds, 95% paired interval). Storage/bandwidth side: the time t
 time per image at the largest batch. Supported if
 DenseNet-121 loads faster (load-time interval below 1) and ResNet-50 trains faster (time interval above 1). Refuted
 if DenseNet-121 loads slower (interval above 1) or also trains faster (interval below 1). Inconclusive otherwise,
-or with fewer than 5 paired rounds.""", per_seed=("dense_load", "resnet_load", "dense_train", "resnet_train"), unit="round")
+or with fewer than 5 paired rounds.""", per_seed=("dense_load", "resnet_load", "dense_train", "resnet_train"),
+unit="round")
 def c8(dense_load: Sequence[float] | None, resnet_load: Sequence[float] | None,
        dense_train: Sequence[float] | None, resnet_train: Sequence[float] | None,
        dense_bytes: int | None = None, resnet_bytes: int | None = None) -> Decision:

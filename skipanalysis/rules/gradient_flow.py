@@ -81,7 +81,8 @@ its mean, for plain and for residual nets. Supported if the plain interval lies 
 gradient shrinks more than tenfold with depth) and the residual interval lies inside log10(0.5) to log10(2) (kept:
 a two-sided band, since a gradient that explodes with depth is not kept); refuted if the plain interval lies above
 log10(0.5) (it does not shrink), or the residual interval lies below log10(0.1) or above log10(10) (it shrinks or
-explodes tenfold); inconclusive otherwise.""", per_seed=("plain_shallow", "plain_deep", "residual_shallow", "residual_deep"))
+explodes tenfold); inconclusive otherwise.""", per_seed=("plain_shallow", "plain_deep", "residual_shallow",
+"residual_deep"))
 def g2(plain_shallow: Sequence[float], plain_deep: Sequence[float], residual_shallow: Sequence[float],
        residual_deep: Sequence[float]) -> Decision:
     p = stats.mean_interval(_log_ratio(plain_deep, plain_shallow))
@@ -188,7 +189,8 @@ def _g3_against(x, g, cp, cr, floor, paired):
 weight gradient of the first three convolutions over the last three) of the dense net against the residual and
 the plain net of the same seed, as paired differences of log10 ratios with 95% paired t intervals. Supported if
 both intervals lie above 0 (dense early layers get relatively more gradient than in either); refuted if either
-lies below 0; inconclusive otherwise, or when a training run did not converge.""", per_seed=("dense", "residual", "plain"))
+lies below 0; inconclusive otherwise, or when a training run did not converge.""", per_seed=("dense", "residual",
+"plain"))
 def g4(dense: Sequence[float], residual: Sequence[float], plain: Sequence[float],
        converged: Iterable[bool] | None = None) -> Decision:
     ld, lr_, lp = log10s(dense), log10s(residual), log10s(plain)
@@ -210,7 +212,8 @@ under n/2, the mean of all 2^n paths, so n/2 tests nothing. Supported if the res
 0.2 (barely hurt), the plain net's above 0.5 (ruined) and the path length below n/3. Refuted if the residual interval
 lies above 0.2, the plain interval below 0.5 or the path-length interval above n/3 (the gradient is not carried by
 short paths). Inconclusive otherwise, when a training run did not
-converge, or when a net did not learn (mean intact test error above 90% of chance).""", per_seed=("residual_damage", "plain_damage", "path_length", "base_err"))
+converge, or when a net did not learn (mean intact test error above 90% of chance).""", per_seed=("residual_damage",
+"plain_damage", "path_length", "base_err"))
 def g5(residual_damage: Sequence[float], plain_damage: Sequence[float], path_length: Sequence[float],
        n_blocks: int, base_err: Mapping[str, Sequence[float]] | None = None, chance: float = 0.9,
        converged: Iterable[bool] | None = None) -> Decision:
@@ -239,13 +242,15 @@ def g5(residual_damage: Sequence[float], plain_damage: Sequence[float], path_len
 @rule("G6", """Connectivity sweep, ordered from plain through ever denser shortcut spacings to a dense block, all
 arms sharing seeds and trained until every one fits its training data; the quantity is ease of optimisation, the
 steps a net takes to fit (training error over the last 10 logged steps at most 2%; fewer is easier), compared by 95%
-paired t intervals of per-seed differences. Denser eases, shown: the first step (plain to the sparsest shortcut spacing) gains
-(interval of plain minus first spacing above 0) and the densest spacing is better than plain (interval of plain minus
-densest above 0), and no step to a denser spacing is shown to hurt (a shown harm breaks "denser eases"; its
-absence is never read as a benefit). Up to a point, shown: the last step (densest spacing to dense block) gains less than the first: the interval of first gain
-minus last gain lies above 0. Supported if both are shown. Refuted if the
+paired t intervals of per-seed differences. Denser eases, shown: the first step (plain to the sparsest shortcut spacing)
+gains (interval of plain minus first spacing above 0) and the densest spacing is better than plain (interval of plain
+minus densest above 0), and no step to a denser spacing is shown to hurt (a shown harm breaks "denser eases"; its
+absence is never read as a benefit). Up to a point, shown: the last step (densest spacing to dense block) gains less
+than the first: the interval of first gain minus last gain lies above 0. Supported if both are shown. Refuted if the
 densest spacing is shown worse than plain (interval below 0) or the last step is shown to gain more than the first
 (returns grow all the way to the dense block). Inconclusive otherwise, or when a run did not fit its training
+absence is never read as a benefit). Up to a point, shown: the last step (densest spacing to dense block) gains less
+than the first: the interval of first gain
 data (its steps to fit are not measured).""", per_seed=("errors",))
 def g6(errors: Mapping[str, Sequence[float]], converged: Iterable[bool] | None = None) -> Decision:
     names = list(errors)

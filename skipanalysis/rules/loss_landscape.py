@@ -44,8 +44,10 @@ whose finite-difference Hessian has a clearly negative eigenvalue), averaged ove
 plain and residual nets of one seed share initialisation seed and data order. Gap = plain minus residual share at a
 depth; growth = deep gap minus shallow gap. Supported if the 95% paired t interval over seeds of the deep gap lies
 above 0 and that of the growth lies above 0. Refuted if the deep gap's interval lies below 0 (residual surfaces
-rougher) or the growth's lies below 0 (the gap shrinks with depth). Inconclusive otherwise, when a run did not converge, when a net did not leave chance (mean training error above 90% of the chance error: its surface is not
-that of a trained minimum), or when no surface has a non-convex point (the measure cannot tell the nets apart).""", per_seed=("plain_shallow", "residual_shallow", "plain_deep", "residual_deep", "train_err"))
+rougher) or the growth's lies below 0 (the gap shrinks with depth). Inconclusive otherwise, when a run did not converge,
+when a net did not leave chance (mean training error above 90% of the chance error: its surface is not
+that of a trained minimum), or when no surface has a non-convex point (the measure cannot tell the nets apart).""",
+per_seed=("plain_shallow", "residual_shallow", "plain_deep", "residual_deep", "train_err"))
 def l1(plain_shallow: Sequence[float], residual_shallow: Sequence[float], plain_deep: Sequence[float],
        residual_deep: Sequence[float], converged: Iterable[bool] | None = None,
        train_err: Mapping[str, Sequence[float]] | None = None, chance: float = 0.9) -> Decision:

@@ -128,11 +128,11 @@ def hybrid_outcome(hybrid_err: Sequence[float], base_err: Sequence[float], costs
 
     The error is ``lower`` (95% paired t interval of base minus hybrid above 0), ``non-inferior`` (one-sided 97.5%
     bound of hybrid minus base below ``margin``), ``worse`` (its lower bound above ``margin``: worse by more than the
-    margin), ``higher`` (that interval below 0; possibly within the margin), or ``undecided``. Outcome, a Pareto comparison of the
-    two points: ``improves`` when no cost is higher and the error is lower, or non-inferior at a lower cost on some
-    axis (the hybrid dominates); ``worse`` when the error is worse by more than the margin whatever the cost, or when
-    no cost is lower and the error is higher or not lower at a higher cost (the base dominates); ``trade-off`` when
-    one cost is lower and another higher; else ``undecided``.
+    margin), ``higher`` (that interval below 0; possibly within the margin), or ``undecided``. Outcome, a Pareto
+    comparison of the two points: ``improves`` when no cost is higher and the error is lower, or non-inferior at a lower
+    cost on some axis (the hybrid dominates); ``worse`` when the error is worse by more than the margin whatever the
+    cost, or when no cost is lower and the error is higher or not lower at a higher cost (the base dominates);
+    ``trade-off`` when one cost is lower and another higher; else ``undecided``.
     """
     missing = [k for k in COSTS if k not in costs]
     if missing:

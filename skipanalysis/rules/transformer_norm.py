@@ -7,8 +7,8 @@ training are compared with Newcombe's hybrid score interval for a difference of 
 intervals; it ignores the pairing by seed, so it is conservative); a share's own interval is Clopper-Pearson's exact
 one, and "at some rate" or "at some depth" is decided by Fisher's exact test at each, Holm-corrected over them. A
 stuck run that had not converged (its loss still falling, ``train.convergence``) might have trained with more
-steps; it is trained again from scratch for twice the steps (``norm_placement.settle_stuck``), and when that run
-does not train either the failure counts as a stall; otherwise the verdict says "not converged".
+steps; it is trained again from scratch for twice the steps (``studies.transformer_norm.settle_stuck``), and when that
+run does not train either the failure counts as a stall; otherwise the verdict says "not converged".
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ post-norm, -0.5 for pre-norm). Supported if post-norm's
 slope interval lies above -0.25 (not shrinking), pre-norm's lies below 0 and below post-norm's, and post-norm's
 gradient at the deepest depth is larger than pre-norm's (geometric mean ratio over seeds, 95% paired interval above
 1). Refuted if post-norm's slope interval lies below -0.25, or pre-norm's lies at or above 0, or pre-norm's lies
-above post-norm's. Inconclusive otherwise.""", per_seed=("post_deepest", "pre_deepest"), labelled=("depths", "post", "pre"), labels="seeds")
+above post-norm's. Inconclusive otherwise.""", per_seed=("post_deepest", "pre_deepest"), labelled=("depths", "post",
+"pre"), labels="seeds")
 def t1(depths: Sequence[int], post: Sequence[float], pre: Sequence[float], post_deepest: Sequence[float],
        pre_deepest: Sequence[float], n_boot: int = 2000, seeds: Sequence | None = None) -> Decision:
     """``depths``, ``post``, ``pre``: one entry per (depth, seed) point, ``seeds`` naming each point's seed;
@@ -200,9 +201,10 @@ diverged share is reported apart). Per depth, Fisher's exact one-sided tests of 
 post-norm and of the reverse, each Holm-corrected over the depths (the 95% Newcombe interval of the difference is
 reported). Supported if at some depth pre-norm trains more often (Holm-adjusted p below 0.05) while its trained
 share has a 95% Clopper-Pearson interval above 0.5, and at no depth post-norm trains more often. Refuted if at some
-depth post-norm trains more often (post-norm trains where pre-norm fails). Inconclusive otherwise (e.g. both train at every depth tested: the range is too
-shallow). A stuck run whose loss was still falling is trained again from scratch for twice the steps: it counts as
-trained when it trains there (slow) and as failed when it does not (a stall); such runs are reported apart, and a
+depth post-norm trains more often (post-norm trains where pre-norm fails). Inconclusive otherwise (e.g. both train at
+every depth tested: the range is too shallow). A stuck run whose loss was still falling is trained again from scratch
+for twice the steps: it counts as trained when it trains there (slow) and as failed when it does not (a stall); such
+runs are reported apart, and a
 stuck run not checked so leaves the verdict inconclusive.""", per_seed=("runs",))
 def t3(runs: Sequence[dict[str, Any]]) -> Decision:
     """``runs``: one dict per run with ``norm``, ``depth``, ``trained``, ``diverged`` and ``converged`` (and
@@ -264,10 +266,12 @@ def t4(task: Sequence[str], far_share: Sequence[float], reach_change: Sequence[f
     ``seeds`` names each entry's seed."""
     keep = {t: [i for i, (k, ok) in enumerate(zip(task, trained)) if k == t and ok] for t in ("reversal", "control")}
     nums: dict[str, Any] = {"models": {t: sum(k == t for k in task) for t in keep},
-                            "trained_models": {t: len(v) for t, v in keep.items()}, "uniform_distance": uniform_distance,
+                            "trained_models": {t: len(v) for t, v in keep.items()},
+                            "uniform_distance": uniform_distance,
                             "input_dependence_floor": INPUT_DEPENDENCE_FLOOR}
     if any(len(v) < needed(MIN_SEEDS) for v in keep.values()):
-        return Decision("T4", "inconclusive", RULES["T4"].text, {**nums, "too few": "fewer than 5 trained models on a task"})
+        return Decision("T4", "inconclusive", RULES["T4"].text, {**nums,
+                                                                 "too few": "fewer than 5 trained models on a task"})
     rev, ctl = keep["reversal"], keep["control"]
     far = stats.rate_interval([far_share[i] for i in rev])
     out = stats.mean_interval([reach_change[i] for i in rev])

@@ -5,7 +5,7 @@ comparison is paired by seed (seed ``s`` of one variant against seed ``s`` of
 the other). IoU and shares are rates: their intervals stay inside [0, 1].
 
 A run has converged when its held-out score has settled: the variant's first seed trained again for twice the steps
-gains at most the stated plateau of held-out IoU (``segmentation.skip_study``); the training loss of a U-Net keeps
+gains at most the stated plateau of held-out IoU (``studies.unet_skips.skip_study``); the training loss of a U-Net keeps
 falling long after that.
 """
 
@@ -80,9 +80,10 @@ def u2(loss_by_class: Mapping[str, Sequence[float]], converged: Iterable[bool] |
 
 
 @rule("U3", """Concatenated and added long skips in parameter-matched U-Nets, paired over seeds: held-out IoU of
-concat minus add, with an equivalence margin fixed before the run (two one-sided tests at 0.025 each, the 95% paired t interval).
-Supported if the interval lies entirely beyond the margin on one side: a winner by more than the margin (named in
-the numbers, with the difference). Refuted if the interval lies inside (-margin, margin): neither merge wins by the
+concat minus add, with an equivalence margin fixed before the run (two one-sided tests at 0.025 each, the 95% paired t
+interval). Supported if the interval lies entirely beyond the margin on one side: a winner by more than the margin
+(named in the numbers, with the difference). Refuted if the interval lies inside (-margin, margin): neither merge wins
+by the
 margin. Inconclusive otherwise, or when a run did not converge.""", per_seed=("iou_concat", "iou_add"))
 def u3(iou_concat: Sequence[float], iou_add: Sequence[float], margin: float,
        converged: Iterable[bool] | None = None) -> Decision:

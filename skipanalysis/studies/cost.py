@@ -407,7 +407,8 @@ MEASURED = ("models", "hybrids", "flop_size", "time_size", "batch_sizes", "repea
 def measure_run(config: dict, folder: str | None = None, device: torch.device | str | None = None) -> tuple[dict, None]:
     """Every measurement of notebook 04 on this machine, from its config (``runs.run_grid``'s ``fn``): counts,
     per-layer work of a dense block, the addition's share, the memory sweep, timings, weight loading and the
-    device's peaks, whole-model activation memory. ``folder`` holds the weight files that ``weight_load_times`` writes and removes."""
+    device's peaks, whole-model activation memory. ``folder`` holds the weight files that ``weight_load_times`` writes
+    and removes."""
     dev = torch.device(device if device is not None else config["device"])
     p = config["params"]
     names = p["models"] + p["hybrids"]
@@ -427,10 +428,10 @@ def measure_run(config: dict, folder: str | None = None, device: torch.device | 
 def measurements(params: dict, device: torch.device, fingerprint: dict, folder: str | Path | None = None,
                  store=None) -> dict[str, Any]:
     """Notebook 04's measurements on this machine: loaded from ``store`` when this machine (``machine_id``) has
-    made them with these parameters (``MEASURED``), this torch and this code, else measured now (``measure_run``, always in
-    this process: a timing is of the machine the notebook runs on, never of a Ray worker). A changed parameter,
-    another machine or device, or an edit of a measuring function measures again; ``python -m skipanalysis.runs
-    prune`` forgets them.
+    made them with these parameters (``MEASURED``), this torch and this code, else measured now (``measure_run``, always
+    in this process: a timing is of the machine the notebook runs on, never of a Ray worker). A changed parameter,
+    another machine or device, or an edit of a measuring function measures again; ``python -m skipanalysis.runs prune``
+    forgets them.
 
     Returns:
         The tables (``counts`` indexed by model, ``dense_layer_work``, ``memory``, ``timing``, ``weight_load``,

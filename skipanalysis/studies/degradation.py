@@ -55,7 +55,8 @@ def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[st
 
 def nets(p: Mapping[str, Any], prep: dict[str, Any], kinds: list[str], depths: list[int], seeds: list[int],
          device: torch.device | str = "cpu", store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """``depth_study`` with notebook 01's recipe (``p``, ``prep`` from ``prepare``) for these kinds, depths and seeds."""
+    """``depth_study`` with notebook 01's recipe (``p``, ``prep`` from ``prepare``) for these kinds, depths and
+    seeds."""
     return depth_study(kinds, depths, seeds, prep["train"], prep["test"], prep["cfg"], device, p["width"],
                        p["gate_bias"], p["warmup_min_depth"], prep["augment"], p["lrs"], store)
 
@@ -69,13 +70,12 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
     With a grid ``lrs``, a selection seed outside the sample (``selection.selection_seed``) is trained at every
     rate and ``selection.best_rate`` (lowest final training error) picks the rate of that kind and depth; every
     compared seed then trains at that rate. One rate tuned for residual nets is no fair test of plain nets, and
-    this gives each architecture its own without favouring the seed it was tuned on. Without ``lrs``, ``cfg.lr`` is used throughout.
-    ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al.
-    warm up ResNet-110 alone); ``augment`` is passed to ``train.train``.
-    Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the rates of the first seed as one grid and
-    the other seeds as a second. With a ``runs.RunStore``, each run is looked up by its config (factory name and
-    arguments, seed, rate, recipe, data, device kind) and the training code's fingerprint: a finished run loads
-    with its weights instead of training again.
+    this gives each architecture its own without favouring the seed it was tuned on. Without ``lrs``, ``cfg.lr`` is used
+    throughout. ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al. warm up ResNet-110 alone);
+    ``augment`` is passed to ``train.train``. Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the
+    rates of the first seed as one grid and the other seeds as a second. With a ``runs.RunStore``, each run is looked up
+    by its config (factory name and arguments, seed, rate, recipe, data, device kind) and the training code's
+    fingerprint: a finished run loads with its weights instead of training again.
 
     Returns:
         ``(history, final, models)``: per-step history with kind/depth/seed/lr
@@ -283,7 +283,8 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
 
 def parameter_table(depths: list[int], kinds: tuple[str, ...] = ("plain", "residual", "highway")) -> pd.DataFrame:
     """Parameters of each kind at each depth (plain and residual nets of one depth have exactly the same)."""
-    return pd.DataFrame({k: [sum(p.numel() for p in create(cifar_name(k, d)).parameters()) for d in depths] for k in kinds},
+    return pd.DataFrame({k: [sum(p.numel() for p in create(cifar_name(k, d)).parameters()) for d in depths]
+                         for k in kinds},
                         index=pd.Index(depths, name="depth"))
 
 
@@ -351,7 +352,8 @@ def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, ma
     out = [("D1", d1, f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for "
                       f"plain-{shallow}" + (f"; at twice the budget {last:.1%}" if twice else
                                             "; not run at twice the budget")
-            + (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not the "
+            + (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not "
+               f"the "
                "degradation He et al. describe" if last >= 0.9 * chance else "")),
            ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(*residuals)),
             f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
@@ -454,11 +456,24 @@ def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> d
     d = rules.d4(med.loc[("plain", "trained"), "corr_identity"], med.loc[("plain", "initial"), "corr_identity"],
                  med.loc[("residual", "trained"), "corr_identity"], med.loc[("plain", "trained"), "to_identity"])
     return {"blocks": dist, "medians": med, "decision": d,
-            "headline": f"median correlation of a block's output with its input: plain {d.numbers['plain_trained']:.2f} "
+            "headline": f"median correlation of a block's output with its input: plain "
+                        f"{d.numbers['plain_trained']:.2f} "
                         f"trained vs {d.numbers['plain_init']:.2f} at initialisation; residual "
                         f"{d.numbers['residual_trained']:.2f} (1 is the identity's direction)"}
 
 
-__all__ = ["PAPER_TABLE6", "depth_study", "deepen_with_identity", "identity_block", "block_distances",
-           "gate_openness", "error_rate", "max_output_difference", "parameter_table", "summarize", "arms",
-           "depth_claims", "construction_study", "distance_study"]
+__all__ = ["PAPER_TABLE6", "test_error_table", "depth_study", "deepen_with_identity", "identity_block",
+           "block_distances", "gate_openness", "error_rate", "max_output_difference", "parameter_table", "summarize",
+           "arms", "depth_claims", "construction_study", "distance_study"]
+
+
+def test_error_table(grid: pd.DataFrame, dataset: str, n_train: int) -> pd.DataFrame:
+    """The residual nets' test error by depth (mean and 95% interval over seeds, in %) beside He et al.'s Table 6,
+    which applies only to the full CIFAR-10 training set."""
+    res = summarize(grid.assign(train_err=grid.test_err))  # the same summary, of test error
+    res = res[res.kind == "residual"].set_index("depth")
+    paper = dataset == "cifar10" and not n_train
+    return pd.DataFrame({"test error % (ours, mean)": 100 * res["mean"],
+                         "95% interval": [f"[{100 * lo:.2f}, {100 * hi:.2f}]"
+                                          for lo, hi in zip(res.ci_low, res.ci_high)],
+                         "He et al. Table 6 %": [PAPER_TABLE6.get(d) if paper else None for d in res.index]})

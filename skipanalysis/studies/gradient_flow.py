@@ -193,10 +193,10 @@ def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], trai
     ``lr_choice="held-out"`` (the default) a selection seed outside the sample (``selection.selection_seed``) is
     trained at every rate and decides for every compared seed, so no compared run is the one the rate was tuned on;
     with ``"each"`` every seed is trained at every rate and keeps its own best run (best of k: biased low, alike
-    for every arm); with ``"first"`` the first compared seed decides for the others. Each kept run's per-layer gradients (``conv_grad_norms`` on the training
-    set's first ``grad_batches`` batches of ``probe_batch``) are measured at initialisation (``step`` 0),
-    half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid`` (``train_run``): with a
-    ``runs.RunStore``, finished runs load instead of training again.
+    for every arm); with ``"first"`` the first compared seed decides for the others. Each kept run's per-layer gradients
+    (``conv_grad_norms`` on the training set's first ``grad_batches`` batches of ``probe_batch``) are measured at
+    initialisation (``step`` 0), half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid``
+    (``train_run``): with a ``runs.RunStore``, finished runs load instead of training again.
 
     Args:
         nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``); each is built by
@@ -256,7 +256,8 @@ def sweep_nets(n_layers: int, every: Sequence[int], width: int = 16, growth: int
                                                                    "num_classes": num_classes,
                                                                    "in_channels": in_channels})
            for e in every}
-    out["dense"] = (f"dense-stage-{n_layers}", {"growth": growth, "num_classes": num_classes, "in_channels": in_channels})
+    out["dense"] = (f"dense-stage-{n_layers}", {"growth": growth, "num_classes": num_classes,
+                                                "in_channels": in_channels})
     return out
 
 
@@ -269,9 +270,10 @@ def shattering_study(families: Iterable[str], depths: Iterable[int], seeds: Iter
 
     A family named ``<family>-bn`` (e.g. ``residual-bn``) is built with batch norm and probed with the batch
     statistics of the line's points (``line_gradients(batch_stats=True)``): Balduzzi et al.'s batch-normed ResNet,
-    whose correlation they find to decay sublinearly (about 1/sqrt(depth)). Seed ``s`` picks the line (through the midpoint of two training images drawn by ``s``, spanning both), the
-    random read-out of the logits and every net's initialisation, so the families are paired by seed.
-    Runs on the CPU in fp32. Returns one row per family, depth and seed.
+    whose correlation they find to decay sublinearly (about 1/sqrt(depth)). Seed ``s`` picks the line (through the
+    midpoint of two training images drawn by ``s``, spanning both), the random read-out of the logits and every net's
+    initialisation, so the families are paired by seed. Runs on the CPU in fp32. Returns one row per family, depth and
+    seed.
     """
     families, depths = list(families), list(depths)
     num_classes, in_ch = int(data.tensors[1].max()) + 1, data.tensors[0].shape[1]

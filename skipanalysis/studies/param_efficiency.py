@@ -215,7 +215,8 @@ def model_costs(specs: list[str], image_size: int, batch_size: int, device: torc
                 ) -> pd.DataFrame:
     """A3's costs of each model: parameters, forward FLOPs of one image (fvcore's multiply-adds) and the time of
     one training step (forward and backward of a ``batch_size`` batch, bf16 autocast when ``precision`` is bf16)
-    on ``device``, timed in ``rounds`` interleaved rounds (``cost.interleaved_times``: rounds pair the models).
+    on ``device``, timed in ``rounds`` interleaved rounds (``measure.timing.interleaved_times``: rounds pair the
+    models).
 
     Returns:
         One row per model (index): ``params``, ``flops``, ``step_s`` (median over rounds) and ``step_times`` (the
@@ -240,7 +241,7 @@ def model_costs(specs: list[str], image_size: int, batch_size: int, device: torc
 
 def cost_ratios(costs: pd.DataFrame, hybrid: str, base: str) -> dict[str, float]:
     """Hybrid / base on each of A3's cost axes: parameters, FLOPs, and the training-step time as the median of the
-    per-round ratios (``bench.paired_ratio``: a round slowed for both models cancels)."""
+    per-round ratios (``measure.timing.paired_ratio``: a round slowed for both models cancels)."""
     time_ratio, _, _ = paired_ratio(costs.loc[hybrid, "step_times"], costs.loc[base, "step_times"])
     return {"params": costs.loc[hybrid, "params"] / costs.loc[base, "params"],
             "flops": costs.loc[hybrid, "flops"] / costs.loc[base, "flops"], "time": float(time_ratio)}
@@ -250,7 +251,8 @@ def a3_claim(runs: pd.DataFrame, summ: pd.DataFrame, hybrids: dict[str, str], n_
              costs: pd.DataFrame):
     """A3: each hybrid against its base on the full training set, with its costs (``model_costs``) as ratios."""
     err = lambda m: per_seed(runs, m, n_train, "test_err")  # noqa: E731
-    arms = {h: {"hybrid_err": err(h), "base_err": err(b), "costs": cost_ratios(costs, h, b)} for h, b in hybrids.items()}
+    arms = {h: {"hybrid_err": err(h), "base_err": err(b), "costs": cost_ratios(costs, h, b)} for h,
+            b in hybrids.items()}
     d = rules.a3(arms, margin, converged(runs, list(hybrids) + list(hybrids.values()), n_train))
 
     def said(h: str, b: str) -> str:

@@ -41,7 +41,8 @@ def build(norm: str, depth: int, vocab: int, seq_len: int, d_model: int, n_heads
           ) -> Encoder:
     """A freshly initialised encoder; the seed fixes the initialisation."""
     tr.seed_everything(seed)
-    return create(f"encoder-{norm}", vocab=vocab, seq_len=seq_len, depth=depth, d_model=d_model, n_heads=n_heads, d_ff=d_ff)
+    return create(f"encoder-{norm}", vocab=vocab, seq_len=seq_len, depth=depth, d_model=d_model, n_heads=n_heads,
+                  d_ff=d_ff)
 
 
 def init_grad_norms(norm: str, depth: int, data: TensorDataset, seeds: list[int], n_batches: int = 4,
@@ -59,7 +60,8 @@ def init_grad_norms(norm: str, depth: int, data: TensorDataset, seeds: list[int]
         acc = np.zeros(depth)
         w2 = np.zeros(depth)
         for b in range(n_batches):
-            xb, yb = x[b * batch_size:(b + 1) * batch_size].to(device), y[b * batch_size:(b + 1) * batch_size].to(device)
+            batch = slice(b * batch_size, (b + 1) * batch_size)
+            xb, yb = x[batch].to(device), y[batch].to(device)
             model.zero_grad(set_to_none=True)
             seq_loss(model(xb), yb).backward()
             for i, block in enumerate(model.blocks):
@@ -412,7 +414,8 @@ def t4_claim(reversal: pd.DataFrame, control: pd.DataFrame, window: int):
                f"farther than at initialisation on reversal and {med(control, 'reach_change'):+.1f} on the local "
                f"control (uniform attention: {reversal.uniform_distance.iloc[0]:.1f}); on reversal "
                f"{med(reversal, 'far_share'):.0%} of the farthest layer's attention lies beyond {window} tokens, input "
-               f"dependence {med(reversal, 'input_dependence'):.2f} (at init {med(reversal, 'input_dependence_init'):.2f}); "
+               f"dependence {med(reversal, 'input_dependence'):.2f} (at init "
+               f"{med(reversal, 'input_dependence_init'):.2f}); "
                f"medians over {len(reversal)} models a task")
 
 

@@ -330,10 +330,9 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
     convolution weights (``matched_decoder_mid``). With more than one rate in
     ``lrs``, a selection seed outside the sample is trained at every rate and
     ``selection.best_rate`` (lowest final training loss) picks the variant's
-    rate; every compared seed then trains at it (its runs are kept). Seed ``s`` of every variant shares the initialisation seed and
-    batch order. Predictions are made on the held-out set. Runs go through
-    ``runs.run_grid``: with a ``runs.RunStore``, a finished run loads its
-    weights instead of training again.
+    rate; every compared seed then trains at it (its runs are kept). Seed ``s`` of every variant shares the
+    initialisation seed and batch order. Predictions are made on the held-out set. Runs go through ``runs.run_grid``:
+    with a ``runs.RunStore``, a finished run loads its weights instead of training again.
 
     Convergence is judged on what the claims read, held-out IoU, not on the training loss (a U-Net keeps fitting
     its training tiles long after its held-out score has settled: the loss of a concat net still fell at 6x the
@@ -428,13 +427,15 @@ def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
 def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
     """U1 from the kept runs (one per variant and seed) and ``boundary_shares``' table."""
     d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_control_near,
-                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"), rand_with=_iou(kept, "concat", "rand_f"),
+                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"), rand_with=_iou(kept, "concat",
+                                                                                                 "rand_f"),
                  rand_without=_iou(kept, "none", "rand_f"))
     mean = lambda v, m="iou": stats.rate_interval(_iou(kept, v, m)).estimate  # noqa: E731
     return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f} and V_rand "
                f"from {mean('concat', 'rand_f'):.3f} to {mean('none', 'rand_f'):.3f}; "
                f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the boundary "
-               f"band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the with-skip net's own "
+               f"band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the with-skip net's "
+               f"own "
                f"errors (the control) and {shares.share_pixels_near.iloc[0]:.0%} of the pixels")
 
 
