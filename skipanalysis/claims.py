@@ -147,6 +147,23 @@ def apply_design(decision: Decision, profile: str) -> Decision:
 CAPPED_MARK = "[capped check, not a finding]"
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One claim's result as a study returns it: the rule's decision, the headline a reader quotes (the numbers
+    behind the verdict, in words) and the evidence (the setting those numbers came from; the rule's own numbers
+    join it when recorded). ``device`` names the device a per-device claim was measured on (C6, C8). A notebook
+    records it in one call, ``ctx.claims.add(finding, evidence=...)``, adding what only the notebook knows."""
+
+    decision: Decision
+    headline: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
+
+    @property
+    def claim(self) -> str:
+        return self.decision.claim
+
+
 @dataclass
 class ClaimRecord:
     id: str
@@ -253,6 +270,15 @@ class ClaimBook:
                 display(Markdown(f"**{claim_id}: {verdict}** (`{rec.cite}`). {rec.headline}. *Rule:* {rec.rule}."))
         except ImportError:
             pass
+
+    def add(self, *findings: Finding, evidence: dict[str, Any] | None = None) -> None:
+        """Record each finding (``record``), with ``evidence`` (the notebook's data and recipe) under the
+        finding's own."""
+        for f in findings:
+            if not isinstance(f, Finding):
+                raise ValueError(f"add needs Findings from a study's claim helper, got {f!r}")
+            self.record(f.claim, f.decision, evidence={**(evidence or {}), **f.evidence}, headline=f.headline,
+                        device=f.device)
 
     def to_dict(self) -> dict[str, Any]:
         return {

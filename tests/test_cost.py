@@ -116,22 +116,24 @@ def _hw(device_type, times=True, dense_slower=1.3):
 
 
 def test_device_claims_gpu_cpu_and_old_files():
-    gpu = {c["id"]: c for c in cost.device_claims(_hw("cuda"))}
-    assert gpu["C6"]["decision"].verdict == "supported" and gpu["C8"]["decision"].verdict == "supported"
-    assert gpu["C6"]["device"] == "cuda (Test GPU)"
-    cpu = {c["id"]: c for c in cost.device_claims(_hw("cpu", dense_slower=0.8))}
-    assert cpu["C6"]["decision"].verdict == "not measured here"  # a CPU number is never a verdict on a GPU claim
-    assert cpu["C8"]["decision"].verdict == "refuted"  # DenseNet-121 also trains faster there
-    old = {c["id"]: c for c in cost.device_claims(_hw("cuda", times=False))}
-    assert old["C6"]["decision"].verdict == old["C8"]["decision"].verdict == "inconclusive"
+    gpu = {f.claim: f for f in cost.device_claims(_hw("cuda"))}
+    assert gpu["C6"].decision.verdict == "supported" and gpu["C8"].decision.verdict == "supported"
+    assert gpu["C6"].device == "cuda (Test GPU)"
+    cpu = {f.claim: f for f in cost.device_claims(_hw("cpu", dense_slower=0.8))}
+    assert cpu["C6"].decision.verdict == "not measured here"  # a CPU number is never a verdict on a GPU claim
+    assert cpu["C8"].decision.verdict == "refuted"  # DenseNet-121 also trains faster there
+    old = {f.claim: f for f in cost.device_claims(_hw("cuda", times=False))}
+    assert old["C6"].decision.verdict == old["C8"].decision.verdict == "inconclusive"
 
 
-def test_record_device_claims_marks_unmeasured_types(tmp_path):
+def test_machine_claims_mark_unmeasured_types_and_record_in_one_call(tmp_path):
     from skipanalysis.claims import ClaimBook
 
+    found = cost.machine_claims({"cpu-test": _hw("cpu")})
     book = ClaimBook("04_cost", tmp_path, "cpu (Test CPU, 2 threads)", "smoke")
-    table = cost.record_device_claims(book, {"cpu-test": _hw("cpu")})
-    rows = {(r.claim, r.device): r.verdict for r in table.itertuples()}
+    book.add(*found)
+    assert [(r["id"], r["device"]) for r in book.to_dict()["claims"]] == [(f.claim, f.device) for f in found]
+    rows = {(r.claim, r.device): r.verdict for r in cost.machine_table(found).itertuples()}
     assert rows[("C6", "cuda (no machine measured)")] == "not measured here"
     assert ("C6", "xla (no machine measured)") not in rows  # C6 is a GPU claim
     assert rows[("C8", "xla (no machine measured)")] == "not measured here"
@@ -149,9 +151,9 @@ def test_count_claims_read_the_published_counts():
 
     counts = pd.DataFrame({"parameters": [25_557_032, 7_978_856], cost.FVCORE: [4.11, 2.87],
                            cost.FLOP_COUNTER: [8.18, 5.67]}, index=["resnet50", "densenet121"])
-    (c1, d1, _, h1), (c2, d2, _, h2) = cost.count_claims(counts, 224)
-    assert (c1, d1.verdict, c2, d2.verdict) == ("C1", "verified", "C2", "verified")
-    assert "0.31 of ResNet-50's 25.56M" in h1 and "2.87 GMAC vs ResNet-50's 4.11" in h2
+    f1, f2 = cost.count_claims(counts, 224)
+    assert (f1.claim, f1.decision.verdict, f2.claim, f2.decision.verdict) == ("C1", "verified", "C2", "verified")
+    assert "0.31 of ResNet-50's 25.56M" in f1.headline and "2.87 GMAC vs ResNet-50's 4.11" in f2.headline
 
 
 def test_measurements_are_made_once_per_machine_and_parameters(tmp_path, monkeypatch):

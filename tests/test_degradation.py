@@ -137,6 +137,11 @@ def test_he_initialisation_scale_and_the_plain56_gradient_explosion():
     assert first[("plain", 56)] > 100 * first[("residual", 56)]
 
 
+def verdicts(final, longer=None):
+    """D1, D2 and D5's verdicts from ``depth_claims`` (shallow 20, deep 56, chance 0.9, margin 0.02)."""
+    return {cid: f.decision.verdict for cid, f in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer).items()}
+
+
 def test_summaries_pair_arms_by_seed_and_decide_d1_d2_d5():
     rows = []
     wobble = [0.0, 0.01, -0.01, 0.005, -0.005]
@@ -151,22 +156,23 @@ def test_summaries_pair_arms_by_seed_and_decide_d1_d2_d5():
     summary = dg.summarize(final).set_index(["kind", "depth"])
     assert summary.loc[("plain", 56), "mean"] == pytest.approx(0.30) and summary.loc[("plain", 56), "converged"] == 5
     longer = final[(final.kind == "plain") & (final.depth == 56)].assign(train_err=lambda f: f.train_err - 0.05)
-    decided = {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer)}
+    decided = verdicts(final, longer)
     # plain-56 worse than plain-20 on every seed, still at twice the budget; residual-56 within 0.02 of residual-20
     # and far below plain-56; highway-56 clearly better than plain-56 but residual-56 non-inferior to it
     assert decided == {"D1": "supported", "D2": "supported", "D5": "supported"}
-    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}["D1"] == "inconclusive"
+    assert verdicts(final)["D1"] == "inconclusive"
     # the deep plain net's failure to fit is the phenomenon: its convergence gates none of D1, D2, D5
     final.loc[(final.kind == "plain") & (final.depth == 56), "converged"] = False
-    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer)}["D2"] == "supported"
+    assert verdicts(final, longer)["D2"] == "supported"
     # but an unconverged residual net of any depth leaves D1 and D2 open
     final.loc[(final.kind == "residual") & (final.depth == 20) & (final.seed == 3), "converged"] = False
-    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer) if cid != "D5"} == \
+    assert {cid: v for cid, v in verdicts(final, longer).items() if cid != "D5"} == \
         {"D1": "inconclusive", "D2": "inconclusive"}
     final.loc[final.kind == "highway", "converged"] = False
-    assert {cid: d.verdict for cid, d, _ in dg.depth_claims(final, 20, 56, 0.9, 0.02)}["D5"] == "inconclusive"
-    heads = {cid: h for cid, _, h in dg.depth_claims(final, 20, 56, 0.9, 0.02)}
+    assert verdicts(final)["D5"] == "inconclusive"
+    heads = {cid: f.headline for cid, f in dg.depth_claims(final, 20, 56, 0.9, 0.02).items()}
     assert "never left chance" not in heads["D1"]
     final.loc[(final.kind == "plain") & (final.depth == 56), "train_err"] = 0.89  # a plain-56 stuck at chance
-    d1, head = next((d, h) for cid, d, h in dg.depth_claims(final, 20, 56, 0.9, 0.02) if cid == "D1")
+    found = dg.depth_claims(final, 20, 56, 0.9, 0.02)["D1"]
+    d1, head = found.decision, found.headline
     assert "plain-56 never left chance (90%)" in head and d1.verdict != "supported"

@@ -227,7 +227,8 @@ def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
 
     rows = [{"family": f, "seed": s, "early_late_end": base * (1 + 0.01 * s), "converged": True}
             for f, base in (("dense", 8.0), ("residual", 2.0), ("plain", 1.0)) for s in (3, 1, 4, 0, 2)]
-    d, headline = gr.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
+    found = gr.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
+    d, headline = found.decision, found.headline
     # per seed, log10(dense / residual) = log10(4) exactly: a zero-width paired interval at 0.602
     # rounded to 4 places
     assert d.numbers["dense_minus_residual_log10"]["estimate"] == pytest.approx(0.60206, abs=1e-4)

@@ -183,7 +183,8 @@ def test_t3_claim_headline_counts_runs_that_trained():
 
     runs = pd.DataFrame([{"norm": n, "depth": dp, "seed": s, "trained": n == "pre" or dp == 6, "diverged": False,
                           "converged": True} for n in ("post", "pre") for dp in (6, 24) for s in range(6)])
-    d, headline = npl.t3_claim(runs, 0.001, 6)
+    found = npl.t3_claim(runs, 0.001, 6)
+    d, headline = found.decision, found.headline
     assert d.verdict == "supported"
     assert headline.endswith("depth 6: post-norm 6/6, pre-norm 6/6; depth 24: post-norm 0/6, pre-norm 6/6")
 
@@ -249,6 +250,7 @@ def test_t2_claim_headline_counts_a_slow_run_as_trained():
     rows = [{"norm": n, "lr": 0.003, "warmup": w, "seed": s, "depth": 6, "diverged": False, "converged": True,
              "trained": not (n == "post" and w == 0 and s < 3), "stuck_at_2x": None} for n, w in arms for s in range(6)]
     rows[0].update(converged=False, stuck_at_2x=False)  # stuck at 300 steps, trained at 600: slow
-    d, headline = npl.t2_claim(pd.DataFrame(rows), [0.003], 6)
+    found = npl.t2_claim(pd.DataFrame(rows), [0.003], 6)
+    d, headline = found.decision, found.headline
     assert headline.startswith("post-norm without warm-up fails in 2/6 at lr 0.003 (1 more trained only at twice")
     assert d.numbers["trained"]["post lr=0.003 warmup=0"] == "4/6" and "not converged" not in d.numbers

@@ -357,8 +357,8 @@ def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
     assert len(calls) == 4  # per seed: the constructed net and the scratch net at the equal total budget
     b = dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 1.0, store=store)
     assert len(calls) == 4  # loaded: the same table and verdict
-    assert a["table"].equals(b["table"]) and a["decision"].verdict == b["decision"].verdict
-    assert a["per_seed"].seed.tolist() == [0, 1] and a["decision"].numbers["seeds"] == 2
+    assert a["table"].equals(b["table"]) and a["finding"].decision.verdict == b["finding"].decision.verdict
+    assert a["per_seed"].seed.tolist() == [0, 1] and a["finding"].decision.numbers["seeds"] == 2
     dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 2.0, store=store)  # more epochs: trained again
     assert len(calls) == 8
 

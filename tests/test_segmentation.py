@@ -298,3 +298,12 @@ def test_isbi_split_adds_deformed_copies_of_the_training_slices():
     assert torch.equal(more_te.tensors[0], plain_te.tensors[0]) and "2 elastic copies" in more_tr.description
     with pytest.raises(ValueError, match="elastic_copies=-1 is not allowed"):
         sg.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=-1)
+
+
+def test_step_times_interleave_the_variants_and_pair_them_by_round():
+    models = {skip: UNet(1, 1, depth=2, base=4, skip=skip) for skip in ("concat", "add")}
+    times = sg.step_times(models, torch.randn(2, 1, 16, 16), "cpu", rounds=3, min_run_time=0.001)
+    assert set(times) == {"concat", "add"} and all(len(t) == 3 and min(t) > 0 for t in times.values())
+    by_hand = sorted(c / a for c, a in zip(times["concat"], times["add"]))[1]  # the median of three per-round ratios
+    assert sg.time_ratio(times, "concat", "add") == pytest.approx(by_hand)
+    assert sg.time_ratio({"a": [2.0, 4.0, 9.0], "b": [1.0, 1.0, 3.0]}, "a", "b") == pytest.approx(3.0)

@@ -98,7 +98,7 @@ def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
     assert got["vocab"] == int(text[0].tensors[1].max()) + 1
     ev = npl.text_evidence(got, "T3")["text_task"]
     assert ev["verdict"] == got["T3"].verdict and "masked-character modelling of the text file corpus.txt" in ev["data"]
-    _, headline = npl.t3_claim(got["t3"], 0.01, 5, got)
+    headline = npl.t3_claim(got["t3"], 0.01, 5, got).headline
     assert headline.endswith(f"; on the text task (masked-character modelling of the text file corpus.txt): "
                              f"{got['T3'].verdict}")
     summary = npl.run_summary(got["outs"], got["t3"])

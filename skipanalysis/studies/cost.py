@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .. import keys, runs
+from ..claims import Finding
 from ..hardware import device_label
 from ..measure.flops import bytes_moved, count_params, fvcore_by_module, fvcore_flops, torch_flops, torchvision_model
 from ..measure.machines import machine_id
@@ -103,34 +104,34 @@ def memory_sweep(layers: list[int], growth: int, size: int, batch: int, device: 
     return pd.DataFrame(rows)
 
 
-# --- the claims of one machine's counts and block measurements: (claim, decision, evidence, headline) -------------
+# --- the claims of one machine's counts and block measurements: a Finding each -----------------------------------
 
 FVCORE, FLOP_COUNTER = "fvcore GMAC (1/multiply-add)", "flop_counter GFLOP (2/multiply-add)"
 
 
-def count_claims(counts: pd.DataFrame, flop_size: int) -> list[tuple]:
+def count_claims(counts: pd.DataFrame, flop_size: int) -> list[Finding]:
     """C1 and C2 from ``count_table`` (rows resnet50 and densenet121)."""
     r, d = counts.loc["resnet50"], counts.loc["densenet121"]
     c1 = rules.c1(r.parameters, d.parameters)
     c2 = rules.c2([d[FVCORE], d[FLOP_COUNTER]], [r[FVCORE], r[FLOP_COUNTER]], [FVCORE, FLOP_COUNTER])
-    return [("C1", c1, {"flop_size": flop_size}, f"DenseNet-121 has {d.parameters / 1e6:.2f}M parameters, "
-             f"{c1.numbers['ratio']:.2f} of ResNet-50's {r.parameters / 1e6:.2f}M"),
-            ("C2", c2, {"image_size": flop_size, "resnet50": r[[FVCORE, FLOP_COUNTER]].to_dict(),
-                        "densenet121": d[[FVCORE, FLOP_COUNTER]].to_dict()},
-             f"at {flop_size} px DenseNet-121 needs {d[FVCORE]:.2f} GMAC vs ResNet-50's {r[FVCORE]:.2f} (fvcore; "
-             f"flop_counter: {d[FLOP_COUNTER]:.2f} vs {r[FLOP_COUNTER]:.2f} GFLOP)")]
+    return [Finding(c1, f"DenseNet-121 has {d.parameters / 1e6:.2f}M parameters, {c1.numbers['ratio']:.2f} of "
+                        f"ResNet-50's {r.parameters / 1e6:.2f}M", evidence={"flop_size": flop_size}),
+            Finding(c2, f"at {flop_size} px DenseNet-121 needs {d[FVCORE]:.2f} GMAC vs ResNet-50's {r[FVCORE]:.2f} "
+                        f"(fvcore; flop_counter: {d[FLOP_COUNTER]:.2f} vs {r[FLOP_COUNTER]:.2f} GFLOP)",
+                    evidence={"image_size": flop_size, "resnet50": r[[FVCORE, FLOP_COUNTER]].to_dict(),
+                              "densenet121": d[[FVCORE, FLOP_COUNTER]].to_dict()})]
 
 
-def layer_work_claim(per_layer: pd.DataFrame, growth: int) -> tuple:
+def layer_work_claim(per_layer: pd.DataFrame, growth: int) -> Finding:
     """C4 from ``dense_layer_flops``."""
     first, last = per_layer.share_1x1.iloc[0], per_layer.share_1x1.iloc[-1]
-    return ("C4", rules.c4(per_layer.in_channels, per_layer.share_1x1, growth),
-            {"first_share": first, "last_share": last, "layers": len(per_layer), "growth": growth},
-            f"the 1x1 bottleneck's share of a layer's work rises from {first:.0%} (layer 1) to {last:.0%} "
-            f"(layer {len(per_layer)})")
+    return Finding(rules.c4(per_layer.in_channels, per_layer.share_1x1, growth),
+                   f"the 1x1 bottleneck's share of a layer's work rises from {first:.0%} (layer 1) to {last:.0%} "
+                   f"(layer {len(per_layer)})",
+                   evidence={"first_share": first, "last_share": last, "layers": len(per_layer), "growth": growth})
 
 
-def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict) -> list[tuple]:
+def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict) -> list[Finding]:
     """C3 and C7 from ``memory_sweep``: the growth of saved bytes, and recomputation's saving and time."""
     by = {b: g.set_index("layers").sort_index() for b, g in mem.groupby("block")}
     top = max(block_layers)
@@ -139,11 +140,22 @@ def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict) -> lis
     c7 = rules.c7(block_layers, list(ck.saved_bytes), ck.loc[top, "times"], pl.loc[top, "times"],
                   pl.loc[top, "saved_bytes"])
     t = {k: c7.numbers.get("time_ratio", {}).get(k, float("nan")) for k in ("estimate", "low", "high")}
-    return [("C3", c3, note, f"saved activations: the quadratic term carries {c3.numbers['dense']['share']:.0%} of a "
-             f"{top}-layer dense block's bytes and {abs(c3.numbers['residual']['share']):.1%} of a residual stage's"),
-            ("C7", c7, note, f"recomputation saves {c7.numbers['memory_saving_at_max']:.0%} of the saved bytes at "
-             f"{top} layers, quadratic share {c7.numbers['checkpointed']['share']:.1%}, at {t['estimate']:.2f}x the "
-             f"time [{t['low']:.2f}, {t['high']:.2f}]")]
+    return [Finding(c3, f"saved activations: the quadratic term carries {c3.numbers['dense']['share']:.0%} of a "
+                        f"{top}-layer dense block's bytes and {abs(c3.numbers['residual']['share']):.1%} of a residual "
+                        "stage's", evidence=dict(note)),
+            Finding(c7, f"recomputation saves {c7.numbers['memory_saving_at_max']:.0%} of the saved bytes at {top} "
+                        f"layers, quadratic share {c7.numbers['checkpointed']['share']:.1%}, at "
+                        f"{t['estimate']:.2f}x the time [{t['low']:.2f}, {t['high']:.2f}]", evidence=dict(note))]
+
+
+def addition_claim(add: dict, batch: int, size: int, repeats: int) -> Finding:
+    """C5 from ``addition_share``: the addition's share of a basic block's forward time and of its operations."""
+    d = rules.c5(add["add_times"], add["block_times"], add["add_ops"], add["block_macs"])
+    share = d.numbers.get("time_share", {}).get("estimate", float("nan"))
+    return Finding(d, f"the addition takes {share:.1%} of a basic block's forward time (geometric mean over "
+                      f"{repeats} rounds) and {add['op_share']:.2%} of its operations",
+                   evidence={"input": f"random {batch}x64x{size}x{size}", "rounds": repeats,
+                             "block_ms": 1e3 * add["block_s"], "add_ms": 1e3 * add["add_s"]})
 
 
 MEMORY_MODELS = {"resnet50": 50, "resnet101": 101, "densenet121": 121, "densenet169": 169}  # name: depth
@@ -328,8 +340,8 @@ def _samples(rows: pd.DataFrame, model: str) -> list[float] | None:
     return [float(t) for t in rows.loc[model, "times"]]
 
 
-def device_claims(hw: dict[str, Any], models: tuple[str, str] = ("resnet50", "densenet121")) -> list[dict[str, Any]]:
-    """C6 and C8 for one machine's hardware file: each as ``{"id", "decision", "evidence", "headline", "device"}``.
+def device_claims(hw: dict[str, Any], models: tuple[str, str] = ("resnet50", "densenet121")) -> list[Finding]:
+    """C6 and C8 for one machine's hardware file, a ``Finding`` each with the machine's device label.
 
     C6 reads forward+backward time at the largest batch (``rules.c6``: decided on GPUs only); C8 reads the weight
     load times and the same training times (``rules.c8``).
@@ -370,32 +382,30 @@ def device_claims(hw: dict[str, Any], models: tuple[str, str] = ("resnet50", "de
         if None not in read_ms.values():
             h8 += f" (reading the bytes alone: {read_ms[dense]:.1f} vs {read_ms[resnet]:.1f} ms)"
     h8 += f"; training throughput {1e3 / ms[dense]:.1f} vs {1e3 / ms[resnet]:.1f} images/s"
-    return [{"id": "C6", "decision": d6, "evidence": base, "headline": h6, "device": label},
-            {"id": "C8", "decision": d8, "evidence": {**base, "weight_bytes": wbytes, "load_ms": load_ms,
-                                                      "cold_read_ms": read_ms},
-             "headline": h8, "device": label}]
+    return [Finding(d6, h6, evidence=base, device=label),
+            Finding(d8, h8, evidence={**base, "weight_bytes": wbytes, "load_ms": load_ms, "cold_read_ms": read_ms},
+                    device=label)]
 
 
-def record_device_claims(book, machines: dict[str, dict], models: tuple[str, str] = ("resnet50", "densenet121")
-                         ) -> pd.DataFrame:
-    """Record C6 and C8 for every machine with a hardware file, and 'not measured here' for device types without
-    one (C6: GPU types only; C8: every type). Returns the recorded rows as a table."""
-
-    measured, rows = set(), []
-    for hw in machines.values():
-        measured.add(hw["numbers"]["device_type"])
-        for c in device_claims(hw, models):
-            book.record(c["id"], c["decision"], evidence=c["evidence"], headline=c["headline"], device=c["device"])
-            rows.append({"claim": c["id"], "device": c["device"], "verdict": c["decision"].verdict})
+def machine_claims(machines: dict[str, dict], models: tuple[str, str] = ("resnet50", "densenet121")
+                   ) -> list[Finding]:
+    """C6 and C8 for every machine with a hardware file (``device_claims``), and 'not measured here' for the device
+    types without one (C6: GPU types only; C8: every type)."""
+    found = [f for hw in machines.values() for f in device_claims(hw, models)]
+    measured = {hw["numbers"]["device_type"] for hw in machines.values()}
     absent = {"C6": set(rules.GPU_TYPES) - measured, "C8": {"cpu", "cuda", "mps", "xla"} - measured}
     for cid, kinds in absent.items():
         for kind in sorted(kinds):
-            d = rulecore.Decision(cid, "not measured here", rulecore.text(cid), {"device_type": kind,
-                                                                    "reason": "no hardware file for this device type"})
-            book.record(cid, d, evidence={"device_type": kind}, device=f"{kind} (no machine measured)",
-                        headline=f"no {kind} machine has been measured; add one with make record-hardware")
-            rows.append({"claim": cid, "device": f"{kind} (no machine measured)", "verdict": d.verdict})
-    return pd.DataFrame(rows)
+            d = rulecore.Decision(cid, "not measured here", rulecore.text(cid),
+                                  {"device_type": kind, "reason": "no hardware file for this device type"})
+            found.append(Finding(d, f"no {kind} machine has been measured; add one with make record-hardware",
+                                 evidence={"device_type": kind}, device=f"{kind} (no machine measured)"))
+    return found
+
+
+def machine_table(found: list[Finding]) -> pd.DataFrame:
+    """One row per C6/C8 finding: claim, device, verdict."""
+    return pd.DataFrame([{"claim": f.claim, "device": f.device, "verdict": f.decision.verdict} for f in found])
 
 
 # --- the measurements as one stored run -------------------------------------------------------------------------

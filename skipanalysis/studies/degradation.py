@@ -22,6 +22,7 @@ from torch.utils.data import TensorDataset
 
 from .. import data, fitting, keys, runs, stats
 from .. import train as tr
+from ..claims import Finding
 from ..models import cifar_name, create
 from ..models.blocks import BasicBlock, ShortcutA
 from ..models.highway import HighwayBlock
@@ -331,8 +332,8 @@ def longer_runs(p: Mapping[str, Any], prep: dict[str, Any], final: pd.DataFrame,
 
 def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float,
                  longer: pd.DataFrame | None = None, longer_highway: pd.DataFrame | None = None
-                 ) -> list[tuple[str, rules.Decision, str]]:
-    """D1, D2 and (when highway nets ran) D5 from the kept runs: ``(claim, decision, headline)`` each. ``longer``
+                 ) -> dict[str, Finding]:
+    """D1, D2 and (when highway nets ran) D5 from the kept runs, a ``Finding`` each by claim ID. ``longer``
     and ``longer_highway``: the deep plain and highway nets at twice the budget (``longer_runs``), which D1 needs
     and D5 reads when a highway net did not converge.
 
@@ -349,21 +350,20 @@ def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, ma
     twice = None if longer is None else longer.sort_values("seed").train_err.tolist()
     d1 = rules.d1(err[("plain", shallow)], err[p], twice, margin, chance, conv(("plain", shallow), *residuals))
     last = stats.rate_interval(twice).estimate if twice else mean(p)  # the deep plain net's error at its longest
-    out = [("D1", d1, f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} for "
-                      f"plain-{shallow}" + (f"; at twice the budget {last:.1%}" if twice else
-                                            "; not run at twice the budget")
-            + (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not "
-               f"the "
-               "degradation He et al. describe" if last >= 0.9 * chance else "")),
-           ("D2", rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(*residuals)),
-            f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
-            f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")]
+    longest = f"; at twice the budget {last:.1%}" if twice else "; not run at twice the budget"
+    stuck = (f"; plain-{deep} never left chance ({chance:.0%}), so these runs show a net that does not train, not the "
+             "degradation He et al. describe" if last >= 0.9 * chance else "")
+    out = {"D1": Finding(d1, f"plain-{deep} ends at {mean(p):.1%} training error vs {mean(('plain', shallow)):.1%} "
+                             f"for plain-{shallow}{longest}{stuck}"),
+           "D2": Finding(rules.d2(err[("residual", shallow)], err[r], err[p], margin, conv(*residuals)),
+                         f"residual-{deep} ends at {mean(r):.1%} training error (residual-{shallow}: "
+                         f"{mean(('residual', shallow)):.1%}, plain-{deep}: {mean(p):.1%})")}
     if h in err:
         twice_h = None if longer_highway is None else longer_highway.sort_values("seed").train_err.tolist()
         d5 = rules.d5(err[p], err[h], err[r], margin, conv(r), conv(h), twice_h, err[("plain", shallow)])
-        out.append(("D5", d5, f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual "
-                              f"{mean(r):.1%})" + (f"; at twice the budget {stats.rate_interval(twice_h).estimate:.1%}"
-                                                   if twice_h else "")))
+        at_twice = f"; at twice the budget {stats.rate_interval(twice_h).estimate:.1%}" if twice_h else ""
+        out["D5"] = Finding(d5, f"highway-{deep} ends at {mean(h):.1%} training error (plain {mean(p):.1%}, residual "
+                                f"{mean(r):.1%}){at_twice}")
     return out
 
 
@@ -389,10 +389,10 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
     ``epochs``, at the deep plain arm's kept rate; ``study_args`` go to ``depth_study``: width, warm-up depth).
 
     Returns:
-        ``{"table", "per_seed", "decision", "headline", "mismatch"}``: the four errors with 95% intervals over seeds,
-        the per-seed errors, ``rules.d3``'s decision, a headline, and the largest relative logit difference of a
-        constructed net. The further training is a grid of ``runs.run_grid`` (``construct_run``), each keyed by its
-        shallow net's weights: with a ``runs.RunStore`` finished runs load.
+        ``{"table", "per_seed", "mismatch", "finding"}``: the four errors with 95% intervals over seeds, the per-seed
+        errors, the largest relative logit difference of a constructed net, and D3's ``Finding`` (``rules.d3``'s
+        decision, a headline, the mismatch as evidence). The further training is a grid of ``runs.run_grid``
+        (``construct_run``), each keyed by its shallow net's weights: with a ``runs.RunStore`` finished runs load.
     """
     seeds = list(seeds)
     bases = {s: models[("plain", shallow, s)] for s in seeds}
@@ -427,16 +427,24 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
     table = pd.DataFrame({"training error": [v.estimate for v in ivs.values()], "low": [v.low for v in ivs.values()],
                           "high": [v.high for v in ivs.values()]},
                          index=[f"plain-{shallow} (trained)", f"plain-{deep} constructed, start",
-                                f"plain-{deep} constructed, trained on", f"plain-{deep} from scratch, "
-                                                                         f"{budget:g} epochs"])
+                                f"plain-{deep} constructed, trained on",
+                                f"plain-{deep} from scratch, {budget:g} epochs"])
     decision = rules.d3(per_seed.shallow.tolist(), per_seed.constructed_start.tolist(),
                         per_seed.constructed_after.tolist(), per_seed.scratch.tolist(),
                         per_seed.constructed_converged.tolist())
-    return {"table": table, "per_seed": per_seed, "decision": decision, "mismatch": mismatch,
-            "headline": f"over {len(seeds)} seeds the constructed plain-{deep} starts at "
-                        f"{ivs['constructed_start'].estimate:.1%} (shallow {ivs['shallow'].estimate:.1%}) and ends at "
-                        f"{ivs['constructed_after'].estimate:.1%} after {epochs:g} more epochs; from scratch with the "
-                        f"same {budget:g}-epoch budget plain-{deep} ends at {ivs['scratch'].estimate:.1%}"}
+    headline = (f"over {len(seeds)} seeds the constructed plain-{deep} starts at "
+                f"{ivs['constructed_start'].estimate:.1%} (shallow {ivs['shallow'].estimate:.1%}) and ends at "
+                f"{ivs['constructed_after'].estimate:.1%} after {epochs:g} more epochs; from scratch with the same "
+                f"{budget:g}-epoch budget plain-{deep} ends at {ivs['scratch'].estimate:.1%}")
+    return {"table": table, "per_seed": per_seed, "mismatch": mismatch,
+            "finding": Finding(decision, headline, evidence={"logit_mismatch_rel": mismatch})}
+
+
+def with_gates(d5: Finding, gates: pd.DataFrame) -> Finding:
+    """D5's finding with the trained highway nets' mean transform-gate value (``gate_openness``) added."""
+    mean_gate = float(gates.gate_mean.mean())
+    return replace(d5, headline=f"{d5.headline}; its gates average T = {mean_gate:.2f}",
+                   evidence={**d5.evidence, "mean_gate": mean_gate})
 
 
 def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> dict:
@@ -444,7 +452,7 @@ def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> d
     initialised (seeded alike), the distances of ``block_distances``; their medians and ``rules.d4``'s decision.
 
     Returns:
-        ``{"blocks", "medians", "decision", "headline"}``.
+        ``{"blocks", "medians", "finding"}``: the distances per block, their medians and D4's ``Finding``.
     """
     tr.seed_everything(seed)
     fresh = {k: create(cifar_name(k, deep)) for k in ("plain", "residual")}
@@ -455,14 +463,14 @@ def distance_study(models: dict, deep: int, probe: torch.Tensor, seed: int) -> d
                                             "w_norm_rel"]].median()
     d = rules.d4(med.loc[("plain", "trained"), "corr_identity"], med.loc[("plain", "initial"), "corr_identity"],
                  med.loc[("residual", "trained"), "corr_identity"], med.loc[("plain", "trained"), "to_identity"])
-    return {"blocks": dist, "medians": med, "decision": d,
-            "headline": f"median correlation of a block's output with its input: plain "
-                        f"{d.numbers['plain_trained']:.2f} "
-                        f"trained vs {d.numbers['plain_init']:.2f} at initialisation; residual "
-                        f"{d.numbers['residual_trained']:.2f} (1 is the identity's direction)"}
+    return {"blocks": dist, "medians": med,
+            "finding": Finding(d, f"median correlation of a block's output with its input: plain "
+                                  f"{d.numbers['plain_trained']:.2f} trained vs {d.numbers['plain_init']:.2f} at "
+                                  f"initialisation; residual {d.numbers['residual_trained']:.2f} (1 is the identity's "
+                                  "direction)")}
 
 
-__all__ = ["PAPER_TABLE6", "test_error_table", "depth_study", "deepen_with_identity", "identity_block",
+__all__ = ["PAPER_TABLE6", "test_error_table", "with_gates", "depth_study", "deepen_with_identity", "identity_block",
            "block_distances", "gate_openness", "error_rate", "max_output_difference", "parameter_table", "summarize",
            "arms", "depth_claims", "construction_study", "distance_study"]
 

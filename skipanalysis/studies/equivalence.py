@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import fitting, keys, runs
+from ..claims import Finding
 from ..models.densenet import DenseBlock, DenseStageNet, dense_layer_params
 from ..models.resnet import PreActBlock, ResidualStageNet
 from ..rules import equivalence as rules
@@ -327,3 +328,53 @@ def growth_census(max_layers: int, growth: int, growths: tuple[int, ...] = (12, 
     census["L(L+1)/2"] = census.L * (census.L + 1) // 2
     layers = pd.concat([dense_connection_census(max_layers, k).assign(k=k) for k in growths])
     return census, layers
+
+
+def e1_claim(merge: dict) -> Finding:
+    """E1 from ``merge_check``: the residual block adds its input back exactly, the dense block passes it on."""
+    return Finding(rules.e1(merge), f"block(x) - F(x) differs from x by {merge['residual_add_max_dev']:.1e}; the "
+                                    f"dense block passes its input through untouched ({merge['dense_out_channels']} = "
+                                    f"{merge['dense_expected_channels']} channels)", evidence=dict(merge))
+
+
+def e2_claim(trials: pd.DataFrame) -> Finding:
+    """E2 from ``conv_concat_trials``: a convolution over a concatenation is the sum of per-piece convolutions."""
+    worst = float(trials["max_abs_err"].max())
+    return Finding(rules.e2(trials["rel_err"].tolist()),
+                   f"over {len(trials)} random shapes the largest difference is {worst:.1e}",
+                   evidence={"trials": len(trials), "max_abs_err": worst})
+
+
+def e3_claim(tied_err: float, fit: pd.DataFrame, max_inputs: int) -> Finding:
+    """E3 from ``tied_dense_equivalence`` and ``tied_fit_table``: tied weights reproduce the ResNet layer, but not a
+    dense layer."""
+    res = fit["residual"]
+    return Finding(rules.e3(tied_err, res.tolist()),
+                   f"tying the weights reproduces the ResNet layer to {tied_err:.0e}, but the best tied fit to a dense "
+                   f"layer misses {res.iloc[1]:.0%} of it at m=2 and {res.iloc[-1]:.0%} at m={max_inputs}",
+                   evidence={"residual_m2": res.iloc[1], f"residual_m{max_inputs}": res.iloc[-1],
+                             "expected_m2": fit["expected"].iloc[1]})
+
+
+def e4_claim(census: pd.DataFrame, layers: pd.DataFrame, max_layers: int) -> Finding:
+    """E4 from ``growth_census``: the connections of a dense block and the k maps each layer adds."""
+    d = rules.e4(census.counted.tolist(), census["L(L+1)/2"].tolist(), layers.new_maps.tolist(), layers.k.tolist(),
+                 layers.params.tolist(), layers.params_formula.tolist())
+    return Finding(d, f"a {max_layers}-layer block has {census.counted.iloc[-1]} direct connections (formula "
+                      f"{census['L(L+1)/2'].iloc[-1]}), each layer adding exactly k maps",
+                   evidence={"N": max_layers, "new_maps": sorted(layers.new_maps.unique())})
+
+
+def e5_claim(r2: pd.DataFrame, runs_table: pd.DataFrame, margin: float, width: int, seeds: int) -> Finding:
+    """E5 from ``decodability_study``'s R^2 table and its trained nets (``runs_table``: params, test error,
+    convergence per model and seed), trained and at initialisation, paired by seed."""
+    per_seed = r2.groupby(["state", "model", "seed"]).R2.agg(["mean", "min"]).loc["trained"]
+    init = r2[r2.state == "initialised"].groupby("model").R2.mean().round(4).to_dict()
+    return Finding(e5_decision(r2, margin, runs_table.converged),
+                   f"earlier outputs decode with mean R^2 {per_seed.loc['dense', 'mean'].mean():.3f} from the "
+                   f"DenseNet's last input and {per_seed.loc['residual', 'mean'].mean():.3f} from the ResNet's, both "
+                   f"{width} channels wide ({seeds} seeds; at initialisation {init['dense']:.3f} and "
+                   f"{init['residual']:.3f})",
+                   evidence={"margin": margin, "width": width, "mean_r2_at_init": init,
+                             "params": runs_table.groupby("model").params.first().to_dict(),
+                             "test_err": runs_table.groupby("model").test_err.mean().round(4).to_dict()})

@@ -32,6 +32,7 @@ from torch.utils.data import TensorDataset
 
 from .. import fitting, keys, runs
 from .. import train as tr
+from ..claims import Finding
 from ..measure.probes import (
     ProbeDuringTraining,
     conv_grad_norms,
@@ -409,18 +410,18 @@ def g1_claim(init: pd.DataFrame, table: pd.DataFrame, depths: Sequence[int], tra
     points = {f"init, depth {d}": r0[r0.depth == d].early_late.tolist() for d in depths}
     points |= {f"{p}, depth {train_depth}": plain[f"early_late_{p}"].tolist() for p in ("half-way", "end")}
     d = rules.g1(points, plain.converged.tolist())
-    return d, ("with BN, the plain nets' first layers get " + ", ".join(
-        f"{v:.3g}x ({k})" for k, v in d.numbers["geometric_mean_ratio"].items())
-        + " the RMS gradient of their last layers (geometric means over seeds)")
+    return Finding(d, "with BN, the plain nets' first layers get " + ", ".join(
+               f"{v:.3g}x ({k})" for k, v in d.numbers["geometric_mean_ratio"].items())
+               + " the RMS gradient of their last layers (geometric means over seeds)")
 
 
 def g2_claim(init: pd.DataFrame, shallow: int, deep: int):
     """G2: without BN, the first block's gradient of the deep net over the shallow net's, plain and residual."""
     fb = {(f, d): first_block_norms(init, f, d, bn=False) for f in ("plain", "residual") for d in (shallow, deep)}
     d = rules.g2(fb[("plain", shallow)], fb[("plain", deep)], fb[("residual", shallow)], fb[("residual", deep)])
-    return d, (f"without BN, going from depth {shallow} to {deep} multiplies the first block's gradient by "
-               f"{d.numbers['plain_deep_over_shallow']:.2g} in the plain net and "
-               f"{d.numbers['residual_deep_over_shallow']:.2g} in the residual net (geometric means over seeds)")
+    return Finding(d, f"without BN, going from depth {shallow} to {deep} multiplies the first block's gradient by "
+                      f"{d.numbers['plain_deep_over_shallow']:.2g} in the plain net and "
+                      f"{d.numbers['residual_deep_over_shallow']:.2g} in the residual net (geometric means over seeds)")
 
 
 def g4_claim(table: pd.DataFrame, train_depth: int):
@@ -428,8 +429,9 @@ def g4_claim(table: pd.DataFrame, train_depth: int):
     end = {f: g.sort_values("seed").early_late_end.tolist() for f, g in table.groupby("family")}
     d = rules.g4(end["dense"], end["residual"], end["plain"], table.converged.tolist())
     logs = {f: 10 ** d.numbers["log10_ratio"][f]["estimate"] for f in ("dense", "residual", "plain")}
-    return d, (f"after training, the early/late gradient ratio is {logs['dense']:.3g} (dense), {logs['residual']:.3g} "
-               f"(residual) and {logs['plain']:.3g} (plain) at depth about {train_depth} (geometric means over seeds)")
+    return Finding(d, f"after training, the early/late gradient ratio is {logs['dense']:.3g} (dense), "
+                      f"{logs['residual']:.3g} (residual) and {logs['plain']:.3g} (plain) at depth about {train_depth} "
+                      "(geometric means over seeds)")
 
 
 def g3_claim(shat: pd.DataFrame, floor: float):
@@ -447,9 +449,10 @@ def g3_claim(shat: pd.DataFrame, floor: float):
         f"{rate('residual_decay', bn_nums):.3g}, correlating {last['plain-bn']:.2f} vs {last['residual-bn']:.2f} at "
         f"depth {deepest}; the batch-normed ResNet's log-log slope is {rate('residual_loglog_slope', bn_nums):.2f} "
         "(Balduzzi et al.: -0.5)")
-    return d, (f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
-               f"{rate('residual_decay'):.3g} (residual) per layer in log without batch norm; at depth {deepest} "
-               f"they correlate {last['plain']:.2f} vs {last['residual']:.2f} (medians over seeds){with_bn}")
+    return Finding(d, f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
+                      f"{rate('residual_decay'):.3g} (residual) per layer in log without batch norm; at depth "
+                      f"{deepest} they correlate {last['plain']:.2f} vs {last['residual']:.2f} (medians over "
+                      f"seeds){with_bn}")
 
 
 def lesion_nets(p01: Mapping[str, Any], prep01: dict[str, Any], device: torch.device | str = "cpu", store=None
@@ -479,9 +482,10 @@ def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, converge
     lengths = mean_path_lengths(paths)
     d = rules.g5(med["residual"].tolist(), med["plain"].tolist(), lengths.tolist(), n_blocks,
                  {f: base[f].tolist() for f in ("plain", "residual")}, chance, converged)
-    return d, (f"deleting one block does a median damage of {med['residual'].mean():.2f} to the residual nets and "
-               f"{med['plain'].mean():.2f} to the plain nets (0: none, 1: chance; mean over seeds); the residual nets' "
-               f"gradient comes from paths of mean length {lengths.mean():.1f} of {n_blocks} blocks")
+    return Finding(d, f"deleting one block does a median damage of {med['residual'].mean():.2f} to the residual nets "
+                      f"and {med['plain'].mean():.2f} to the plain nets (0: none, 1: chance; mean over seeds); the "
+                      f"residual nets' gradient comes from paths of mean length {lengths.mean():.1f} of {n_blocks} "
+                      "blocks")
 
 
 def g6_claim(sweep: pd.DataFrame, order: list[str], epochs: float):
@@ -491,5 +495,5 @@ def g6_claim(sweep: pd.DataFrame, order: list[str], epochs: float):
     fits = [math.isfinite(v) for c in order for v in steps[c]]
     d = rules.g6(steps, fits)
     mean = {c: np.nanmean(v) if any(math.isfinite(x) for x in v) else math.nan for c, v in steps.items()}
-    return d, (f"steps to fit the training data (runs of {epochs:g} epochs, {sum(fits)} of {len(fits)} fit): "
-               + ", ".join(f"{c} {mean[c]:.0f}" for c in order))
+    return Finding(d, f"steps to fit the training data (runs of {epochs:g} epochs, {sum(fits)} of {len(fits)} fit): "
+                      + ", ".join(f"{c} {mean[c]:.0f}" for c in order))

@@ -29,6 +29,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .. import keys, runs
+from ..claims import Finding
+from ..rules import loss_landscape as rules
 from . import degradation as dg
 
 KINDS = ("plain", "residual")
@@ -319,3 +321,23 @@ def slices(models: dict[tuple[str, int], nn.Module], data: TensorDataset, span: 
         out[key] = loss_surface(m, data, direction_pair(m, seed, 0)[0], None, line, device=device)
         m.cpu()
     return out
+
+
+def l1_claim(shares: Mapping[tuple[str, int], pd.Series], kept: pd.DataFrame, depths: Sequence[int],
+             chance: float, seeds: int) -> Finding:
+    """L1 from the non-convex shares of each kind and depth (one per seed, ``shares[(kind, depth)]``) and the kept
+    runs the surfaces were drawn on (their errors, rates and convergence)."""
+    shallow, deep = depths
+    col = lambda k, n: shares[(k, n)].tolist()  # noqa: E731
+    errs = {f"{k}-{n}": kept[(kept.kind == k) & (kept.depth == n)].sort_values("seed").train_err.tolist()
+            for k in KINDS for n in depths}
+    d = rules.l1(col("plain", shallow), col("residual", shallow), col("plain", deep), col("residual", deep),
+                 kept.converged.tolist(), errs, chance=chance)
+    g, s, gr = (d.numbers[k] for k in ("gap_deep", "gap_shallow", "growth"))
+    iv = lambda x: f"{x['estimate']:+.2f} [{x['low']:+.2f}, {x['high']:+.2f}]"  # noqa: E731
+    lrs = kept.groupby(["kind", "depth"]).lr.first()
+    return Finding(d, f"non-convex share, plain minus residual: {iv(g)} at depth {deep}, {iv(s)} at depth {shallow}; "
+                      f"growth {iv(gr)} ({seeds} seeds)",
+                   evidence={"lrs_kept": {f"{k}-{n}": lr for (k, n), lr in lrs.items()},
+                             "shares_by_seed": {f"{k}-{n}": [round(v, 4) for v in col(k, n)] for k in KINDS
+                                                for n in depths}})

@@ -24,6 +24,7 @@ from torch.utils.data import TensorDataset
 from .. import data as dt
 from .. import fitting, keys, runs
 from .. import train as tr
+from ..claims import Finding
 from ..measure.flops import fvcore_flops
 from ..measure.timing import interleaved_times, paired_ratio, step_fn
 from ..models import create
@@ -190,11 +191,11 @@ def a1_claim(runs: pd.DataFrame, summ: pd.DataFrame, pair: list[str], control: s
     d = rules.a1(err(res_m), err(dense_m), err(control), ratio, c_ratio, margin,
                  converged(runs, list(dict.fromkeys(pair + [control])), n_train))
     ni, c = d.numbers["noninferiority_densenet_vs_resnet"]["difference"], d.numbers["control_minus_densenet_err"]
-    return d, (f"{dense_m} ({ratio:.2f}x the parameters) reaches {summ.loc[dense_m, 'mean']:.1%} test error vs "
-               f"{res_m}'s {summ.loc[res_m, 'mean']:.1%}; paired difference {ni['estimate']:+.1%} (upper 95% bound "
-               f"{ni['high']:+.1%}, margin {margin:.0%}); the control {control} ({c_ratio:.2f}x {dense_m}'s "
-               f"parameters) {summ.loc[control, 'mean']:.1%}, {c['estimate']:+.1%} [{c['low']:+.1%}, {c['high']:+.1%}] "
-               f"above {dense_m}")
+    return Finding(d, f"{dense_m} ({ratio:.2f}x the parameters) reaches {summ.loc[dense_m, 'mean']:.1%} test error vs "
+                      f"{res_m}'s {summ.loc[res_m, 'mean']:.1%}; paired difference {ni['estimate']:+.1%} (upper 95% "
+                      f"bound {ni['high']:+.1%}, margin {margin:.0%}); the control {control} ({c_ratio:.2f}x "
+                      f"{dense_m}'s parameters) {summ.loc[control, 'mean']:.1%}, {c['estimate']:+.1%} "
+                      f"[{c['low']:+.1%}, {c['high']:+.1%}] above {dense_m}")
 
 
 def a2_claim(runs: pd.DataFrame, pair: list[str], control: str, n_scarce: int):
@@ -205,9 +206,9 @@ def a2_claim(runs: pd.DataFrame, pair: list[str], control: str, n_scarce: int):
                  col(control, "train_err"), col(control, "test_err"),
                  converged(runs, list(dict.fromkeys(pair + [control])), n_scarce))
     gr, gd, gc, dg = (d.numbers[k] for k in ("resnet_gap", "densenet_gap", "control_gap", "resnet_minus_densenet_gap"))
-    return d, (f"with {n_scarce} training images the gap is {gd['estimate']:.1%} for {dense_m}, "
-               f"{gr['estimate']:.1%} for {res_m} (paired difference {dg['estimate']:+.1%} "
-               f"[{dg['low']:+.1%}, {dg['high']:+.1%}]) and {gc['estimate']:.1%} for the control {control}")
+    return Finding(d, f"with {n_scarce} training images the gap is {gd['estimate']:.1%} for {dense_m}, "
+                      f"{gr['estimate']:.1%} for {res_m} (paired difference {dg['estimate']:+.1%} "
+                      f"[{dg['low']:+.1%}, {dg['high']:+.1%}]) and {gc['estimate']:.1%} for the control {control}")
 
 
 def model_costs(specs: list[str], image_size: int, batch_size: int, device: torch.device | str = "cpu",
@@ -260,7 +261,7 @@ def a3_claim(runs: pd.DataFrame, summ: pd.DataFrame, hybrids: dict[str, str], n_
         return (f"{h}: {summ.loc[h, 'mean']:.1%} error vs {b}'s {summ.loc[b, 'mean']:.1%} ({o['error']}) at "
                 f"{r['params']:.2f}x the parameters, {r['flops']:.2f}x the FLOPs, {r['time']:.2f}x the step time: "
                 f"{o['outcome']}")
-    return d, "; ".join(said(h, b) for h, b in hybrids.items())
+    return Finding(d, "; ".join(said(h, b) for h, b in hybrids.items()))
 
 
 def cost_table(costs: pd.DataFrame, hybrids: dict[str, str]) -> pd.DataFrame:

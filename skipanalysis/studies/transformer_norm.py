@@ -20,6 +20,7 @@ from torch.utils.data import TensorDataset
 
 from .. import fitting, keys, runs, tasks
 from .. import train as tr
+from ..claims import Finding
 from ..models import create
 from ..models.transformer import Encoder
 from ..rules import transformer_norm as rules
@@ -363,8 +364,8 @@ def t1_claim(grads: pd.DataFrame, seeds: int):
     """T1 from ``grad_study``'s table: the last layer's gradient against depth for both placements."""
     d = rules.t1(**t1_inputs(grads))
     slope = lambda k: d.numbers.get(k, {}).get("estimate", float("nan"))  # noqa: E731
-    return d, (f"last-layer gradient vs depth at init: log-log slope {slope('slope_post'):.2f} for post-norm, "
-               f"{slope('slope_pre'):.2f} for pre-norm (theory: 0 and -0.5; {seeds} seeds)")
+    return Finding(d, f"last-layer gradient vs depth at init: log-log slope {slope('slope_post'):.2f} for post-norm, "
+                      f"{slope('slope_pre'):.2f} for pre-norm (theory: 0 and -0.5; {seeds} seeds)")
 
 
 def _text_clause(text: dict | None, claim: str) -> str:
@@ -384,8 +385,9 @@ def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: dict | None
     warm = outs[(outs.norm == "post") & (outs.warmup > 0)].trained.sum()
     pre = outs[(outs.norm == "pre") & (outs.warmup == 0)].trained.sum()
     late = f" ({slow} more trained only at twice the steps)" if slow else ""
-    return d, (f"post-norm without warm-up fails in {fails}{late}; with warm-up it trains in {warm}/{seeds * len(lrs)} "
-               f"runs; pre-norm without warm-up in {pre}/{seeds * len(lrs)}" + _text_clause(text, "T2"))
+    runs = seeds * len(lrs)
+    return Finding(d, f"post-norm without warm-up fails in {fails}{late}; with warm-up it trains in {warm}/{runs} "
+                      f"runs; pre-norm without warm-up in {pre}/{runs}" + _text_clause(text, "T2"))
 
 
 def warmup_words(steps: int) -> str:
@@ -398,9 +400,9 @@ def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: dict | None = None
     with ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t3(runs.to_dict("records"))
     rate = pd.DataFrame(rules.settled(runs.to_dict("records"))).groupby(["norm", "depth"]).trained.sum()
-    return d, (f"{warmup_words(warmup)} at lr {lr:g}, runs that trained: " + "; ".join(
-        f"depth {dp}: post-norm {rate['post', dp]}/{seeds}, pre-norm {rate['pre', dp]}/{seeds}"
-        for dp in sorted(runs.depth.unique())) + _text_clause(text, "T3"))
+    return Finding(d, f"{warmup_words(warmup)} at lr {lr:g}, runs that trained: " + "; ".join(
+               f"depth {dp}: post-norm {rate['post', dp]}/{seeds}, pre-norm {rate['pre', dp]}/{seeds}"
+               for dp in sorted(runs.depth.unique())) + _text_clause(text, "T3"))
 
 
 def t4_claim(reversal: pd.DataFrame, control: pd.DataFrame, window: int):
@@ -410,13 +412,12 @@ def t4_claim(reversal: pd.DataFrame, control: pd.DataFrame, window: int):
     d = rules.t4(both.task, both.far_share, both.reach_change, both.trained, both.input_dependence,
                  float(reversal.uniform_distance.iloc[0]), seeds=both.seed)
     med = lambda t, c: t[c].median()  # noqa: E731
-    return d, (f"in the layer training moved most, attention reaches {med(reversal, 'reach_change'):+.1f} tokens "
-               f"farther than at initialisation on reversal and {med(control, 'reach_change'):+.1f} on the local "
-               f"control (uniform attention: {reversal.uniform_distance.iloc[0]:.1f}); on reversal "
-               f"{med(reversal, 'far_share'):.0%} of the farthest layer's attention lies beyond {window} tokens, input "
-               f"dependence {med(reversal, 'input_dependence'):.2f} (at init "
-               f"{med(reversal, 'input_dependence_init'):.2f}); "
-               f"medians over {len(reversal)} models a task")
+    return Finding(d, f"in the layer training moved most, attention reaches {med(reversal, 'reach_change'):+.1f} "
+                      f"tokens farther than at initialisation on reversal and {med(control, 'reach_change'):+.1f} on "
+                      f"the local control (uniform attention: {reversal.uniform_distance.iloc[0]:.1f}); on reversal "
+                      f"{med(reversal, 'far_share'):.0%} of the farthest layer's attention lies beyond {window} "
+                      f"tokens, input dependence {med(reversal, 'input_dependence'):.2f} (at init "
+                      f"{med(reversal, 'input_dependence_init'):.2f}); medians over {len(reversal)} models a task")
 
 
 @torch.no_grad()

@@ -28,6 +28,8 @@ from torch.utils.data import TensorDataset
 from .. import data as dt
 from .. import fitting, keys, runs, stats
 from .. import train as tr
+from ..claims import Finding
+from ..measure.timing import interleaved_times, paired_ratio
 from ..models import create
 from ..models.unet import UNet, matched_decoder_mid
 from ..rules import unet_skips as rules
@@ -168,20 +170,35 @@ def scores(pred: torch.Tensor, target: torch.Tensor, tol: int = 1) -> dict[str, 
             "rand_f": float(sum(rand_f(p, q) for p, q in zip(pred, t)) / len(pred))}
 
 
-def step_time(model: UNet, images: torch.Tensor, device: torch.device | str = "cpu", min_run_time: float = 0.5
-              ) -> dict[str, float]:
-    """Median forward+backward time of one batch with ``torch.utils.benchmark`` (seconds) and its IQR."""
-    from torch.utils import benchmark
-
-    model.to(device).train()
+def step_times(models: dict[str, UNet], images: torch.Tensor, device: torch.device | str = "cpu", rounds: int = 7,
+               min_run_time: float = 0.2) -> dict[str, list[float]]:
+    """Forward+backward time of one batch for each model, in ``rounds`` interleaved rounds
+    (``measure.timing.interleaved_times``: every round times every model once, so load drift hits all alike)."""
+    device = torch.device(device)
     x = images.to(device)
 
-    def step():
-        model.zero_grad(set_to_none=True)
-        model(x).sum().backward()
+    def step_of(model: UNet):
+        model.to(device).train()
 
-    m = benchmark.Timer(stmt="step()", globals={"step": step}).blocked_autorange(min_run_time=min_run_time)
-    return {"median_s": m.median, "iqr_s": m.iqr}
+        def step():
+            model.zero_grad(set_to_none=True)
+            model(x).sum().backward()
+        return step
+
+    return interleaved_times({name: step_of(m) for name, m in models.items()}, device, rounds, min_run_time)
+
+
+def cost_table(kept: pd.DataFrame, times: dict[str, list[float]], variants: list[str]) -> pd.DataFrame:
+    """Per variant: parameters, the median step time over the rounds (ms) and the kept runs' mean IoU."""
+    return pd.DataFrame({"parameters": kept.groupby("skip").params.first(),
+                         "step time (ms)": {v: 1e3 * float(np.median(times[v])) for v in variants},
+                         "IoU": kept.groupby("skip").iou.mean()}).loc[variants]
+
+
+def time_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """``a``'s step time over ``b``'s: the median of the per-round ratios (a round slowed for both cancels)."""
+    ratio, _, _ = paired_ratio(times[a], times[b])
+    return float(ratio)
 
 
 # --- ISBI 2012: slice split, tiles, structure thickness ------------------------------------------------------------
@@ -431,12 +448,12 @@ def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
                                                                                                  "rand_f"),
                  rand_without=_iou(kept, "none", "rand_f"))
     mean = lambda v, m="iou": stats.rate_interval(_iou(kept, v, m)).estimate  # noqa: E731
-    return d, (f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f} and V_rand "
-               f"from {mean('concat', 'rand_f'):.3f} to {mean('none', 'rand_f'):.3f}; "
-               f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the boundary "
-               f"band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the with-skip net's "
-               f"own "
-               f"errors (the control) and {shares.share_pixels_near.iloc[0]:.0%} of the pixels")
+    return Finding(d, f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f} and "
+                      f"V_rand from {mean('concat', 'rand_f'):.3f} to {mean('none', 'rand_f'):.3f}; "
+                      f"{stats.rate_interval(shares.share_added_near).estimate:.0%} of the added errors lie in the "
+                      f"boundary band, against {stats.rate_interval(shares.share_control_near).estimate:.0%} of the "
+                      f"with-skip net's own errors (the control) and {shares.share_pixels_near.iloc[0]:.0%} of the "
+                      "pixels")
 
 
 def u2_claim(kept: pd.DataFrame, per_cat: pd.DataFrame, order: list[str]):
@@ -444,13 +461,14 @@ def u2_claim(kept: pd.DataFrame, per_cat: pd.DataFrame, order: list[str]):
     wide = per_cat.pivot_table(index=["category", "seed"], columns="skip", values="iou")
     loss = {c: (wide.loc[c, "concat"] - wide.loc[c, "none"]).tolist() for c in order}
     d = rules.u2(loss, _conv(kept, "concat", "none"))
-    return d, (f"dropping the skips costs the {order[0]} membranes {np.mean(loss[order[0]]):.3f} IoU and the "
-               f"{order[-1]} ones {np.mean(loss[order[-1]]):.3f}")
+    return Finding(d, f"dropping the skips costs the {order[0]} membranes {np.mean(loss[order[0]]):.3f} IoU and the "
+                      f"{order[-1]} ones {np.mean(loss[order[-1]]):.3f}")
 
 
 def u3_claim(kept: pd.DataFrame, margin: float, step_ratio: float):
     """U3: concat against add, with ``step_ratio`` = concat's training-step time over add's."""
     d = rules.u3(_iou(kept, "concat"), _iou(kept, "add"), margin, _conv(kept, "concat", "add"))
     diff = d.numbers["concat_minus_add"]
-    return d, (f"winner: {d.numbers['winner']}; concat minus add IoU {diff['estimate']:+.4f} [{diff['low']:+.4f}, "
-               f"{diff['high']:+.4f}] (margin {margin}); step time concat/add {step_ratio:.2f}x")
+    return Finding(d, f"winner: {d.numbers['winner']}; concat minus add IoU {diff['estimate']:+.4f} "
+                      f"[{diff['low']:+.4f}, {diff['high']:+.4f}] (margin {margin}); step time concat/add "
+                      f"{step_ratio:.2f}x")
