@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from skipanalysis.claims import CATALOGUE, ClaimBook, load_claims
+from skipanalysis.claims import CATALOGUE, ClaimBook, Finding, load_claims
 from skipanalysis.rules.core import Decision
 
 
@@ -49,6 +49,19 @@ def test_record_round_trip(tmp_path):
     assert load_claims(tmp_path)[0]["notebook"] == "03_equivalence"
     assert b.missing() == ["E1", "E3", "E4", "E5"]
     assert not list(tmp_path.glob("claims/.*tmp"))
+
+
+def test_a_finding_is_recorded_in_one_call_as_record_would(tmp_path):
+    a, b = book(tmp_path / "a"), book(tmp_path / "b")
+    found = [Finding(Decision("E2", "verified", "err < 1e-10"), "tiny error", evidence={"err": 1e-13}),
+             Finding(Decision("E4", "failed", "counts match"), "a miscount", evidence={"N": 4, "err": 2.0})]
+    a.add(*found, evidence={"data": "d", "err": 0.5})  # the finding's own evidence wins a clash
+    b.record("E2", found[0].decision, evidence={"data": "d", "err": 1e-13}, headline="tiny error")
+    b.record("E4", found[1].decision, evidence={"data": "d", "err": 2.0, "N": 4}, headline="a miscount")
+    assert a.to_dict()["claims"] == b.to_dict()["claims"]
+    assert [f.claim for f in found] == ["E2", "E4"]
+    with pytest.raises(ValueError, match="add needs Findings"):
+        a.add((found[0].decision, "tiny error"))
 
 
 def test_atomic_writes_are_readable_like_plain_files(tmp_path):
