@@ -12,6 +12,7 @@
 #   make compare A=... B=...       two runs' verdicts side by side, and what in their runs differs (folders, claims, bundles)
 #   make bundle / verify BUNDLE=.. the report's verdicts as one offline archive to cite; recompute them from one
 #   make import-claims FROM=...    another machine's claims.json or bundle into the claims table (replications)
+#   make timings                   the README's table of wall times per notebook, from the last make report
 #   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
 #   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, 01's full-profile hours
@@ -60,7 +61,7 @@ endif
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
 .PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check full-check \
-	bundle verify import-claims
+	bundle verify import-claims timings
 .DELETE_ON_ERROR:
 
 # reports/report.{html,pdf}: copies of the profile made last, so the usual place always has a paper.
@@ -70,7 +71,7 @@ report: $(OUT)/report.html $(OUT)/report.pdf
 	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
-	@sed -n '1,18p' Makefile
+	@sed -n '1,19p' Makefile
 
 setup: $(ENV)
 
@@ -210,6 +211,10 @@ XDIST = $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo "-n auto --maxpr
 test: | $(ENV)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest $(XDIST)
+
+# The README's table of wall times per notebook, from the last make report's timings.json (reports/<profile>/).
+timings: | $(ENV)
+	@$(PYTHON) -m skipanalysis.pipeline.report timings $(OUT) --readme README.md
 
 # Two runs' verdicts and headline numbers side by side, changes first: make compare A=<claims.json or report folder> B=...
 compare: | $(ENV)

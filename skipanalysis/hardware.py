@@ -172,3 +172,13 @@ def device_label(info: dict[str, Any]) -> str:
             return f"xla (XLA on CPU: {info.get('cpu_model', '?')}, not a TPU)"
         return f"xla ({backend})"
     return dev
+
+
+def machine_line() -> str:
+    """This machine in one line for a timing table: CPU model, cores, memory, and the GPU when torch sees one."""
+    mem = _memory_bytes()
+    parts = [_cpu_model() or platform.machine(), f"{os.cpu_count()} cores"]
+    parts += [f"{mem / 2**30:.0f} GiB"] if mem else []
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(0))
+    return ", ".join(parts)

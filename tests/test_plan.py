@@ -73,10 +73,10 @@ def test_plan_on_an_empty_report_says_what_to_run_first(tmp_path, capsys):
 
 def test_the_paper_appendix_states_the_design_power_and_sensitivity(tmp_path):
     from skipanalysis.claims import load_claims
-    from skipanalysis.pipeline import report
+    from skipanalysis.pipeline import paper
 
     reports, _ = _report(tmp_path)
-    design_cell, power_cell = report.design_appendix_cells(load_claims(reports), "full")
+    design_cell, power_cell = paper.design_appendix_cells(load_claims(reports), "full")
     assert "| D2 |" in design_cell.source and "| 0.005 | 5 |" in design_cell.source  # full's margin and seeds
     assert "0.05 two-sided" in design_cell.source
     d2 = next(line for line in power_cell.source.splitlines() if line.startswith("| D2 |"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import html
+import json
 import os
 import re
 from datetime import datetime, timezone
@@ -222,12 +223,16 @@ def machines_appendix(records: list[dict[str, Any]]) -> str:
 
 
 def notebook_timings(reports: str | os.PathLike, notebooks: list[str]) -> list[dict[str, Any]]:
-    """Each executed notebook's last execution as papermill recorded it in the notebook's metadata: its name, when it
-    ended (UTC) and its wall time in seconds. A notebook re-executed from the run store shows the re-execution."""
+    """Each executed notebook's last execution: the runner's ``timings/<notebook>.json`` (wall time, when it ended,
+    how it ran, the commit, the machine), or for a notebook executed without it the wall time papermill recorded in
+    its metadata. A notebook re-executed from the run store shows the re-execution."""
     rows = []
     for name in notebooks:
-        path = Path(reports) / f"{name}.ipynb"
-        if path.exists():
+        path, own = Path(reports) / f"{name}.ipynb", Path(reports) / "timings" / f"{name}.json"
+        if own.exists():
+            t = json.loads(own.read_text(encoding="utf-8"))
+            rows.append({**t, "ended": str(t.get("ended", ""))[:19].replace("T", " ")})
+        elif path.exists():
             pm = nbformat.read(path, as_version=4).metadata.get("papermill", {})
             if pm.get("duration") is not None:
                 rows.append({"notebook": name, "ended": str(pm.get("end_time", ""))[:19].replace("T", " "),
@@ -235,14 +240,34 @@ def notebook_timings(reports: str | os.PathLike, notebooks: list[str]) -> list[d
     return rows
 
 
-def timings_appendix(rows: list[dict[str, Any]]) -> str:
-    """The appendix's table of wall times (``notebook_timings``) with their sum."""
-    lines = ["### Wall time per notebook\n",
-             "As papermill recorded each notebook's last execution (training included only where its runs were not "
-             "already in the run store).\n", "| notebook | ended (UTC) | minutes |", "|---|---|---|"]
-    lines += [f"| {r['notebook']} | {r['ended']} | {r['seconds'] / 60:.1f} |" for r in rows]
-    lines.append(f"| all | | {sum(r['seconds'] for r in rows) / 60:.1f} |")
+def timings_summary(rows: list[dict[str, Any]], profile: str) -> dict[str, Any]:
+    """What ``timings.json`` holds: the profile, the notebooks' rows, their sum, and the commits and machines they
+    ran on."""
+    return {"profile": profile, "notebooks": rows, "sum_seconds": round(sum(r["seconds"] for r in rows), 1),
+            "commits": sorted({r["commit"] for r in rows if r.get("commit")}),
+            "machines": sorted({r["machine"] for r in rows if r.get("machine")})}
+
+
+def timings_table(rows: list[dict[str, Any]]) -> str:
+    """The wall times (``notebook_timings``) as a markdown table with their sum."""
+    lines = ["| notebook | ended (UTC) | minutes | ran |", "|---|---|---|---|"]
+    ran = lambda r: ("by itself" if r.get("alone") else "beside another") if "alone" in r else ""  # noqa: E731
+    lines += [f"| {r['notebook']} | {r['ended']} | {r['seconds'] / 60:.1f} | {ran(r)} |" for r in rows]
+    lines.append(f"| sum | | {sum(r['seconds'] for r in rows) / 60:.1f} | |")
+    machines = sorted({r["machine"] for r in rows if r.get("machine")})
+    commits = sorted({r["commit"] for r in rows if r.get("commit")})
+    if machines or commits:
+        lines.append("")
+        lines.append(f"Measured on {'; '.join(machines) or 'an unnamed machine'}"
+                     + (f", commit {', '.join(commits)}" if commits else "") + ".")
     return "\n".join(lines)
+
+
+def timings_appendix(rows: list[dict[str, Any]]) -> str:
+    """The appendix's table of wall times (``timings_table``)."""
+    return ("### Wall time per notebook\n\nAs the runner recorded each notebook's last execution (training included "
+            "only where its runs were not already in the run store; two notebooks at a time share the cores, so the "
+            "sum is more than the build's wall time).\n\n" + timings_table(rows))
 
 
 def dashboard_figure(records: list[dict[str, Any]]):

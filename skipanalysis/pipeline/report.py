@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import shutil
 import sys
@@ -23,7 +24,7 @@ from .. import outputs
 from ..claims import compare_verdicts, load_claims
 from ..provenance import write_atomic, write_json_atomic
 from .bundle import explain
-from .paper import build_paper, markdown_math_to_mathml
+from .paper import build_paper, markdown_math_to_mathml, notebook_timings, timings_summary, timings_table
 
 PDF_HINT = ("PDF skipped: xelatex (and pandoc) not found. Debian/Ubuntu: sudo apt-get install texlive-xetex "
             "texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui "
@@ -100,6 +101,32 @@ def format_comparison(table, before: str, after: str, why: dict | None = None) -
     return "\n".join(lines)
 
 
+TIMINGS_BEGIN, TIMINGS_END = "<!-- timings: begin (make timings writes this table) -->", "<!-- timings: end -->"
+
+
+def write_timings(reports: Path, readme: str | None = None) -> int:
+    """Print ``<reports>/timings.json`` as a table; with ``readme``, replace the text between the file's timing
+    marks with it (one-line error, nothing written, when the file or the marks are missing)."""
+    source = reports / "timings.json"
+    if not source.exists():
+        print(f"[report] {source} not found: make report writes it", file=sys.stderr)
+        return 2
+    summary = json.loads(source.read_text(encoding="utf-8"))
+    table = (f"`make report PROFILE={summary['profile']}`, {summary['sum_seconds'] / 60:.1f} min of notebook time in "
+             "all (a notebook whose runs were in the run store shows its re-execution):\n\n"
+             + timings_table(summary["notebooks"]))
+    print(table)
+    if readme:
+        path = Path(readme)
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        if TIMINGS_BEGIN not in text or TIMINGS_END not in text:
+            print(f"[report] {readme}: no {TIMINGS_BEGIN} ... {TIMINGS_END} marks to write between", file=sys.stderr)
+            return 2
+        head, rest = text.split(TIMINGS_BEGIN, 1)
+        write_atomic(path, f"{head}{TIMINGS_BEGIN}\n{table}\n{TIMINGS_END}{rest.split(TIMINGS_END, 1)[1]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build the paper from executed notebooks.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -114,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                                     "(another seed, another machine)")
     d.add_argument("before")
     d.add_argument("after")
+    t = sub.add_parser("timings", help="the notebooks' wall times as a markdown table (from timings.json)")
+    t.add_argument("reports", help="a report folder, e.g. reports/quick")
+    t.add_argument("--readme", help=f"write the table into this file between {TIMINGS_BEGIN} and {TIMINGS_END}")
     args = ap.parse_args(argv)
+    if args.cmd == "timings":
+        return write_timings(Path(args.reports), args.readme)
     if args.cmd == "diff":
 
         try:
@@ -131,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         paper = build_paper(reports, names, args.profile)
         write_atomic(reports / "report.ipynb", nbformat.writes(paper))
         write_atomic(reports / "report.html", export_html(paper))
+        write_json_atomic(reports / "timings.json", timings_summary(notebook_timings(reports, names), args.profile))
         books = load_claims(reports, [*names, "report"])  # the report's own book holds S1
         write_json_atomic(reports / "claims.json", {"profile": args.profile, "notebooks": books,
                                                     "s1": paper.metadata[outputs.NAMESPACE]["s1"]})

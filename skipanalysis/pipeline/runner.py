@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ import yaml
 
 from .. import params as specs
 from .. import runs
+from ..hardware import machine_line
 from ..params import DEVICE_CHOICES, PROFILES, RESERVED, ParameterError
+from ..provenance import git_commit, write_json_atomic
 
 
 def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[str, Any]]:
@@ -254,6 +257,19 @@ class _KnownParameters(logging.Filter):
         return not (head == "Passed unknown parameter" and name in self.names)
 
 
+def record_timing(reports: Path, name: str, profile: str, device: str, seconds: float, alone: bool,
+                  repo: Path) -> Path:
+    """Write ``<reports>/timings/<name>.json``: the notebook's wall time, when it ended, how it ran (profile, device,
+    alone or sharing the cores), the commit and the machine. The report gathers them into ``timings.json``."""
+    path = reports / "timings" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"notebook": name, "seconds": round(seconds, 1), "profile": profile, "device": device,
+                             "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"), "alone": alone,
+                             "threads": os.environ.get("OMP_NUM_THREADS"), "commit": git_commit(repo),
+                             "machine": machine_line()})
+    return path
+
+
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile: str = "quick",
                  device: str = "auto", kernel_name: str = "python3", progress: bool = True,
                  overrides: dict[str, Any] | None = None, alone: bool = False) -> Path:
@@ -295,12 +311,14 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
         os.environ.setdefault("SKIPANALYSIS_WORKERS", str(os.cpu_count() or 1))
     quiet = _KnownParameters(set(params))
     logging.getLogger("papermill").addFilter(quiet)
+    t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=kernel_name,
                             cwd=str(notebook.parent), progress_bar=progress and {"desc": name}, log_output=False,
                             report_mode=False, kernel_manager_class=_kernel_manager_class())
         _move_results(staging, reports, name)
         os.replace(partial, output)
+        record_timing(reports, name, profile, device, time.perf_counter() - t0, alone, Path(repo))
     except BaseException:
         if partial.exists():
             failed = reports / "failed"
