@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 from typing import Any
 
 import torch
 
 from .params import DEVICE_CHOICES
+from .provenance import cpu_model, memory_bytes
 
 
 def _xla_available() -> bool:
@@ -81,32 +81,6 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    if platform.system() == "Darwin":
-        try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
-                                 timeout=5)
-            if out.stdout.strip():
-                return out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine()
-
-
-def _memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def fingerprint(device: torch.device | str | None = None) -> dict[str, Any]:
     """Describe the machine: CPU, memory, accelerators and library versions.
 
@@ -118,10 +92,10 @@ def fingerprint(device: torch.device | str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "memory_bytes": _memory_bytes(),
+        "memory_bytes": memory_bytes(),
         "device": str(device) if device is not None else None,
         "devices_present": available_devices(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -172,13 +146,3 @@ def device_label(info: dict[str, Any]) -> str:
             return f"xla (XLA on CPU: {info.get('cpu_model', '?')}, not a TPU)"
         return f"xla ({backend})"
     return dev
-
-
-def machine_line() -> str:
-    """This machine in one line for a timing table: CPU model, cores, memory, and the GPU when torch sees one."""
-    mem = _memory_bytes()
-    parts = [_cpu_model() or platform.machine(), f"{os.cpu_count()} cores"]
-    parts += [f"{mem / 2**30:.0f} GiB"] if mem else []
-    if torch.cuda.is_available():
-        parts.append(torch.cuda.get_device_name(0))
-    return ", ".join(parts)

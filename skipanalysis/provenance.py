@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import math
 import os
+import platform
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -96,3 +97,36 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                 timeout=5)
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
+
+
+def memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine_line() -> str:
+    """This machine in one line for a timing table: CPU model, cores and memory (no torch import)."""
+    mem = memory_bytes()
+    return ", ".join([cpu_model() or platform.machine(), f"{os.cpu_count()} cores"]
+                     + ([f"{mem / 2**30:.0f} GiB"] if mem else []))

@@ -47,15 +47,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .executors import StoreError, check_executor, check_ray_address, executor_name, workers
 from .keys import ROOT, code_parts, fn_fingerprint, model_fingerprint, run_key
 from .provenance import atomic_path, package_versions, write_json_atomic
-
-EXECUTORS = ("local", "ray")
-
-
-
-class StoreError(ValueError):
-    """A store folder that cannot be used."""
 
 
 def default_root() -> Path:
@@ -157,55 +151,6 @@ class RunStore:
 
 # --- executors ------------------------------------------------------------------------------------------------------
 
-def executor_name(value: str | None = None) -> str:
-    """``EXECUTOR`` (or ``value``), checked: ``local`` or ``ray``; StoreError otherwise (one line, the fix)."""
-    name = (value if value is not None else os.environ.get("EXECUTOR", "")).strip() or "local"
-    if name not in EXECUTORS:
-        raise StoreError(f"EXECUTOR={name} is not allowed; choose one of {', '.join(EXECUTORS)} (or unset it)")
-    return name
-
-
-def check_ray_address(address: str | None = None, timeout: float = 3.0) -> None:
-    """A ``host:port`` ``RAY_ADDRESS`` that accepts no connection raises StoreError at once (Ray itself would retry
-    for a minute); ``auto``, ``local`` and ``ray://`` addresses are left to Ray."""
-    import socket
-
-    address = address if address is not None else os.environ.get("RAY_ADDRESS", "")
-    if not address or address in ("auto", "local") or "://" in address:
-        return
-    host, _, port = address.rpartition(":")
-    if not port.isdigit():
-        raise StoreError(f"RAY_ADDRESS={address} is not allowed; give host:port (e.g. 10.0.0.1:6379), auto, or a "
-                         "ray:// address")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"RAY_ADDRESS={address} is not reachable ({exc}); start the cluster (ray start --head) or "
-                         "unset RAY_ADDRESS to start a Ray instance on this machine") from None
-
-
-def check_executor() -> str:
-    """Everything ``EXECUTOR=...`` needs, checked before any run starts; returns the executor's name."""
-    name = executor_name()
-    workers()
-    if name == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise StoreError('EXECUTOR=ray needs Ray: make setup EXTRAS=cluster (or pip install -e ".[cluster]"), '
-                             "or unset EXECUTOR") from None
-        share = os.environ.get("RAY_GPUS_PER_RUN", "0.25")
-        try:
-            ok = 0 < float(share) <= 1 or float(share).is_integer() and float(share) > 1
-        except ValueError:
-            ok = False
-        if not ok:
-            raise StoreError(f"RAY_GPUS_PER_RUN={share} is not allowed; give a fraction in (0, 1] or a whole number "
-                             "of GPUs per run")
-        check_ray_address()
-    return name
-
-
 def _progress_bar(total: int, desc: str, estimate: float | None):
     """A tqdm bar for the runs left: on the terminal of ``make report`` when the runner started this kernel
     (``SKIPANALYSIS_PROGRESS=terminal``), in the notebook otherwise."""
@@ -238,20 +183,6 @@ def _local(fn: Callable, configs: list[dict], shared: tuple, device) -> Any:
         result, state = fn(config, *shared, device=device)
         yield i, result, state, time.perf_counter() - t0, {**_where(device or config.get("device", "cpu")),
                                                           "executor": "local"}
-
-
-def workers(value: str | None = None) -> int:
-    """``SKIPANALYSIS_WORKERS`` (or ``value``), checked: how many CPU processes run a notebook's runs at once.
-
-    1 (the default): the runs train one after another in the kernel. More: on a CPU, that many processes with one
-    torch thread each (joblib), which trains small nets nearly that many times faster than one process with as
-    many threads (they scale poorly across threads). ``make report`` gives the notebook it runs by itself every
-    core this way.
-    """
-    text = (value if value is not None else os.environ.get("SKIPANALYSIS_WORKERS", "")).strip() or "1"
-    if not text.isdigit() or int(text) < 1:
-        raise StoreError(f"SKIPANALYSIS_WORKERS={text} is not allowed; give a whole number of processes, at least 1")
-    return int(text)
 
 
 _IN_WORKER = False  # set in a joblib worker process (``_in_process``)

@@ -203,7 +203,7 @@ def test_the_decoded_subset_is_cached_by_the_archive_content(tmp_path, monkeypat
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(subsets, "_read_imagefolder_members", no_decoding)
+    monkeypatch.setattr(data, "read_imagefolder_members", no_decoding)
     again = data.cifar10_subset(archive)  # from the cache: nothing decoded
     assert all(torch.equal(a, b) for s in ("train", "test") for a, b in zip(first[s], again[s]))
     archive.write_bytes(archive.read_bytes()[:-1] + b"\0")  # other bytes: another key, decoded again

@@ -221,7 +221,7 @@ def test_the_lead_and_the_timing_notebook_run_alone_with_every_core(project, mon
 def test_the_runner_checks_parameters_without_importing_torch():
     """Checking a notebook's parameters is the runner's own work before each notebook: it must not pay torch's
     import (about 1.3 s a notebook, a tenth of a re-executed report)."""
-    code = ("import sys; from skipanalysis import runner; "
+    code = ("import sys; from skipanalysis.pipeline import runner; "
             "runner.notebook_parameters('notebooks/03_equivalence.ipynb', 'quick', 'cpu', '/tmp'); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

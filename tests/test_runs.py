@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from skipanalysis import data, keys, runs, tasks, train
+from skipanalysis import data, executors, keys, runs, tasks, train
 from skipanalysis.studies import degradation as dg
 
 from conftest import ROOT
@@ -81,9 +81,9 @@ def test_run_keys_follow_the_code_they_reach(monkeypatch):
 
     read = []
     real = keys.code_fingerprint
-    monkeypatch.setattr(runs, "code_fingerprint", lambda paths=keys.TRAINING_CODE, root=keys.ROOT:
+    monkeypatch.setattr(keys, "code_fingerprint", lambda paths=keys.TRAINING_CODE, root=keys.ROOT:
                         read.append(paths) or real(paths, root))
-    runs._model_files.cache_clear()
+    keys._model_files.cache_clear()
     cifar = {"name": "resnet-20", "model_args": {"num_classes": 10, "width": 1, "in_channels": 3}}
     state = torch.random.get_rng_state()
     key = keys.model_fingerprint(cifar)
@@ -93,14 +93,14 @@ def test_run_keys_follow_the_code_they_reach(monkeypatch):
     keys.model_fingerprint({**cifar, "name": "highway-20"})
     assert "skipanalysis/models/highway.py" in read[-1] and "skipanalysis/models/transformer.py" not in read[-1]
     assert keys.model_fingerprint({"name": "loss-surface"}) == real(keys.MODEL_CODE)  # no net named: every file
-    runs._model_files.cache_clear()
+    keys._model_files.cache_clear()
     assert keys.model_fingerprint(cifar) == key
 
     reached = {o.__name__ for o in keys._reached(dg.train_run)}
     assert "to_device" in reached and "text_task" not in reached  # data helpers count function by function
     before01, before05 = keys.fn_fingerprint(dg.train_run, "c"), keys.fn_fingerprint(npl.t4_study, "c")
     monkeypatch.setattr(data, "text_task", lambda *a, **k: None)  # edited sequence tasks
-    monkeypatch.setattr(data, "local_task", lambda *a, **k: None)
+    monkeypatch.setattr(tasks, "local_task", lambda *a, **k: None)
     assert keys.fn_fingerprint(dg.train_run, "c") == before01
     assert keys.fn_fingerprint(npl.t4_study, "c") != before05  # 05's T4 builds its task in the run: re-keyed
 
@@ -211,8 +211,8 @@ def test_records_say_where_they_ran_and_travel_to_another_checkout(tmp_path, tin
 
 def test_bad_executor_settings_are_one_line_before_any_run(monkeypatch):
     monkeypatch.setenv("EXECUTOR", "slurm")
-    with pytest.raises(runs.StoreError, match=r"^EXECUTOR=slurm is not allowed; choose one of local, ray"):
-        runs.check_executor()
+    with pytest.raises(executors.StoreError, match=r"^EXECUTOR=slurm is not allowed; choose one of local, ray"):
+        executors.check_executor()
     monkeypatch.setenv("EXECUTOR", "ray")
     import socket
 
@@ -221,16 +221,17 @@ def test_bad_executor_settings_are_one_line_before_any_run(monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'); .ci/run installs it")
-    with pytest.raises(runs.StoreError, match=rf"^RAY_ADDRESS=127.0.0.1:{port} is not reachable .*unset RAY_ADDRESS"):
-        runs.check_executor()
+    unreachable = rf"^RAY_ADDRESS=127.0.0.1:{port} is not reachable .*unset RAY_ADDRESS"
+    with pytest.raises(executors.StoreError, match=unreachable):
+        executors.check_executor()
     monkeypatch.setenv("RAY_ADDRESS", "headnode")
-    with pytest.raises(runs.StoreError, match=r"^RAY_ADDRESS=headnode is not allowed; give host:port"):
-        runs.check_executor()
+    with pytest.raises(executors.StoreError, match=r"^RAY_ADDRESS=headnode is not allowed; give host:port"):
+        executors.check_executor()
     monkeypatch.delenv("RAY_ADDRESS")
     for bad in ("abc", "0", "1.5"):
         monkeypatch.setenv("RAY_GPUS_PER_RUN", bad)
-        with pytest.raises(runs.StoreError, match=rf"^RAY_GPUS_PER_RUN={bad} is not allowed"):
-            runs.check_executor()
+        with pytest.raises(executors.StoreError, match=rf"^RAY_GPUS_PER_RUN={bad} is not allowed"):
+            executors.check_executor()
 
 
 def test_the_runner_rejects_a_bad_executor_and_changes_nothing(tmp_path):
@@ -414,8 +415,8 @@ def test_worker_processes_draw_no_per_step_bars(monkeypatch):
 def test_bad_worker_count_is_one_line(monkeypatch):
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("SKIPANALYSIS_WORKERS", bad)
-        with pytest.raises(runs.StoreError, match=f"SKIPANALYSIS_WORKERS={bad} is not allowed; give a whole number"):
-            runs.check_executor()
+        with pytest.raises(executors.StoreError, match=f"SKIPANALYSIS_WORKERS={bad} is not allowed; give a whole"):
+            executors.check_executor()
 
 
 def test_longest_first_starts_unknown_then_long_runs():

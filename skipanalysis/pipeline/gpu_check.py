@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from .. import runs
+from ..executors import StoreError, check_executor, executor_name
 from ..hardware import fingerprint
-from ..runs import StoreError, check_executor, executor_name
+from ..measure import machines
 from ..studies import cost
 from ..studies import degradation as dg
 from .runner import resolved_parameters
@@ -62,7 +63,7 @@ def hardware_file(device, out: Path, profile: str, commit: str | None = None) ->
     fp = fingerprint(device)
     m = cost.measurements(p, device, fp, out, None)
     numbers = {"profile": profile, "repeats": p["repeats"], **m["numbers"]}
-    return cost.write_hardware_file(out / "hardware", fp, numbers, commit=commit)
+    return machines.write_hardware_file(out / "hardware", fp, numbers, commit=commit)
 
 
 def full_runs(p: Mapping[str, Any], n_train: int = 50_000) -> pd.DataFrame:

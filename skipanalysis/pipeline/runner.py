@@ -27,11 +27,10 @@ from typing import Any
 
 import yaml
 
+from .. import executors
 from .. import params as specs
-from .. import runs
-from ..hardware import machine_line
 from ..params import DEVICE_CHOICES, PROFILES, RESERVED, ParameterError
-from ..provenance import git_commit, write_json_atomic
+from ..provenance import git_commit, machine_line, write_json_atomic
 
 
 def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[str, Any]]:
@@ -294,7 +293,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, profile
     reports = output.parent
     staging = reports / ".staging" / name
     params = notebook_parameters(notebook, profile, device, staging, overrides=overrides)  # before any file changes
-    runs.check_executor()  # EXECUTOR, Ray and RAY_ADDRESS, before any file changes too
+    executors.check_executor()  # EXECUTOR, Ray and RAY_ADDRESS, before any file changes too
     reports.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -356,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_notebook(args.notebook, args.output, args.profile, args.device, args.kernel, not args.no_progress,
                      parse_overrides(args.param), alone=args.alone or serial_make())
-    except (ParameterError, runs.StoreError) as exc:
+    except (ParameterError, executors.StoreError) as exc:
         print(f"[{name}] bad input: {exc}", file=sys.stderr)
         return 2
     except pm.PapermillExecutionError as exc:
