@@ -270,6 +270,14 @@ DEPTH_RUNS = ("dataset", "data_path", "n_train", "n_test", "image_size", "seed",
 SHARED = {"07_loss_landscape": {"01_degradation": DEPTH_RUNS}, "02_gradient_flow": {"01_degradation": DEPTH_RUNS}}
 
 
+def check_common(values: Mapping[str, Any]) -> None:
+    """Check the parameters every notebook has (``COMMON``) that ``values`` holds, for a notebook opened without its
+    namespace (one line naming the first bad one, as ``check``)."""
+    for name, p in COMMON.items():
+        if name in values and not p.ok(values[name]):
+            raise ParameterError(f"parameter {name}={values[name]!r} is not allowed; expected {p.expected()}")
+
+
 def check(notebook: str, values: Mapping[str, Any]) -> None:
     """Check ``values`` against ``notebook``'s spec (a notebook without one is not checked).
 

@@ -8,20 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from skipanalysis import design, stats
 from skipanalysis.claims import CATALOGUE, apply_design
+from skipanalysis.pipeline.runner import resolved_parameters
 from skipanalysis.rules import core, degradation
 
-PARAMS = Path(__file__).resolve().parent.parent / "notebooks" / "params"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _effective(profile: str, notebook: str, name: str):
-    """A parameter's value in a profile: its own section, else the quick defaults (the notebooks' defaults)."""
-    quick = yaml.safe_load((PARAMS / "quick.yaml").read_text())
-    own = yaml.safe_load((PARAMS / f"{profile}.yaml").read_text()).get(notebook) or {}
-    return own.get(name, (quick.get(notebook) or {}).get(name))
+    """A parameter's value in a profile: the notebook's default with the profile's section on top."""
+    return resolved_parameters(ROOT / "notebooks" / f"{notebook}.ipynb", profile)[name]
 
 
 def test_every_empirical_claim_has_one_design_row_and_no_identity_has_one():

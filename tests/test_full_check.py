@@ -12,7 +12,7 @@ from skipanalysis.pipeline import full_check as fc
 from skipanalysis.pipeline import runner
 from skipanalysis.rules.core import Decision
 
-FULL = runner.load_profile(fc.NOTEBOOKS / "params", "full")
+FULL = fc.full_parameters()
 
 
 def test_caps_validate_for_every_notebook():

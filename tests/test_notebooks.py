@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from skipanalysis.claims import CATALOGUE
-from skipanalysis.pipeline.runner import declared_parameters
+from skipanalysis.pipeline.runner import cell_defaults, declared_parameters
 from skipanalysis.rules import core
 
 from conftest import NOTEBOOKS, ROOT, have_latex
@@ -44,18 +44,20 @@ def test_no_code_cell_over_twenty_lines(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
-def test_parameters_cell_equals_quick_profile(path):
+def test_each_value_is_written_once_and_profiles_list_only_what_they_change(path):
+    """The parameters cell holds every default (the quick profile is those defaults); smoke.yaml and full.yaml name
+    only parameters the notebook defines and only values that differ from its defaults."""
     declared = declared_parameters(path)  # the parameters cell and the more-parameters cell above it
     for reserved in ("profile", "device", "report_dir"):
         assert reserved in declared
     assert declared["profile"]["default"] == '"quick"'
-    quick = yaml.safe_load((ROOT / "notebooks/params/quick.yaml").read_text()).get(path.stem, {})
-    for key, value in quick.items():
-        assert key in declared, f"quick.yaml sets {key}, which {path.name} does not define"
-        assert eval(declared[key]["default"]) == value, f"{path.name}: default {key} differs from quick.yaml"
-    for profile in ("smoke", "full"):
-        section = yaml.safe_load((ROOT / f"notebooks/params/{profile}.yaml").read_text()).get(path.stem, {})
+    defaults = cell_defaults(declared)
+    for profile in ("quick", "smoke", "full"):
+        section = yaml.safe_load((ROOT / f"notebooks/params/{profile}.yaml").read_text()).get(path.stem) or {}
         assert set(section) <= set(declared), f"{profile}.yaml names parameters {path.name} lacks"
+        same = sorted(k for k, v in section.items() if k in defaults and defaults[k] == v)
+        assert not same, f"{profile}.yaml restates {path.name}'s defaults {same}: list only what {profile} changes"
+        assert profile != "quick" or not section, f"quick.yaml sets {sorted(section)}: quick is the cell's defaults"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -20,7 +20,7 @@ from skipanalysis.rules import equivalence
 from conftest import NOTEBOOKS, ROOT
 
 
-def _defaults(nb) -> dict:
+def cell_defaults(nb) -> dict:
     return {k: ast.literal_eval(v["default"]) for k, v in declared_parameters(nb).items()}
 
 
@@ -29,7 +29,7 @@ def test_every_notebook_parameter_is_declared_and_every_profile_passes(nb):
     assert set(params.declared(nb.stem)) == set(declared_parameters(nb)), "notebook and spec disagree"
     for profile in params.PROFILES:
         section = (yaml.safe_load((ROOT / "notebooks" / "params" / f"{profile}.yaml").read_text()) or {}).get(nb.stem)
-        params.check(nb.stem, {**_defaults(nb), **(section or {}), "profile": profile, "device": "cpu",
+        params.check(nb.stem, {**cell_defaults(nb), **(section or {}), "profile": profile, "device": "cpu",
                                "report_dir": "/tmp/r"})
 
 
@@ -147,7 +147,7 @@ def test_corrupt_yaml_and_corrupt_notebook_name_the_file(tmp_path):
 def test_setup_checks_a_value_edited_in_jupyterlab(tmp_path):
     from skipanalysis.pipeline.notebook import setup
 
-    values = {**_defaults(NB01), "profile": "quick", "device": "cpu", "report_dir": str(tmp_path)}
+    values = {**cell_defaults(NB01), "profile": "quick", "device": "cpu", "report_dir": str(tmp_path)}
     with pytest.raises(ParameterError, match=r"parameter margin=1.5 is not allowed; expected a finite number > 0"):
         setup("01_degradation", {**values, "margin": 1.5})
     assert setup("01_degradation", values).name == "01_degradation"

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..params import OVERLAY_ENV, ParameterError
 from . import runner
-from .runner import load_profile
+from .runner import resolved_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -59,8 +59,14 @@ def shallow(depths: list) -> list:
     return sorted(depths)[:2]
 
 
+def full_parameters() -> dict[str, dict[str, Any]]:
+    """Each notebook's parameters in the full profile: its defaults with full.yaml's section on top."""
+    return {name: resolved_parameters(NOTEBOOKS / f"{name}.ipynb", "full") for name in ORDER}
+
+
 def caps(full: dict[str, dict[str, Any]], steps: int = STEPS) -> dict[str, dict[str, Any]]:
-    """The overlay for each notebook: what the capped check changes in the full profile's sections ``full``.
+    """The overlay for each notebook: what the capped check changes in its full parameters ``full``
+    (``full_parameters``).
 
     Epochs are set so that a run trains about ``steps`` steps at the full profile's batch size on the capped
     training set; warm-up lasts half of them.
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print("[full-check] bad input: --out must not be reports/full (the full profile's own report)", file=sys.stderr)
         return 2
     try:
-        overlay = caps(load_profile(NOTEBOOKS / "params", "full"), args.steps)
+        overlay = caps(full_parameters(), args.steps)
         check_overlay(overlay, args.device)
     except ParameterError as exc:
         print(f"[full-check] bad input: {exc}", file=sys.stderr)

@@ -20,40 +20,9 @@ import torch
 from .. import outputs, plotting
 from ..claims import ClaimBook
 from ..hardware import device_label, fingerprint, select_device
-from ..params import PROFILES
 from ..params import check as check_parameters
+from ..params import check_common
 from .runner import resolved_parameters
-
-
-def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
-    """Require an integer in ``[lo, hi]``; the error names the parameter, the value and the range."""
-    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo) or (
-            hi is not None and value > hi):
-        allowed = f"an integer{'' if lo is None else f' >= {lo}'}{'' if hi is None else f' and <= {hi}'}"
-        raise ValueError(f"parameter {name}={value!r} is not allowed; expected {allowed}")
-    return value
-
-
-def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False) -> float:
-    """Require a real number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and lo is not None:
-        ok = value > lo if lo_open else value >= lo
-    if ok and hi is not None:
-        ok = value <= hi
-    if not ok:
-        low = "" if lo is None else f" {'>' if lo_open else '>='} {lo}"
-        high = "" if hi is None else f" and <= {hi}"
-        raise ValueError(f"parameter {name}={value!r} is not allowed; expected a number{low}{high}")
-    return float(value)
-
-
-def check_choice(name: str, value: Any, choices: tuple | list) -> Any:
-    """Require ``value`` to be one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"parameter {name}={value!r} is not allowed; choose one of {list(choices)}")
-    return value
 
 
 def _show_fingerprint(fp: dict[str, Any]) -> None:
@@ -134,8 +103,7 @@ def setup(name: str, values: Mapping[str, Any] | None = None, *, profile: str | 
     report_dir = report_dir if report_dir is not None else values.get("report_dir", "../reports")
     own = seed if seed is not None else values.get("seed")  # None: the notebook declares no seed
     seed = own if own is not None else 0
-    check_choice("profile", profile, PROFILES)
-    check_int("seed", seed, 0)
+    check_common({"profile": profile, "seed": seed})
     if values:
         check_parameters(name, {**values, "profile": profile, "device": device, "report_dir": str(report_dir),
                                 "seed": seed})

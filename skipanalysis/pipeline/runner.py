@@ -140,11 +140,11 @@ def notebook_parameters(notebook: str | os.PathLike, profile: str, device: str, 
     if missing:
         raise ParameterError(f"{notebook}: its parameters cell must define {missing} (see README)")
     injected = {**section, "profile": profile, "device": device, "report_dir": str(Path(report_dir).resolve())}
-    specs.check(notebook.stem, {**_defaults(declared), **injected})
+    specs.check(notebook.stem, {**cell_defaults(declared), **injected})
     return injected
 
 
-def _defaults(declared: dict[str, dict]) -> dict[str, Any]:
+def cell_defaults(declared: dict[str, dict]) -> dict[str, Any]:
     """The parameter cells' default values (``declared_parameters`` gives their source text)."""
     import ast
 
@@ -163,7 +163,7 @@ def resolved_parameters(notebook: str | os.PathLike, profile: str,
     section on top (how a notebook reads another's settings, e.g. 07 asking for 01's nets)."""
     notebook = Path(notebook)
     params_dir = Path(params_dir) if params_dir else notebook.parent / "params"
-    return {**_defaults(declared_parameters(notebook)), **load_profile(params_dir, profile).get(notebook.stem, {}),
+    return {**cell_defaults(declared_parameters(notebook)), **load_profile(params_dir, profile).get(notebook.stem, {}),
             **(specs.overlay(notebook.stem) or {})}
 
 

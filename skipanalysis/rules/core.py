@@ -5,7 +5,7 @@ the verdict, the rule's text and the numbers it used. The rule text lives here
 once; the notebook prints it with the verdict and the report quotes it from the
 claim file, so the three can never disagree. ``RULES`` maps claim IDs to rules.
 
-Two kinds of claim (see ``../shared/CLAIMS.md``):
+Two kinds of claim (``claim_kind``):
 - identities and exact counts (``KIND_IDENTITY``): ``verified`` or ``failed``.
   They check our own code and arithmetic and never count as empirical support.
 - empirical claims: ``supported``, ``refuted``, ``inconclusive`` (or ``not
