@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ..measure.machines import PUBLISHED_PEAKS
 from ..studies.cost import roofline_points
@@ -11,8 +13,6 @@ from ..studies.cost import roofline_points
 
 def plot_layer_work(per_layer: pd.DataFrame):
     """C4: multiply-adds per layer split into the 1x1 bottleneck and the 3x3 convolution, and the 1x1 share."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     axes[0].stackplot(per_layer.layer, per_layer.macs_1x1 / 1e6, per_layer.macs_3x3 / 1e6,
                       labels=["1x1 bottleneck", "3x3"])
@@ -26,9 +26,6 @@ def plot_layer_work(per_layer: pd.DataFrame):
 def plot_memory(mem: pd.DataFrame):
     """Left: saved-for-backward bytes per block and depth (dashed on CUDA: the allocator's peak); right: forward+
     backward time, median and interquartile band over the rounds."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     sns.lineplot(data=mem.assign(MB=mem.saved_bytes / 2**20), x="layers", y="MB", hue="block", marker="o", ax=axes[0])
     if "cuda_peak_bytes" in mem:
@@ -44,9 +41,6 @@ def plot_memory(mem: pd.DataFrame):
 
 def plot_model_memory(mem: pd.DataFrame):
     """Saved-for-backward MiB of whole models against depth, one line per family."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     fig, ax = plt.subplots(figsize=(5, 3.2))
     sns.lineplot(data=mem.assign(MiB=mem.saved_bytes / 2**20), x="depth", y="MiB", hue="family", marker="o", ax=ax)
     for r in mem.itertuples():
@@ -58,8 +52,6 @@ def plot_model_memory(mem: pd.DataFrame):
 
 def plot_roofline(machines: dict[str, dict], flop_size: int):
     """One roofline panel per machine: its measured peaks, published peaks (projected, not measured), the models."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(machines), figsize=(5.2 * len(machines), 3.8), squeeze=False)
     xs = np.logspace(-1, 3, 100)
     for ax, (mid, hw) in zip(axes[0], machines.items()):

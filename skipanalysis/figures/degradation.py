@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from ..plotting import FAMILY_COLORS
 
@@ -13,9 +15,6 @@ def plot_error_curves(history: pd.DataFrame, kinds: list[str], smooth: int = 20)
     Training error is the running mini-batch error (rolling mean over ``smooth``
     steps), averaged over seeds; test error is measured at the evaluation steps.
     """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     depths = sorted(history.depth.unique())
     colors = dict(zip(depths, sns.color_palette("rocket_r", len(depths) + 1)[1:]))
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), sharey=True, squeeze=False)
@@ -41,9 +40,6 @@ def plot_error_curves(history: pd.DataFrame, kinds: list[str], smooth: int = 20)
 
 def plot_final_errors(summary: pd.DataFrame, value_label: str = "final training error (%)"):
     """Mean final error per kind and depth with the 95% interval as an error bar."""
-    import matplotlib.pyplot as plt
-
-
     fig, ax = plt.subplots(figsize=(6, 3.4))
     kinds = list(dict.fromkeys(summary.kind))
     for i, kind in enumerate(kinds):
@@ -59,8 +55,6 @@ def plot_final_errors(summary: pd.DataFrame, value_label: str = "final training 
 
 def plot_construction(table: pd.DataFrame):
     """D3: the four training errors of ``construction_study`` as bars with their intervals."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(7, 2.8))
     err = 100 * table["training error"]
     ax.barh(table.index, err, xerr=[(err - 100 * table.low).clip(lower=0), (100 * table.high - err).clip(lower=0)],
@@ -73,9 +67,6 @@ def plot_construction(table: pd.DataFrame):
 def plot_distances(blocks: pd.DataFrame):
     """D4: per block, the correlation of output with input (the rule's quantity), the relative distance of the map
     to identity, and of the second kernel to the identity kernel."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     blocks = blocks.reset_index(drop=True)  # seaborn drops non-finite rows (a diverged net) by a unique index
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, y in zip(axes, ("corr_identity", "to_identity", "w_to_dirac")):
@@ -88,9 +79,6 @@ def plot_distances(blocks: pd.DataFrame):
 
 def plot_gates(gates: pd.DataFrame):
     """D5: mean transform gate per block of the trained highway nets."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     fig, ax = plt.subplots(figsize=(6, 3))
     sns.lineplot(data=gates, x="block", y="gate_mean", hue="depth", marker="o", ax=ax, palette="rocket_r")
     ax.set(ylabel="mean transform gate T", ylim=(0, 1))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from ..studies.equivalence import residual_block_params
 
 
 def plot_conv_concat(trials: pd.DataFrame):
     """E2: the largest error of each random shape against the number of terms summed per output."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.scatterplot(data=trials, x=trials["in_channels"] * trials["kernel"] ** 2, y="max_abs_err", hue="pieces",
                     palette="colorblind", ax=ax, s=18)
@@ -23,8 +22,6 @@ def plot_conv_concat(trials: pd.DataFrame):
 
 def plot_tied_fit(fit: pd.DataFrame):
     """E3: the measured residual of the best tied fit beside sqrt(1 - 1/m)."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(fit["inputs"], fit["expected"], "k--", lw=1, label="sqrt(1 - 1/m) (large-sample limit)")
     ax.plot(fit["inputs"], fit["residual"], "o", label="best tied fit, measured")
@@ -35,9 +32,6 @@ def plot_tied_fit(fit: pd.DataFrame):
 
 def plot_growth(layers: pd.DataFrame):
     """E4: input channels and parameters per layer for each growth rate, beside a residual stage of matched width."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     max_layers = int(layers.layer.max())
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     sns.lineplot(data=layers, x="layer", y="in_channels", hue="k", palette="colorblind", ax=axes[0])
@@ -54,9 +48,6 @@ def plot_growth(layers: pd.DataFrame):
 def plot_decodability(r2: pd.DataFrame):
     """E5: held-out R^2 of each earlier output, by model, trained (left) and at initialisation (right; the
     random-feature baseline), mean over seeds with 95% intervals."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     states = [s for s in ("trained", "initialised") if s in set(r2.get("state", pd.Series(["trained"])))]
     fig, axes = plt.subplots(1, len(states), figsize=(5 * len(states), 3.2), sharey=True, squeeze=False)
     for ax, state in zip(axes[0], states):

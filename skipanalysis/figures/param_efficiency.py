@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from .. import stats
 from ..studies.param_efficiency import family
@@ -56,8 +57,6 @@ def plot_tradeoff(summ: pd.DataFrame, costs: pd.DataFrame, hybrids: dict[str, st
 def plot_scarce(runs: pd.DataFrame, pair: list[str]) -> plt.Figure:
     """Overfitting gap (test - train error) and test error against training-set size for the models in ``pair``
     (the pair and its control), per seed."""
-    import seaborn as sns
-
     sel = runs[runs.model.isin(pair)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, col, label in ((axes[0], "gap", "test - train error"), (axes[1], "test_err", "test error")):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 
 from ..models.transformer import Encoder
@@ -16,8 +18,6 @@ from ..plotting import FAMILY_COLORS
 def plot_grad_at_init(grads: pd.DataFrame):
     """Left: per-block gradient norm of the deepest stack; right: last-layer W2 gradient against depth, per seed,
     with Xiong et al.'s scalings (constant, 1/sqrt(L)) anchored at the shallowest depth's median."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     top, d0 = grads.depth.max(), grads.depth.min()
     last = grads[grads.layer == grads.depth]
@@ -41,8 +41,6 @@ def plot_grad_at_init(grads: pd.DataFrame):
 
 def plot_warmup(hist: pd.DataFrame, outs: pd.DataFrame, vocab: int):
     """Training loss per learning rate and arm (mean over seeds); x marks a diverged run."""
-    import matplotlib.pyplot as plt
-
     lrs = sorted(hist.lr.unique())
     fig, axes = plt.subplots(1, len(lrs), figsize=(5 * len(lrs), 3.4), sharey=True, squeeze=False)
     for ax, lr in zip(axes[0], lrs):
@@ -62,8 +60,6 @@ def plot_warmup(hist: pd.DataFrame, outs: pd.DataFrame, vocab: int):
 
 def plot_depth(t3: pd.DataFrame, vocab: int):
     """Final training loss of every run against depth (T3's sweep), with the 'trained' line."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for k, n in enumerate(("post", "pre")):
         g = t3[t3.norm == n]
@@ -80,9 +76,6 @@ def plot_depth(t3: pd.DataFrame, vocab: int):
 def plot_reach(layers: pd.DataFrame, window: int, seq_len: int):
     """Per layer: attention distance (dotted: uniform), mass beyond the window, entropy (dotted: uniform); colour
     by placement, line style by task when ``layers`` has a ``task`` column."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     style = "task" if "task" in layers else None
     for ax, col, label in zip(axes, ["distance", "beyond_window", "entropy"],
@@ -98,8 +91,6 @@ def plot_reach(layers: pd.DataFrame, window: int, seq_len: int):
 def plot_attention_maps(models: dict[str, Encoder], tokens: dict[str, torch.Tensor]):
     """Head-averaged attention of every layer (columns), mean over held-out inputs, for one model per task (rows):
     query position down, key position across (Li et al.'s maps for attention: the learned connectivity itself)."""
-    import matplotlib.pyplot as plt
-
     maps = {}
     for task, m in models.items():
         m.eval()

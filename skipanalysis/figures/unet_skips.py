@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 from torch.utils.data import TensorDataset
 
 
 def plot_iou_by_thickness(per_cat: pd.DataFrame, order: list[str], variants: list[str]):
     """U2: held-out IoU per membrane class and variant (means over seeds with 95% intervals)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     sns.barplot(data=per_cat, x="category", y="iou", hue="skip", order=order, hue_order=variants,
                 palette="colorblind", errorbar=("ci", 95), ax=ax)
@@ -22,8 +21,6 @@ def plot_iou_by_thickness(per_cat: pd.DataFrame, order: list[str], variants: lis
 def plot_examples(test_set: TensorDataset, preds: dict, variants: list[str], seed: int, crop: int = 96, rows: int = 3):
     """Crops of held-out images: input, ground truth, each variant's prediction (seed ``seed``) and the errors of
     the last variant (misses blue, false alarms red). Returns the figure."""
-    import matplotlib.pyplot as plt
-
     x, t = test_set.tensors[0], test_set.tensors[1]
     rows = min(rows, len(x))
     fig, axes = plt.subplots(rows, 3 + len(variants), figsize=(2 * (3 + len(variants)), 2.1 * rows), squeeze=False)

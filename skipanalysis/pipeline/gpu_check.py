@@ -111,7 +111,6 @@ def training_rates(device, steps: int, depths, n_train: int, n_test: int, image_
     time; images/s per run in each way and the card's total when shared."""
     import torch
 
-
     p = resolved_parameters(NOTEBOOKS / "01_degradation.ipynb", "full")
     p = {**p, "n_train": n_train, "n_test": n_test, "image_size": image_size,
          "epochs": steps / -(-n_train // p["batch_size"])}  # the full recipe (logging, evaluations), capped steps
@@ -157,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", default=None, help="copy the hardware file here too (make gpu-check: data/hardware)")
     args = ap.parse_args(argv)
     import torch
-
 
     kind = args.device.split(":")[0]
     if kind == "cuda" and not torch.cuda.is_available():
@@ -214,12 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     est = estimate(rates, plan, share)
     print(f"[gpu-check] {'(tiny: nets and sizes not those of the full profile) ' if args.tiny else ''}"
           f"01's full profile here ({est['runs']} runs, {est['images'] / 1e9:.2f} billion images; "
-              f"02 and 07 reuse its nets): {est['alone_hours']:.1f} h one run at a time, {est['shared_hours']:.1f} h "
+          f"02 and 07 reuse its nets): {est['alone_hours']:.1f} h one run at a time, {est['shared_hours']:.1f} h "
           f"with {share} sharing the card. The other notebooks' nets were not timed here: no estimate.")
     report = {"device": str(device), "hardware_file": hw.name if hw is not None else None, "hardware_seconds": hw_s,
-              "card": card,
-              "rates": rates.to_dict("records"), "full_01_runs": plan.to_dict("records"), "estimate_01": est,
-              "tiny": args.tiny, "seconds": time.perf_counter() - t0}
+              "card": card, "rates": rates.to_dict("records"), "full_01_runs": plan.to_dict("records"),
+              "estimate_01": est, "tiny": args.tiny, "seconds": time.perf_counter() - t0}
     (out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     print(f"[gpu-check] wrote {out / 'gpu-check.json'} in {report['seconds']:.0f} s")
     return 0 if hw is not None else 1
