@@ -184,3 +184,30 @@ def test_whole_model_memory_scales_with_the_batch_and_leaves_weights_out():
     assert 1.9 < two.saved_bytes / one.saved_bytes <= 2.0  # activations double; per-channel statistics do not
     assert one.saved_bytes < 4 * one.parameters  # the 44 MiB of weights are not counted as saved activations
     assert (one.family, one.depth, one.parameters) == ("ResNet", 18, 11_689_512)
+
+
+def test_the_efficient_densenet_keeps_outputs_and_gradients_and_the_allocator_peak_needs_cuda():
+    from skipanalysis.models import create
+
+    torch.manual_seed(0)
+    naive = create("densenet-2")
+    eff = memory.efficient(naive)
+    assert sum(type(m) is memory.EfficientDenseLayer for m in eff.modules()) == 6  # 2 layers in each of 3 blocks
+    x = torch.randn(2, 3, 8, 8)
+    for m in (naive, eff):
+        m.train()
+        m.zero_grad(set_to_none=True)
+        m(x).sum().backward()
+    assert torch.allclose(naive(x), eff(x), atol=1e-6)
+    for (name, a), b in zip(naive.named_parameters(), eff.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+    assert memory.allocator_peaks(naive, 2, 8, "cpu") is None  # a CPU has no allocator peak: C7 says so
+    assert cost.densenet_peaks("cpu") is None
+    rows = [{"block": b, "layers": n, "saved_bytes": 1000 * n + (5 * n * n if b == "dense" else 0), "times": [1.0] * 5}
+            for b in ("dense", "dense (checkpointed)", "residual") for n in (2, 4, 8)]
+    found = cost.memory_claims(pd.DataFrame(rows), [2, 4, 8], {}, None)
+    assert found[1].evidence["allocator_peaks"] == "CUDA only: not measured on this device"
+    if not torch.cuda.is_available():
+        pytest.skip("the allocator's peak is read on CUDA only (no GPU here); the CPU path is checked above")
+    peaks = memory.allocator_peaks(create("densenet-16"), 64, 32, "cuda")
+    assert 0 < peaks["efficient"] < peaks["naive"]  # Pleiss et al.: 1.605 against 2.863 GB

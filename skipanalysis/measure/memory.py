@@ -94,3 +94,41 @@ class ResidualStage(nn.Sequential):
 
     def __init__(self, width: int, n_blocks: int):
         super().__init__(*[PreActBlock(width) for _ in range(n_blocks)])
+
+
+# Pleiss et al. 2017: DenseNet-BC-100 (k = 12) trained at batch 64 on CIFAR, the GPU memory of the naive
+# implementation against the memory-efficient one (shared storages, recomputation), in GB.
+PLEISS_PEAK_GB = {"naive": 2.863, "efficient": 1.605}
+
+
+def efficient(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose dense layers recompute their concatenation, norm and 1x1 convolution in backward
+    (``EfficientDenseLayer``): the same parameters, outputs and gradients."""
+    out = copy.deepcopy(model)
+    for m in out.modules():
+        if type(m) is DenseLayer:
+            m.__class__ = EfficientDenseLayer
+    return out
+
+
+def allocator_peaks(model: nn.Module, batch: int, size: int, device: torch.device | str) -> dict[str, int] | None:
+    """The CUDA allocator's peak (``torch.cuda.max_memory_allocated``, bytes) over one training step (forward and
+    backward of a ``batch`` of ``size`` px images) of ``model`` as built (``naive``) and with its dense layers
+    recomputed (``efficient``), parameters and gradients included, as Pleiss et al. measured. None off CUDA: a CPU
+    has no allocator peak to read (the saved-bytes counts stand in for it there)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    out = {}
+    for name, m in (("naive", model), ("efficient", efficient(model))):
+        m = m.to(device).train()
+        x = torch.randn(batch, 3, size, size, device=device)
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        m(x).float().sum().backward()
+        torch.cuda.synchronize(device)
+        out[name] = int(torch.cuda.max_memory_allocated(device))
+        m.zero_grad(set_to_none=True)
+        del m, x
+    return out

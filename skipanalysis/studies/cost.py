@@ -20,8 +20,9 @@ from ..claims import Finding
 from ..hardware import device_label
 from ..measure.flops import bytes_moved, count_params, fvcore_by_module, fvcore_flops, torch_flops, torchvision_model
 from ..measure.machines import machine_id
-from ..measure.memory import EfficientDenseBlock, ResidualStage, saved_bytes
+from ..measure.memory import PLEISS_PEAK_GB, EfficientDenseBlock, ResidualStage, allocator_peaks, saved_bytes
 from ..measure.timing import interleaved_times, measured_peaks, step_fn, summary
+from ..models import create
 from ..models.blocks import BasicBlock
 from ..models.densenet import DenseBlock
 from ..rules import core as rulecore
@@ -131,8 +132,10 @@ def layer_work_claim(per_layer: pd.DataFrame, growth: int) -> Finding:
                    evidence={"first_share": first, "last_share": last, "layers": len(per_layer), "growth": growth})
 
 
-def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict) -> list[Finding]:
-    """C3 and C7 from ``memory_sweep``: the growth of saved bytes, and recomputation's saving and time."""
+def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict, peaks: dict | None = None
+                  ) -> list[Finding]:
+    """C3 and C7 from ``memory_sweep``: the growth of saved bytes, and recomputation's saving and time; on CUDA,
+    C7 also carries DenseNet-BC-100's allocator peaks beside Pleiss et al.'s (``densenet_peaks``)."""
     by = {b: g.set_index("layers").sort_index() for b, g in mem.groupby("block")}
     top = max(block_layers)
     c3 = rules.c3(block_layers, list(by["dense"].saved_bytes), list(by["residual"].saved_bytes))
@@ -145,7 +148,16 @@ def memory_claims(mem: pd.DataFrame, block_layers: list[int], note: dict) -> lis
                         "stage's", evidence=dict(note)),
             Finding(c7, f"recomputation saves {c7.numbers['memory_saving_at_max']:.0%} of the saved bytes at {top} "
                         f"layers, quadratic share {c7.numbers['checkpointed']['share']:.1%}, at "
-                        f"{t['estimate']:.2f}x the time [{t['low']:.2f}, {t['high']:.2f}]", evidence=dict(note))]
+                        f"{t['estimate']:.2f}x the time [{t['low']:.2f}, {t['high']:.2f}]{_peaks_clause(peaks)}",
+                    evidence={**note, "allocator_peaks": peaks or "CUDA only: not measured on this device"})]
+
+
+def _peaks_clause(peaks: dict | None) -> str:
+    if not peaks:
+        return ""
+    pub = peaks["published_gb"]
+    return (f"; {peaks['model']} at batch {peaks['batch']}: allocator peak {peaks['naive_gb']:.2f} GB naive vs "
+            f"{peaks['efficient_gb']:.2f} GB efficient (Pleiss et al.: {pub['naive']} vs {pub['efficient']} GB)")
 
 
 def addition_claim(add: dict, batch: int, size: int, repeats: int) -> Finding:
@@ -432,7 +444,19 @@ def measure_run(config: dict, folder: str | None = None, device: torch.device | 
               "model_memory": model_memory(p["time_size"], 2)}  # batch 2: batch norm needs two values at 1x1
     add = addition_share(64, side, 4 * batch, dev, reps, t / 5)
     return {**{key: f.to_dict("list") for key, f in frames.items()}, "addition": add,
-            "peaks": measured_peaks(dev)}, None
+            "peaks": measured_peaks(dev), "allocator_peaks": densenet_peaks(dev)}, None
+
+
+def densenet_peaks(device: torch.device | str, batch: int = 64, size: int = 32) -> dict[str, Any] | None:
+    """C7 as Pleiss et al. measured it: DenseNet-BC-100 (k = 12) at batch 64, the CUDA allocator's peak over a
+    training step, naive against memory-efficient (``allocator_peaks``), beside their published GB. None off CUDA."""
+    if torch.device(device).type != "cuda":
+        return None
+    torch.manual_seed(0)
+    peaks = allocator_peaks(create("densenet-16"), batch, size, device)
+    return {"model": "DenseNet-BC-100 (k=12)", "batch": batch, "image_size": size,
+            "naive_gb": peaks["naive"] / 1e9, "efficient_gb": peaks["efficient"] / 1e9,
+            "published_gb": dict(PLEISS_PEAK_GB)}
 
 
 def measurements(params: dict, device: torch.device, fingerprint: dict, folder: str | Path | None = None,
@@ -454,7 +478,7 @@ def measurements(params: dict, device: torch.device, fingerprint: dict, folder: 
               "torch": torch.__version__, "cuda": torch.version.cuda}  # timings of another torch are another run
     code = keys.code_fingerprint() + "".join(
         keys.fn_fingerprint(f, "") for f in (count_table, dense_layer_flops, memory_sweep, timing_table,
-                                             weight_load_times, addition_share, measured_peaks))
+                                             weight_load_times, addition_share, measured_peaks, densenet_peaks))
     record = runs.run_grid([config], measure_run, (None if folder is None else str(folder),), store, device,
                            "04: measurements", code=code, executor="local")[0]
     r = record["result"]
@@ -466,6 +490,8 @@ def measurements(params: dict, device: torch.device, fingerprint: dict, folder: 
                "memory": out["memory"].to_dict("records"), "timing": out["timing"].to_dict("records"),
                "weight_load": out["weight_load"].to_dict("records"), "peaks": r["peaks"],
                "model_memory": out["model_memory"].to_dict("records"),
-               "time_size": params["time_size"], "device_type": torch.device(device).type,
+               "allocator_peaks": r.get("allocator_peaks"), "time_size": params["time_size"],
+               "device_type": torch.device(device).type,
                "measured": record.get("date") or record.get("finished"), "run": record["key"]}
-    return {**out, "addition": r["addition"], "peaks": r["peaks"], "numbers": numbers}
+    return {**out, "addition": r["addition"], "peaks": r["peaks"], "allocator_peaks": r.get("allocator_peaks"),
+            "numbers": numbers}
