@@ -32,8 +32,10 @@ def merge_check(channels: int = 8, n_layers: int = 4, growth: int = 4, size: int
     """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, channels, size, size, generator=g, dtype=torch.float64)
-    res = PreActBlock(channels).double().eval()
-    dense = DenseBlock(channels, n_layers, growth).double().eval()
+    with torch.random.fork_rng(devices=[]):  # the blocks' weights from the seed too, whatever ran before
+        torch.manual_seed(seed)
+        res = PreActBlock(channels).double().eval()
+        dense = DenseBlock(channels, n_layers, growth).double().eval()
     with torch.no_grad():
         add_dev = (res(x) - res.body(x) - x).abs().max().item()
         out = dense(x)
