@@ -111,13 +111,14 @@ lock: | $(ENV)
 $(EXECUTED): $(OUT)/%.ipynb: notebooks/%.ipynb | $(ENV)
 	@$(PYTHON) -m skipanalysis.pipeline.runner $< $@ --profile $(PROFILE) --device $(DEVICE) $(RUNNER_FLAGS)
 
-# Under make -jN two notebooks run by themselves, with every core. The lead (01, the longest, whose nets 02 and 07
-# reuse) runs first, its runs in one process per core (SKIPANALYSIS_WORKERS; small nets gain little from a second
-# thread, much from a second process), and the notebooks that need its runs wait for it anyway. The timing notebook
-# (04: C5-C8) runs last, so no training shares the CPU with its timings and its hardware file names the machine's
-# thread count. Empty LEAD= or ALONE= turns either off. A serial make runs every notebook alone (runner.serial_make):
-# its runs then train one process per core at one thread each, the numbers a -j2 build stores.
-LEAD ?= 01_degradation
+# Under make -jN some notebooks run by themselves, with every core. The leads run first, one after another: 01 (whose
+# nets 02 and 07 reuse, so they wait for it anyway) and 05 (the longest of the rest: beside another notebook on two
+# cores it would take over 8 minutes), their runs in one process per core (SKIPANALYSIS_WORKERS; small nets gain
+# little from a second thread, much from a second process). The timing notebook (04: C5-C8) runs last, so no
+# training shares the CPU with its timings and its hardware file names the machine's thread count. Empty LEAD= or
+# ALONE= turns either off. A serial make runs every notebook alone (runner.serial_make): its runs then train one
+# process per core at one thread each, the numbers a -j2 build stores.
+LEAD ?= 01_degradation 05_transformer_norm
 ALONE ?= 04_cost
 # make report runs two notebooks at a time unless told otherwise (JOBS=1 or -j1): on two cores that is the shorter
 # cold build (the paper's appendix gives each notebook's wall time), and the numbers are the serial build's.
@@ -125,14 +126,17 @@ JOBS ?= 2
 ifneq ($(filter report,$(or $(MAKECMDGOALS),report)),)
 MAKEFLAGS += -j$(JOBS)
 endif
-FIRST := $(filter $(LEAD:%=$(OUT)/%.ipynb),$(EXECUTED))
+LEADS := $(foreach n,$(LEAD),$(filter $(OUT)/$(n).ipynb,$(EXECUTED)))
 TIMED := $(filter $(ALONE:%=$(OUT)/%.ipynb),$(EXECUTED))
 ifneq ($(filter report,$(or $(MAKECMDGOALS),report)),)
-$(filter-out $(FIRST),$(EXECUTED)): | $(FIRST)
+$(filter-out $(LEADS),$(EXECUTED)): | $(LEADS)
+# each lead after the one before it: "02|01"-style pairs of consecutive leads
+$(foreach p,$(join $(wordlist 2,$(words $(LEADS)),$(LEADS)),$(addprefix |,$(LEADS))),$(eval \
+	$(word 1,$(subst |, ,$(p))): | $(word 2,$(subst |, ,$(p)))))
 $(TIMED): | $(filter-out $(TIMED),$(EXECUTED))
 endif
 # private: the notebooks they wait for do not inherit the flag and keep their share of the cores
-$(FIRST) $(TIMED): private RUNNER_FLAGS = --alone
+$(LEADS) $(TIMED): private RUNNER_FLAGS = --alone
 
 # Per notebook: the package files it imports and its parameter stamp (rewritten only when its section changed).
 $(DEPS): $(NOTEBOOKS) notebooks/params/$(PROFILE).yaml $(PACKAGE) | $(ENV)

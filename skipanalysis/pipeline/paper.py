@@ -13,7 +13,7 @@ import html
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +241,13 @@ def notebook_timings(reports: str | os.PathLike, notebooks: list[str]) -> list[d
 
 
 def timings_summary(rows: list[dict[str, Any]], profile: str) -> dict[str, Any]:
-    """What ``timings.json`` holds: the profile, the notebooks' rows, their sum, and the commits and machines they
-    ran on."""
+    """What ``timings.json`` holds: the profile, the notebooks' rows, their sum, their span (the first start to the
+    last end: the build's wall time without the paper, when they ran in one build) and the commits and machines."""
+    ends = [(datetime.fromisoformat(r["ended"]), r["seconds"]) for r in rows if r.get("ended")]
+    span = (max(e for e, _ in ends) - min(e - timedelta(seconds=s) for e, s in ends)).total_seconds() if ends else None
     return {"profile": profile, "notebooks": rows, "sum_seconds": round(sum(r["seconds"] for r in rows), 1),
-            "commits": sorted({r["commit"] for r in rows if r.get("commit")}),
+            "span_seconds": None if span is None else round(span, 1),
+            "commits": sorted({r["commit"][:7] for r in rows if r.get("commit")}),
             "machines": sorted({r["machine"] for r in rows if r.get("machine")})}
 
 
@@ -255,7 +258,7 @@ def timings_table(rows: list[dict[str, Any]]) -> str:
     lines += [f"| {r['notebook']} | {r['ended']} | {r['seconds'] / 60:.1f} | {ran(r)} |" for r in rows]
     lines.append(f"| sum | | {sum(r['seconds'] for r in rows) / 60:.1f} | |")
     machines = sorted({r["machine"] for r in rows if r.get("machine")})
-    commits = sorted({r["commit"] for r in rows if r.get("commit")})
+    commits = sorted({r["commit"][:7] for r in rows if r.get("commit")})
     if machines or commits:
         lines.append("")
         lines.append(f"Measured on {'; '.join(machines) or 'an unnamed machine'}"

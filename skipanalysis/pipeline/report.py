@@ -112,8 +112,10 @@ def write_timings(reports: Path, readme: str | None = None) -> int:
         print(f"[report] {source} not found: make report writes it", file=sys.stderr)
         return 2
     summary = json.loads(source.read_text(encoding="utf-8"))
-    table = (f"`make report PROFILE={summary['profile']}`, {summary['sum_seconds'] / 60:.1f} min of notebook time in "
-             "all (a notebook whose runs were in the run store shows its re-execution):\n\n"
+    span = summary.get("span_seconds")
+    table = (f"`make report PROFILE={summary['profile']}`: {summary['sum_seconds'] / 60:.1f} min of notebook time"
+             + (f", {span / 60:.1f} min from the first notebook's start to the last one's end" if span else "")
+             + " (a notebook whose runs were in the run store shows its re-execution):\n\n"
              + timings_table(summary["notebooks"]))
     print(table)
     if readme:
