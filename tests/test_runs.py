@@ -300,22 +300,26 @@ def test_the_landscape_notebook_loads_the_degradation_nets(tmp_path, monkeypatch
 
 
 def test_a_notebook_that_reuses_runs_depends_on_their_parameters(tmp_path):
-    from skipanalysis.pipeline import deps
-
-    out = tmp_path / "quick"
-    nbs = [ROOT / "notebooks" / "01_degradation.ipynb", ROOT / "notebooks" / "07_loss_landscape.ipynb"]
-    mk = deps.write(nbs, "quick", out).read_text()
-    assert f"{out}/07_loss_landscape.ipynb: | {out}/01_degradation.ipynb" in mk
-    line = next(x for x in mk.splitlines() if x.startswith(f"{out}/07_loss_landscape.ipynb: {out}"))
-    assert "notebooks/01_degradation.ipynb" in line
+    """07 draws on 01's nets: its stamp holds 01's run-deciding section keys (smoke sets some; quick sets none, and
+    then 01's notebook itself, a prerequisite of 07, carries its defaults)."""
     import yaml
 
-    stamp = yaml.safe_load((out / ".params" / "07_loss_landscape.yaml").read_text())
-    quick = yaml.safe_load((ROOT / "notebooks" / "params" / "quick.yaml").read_text())
     from skipanalysis.params import DEPTH_RUNS
+    from skipanalysis.pipeline import deps
 
-    assert stamp["[01_degradation]"] == {k: v for k, v in quick["01_degradation"].items() if k in DEPTH_RUNS}
-    assert "margin" not in stamp["[01_degradation]"] and stamp["grid"] == quick["07_loss_landscape"]["grid"]
+    nbs = [ROOT / "notebooks" / "01_degradation.ipynb", ROOT / "notebooks" / "07_loss_landscape.ipynb"]
+    for profile in ("quick", "smoke"):
+        out = tmp_path / profile
+        mk = deps.write(nbs, profile, out).read_text()
+        assert f"{out}/07_loss_landscape.ipynb: | {out}/01_degradation.ipynb" in mk
+        line = next(x for x in mk.splitlines() if x.startswith(f"{out}/07_loss_landscape.ipynb: {out}"))
+        assert "notebooks/01_degradation.ipynb" in line
+        stamp = yaml.safe_load((out / ".params" / "07_loss_landscape.yaml").read_text())
+        sections = yaml.safe_load((ROOT / "notebooks" / "params" / f"{profile}.yaml").read_text())
+        ours = sections["01_degradation"] or {}
+        assert stamp.get("[01_degradation]", {}) == {k: v for k, v in ours.items() if k in DEPTH_RUNS}
+        assert all(stamp[k] == v for k, v in (sections["07_loss_landscape"] or {}).items())
+    assert "margin" not in stamp["[01_degradation]"] and stamp["[01_degradation]"]["depths"] == [8, 14]
 
 
 def test_the_shared_keys_are_all_that_decide_01s_runs(tmp_path):
