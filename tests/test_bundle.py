@@ -189,6 +189,9 @@ def test_compare_explains_a_seed_a_version_and_a_function(tmp_path, tiny, store)
     table = claims.compare_verdicts(a, b / "claims.json")
     text = report.format_comparison(table, "a", "b", why)
     assert "      why: seed: 0 -> 1" in text
+    path.unlink()  # a record not at hand: compare says so instead of finding no difference
+    lines = bundle.explain(a / "claims.json", b / "claims.json")[("01_degradation", "D1", "cpu (test, 1 thread)")]
+    assert lines[-1].startswith("1 of the runs' records are not at hand")
 
 
 def test_imported_claims_make_a_replication_record(tmp_path, tiny, store):

@@ -294,9 +294,10 @@ def explain(before: str | os.PathLike, after: str | os.PathLike) -> dict[tuple[s
                 rb["verdict"], rb.get("headline"))
             if ra is None or rb is None or same:
                 continue
-            sides = []
+            sides, absent = [], 0
             for source, rec, own in ((before, ra, owner[0][id(ra)]), (after, rb, owner[1][id(rb)])):
                 recs = list(run_records(source, rec.get("runs", [])).values())
+                absent += len(rec.get("runs", [])) - len(recs)
                 sides.append(components(recs, own))
             why = []
             for name in sorted(set(sides[0]) | set(sides[1]),
@@ -309,8 +310,15 @@ def explain(before: str | os.PathLike, after: str | os.PathLike) -> dict[tuple[s
                 ea, eb = ra.get("evidence", {}), rb.get("evidence", {})
                 why += [f"evidence {k}: {json.dumps(ea.get(k))[:80]} -> {json.dumps(eb.get(k))[:80]}"
                         for k in sorted(set(ea) | set(eb)) if k != "rule_numbers" and ea.get(k) != eb.get(k)]
-            out[(key[0], key[1], rb["device"])] = why or ["no recorded component differs (the same runs, rules "
-                                                         "and machine: look at the rule's numbers)"]
+            if absent:
+                why.append(f"{absent} of the runs' records are not at hand, so their components are not compared "
+                           "(compare bundles, or name the runs' store with SKIPANALYSIS_RUNS)")
+            elif not why:
+                same_runs = set(ra.get("runs", [])) == set(rb.get("runs", []))
+                why = ["no recorded component differs: " + ("the same runs, rules and machine; look at the rule's "
+                                                            "numbers" if same_runs else "other runs of the same code, "
+                                                            "parameters and machine (measured again)")]
+            out[(key[0], key[1], rb["device"])] = why
     return out
 
 
