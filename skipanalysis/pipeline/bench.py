@@ -15,7 +15,7 @@ so drift in the machine's speed hits both alike; the ratio is the median over
 rounds of each round's paired ratio (bare time / loop time), printed with its
 range over rounds, and images/s are from the median times.
 
-    python -m skipanalysis.bench [--steps 12] [--rounds 5] [--device cpu] [--sizes 8,16,32]
+    python -m skipanalysis.pipeline.bench [--steps 12] [--rounds 5] [--device cpu] [--sizes 8,16,32]
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def measure(kind: str, depth: int, size: int, precision: str, batch: int, channe
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m skipanalysis.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m skipanalysis.pipeline.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=12, help="optimiser steps per timed run (default 12)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of both loops per row (default 5)")
     ap.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps | xla (default cpu)")

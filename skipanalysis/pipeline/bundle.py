@@ -1,6 +1,6 @@
 """Verdicts a reader can cite and check offline: a report's bundle, its verification, other machines' claims.
 
-- ``make bundle`` (``python -m skipanalysis.bundle make reports/quick``) writes ``<report>/bundle.tar.gz``: the
+- ``make bundle`` (``python -m skipanalysis.pipeline.bundle make reports/quick``) writes ``<report>/bundle.tar.gz``: the
   claims with their identities (``claims.cite``), the rule texts, the design table, the record of every stored run
   behind a verdict (records, not weights), the fingerprints of the package's code, the lock files, the machines'
   fingerprints and hardware files, the figures, a ``CITATION.cff`` and a BibTeX entry, and ``MANIFEST.json`` (size

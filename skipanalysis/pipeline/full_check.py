@@ -19,7 +19,8 @@ Full CIFAR-10 comes from ``CIFAR10_DIR`` or, when that is unset, from a ``cifar1
 (``--cifar-archive``) unpacked into a temporary folder; with neither, the shipped subset stands in and the check
 says that the full data's loader went unchecked.
 
-``python -m skipanalysis.full_check [--steps 4] [--out reports/full-check] [--device cpu] [--only 01_degradation]``
+``python -m skipanalysis.pipeline.full_check [--steps 4] [--out reports/full-check] [--device cpu]
+[--only 01_degradation]``
 """
 
 from __future__ import annotations
@@ -186,14 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[full-check] {data}", flush=True)
         for name in names:
             t0 = time.perf_counter()
-            rc = subprocess.call([sys.executable, "-m", "skipanalysis.runner", str(NOTEBOOKS / f"{name}.ipynb"),
-                                  str(out / f"{name}.ipynb"), "--profile", "full", "--device", args.device,
-                                  "--alone", "--no-progress"], env=env, cwd=REPO)
+            rc = subprocess.call([sys.executable, "-m", "skipanalysis.pipeline.runner",
+                                  str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"), "--profile", "full",
+                                  "--device", args.device, "--alone", "--no-progress"], env=env, cwd=REPO)
             timings[name] = round(time.perf_counter() - t0, 1)
             if rc:
                 print(f"[full-check] FAILED: {name} (exit {rc}) after {timings[name]:.0f} s", file=sys.stderr)
                 return rc
-        rc = subprocess.call([sys.executable, "-m", "skipanalysis.report", "html", "--reports", str(out),
+        rc = subprocess.call([sys.executable, "-m", "skipanalysis.pipeline.report", "html", "--reports", str(out),
                               "--profile", "full", *names], env=env, cwd=REPO)
         if rc:
             return rc

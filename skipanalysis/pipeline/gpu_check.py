@@ -13,7 +13,7 @@
 Everything goes to ``--out`` (``gpu-check.json``, ``hardware/<machine>.json``). ``--tiny`` runs the same path at
 smoke size on any device (the test runs it on a CPU).
 
-    python -m skipanalysis.gpu_check --device cuda --out reports/gpu-check
+    python -m skipanalysis.pipeline.gpu_check --device cuda --out reports/gpu-check
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ runs, the effect lies inside the noise or the margin, or the rule's parts disagr
 open because a run did not converge needs steps, not seeds: the plan prices the notebook's planned seeds trained
 again for ``STEPS_FACTOR`` times the steps.
 
-    python -m skipanalysis.plan --reports reports/quick [--store runs]
+    python -m skipanalysis.pipeline.plan --reports reports/quick [--store runs]
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def render(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m skipanalysis.plan", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m skipanalysis.pipeline.plan", description=__doc__.splitlines()[0])
     ap.add_argument("--reports", default="reports/quick", help="a report folder (its claims/ is read)")
     ap.add_argument("--store", default=None, help="the run store (default: runs/ or SKIPANALYSIS_RUNS)")
     args = ap.parse_args(argv)

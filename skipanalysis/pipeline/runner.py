@@ -1,7 +1,7 @@
 """Execute one notebook with papermill for a profile, atomically.
 
-``python -m skipanalysis.runner notebooks/03_equivalence.ipynb reports/03_equivalence.ipynb --profile quick``
-``python -m skipanalysis.runner notebooks/01_degradation.ipynb /tmp/seed1/01_degradation.ipynb -p seed=1``
+``python -m skipanalysis.pipeline.runner notebooks/03_equivalence.ipynb reports/03_equivalence.ipynb --profile quick``
+``python -m skipanalysis.pipeline.runner notebooks/01_degradation.ipynb /tmp/seed1/01_degradation.ipynb -p seed=1``
 
 The notebook's parameters come from ``notebooks/params/<profile>.yaml`` (the
 section named after the notebook) plus ``profile``, ``device`` and

@@ -58,7 +58,7 @@ class Decision:
     rule: str
     numbers: dict[str, Any] = field(default_factory=dict)
     # What the rule function was given (``{"function": ..., "arguments": encode(...)}``), so the verdict can be
-    # recomputed from the claim file alone (``skipanalysis.bundle verify``); None for a decision built by hand.
+    # recomputed from the claim file alone (``skipanalysis.pipeline.bundle verify``); None for a decision built by hand.
     inputs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
