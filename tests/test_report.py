@@ -14,14 +14,18 @@ def _rec(cid, verdict, device="cpu (x)", kind="empirical"):
 
 def test_s1_conclusion_reads_only_context_dependent_empirical_verdicts():
     both = [_rec("A2", "supported"), _rec("C6", "supported", "cuda (H100)")]
-    text, decision = paper.conclusion_s1(both)
+    text, found = paper.conclusion_s1(both)
+    decision = found.decision
+    assert found.headline == f"{decision.numbers['decided_contexts']} context(s) decided; winners: " + ", ".join(
+        sorted({c["winner"] for c in decision.numbers["contexts"]}))
+    assert found.evidence == {"contexts": decision.numbers["contexts"]} and found.claim == "S1"
     assert decision.verdict == "supported" and "scarce data" in text and "wall-clock on cuda (H100)" in text
     one_way = [_rec("A1", "refuted"), _rec("A2", "refuted")]
-    assert paper.conclusion_s1(one_way)[1].verdict == "refuted"
+    assert paper.conclusion_s1(one_way)[1].decision.verdict == "refuted"
     # identities and counts never decide S1, nor rows not measured here
     counts_only = [_rec("C1", "verified", kind="identity"), _rec("C2", "verified", kind="identity"),
                    _rec("C6", "not measured here", "cuda (no machine measured)"), _rec("A1", "supported")]
-    assert paper.conclusion_s1(counts_only)[1].verdict == "inconclusive"
+    assert paper.conclusion_s1(counts_only)[1].decision.verdict == "inconclusive"
 
 
 def test_latex_escape_and_evidence_format():

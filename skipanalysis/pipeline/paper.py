@@ -21,10 +21,10 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from .. import design, outputs
-from ..claims import CATALOGUE, REFERENCES, ClaimBook, load_claims
+from ..claims import CATALOGUE, REFERENCES, ClaimBook, Finding, load_claims
 from ..provenance import git_commit, package_versions, write_atomic
 from ..rules import conclusion
-from ..rules.core import EMPIRICAL_VERDICTS, Decision
+from ..rules.core import EMPIRICAL_VERDICTS
 from . import plan
 from .bundle import replication, replications
 
@@ -330,8 +330,8 @@ def dashboard_cell(records: list[dict[str, Any]], figures: Path) -> nbformat.Not
     return cell
 
 
-def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Decision]:
-    """The closing argument for S1 and its decision, from ``rules.conclusion.s1`` over the context-dependent verdicts.
+def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Finding]:
+    """The closing argument for S1 and its finding, from ``rules.conclusion.s1`` over the context-dependent verdicts.
 
     Only empirical claims whose outcome names a winner in a context count
     (``rules.conclusion.S1_CONTEXTS`` and C8's and U3's own numbers: C6 and C8 per device, A1 and A2 per data, U3, T2
@@ -343,7 +343,9 @@ def conclusion_s1(records: list[dict[str, Any]]) -> tuple[str, Decision]:
     text = ("## Conclusion: is there a universal winner? (S1)\n\n"
             f"**S1: {decision.verdict}.** Rule: {decision.rule}\n\n"
             + ("\n".join(lines) if lines else "- No context-dependent claim was decided here."))
-    return text, decision
+    winners = ", ".join(sorted({c["winner"] for c in decision.numbers["contexts"]})) or "none"
+    return text, Finding(decision, f"{decision.numbers['decided_contexts']} context(s) decided; winners: {winners}",
+                         evidence={"contexts": decision.numbers["contexts"]})
 
 
 _HEADING_RE = re.compile(r"^(#{1,5}) ", re.M)
@@ -418,11 +420,9 @@ def build_paper(reports: str | os.PathLike, notebooks: list[str], profile: str) 
             "and in each claim's evidence). Its verdicts show that the code path runs end to end; none of them is "
             "evidence for or against a claim."))
     s1_text, s1 = conclusion_s1(records)
-    s1_verdict = s1.verdict
+    s1_verdict = s1.decision.verdict
     book = ClaimBook(notebook="report", report_dir=reports, device=", ".join(devices) or "none", profile=profile)
-    book.record("S1", s1, evidence={"contexts": s1.numbers["contexts"]}, headline=(
-        f"{s1.numbers['decided_contexts']} context(s) decided; winners: "
-        + (", ".join(sorted({c['winner'] for c in s1.numbers['contexts']})) or "none")))
+    book.add(s1)
     abstract = ["## Abstract\n",
                 "Skip connections come in several forms: addition (ResNet), concatenation (DenseNet), gated "
                 "addition (highway networks), pre- and post-norm residual transformers, and the long encoder-decoder "
