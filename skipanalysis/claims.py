@@ -63,8 +63,8 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
     _C("D1", "01_degradation", "A deeper plain network ends with higher training error than a shallower plain one "
                                "trained the same way.", ("seed002", "he2016")),
     _C("D2", "01_degradation", "Identity shortcuts remove degradation: the deeper residual net trains at least as well "
-                               "as the shallower one and better than the deep plain net.", ("seed000", "seed002",
-                                                                                            "he2016")),
+                               "as the shallower one and better than the deep plain net.",
+       ("seed000", "seed002", "he2016")),
     _C("D3", "01_degradation", "A deep plain net built from a trained shallow one plus identity layers starts no worse "
                                "than it; trained from scratch it ends worse.", ("seed002",)),
     _C("D4", "01_degradation", "Trained plain layers stay far from the identity map, so extra layers cannot easily "
@@ -82,8 +82,8 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
     _C("G5", "02_gradient_flow", "A residual net acts like an ensemble of shorter paths: deleting one block barely "
                                  "hurts it but ruins a plain net.", ("veit2016", "seed001")),
     _C("G6", "02_gradient_flow", "Denser skip connectivity eases gradient flow, up to a point.", ("seed001",)),
-    _C("E1", "03_equivalence", "ResNet merges a shortcut by addition, DenseNet by concatenation.", ("seed001",
-                                                                                                    "seed002")),
+    _C("E1", "03_equivalence", "ResNet merges a shortcut by addition, DenseNet by concatenation.",
+       ("seed001", "seed002")),
     _C("E2", "03_equivalence", "A convolution over a concatenation equals the sum of per-piece convolutions with the "
                                "matching weight slices.", ("seed001",)),
     _C("E3", "03_equivalence", "A ResNet layer is the tied-weight special case of a dense layer; a dense layer is "

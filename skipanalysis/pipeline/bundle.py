@@ -314,10 +314,10 @@ def explain(before: str | os.PathLike, after: str | os.PathLike) -> dict[tuple[s
                 why.append(f"{absent} of the runs' records are not at hand, so their components are not compared "
                            "(compare bundles, or name the runs' store with SKIPANALYSIS_RUNS)")
             elif not why:
-                same_runs = set(ra.get("runs", [])) == set(rb.get("runs", []))
-                why = ["no recorded component differs: " + ("the same runs, rules and machine; look at the rule's "
-                                                            "numbers" if same_runs else "other runs of the same code, "
-                                                            "parameters and machine (measured again)")]
+                alike = "the same runs, rules and machine; look at the rule's numbers"
+                again = "other runs of the same code, parameters and machine (measured again)"
+                runs_a, runs_b = set(ra.get("runs", [])), set(rb.get("runs", []))
+                why = ["no recorded component differs: " + (alike if runs_a == runs_b else again)]
             out[(key[0], key[1], rb["device"])] = why
     return out
 

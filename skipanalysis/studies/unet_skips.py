@@ -444,9 +444,8 @@ def _conv(kept: pd.DataFrame, *variants: str) -> list[bool]:
 def u1_claim(kept: pd.DataFrame, shares: pd.DataFrame):
     """U1 from the kept runs (one per variant and seed) and ``boundary_shares``' table."""
     d = rules.u1(_iou(kept, "concat"), _iou(kept, "none"), shares.share_added_near, shares.share_control_near,
-                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"), rand_with=_iou(kept, "concat",
-                                                                                                 "rand_f"),
-                 rand_without=_iou(kept, "none", "rand_f"))
+                 shares.share_pixels_near.iloc[0], _conv(kept, "concat", "none"),
+                 rand_with=_iou(kept, "concat", "rand_f"), rand_without=_iou(kept, "none", "rand_f"))
     mean = lambda v, m="iou": stats.rate_interval(_iou(kept, v, m)).estimate  # noqa: E731
     return Finding(d, f"without long skips held-out IoU falls from {mean('concat'):.3f} to {mean('none'):.3f} and "
                       f"V_rand from {mean('concat', 'rand_f'):.3f} to {mean('none', 'rand_f'):.3f}; "
