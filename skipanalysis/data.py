@@ -434,7 +434,8 @@ def text_task(path: str | os.PathLike, n_train: int, n_test: int, seq_len: int =
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"text_path={str(path)!r}: no such file; name a UTF-8 text file") from None
+        raise ValueError(f"text_path={str(path)!r}: no such file; name a UTF-8 text file (make text builds the "
+                         "full profile's, data/text/shakespeare.txt)") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"text_path={str(path)!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     cut = int(len(text) * (1 - held_out))

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import corpus
 from ..params import OVERLAY_ENV, ParameterError
 from . import runner
 from .runner import resolved_parameters
@@ -137,6 +138,16 @@ def cifar10_folder(archive: Path, into: Path) -> Path:
     return found[0]
 
 
+def real_text(overlay: dict[str, Any]) -> str:
+    """The full profile's text for 05 built if missing (``corpus.build``), in a line to print; when it cannot be
+    (no registry at hand), 05's ``overlay`` turns the text task off and the line says so."""
+    try:
+        return f"05's real text: {corpus.build()}"
+    except (RuntimeError, ValueError) as exc:
+        overlay["text_path"] = ""
+        return f"05's real text could not be built ({exc}): its text task is not checked"
+
+
 def check_overlay(overlay: dict[str, dict[str, Any]], device: str) -> None:
     """Every notebook's full parameters with ``overlay`` on top validate (one line naming the first that does not),
     before anything runs."""
@@ -166,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"[full-check] bad input: {exc}", file=sys.stderr)
         return 2
+    names = [n for n in ORDER if not args.only or n in args.only]
+    if "05_transformer_norm" in names:
+        print(f"[full-check] {real_text(overlay['05_transformer_norm'])}", flush=True)
     import yaml
 
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[full-check] the full profile capped ({out / 'caps.yaml'}):")
     for name in ORDER:
         print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in overlay[name].items()))
-    names = [n for n in ORDER if not args.only or n in args.only]
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="full-check-cifar10-") as tmp:
         env = {**os.environ, OVERLAY_ENV: str(out / "caps.yaml"), "SKIPANALYSIS_RUNS": str(out / "runs")}

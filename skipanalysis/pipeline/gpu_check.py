@@ -7,8 +7,10 @@
    run at a time, then ``share`` runs at once on the card (Ray with ``RAY_GPUS_PER_RUN`` when ``EXECUTOR=ray``,
    else that many processes). It prints images/s per run and for the card.
 3. From those rates, the wall time of 01's full profile on this card (its runs counted from ``full.yaml``),
-   alone and shared; 02 and 07 reuse 01's nets. The other notebooks' nets are not timed here, so they get no
-   estimate.
+   alone and shared; 02 and 07 reuse 01's nets.
+4. Every notebook's full profile in hours on this card (``estimate``: its runs counted, its nets timed for a few
+   steps at their batch), kept in ``data/estimates/`` with ``--keep`` so that ``make plan PROFILE=full`` on any
+   machine prints the card's hours beside its own. ``--tiny`` times 05's depth sweep only.
 
 Everything goes to ``--out`` (``gpu-check.json``, ``hardware/<machine>.json``). ``--tiny`` runs the same path at
 smoke size on any device (the test runs it on a CPU).
@@ -38,6 +40,7 @@ from ..hardware import fingerprint
 from ..measure import machines
 from ..studies import cost
 from ..studies import degradation as dg
+from . import estimate as full_estimate
 from .runner import resolved_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,33 +70,18 @@ def hardware_file(device, out: Path, profile: str, commit: str | None = None) ->
 
 
 def full_runs(p: Mapping[str, Any], n_train: int = 50_000) -> pd.DataFrame:
-    """Notebook 01's training runs under its full parameters ``p``: one row per (kind, depth) with the number of
-    runs and the steps of each (the depth grid, the deep highway net, the deep nets at twice the budget, and D3's
-    constructed nets trained ``construct_epochs`` more)."""
-    per_epoch = -(-n_train // p["batch_size"])
-    steps, built = round(p["epochs"] * per_epoch), round(p["construct_epochs"] * per_epoch)
-    depths, deep = sorted(p["depths"]), max(p["depths"])
-    chooser = len(p["lrs"]) if len(p["lrs"]) > 1 else 0  # a rate grid adds the selection seed's run at every rate
-    rows = [{"kind": k, "depth": d, "runs": p["seeds"] + chooser, "steps": steps, "what": "depth grid"}
-            for k in ("plain", "residual") for d in depths]
-    rows += [{"kind": "highway", "depth": deep, "runs": p["highway_seeds"] + chooser, "steps": steps,
-              "what": "deep highway net"},
-             {"kind": "plain", "depth": deep, "runs": p["seeds"], "steps": 2 * steps, "what": "D1: twice the budget"},
-             {"kind": "highway", "depth": deep, "runs": p["highway_seeds"], "steps": 2 * steps,
-              "what": "D5: twice the budget"},
-             {"kind": "plain", "depth": deep, "runs": p["seeds"], "steps": built, "what": "D3: constructed nets"}]
-    return pd.DataFrame(rows).assign(images=lambda t: t.runs * t.steps * p["batch_size"])
+    """Notebook 01's training runs under its full parameters ``p`` (``estimate.work_01``, on ``n_train`` images):
+    one row per (kind, depth, what) with the number of runs and the steps of each."""
+    work = full_estimate.work_01({**p, "n_train": n_train})
+    return pd.DataFrame([{"kind": w.net.family, "depth": w.net.depth, "runs": w.runs, "steps": w.steps,
+                          "what": w.what} for w in work]).assign(images=lambda t: t.runs * t.steps * p["batch_size"])
 
 
 def seconds_per_image(rates: pd.DataFrame, kind: str, depth: int, column: str) -> float:
     """Seconds per training image of a ``kind`` net at ``depth``: linear in depth through the measured depths
     (extended linearly beyond them), from ``rates[column]`` in images/s."""
     r = rates[rates.kind == kind].sort_values("depth")
-    x, y = r.depth.to_numpy(float), 1.0 / r[column].to_numpy(float)
-    if len(x) == 1:
-        return float(y[0])
-    slope, icpt = np.polyfit(x, y, 1)
-    return float(max(icpt + slope * depth, y.min()))
+    return full_estimate.depth_fit(r.depth.tolist(), (1.0 / r[column]).tolist(), depth)
 
 
 def estimate(rates: pd.DataFrame, runs: pd.DataFrame, share: int) -> dict[str, float]:
@@ -154,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="smoke size: the code path in seconds, on any device")
     ap.add_argument("--commit", default=None, help="the project's commit for the hardware file (default: git's)")
     ap.add_argument("--keep", default=None, help="copy the hardware file here too (make gpu-check: data/hardware)")
+    ap.add_argument("--keep-estimate", default=None, help="keep the full profile's hours here too (make gpu-check: "
+                                                          "data/estimates)")
     args = ap.parse_args(argv)
     import torch
 
@@ -213,10 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[gpu-check] {'(tiny: nets and sizes not those of the full profile) ' if args.tiny else ''}"
           f"01's full profile here ({est['runs']} runs, {est['images'] / 1e9:.2f} billion images; "
           f"02 and 07 reuse its nets): {est['alone_hours']:.1f} h one run at a time, {est['shared_hours']:.1f} h "
-          f"with {share} sharing the card. The other notebooks' nets were not timed here: no estimate.")
+          f"with {share} sharing the card.")
+    work = full_estimate.full_work(("05_transformer_norm",))
+    work = [w for w in work if w.what == "T3: depth sweep"] if args.tiny else full_estimate.full_work()
+    priced = full_estimate.price(work, device, 0.01 if args.tiny else 0.5)
+    summary = full_estimate.table(priced)
+    print(full_estimate.render(priced, summary, device))
+    full_estimate.save(out / "estimate.json", device, priced, summary)
+    if args.keep_estimate and not args.tiny:
+        kept = full_estimate.save(Path(args.keep_estimate) / f"{machines.machine_id(fingerprint(device))}.json",
+                                  device, priced, summary)
+        print(f"[gpu-check] kept {kept} (commit it: make plan PROFILE=full prints it beside any machine's hours)")
     report = {"device": str(device), "hardware_file": hw.name if hw is not None else None, "hardware_seconds": hw_s,
               "card": card, "rates": rates.to_dict("records"), "full_01_runs": plan.to_dict("records"),
-              "estimate_01": est, "tiny": args.tiny, "seconds": time.perf_counter() - t0}
+              "estimate_01": est, "estimate": summary.reset_index().to_dict("records"), "tiny": args.tiny,
+              "seconds": time.perf_counter() - t0}
     (out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     print(f"[gpu-check] wrote {out / 'gpu-check.json'} in {report['seconds']:.0f} s")
     return 0 if hw is not None else 1
