@@ -252,10 +252,12 @@ import-claims: | $(ENV)
 
 # What would decide each open claim of the profile's last report, from its claims and the run store (trains nothing).
 # PROFILE=full: the full profile's hours per notebook instead, its runs counted and its nets timed on DEVICE
-# (skipanalysis.pipeline.estimate), beside the tables make gpu-check kept in data/estimates/.
+# (skipanalysis.pipeline.estimate), beside the tables make gpu-check kept in data/estimates/ and data/gpu-check/;
+# INTO=README.md also writes the table into the README.
 plan: | $(ENV)
 ifeq ($(PROFILE),full)
-	@$(PYTHON) -m skipanalysis.pipeline.estimate --compare --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))
+	@$(PYTHON) -m skipanalysis.pipeline.estimate --compare --device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE)) \
+		$(if $(INTO),--into $(INTO))
 else
 	@$(PYTHON) -m skipanalysis.pipeline.plan --reports $(OUT)
 endif

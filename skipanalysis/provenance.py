@@ -79,6 +79,18 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+def write_between(path: str | os.PathLike, begin: str, end: str, text: str) -> bool:
+    """Put ``text`` between the marks ``begin`` and ``end`` of the text file ``path`` (atomically, the marks kept);
+    False, and nothing written, when the file or either mark is missing."""
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if begin not in old or end not in old.split(begin, 1)[1]:
+        return False
+    head, rest = old.split(begin, 1)
+    write_atomic(path, f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")
+    return True
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON (with a final newline) to ``path`` atomically."""
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

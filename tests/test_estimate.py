@@ -131,3 +131,17 @@ def test_the_kept_h200_check_gives_the_hours_it_recorded(work):
     (_, hours), = es.gpu_check_tables(rows).items()
     assert hours["01_degradation"] == pytest.approx(kept["estimate_01_full"]["alone_hours"], abs=0.05)
     assert rows.runs.sum() == kept["estimate_01_full"]["runs"]
+
+
+def test_the_table_goes_between_the_marks_and_nowhere_else(tmp_path):
+    priced = pd.DataFrame([{"notebook": "03_equivalence", "family": "n", "depth": 1, "runs": 2, "steps": 3600,
+                            "batch": 1, "passes": 3, "hours": 2.0}])
+    text = es.markdown(es.table(priced), CPU)
+    assert "| 03_equivalence | 2 | 2.0 |" in text and "| all | 2 | 2.0 |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"top\n{es.ESTIMATE_BEGIN}\nold\n{es.ESTIMATE_END}\nbottom\n")
+    assert es.write_between(readme, es.ESTIMATE_BEGIN, es.ESTIMATE_END, text)
+    assert readme.read_text() == f"top\n{es.ESTIMATE_BEGIN}\n{text}\n{es.ESTIMATE_END}\nbottom\n"
+    (tmp_path / "other.md").write_text("no marks\n")
+    assert not es.write_between(tmp_path / "other.md", es.ESTIMATE_BEGIN, es.ESTIMATE_END, text)
+    assert (tmp_path / "other.md").read_text() == "no marks\n"

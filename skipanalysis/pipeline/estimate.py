@@ -38,6 +38,7 @@ from ..hardware import fingerprint
 from ..models import create
 from ..models.factory import cifar_name
 from ..models.unet import matched_decoder_mid
+from ..provenance import git_commit, write_between
 from ..studies import equivalence as eq
 from ..studies import gradient_flow as gr
 from ..studies import param_efficiency as ef
@@ -367,12 +368,29 @@ def render(priced: pd.DataFrame, summary: pd.DataFrame, device: torch.device) ->
                 f"{summary.round(1).to_string()}")
 
 
+ESTIMATE_BEGIN = "<!-- full estimate: begin (PROFILE=full make plan INTO=README.md writes this table) -->"
+ESTIMATE_END = "<!-- full estimate: end -->"
+
+
+def markdown(summary: pd.DataFrame, device: torch.device) -> str:
+    """The hours per notebook as a Markdown table, with where and at which commit they were measured."""
+    cols = list(summary.columns.drop("images_millions"))
+    lines = ["| notebook | " + " | ".join(c.replace("hours", "hours here", 1) if c == "hours" else c for c in cols)
+             + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in summary.iterrows():
+        lines.append(f"| {name} | " + " | ".join(f"{row[c]:,.0f}" if c == "runs" else f"{row[c]:,.1f}" for c in cols)
+                     + " |")
+    return "\n".join(lines) + (f"\n\nHours one run at a time; here: {where_of(device)}, commit "
+                                f"{git_commit(ROOT)[:7]}. Not counted: {LEFT_OUT}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m skipanalysis.pipeline.estimate", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda: where to time the nets")
     ap.add_argument("--only", action="append", choices=ORDER, help="these notebooks only (repeatable)")
     ap.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per net (torch benchmark)")
     ap.add_argument("--json", default=None, help="also write the rows and the table here")
+    ap.add_argument("--into", default=None, help="also write the table between the estimate marks of this file")
     ap.add_argument("--compare", action="store_true", help=f"beside the tables kept in {ESTIMATES_DIR}")
     args = ap.parse_args(argv)
     try:
@@ -399,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[estimate] not counted: {LEFT_OUT}; 07's Hessian maps assume {HVPS} products per Lanczos run")
     if args.json:
         save(Path(args.json), device, priced, summary)
+    if args.into and not write_between(args.into, ESTIMATE_BEGIN, ESTIMATE_END, markdown(summary, device)):
+        print(f"[estimate] {args.into}: no {ESTIMATE_BEGIN} ... {ESTIMATE_END} marks to write between", file=sys.stderr)
+        return 2
     return 0
 
 

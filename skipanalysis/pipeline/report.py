@@ -22,7 +22,7 @@ import nbformat
 
 from .. import outputs
 from ..claims import compare_verdicts, load_claims
-from ..provenance import write_atomic, write_json_atomic
+from ..provenance import write_atomic, write_between, write_json_atomic
 from .bundle import explain
 from .paper import build_paper, markdown_math_to_mathml, notebook_timings, timings_summary, timings_table
 
@@ -118,14 +118,9 @@ def write_timings(reports: Path, readme: str | None = None) -> int:
              + " (a notebook whose runs were in the run store shows its re-execution):\n\n"
              + timings_table(summary["notebooks"]))
     print(table)
-    if readme:
-        path = Path(readme)
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        if TIMINGS_BEGIN not in text or TIMINGS_END not in text:
-            print(f"[report] {readme}: no {TIMINGS_BEGIN} ... {TIMINGS_END} marks to write between", file=sys.stderr)
-            return 2
-        head, rest = text.split(TIMINGS_BEGIN, 1)
-        write_atomic(path, f"{head}{TIMINGS_BEGIN}\n{table}\n{TIMINGS_END}{rest.split(TIMINGS_END, 1)[1]}")
+    if readme and not write_between(readme, TIMINGS_BEGIN, TIMINGS_END, table):
+        print(f"[report] {readme}: no {TIMINGS_BEGIN} ... {TIMINGS_END} marks to write between", file=sys.stderr)
+        return 2
     return 0
 
 
