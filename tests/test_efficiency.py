@@ -1,5 +1,7 @@
 """Notebook 08's models and helpers."""
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 import torch
@@ -8,6 +10,7 @@ from skipanalysis import data, tasks, train
 from skipanalysis.measure import flops
 from skipanalysis.models import DenseNetBC, PartialDenseBlock, cifar_resnet
 from skipanalysis.models.densenet import dense_layer_params
+from skipanalysis.setting import Setting
 from skipanalysis.studies import param_efficiency as ef
 
 
@@ -62,8 +65,9 @@ def test_study_chooses_rates_on_validation_and_pairs_seeds():
     pool, te = data.train_test_split(tasks.texture_classification(90, 8, seed=0), 20)
     tr, val = data.train_test_split(pool, 20)
     cfg = TrainConfig(batch_size=8, progress=False)
-    runs, grid = ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1], [0.01, 0.05],
-                          tr, val, te, cfg, steps=3, lr_seeds=2)
+    design = ef.Design(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1], [0.01, 0.05], steps=3,
+                       lr_seeds=2)
+    runs, grid = ef.study(design, Setting(tr, te, cfg, val=val))
     assert len(grid) == 8 and grid.groupby("model").kept.sum().tolist() == [2, 2]
     for _, g in grid.groupby("model"):  # the smallest rate within one standard error of the best mean
         means = g.groupby("lr").val_err.mean()
@@ -87,7 +91,8 @@ def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
 
     monkeypatch.setattr(ef, "train_run", fake)
     val = tasks.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
-    grid = ef.choose_lrs(["m", "n"], [0.1, 0.05], [0, 1], None, val, None, train.TrainConfig(progress=False), 1)
+    design = ef.Design(["m", "n"], ["m", "n"], [], [0, 1], [0.1, 0.05], 1, lr_seeds=2)
+    grid = ef.choose_lrs(design, Setting(None, None, train.TrainConfig(progress=False), val=val))
     kept = grid[grid.kept].groupby("model").lr.first().to_dict()
     assert kept == {"m": 0.05, "n": 0.1}  # m: 0.5 points apart is a tie; n: 5 points apart is not
 
@@ -101,14 +106,15 @@ def test_a_second_study_with_a_store_trains_nothing_and_gives_the_same_rows(tmp_
     calls, real = [], train.train
     monkeypatch.setattr(ef.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
-    args = (["resnet-8", "densenet-1"], ["resnet-8"], [20], [0, 1], [0.01, 0.05], tr_set, val, te, cfg, 3)
-    first, grid1 = ef.study(*args, store=store)
+    design = ef.Design(["resnet-8", "densenet-1"], ["resnet-8"], [20], [0, 1], [0.01, 0.05], 3)
+    setting = Setting(tr_set, te, cfg, store=store, val=val)
+    first, grid1 = ef.study(design, setting)
     assert len(calls) == 4 + 2 + 2  # 2 models x 2 rates on seed 0; seed 1 of both; the pair on 20 images x 2 seeds
-    second, grid2 = ef.study(*args, store=store)
+    second, grid2 = ef.study(design, setting)
     assert len(calls) == 8
     pd.testing.assert_frame_equal(first, second)
     pd.testing.assert_frame_equal(grid1, grid2)
-    ef.study(*args[:3], [0, 1, 2], *args[4:], store=store)  # a third seed: its runs alone
+    ef.study(replace(design, seeds=[0, 1, 2]), setting)  # a third seed: its runs alone
     assert len(calls) == 8 + 2 + 1
 
 
@@ -123,8 +129,9 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
 
     monkeypatch.setattr(ef, "train_run", fake)
     tr_set = tasks.texture_classification(100, 8, seed=0)
-    runs, grid = ef.study(["resnet-20", "densenet-4"], ["resnet-20", "densenet-4"], [20, 50], [0, 1, 2], [0.05], tr_set,
-                          tr_set, tr_set, train.TrainConfig(progress=False), 5, lr_seeds=1, control="resnet-8")
+    setting = Setting(tr_set, tr_set, train.TrainConfig(progress=False), val=tr_set)
+    runs, grid = ef.study(ef.Design(["resnet-20", "densenet-4"], ["resnet-20", "densenet-4"], [20, 50], [0, 1, 2],
+                                    [0.05], 5, lr_seeds=1, control="resnet-8"), setting)
     assert set(grid.model) == {"resnet-20", "densenet-4", "resnet-8"}  # the control gets its own rate too
     for n in (20, 50):
         for m in ("resnet-20", "densenet-4", "resnet-8"):
@@ -132,8 +139,8 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
     assert len(made) == 3 * 3 + 2 * 3 * 3  # every model and seed on the full set; three models x 3 seeds x 2 sizes
     # the control already in the pair adds no runs
     made.clear()
-    ef.study(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0], [0.05], tr_set, tr_set, tr_set,
-             train.TrainConfig(progress=False), 5, lr_seeds=1, control="resnet-8")
+    ef.study(ef.Design(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0], [0.05], 5, lr_seeds=1,
+                       control="resnet-8"), setting)
     assert len(made) == 2 + 2
 
 
@@ -168,3 +175,16 @@ def test_augmentation_is_named_in_the_config_and_reaches_training():
     rows = [ef.train_run(c, ds, None, ds, "cpu")[0] for c in (plain, aug, aug)]
     assert rows[1]["train_err"] == rows[2]["train_err"]  # seeded: the same crops and flips again
     assert rows[0]["test_err"] != rows[1]["test_err"]  # the crops and flips changed what was learned
+
+
+def test_design_from_the_notebooks_parameters():
+    p = {"seed": 1, "seeds": 3, "models": ["resnet-8", "resnet-20"], "pair": ["resnet-20", "densenet-4"],
+         "hybrids": {"se-resnet-20": "resnet-20", "csp-densenet-4": "densenet-4"}, "control": "resnet-8",
+         "small_sizes": [250], "lrs": [0.1, 0.2], "steps": 200, "lr_seeds": 2, "augment": True, "n_train": 1000}
+    d = ef.Design.from_params(p)
+    assert d.specs == ["resnet-8", "resnet-20", "densenet-4", "se-resnet-20", "csp-densenet-4"]
+    assert d.seeds == [1, 2, 3] and d.augment == "crop-flip" and d.control == "resnet-8"
+    assert d.pair == ["resnet-20", "densenet-4"]
+    assert (d.small_sizes, d.lrs, d.steps, d.lr_seeds) == ([250], [0.1, 0.2], 200, 2)
+    assert d.trained == d.specs and d.scarce == ["resnet-20", "densenet-4", "resnet-8"]
+    assert ef.Design.from_params({**p, "augment": False}).augment is None

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from skipanalysis.models import DenseBlock, DenseLayer, DenseStageNet, ResidualStageNet, create, dense_layer_params
+from skipanalysis.setting import Setting
 from skipanalysis.studies import equivalence as eq
 
 
@@ -118,7 +119,8 @@ def test_decodability_study_shapes_and_dense_recovery():
     g = torch.Generator().manual_seed(0)
     make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
     cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.01, progress=False)
-    r2, runs = eq.decodability_study([0, 1], make(32), make(16), cfg, growth=2, n_blocks=3, n_probe=8)
+    r2, runs = eq.decodability_study(eq.E5Design([0, 1], growth=2, n_blocks=3, n_probe=8),
+                                     Setting(make(32), make(16), cfg))
     assert len(runs) == 4 and set(runs.model) == {"residual", "dense"} and set(runs.seed) == {0, 1}
     assert len(r2) == 2 * 2 * 2 * 3  # (model, state, seed) x (stem + 2 earlier layers)
     assert set(r2.state) == {"trained", "initialised"}
@@ -141,7 +143,7 @@ def test_decodability_baseline_is_the_untrained_net_of_the_same_seed():
     make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
     tr_set, te_set = make(32), make(16)
     cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.1, progress=False)
-    r2, _ = eq.decodability_study([3], tr_set, te_set, cfg, growth=2, n_blocks=3, n_probe=8)
+    r2, _ = eq.decodability_study(eq.E5Design([3], growth=2, n_blocks=3, n_probe=8), Setting(tr_set, te_set, cfg))
     # by hand: the net as seed 3 initialises it, the probe images seed 3 draws, the same decoder
     train.seed_everything(3)
     net = create("preact-stage-3", width=8)
@@ -169,10 +171,16 @@ def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp
     calls, real = [], train.train
     monkeypatch.setattr(train, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
-    study = lambda: eq.decodability_study([0, 1], tr_set, te_set, cfg, 2, 3, 8, store=store)  # noqa: E731
+    design, setting = eq.E5Design([0, 1], 2, 3, 8), Setting(tr_set, te_set, cfg, store=store)
+    study = lambda: eq.decodability_study(design, setting)  # noqa: E731
     r2a, runs_a = study()
     assert len(calls) == 4
     r2b, runs_b = study()
     assert len(calls) == 4  # loaded with their weights: the same decoders, the same R^2
     pd.testing.assert_frame_equal(r2a, r2b)
     pd.testing.assert_frame_equal(runs_a, runs_b)
+
+
+def test_e5_design_from_the_notebooks_parameters():
+    p = {"seed": 2, "seeds": 3, "growth": 5, "n_blocks": 6, "n_probe": 64, "ridge_alpha": 1e-3, "epochs": 1}
+    assert eq.E5Design.from_params(p) == eq.E5Design([2, 3, 4], growth=5, n_blocks=6, n_probe=64, alpha=1e-3)

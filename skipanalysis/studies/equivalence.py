@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from ..claims import Finding
 from ..models.densenet import DenseBlock, DenseStageNet, dense_layer_params
 from ..models.resnet import PreActBlock, ResidualStageNet
 from ..rules import equivalence as rules
+from ..setting import Setting
 
 
 def merge_check(channels: int = 8, n_layers: int = 4, growth: int = 4, size: int = 6, seed: int = 0) -> dict:
@@ -263,36 +267,63 @@ def matched_width(growth: int, n_blocks: int) -> int:
     return (n_blocks + 1) * growth
 
 
-def decodability_study(seeds: list[int], train_set, test_set, cfg, growth: int, n_blocks: int,
-                       n_probe: int = 256, alpha: float = 1e-4, device: torch.device | str = "cpu", store=None
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """E5 over seeds: train a one-stage pre-activation ResNet and DenseNet-BC per seed, then decode their earlier
-    outputs from the last layer's input (``decodability``), in the trained nets and, as the random-feature
-    baseline, in the same nets at initialisation (same seed, no training). The ResNet's width is
-    ``matched_width(growth, n_blocks)``, the width of the DenseNet's last input.
+@dataclass(frozen=True)
+class E5Design:
+    """What E5 trains and how it probes the nets: a one-stage ResNet and DenseNet-BC per seed.
+
+    Attributes:
+        seeds: one net of each family per seed, paired across families by seed.
+        growth: the DenseNet's growth rate k (stem 2k maps); the ResNet's width is ``matched_width(growth, n_blocks)``.
+        n_blocks: residual blocks / dense layers in the single stage.
+        n_probe: images drawn from each split whose pixels fit (training split) and score (test split) the decoder.
+        alpha: the ridge penalty, relative to the mean eigenvalue of the Gram matrix (``ridge_r2``).
+    """
+
+    seeds: list[int]
+    growth: int
+    n_blocks: int
+    n_probe: int = 256
+    alpha: float = 1e-4
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> E5Design:
+        """The design from notebook 03's checked parameters: the seeds ``seed .. seed + seeds - 1``, ``growth``,
+        ``n_blocks``, ``n_probe`` and ``ridge_alpha``."""
+        return cls(seeds=list(range(p["seed"], p["seed"] + p["seeds"])), growth=p["growth"], n_blocks=p["n_blocks"],
+                   n_probe=p["n_probe"], alpha=p["ridge_alpha"])
+
+
+def decodability_study(design: E5Design, setting: Setting) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """E5 over ``design.seeds``: train a one-stage pre-activation ResNet and DenseNet-BC per seed on
+    ``setting.train`` with ``setting.cfg``, then decode their earlier outputs from the last layer's input
+    (``decodability``), in the trained nets and, as the random-feature baseline, in the same nets at initialisation
+    (same seed, no training). The ResNet's width is ``matched_width(growth, n_blocks)``, the width of the DenseNet's
+    last input.
 
     Seed ``s`` fixes each net's initialisation and batch order and the probe
     images: ``n_probe`` drawn at random from each split to fit the decoder
     (training split) and score it (test split), so every random draw behind an
     R^2 changes with the seed. The nets and their probes (``probe_r2``) go
-    through ``runs.run_grid`` (``train_run``): with a ``runs.RunStore``, a
-    finished net loads its record, probe included, instead of training again.
+    through ``runs.run_grid`` (``train_run``): with a ``runs.RunStore`` in
+    ``setting.store``, a finished net loads its record, probe included,
+    instead of training again.
 
     Returns:
         ``(r2, runs)``: one row per (model, state, seed, source) with the held-out R^2 (state "trained" or
         "initialised"), and one row per trained net (model, seed, params, diverged, converged,
         late_share, train_err, test_err).
     """
-    nets = {"residual": (f"preact-stage-{n_blocks}", {"width": matched_width(growth, n_blocks)}),
-            "dense": (f"dense-stage-{n_blocks}", {"growth": growth})}
-    ids = [keys.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
-    recipe = cfg.recipe()
+    d, s = design, setting
+    nets = {"residual": (f"preact-stage-{d.n_blocks}", {"width": matched_width(d.growth, d.n_blocks)}),
+            "dense": (f"dense-stage-{d.n_blocks}", {"growth": d.growth})}
+    ids = [keys.tensor_fingerprint(*data.tensors[:2]) for data in (s.train, s.test)]
+    recipe = s.cfg.recipe()
     configs = [{"name": nets[kind][0], "study": "decodability", "model": kind, "seed": seed,
                 "model_args": nets[kind][1], "recipe": {**recipe, "seed": seed}, "train_data": ids[0],
-                "test_data": ids[1], "probe": {"n": n_probe, "alpha": alpha}, "device": torch.device(device).type}
-               for seed in seeds for kind in nets]
+                "test_data": ids[1], "probe": {"n": d.n_probe, "alpha": d.alpha}, "device": torch.device(s.device).type}
+               for seed in d.seeds for kind in nets]
     r2, rows = [], []
-    for rec in runs.run_grid(configs, train_run, (train_set, test_set), store, device, "03: E5 nets"):
+    for rec in runs.run_grid(configs, train_run, (s.train, s.test), s.store, s.device, "03: E5 nets"):
         row = dict(rec["result"])
         r2 += row.pop("r2")
         rows.append(row)

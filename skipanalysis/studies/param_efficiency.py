@@ -13,7 +13,9 @@ subset and the batch order, so comparisons are paired over seeds.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from ..measure.timing import interleaved_times, paired_ratio, step_fn
 from ..models import create
 from ..params import MODEL_SPEC
 from ..rules import param_efficiency as rules
+from ..setting import Setting
 
 
 def build_model(spec: str, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
@@ -102,34 +105,85 @@ def train_run(config: dict, train_set: TensorDataset, val_set: TensorDataset | N
     return row, None
 
 
-def _rows(specs_seeds_lrs: list[tuple[str, int | None, int, float]], validate: bool, train_set, val_set, test_set,
-          cfg, steps, device, store, desc: str, augment: str | None = None) -> list[dict]:
-    """The rows of runs ``(spec, n_train, seed, lr)``: loaded from ``store`` where finished, else trained."""
+@dataclass(frozen=True)
+class Design:
+    """What notebook 08 trains: the models, the scarce sizes, the seeds, the rate grid and the steps.
+
+    Attributes:
+        specs: the models trained on the full training set, by factory name (``build_model``), each once.
+        pair: the ResNet and the DenseNet of A1 and A2, in that order; they train on every scarce size too.
+        small_sizes: the scarce training-set sizes (A2), each a class-balanced subset drawn by the seed.
+        seeds: the seeds of every model and size, paired across models.
+        lrs: the learning-rate grid each model's rate is chosen from (``choose_lrs``).
+        steps: optimisation steps per run, the same for every size.
+        lr_seeds: how many of the first ``seeds`` the rates are chosen on.
+        control: the parameter-matched ResNet trained beside the pair on every size (None: none).
+        augment: the training-batch augmentation by name (a key of ``AUGMENT``; None: none).
+    """
+
+    specs: list[str]
+    pair: list[str]
+    small_sizes: list[int]
+    seeds: list[int]
+    lrs: list[float]
+    steps: int
+    lr_seeds: int = 1
+    control: str | None = None
+    augment: str | None = None
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> Design:
+        """The design from notebook 08's checked parameters: every model named in ``models``, ``pair`` and
+        ``hybrids`` (hybrids and their bases), the seeds ``seed .. seed + seeds - 1``, and ``augment`` on as
+        pad-crop-flip."""
+        hybrids = p["hybrids"]
+        return cls(specs=list(dict.fromkeys(p["models"] + p["pair"] + list(hybrids) + list(hybrids.values()))),
+                   pair=list(p["pair"]), small_sizes=list(p["small_sizes"]),
+                   seeds=list(range(p["seed"], p["seed"] + p["seeds"])), lrs=list(p["lrs"]), steps=p["steps"],
+                   lr_seeds=p["lr_seeds"], control=p["control"] or None,
+                   augment="crop-flip" if p["augment"] else None)
+
+    @property
+    def trained(self) -> list[str]:
+        """Every model trained on the full training set: ``specs`` and the control, each once."""
+        return list(dict.fromkeys([*self.specs, *([self.control] if self.control else [])]))
+
+    @property
+    def scarce(self) -> list[str]:
+        """The models trained on the scarce sizes: the pair and the control, each once."""
+        return list(dict.fromkeys([*self.pair, *([self.control] if self.control else [])]))
+
+
+def _rows(specs_seeds_lrs: list[tuple[str, int | None, int, float]], validate: bool, design: Design,
+          setting: Setting, desc: str) -> list[dict]:
+    """The rows of runs ``(spec, n_train, seed, lr)`` for ``design.steps`` steps with ``design.augment``: loaded
+    from ``setting.store`` where finished, else trained."""
+    s = setting
     ids = {f"{k}_data": keys.tensor_fingerprint(*d.tensors[:2]) if d is not None else None
-           for k, d in (("train", train_set), ("val", val_set), ("test", test_set))}
-    configs = [run_config(spec, n, seed, lr, steps, cfg, ids, validate, device, augment)
+           for k, d in (("train", s.train), ("val", s.val), ("test", s.test))}
+    configs = [run_config(spec, n, seed, lr, design.steps, s.cfg, ids, validate, s.device, design.augment)
                for spec, n, seed, lr in specs_seeds_lrs]
-    records = runs.run_grid(configs, train_run, (train_set, val_set, test_set), store, device, desc)
+    records = runs.run_grid(configs, train_run, (s.train, s.val, s.test), s.store, s.device, desc)
     return [dict(r["result"]) for r in records]
 
 
-def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: TensorDataset,
-               val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, steps: int,
-               device: torch.device | str = "cpu", store=None, augment: str | None = None) -> pd.DataFrame:
-    """Train every model at every rate of ``lrs`` on each of ``seeds`` (the first few) and keep, per model, the
-    smallest rate whose validation error, averaged over those seeds, is within one binomial standard error of the
-    best rate's (``sqrt(p (1 - p) / (n_val * len(seeds)))``; Breiman et al.'s one-standard-error rule). Rates a
-    fraction of a point apart on validation are a tie, and a tie then goes to the gentler rate instead of to noise.
-    A rate with a diverged run is never kept unless every rate diverged. Runs go through ``runs.run_grid``: with a
-    ``runs.RunStore``, finished runs load instead of training again.
+def choose_lrs(design: Design, setting: Setting) -> pd.DataFrame:
+    """Train every model of ``design.trained`` at every rate of ``design.lrs`` on each of the first
+    ``design.lr_seeds`` seeds and keep, per model, the smallest rate whose validation error (on ``setting.val``),
+    averaged over those seeds, is within one binomial standard error of the best rate's
+    (``sqrt(p (1 - p) / (n_val * lr_seeds))``; Breiman et al.'s one-standard-error rule). Rates a fraction of a point
+    apart on validation are a tie, and a tie then goes to the gentler rate instead of to noise. A rate with a
+    diverged run is never kept unless every rate diverged. Runs go through ``runs.run_grid``: with a
+    ``runs.RunStore`` in ``setting.store``, finished runs load instead of training again.
 
     Returns:
         One row per (model, rate, seed) with ``val_err`` and ``kept``; kept rows are those seeds' runs.
     """
-    todo = [(spec, None, seed, lr) for spec in specs for lr in sorted(lrs) for seed in seeds]
-    df = pd.DataFrame(_rows(todo, True, train_set, val_set, test_set, cfg, steps, device, store, "08: rates", augment))
+    seeds = design.seeds[:design.lr_seeds]
+    todo = [(spec, None, seed, lr) for spec in design.trained for lr in sorted(design.lrs) for seed in seeds]
+    df = pd.DataFrame(_rows(todo, True, design, setting, "08: rates"))
     df["val_mean"] = df.val_err.where(~df.diverged, np.inf).fillna(np.inf).groupby([df.model, df.lr]).transform("mean")
-    n = len(val_set) * len(seeds)
+    n = len(setting.val) * len(seeds)
     kept = {}
     for model, g in df.groupby("model"):
         best = g.val_mean.min()
@@ -138,12 +192,11 @@ def choose_lrs(specs: list[str], lrs: list[float], seeds: list[int], train_set: 
     return df.assign(kept=df.lr == df.model.map(kept)).drop(columns="val_mean")
 
 
-def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list[int], lrs: list[float],
-          train_set: TensorDataset, val_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-          steps: int, device: torch.device | str = "cpu", lr_seeds: int = 1, store=None, control: str | None = None,
-          augment: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every model on the full training set, and the ``pair`` with its parameter-matched ``control`` ResNet (when
-    given) on each scarce size, for every seed; ``augment`` names the training-batch augmentation (``AUGMENT``).
+def study(design: Design, setting: Setting) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every model of ``design`` on the full training set, and the pair with its parameter-matched control ResNet
+    (when given) on each scarce size, for every seed; ``design.augment`` names the training-batch augmentation
+    (``AUGMENT``). The runs share ``setting``: its training set, validation split (``val``, for the rates), test set,
+    recipe, device and run store.
 
     Each model's rate comes from ``choose_lrs`` on the first ``lr_seeds`` seeds (full training set); the pair and
     the control keep their rates on the scarce sizes. A scarce subset is drawn class-balanced by the seed, the same
@@ -153,14 +206,13 @@ def study(specs: list[str], pair: list[str], small_sizes: list[int], seeds: list
         ``(runs, grid)``: one row per kept run (model, n_train, seed, lr, errors, ``gap`` = test - train error,
         converged); and the rate grid's rows.
     """
-    specs = list(dict.fromkeys(specs + ([control] if control else [])))
-    grid = choose_lrs(specs, lrs, seeds[:lr_seeds], train_set, val_set, test_set, cfg, steps, device, store, augment)
+    grid = choose_lrs(design, setting)
     lr_of = grid[grid.kept].groupby("model").lr.first().to_dict()
     rows = grid[grid.kept].drop(columns=["kept", "val_err"]).to_dict("records")
-    todo = [(spec, None, seed, lr_of[spec]) for seed in seeds[lr_seeds:] for spec in specs]
-    todo += [(spec, n, seed, lr_of[spec]) for n in small_sizes for seed in seeds
-             for spec in dict.fromkeys(pair + ([control] if control else []))]
-    rows += _rows(todo, False, train_set, val_set, test_set, cfg, steps, device, store, "08: seeds and sizes", augment)
+    todo = [(spec, None, seed, lr_of[spec]) for seed in design.seeds[design.lr_seeds:] for spec in design.trained]
+    todo += [(spec, n, seed, lr_of[spec]) for n in design.small_sizes for seed in design.seeds
+             for spec in design.scarce]
+    rows += _rows(todo, False, design, setting, "08: seeds and sizes")
     table = pd.DataFrame(rows).sort_values(["model", "n_train", "seed"], ignore_index=True)
     return table.assign(gap=table.test_err - table.train_err), grid
 
