@@ -1,6 +1,7 @@
 """Notebook 05's pieces: the block formulas, the reversal task, gradient and attention probes."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,7 +9,18 @@ import torch.nn.functional as F
 
 from skipanalysis import tasks
 from skipanalysis.models.transformer import Block, Encoder
+from skipanalysis.setting import Setting
 from skipanalysis.studies import transformer_norm as npl
+
+# 05's parameters at a size that trains in seconds (the tests below change the fields they vary)
+PARAMS = {"vocab": 3, "seq_len": 4, "d_model": 8, "n_heads": 2, "d_ff": 8, "grad_depths": [1, 2], "grad_seeds": 2,
+          "grad_batches": 1, "batch_size": 16, "depth": 1, "lrs": [0.01], "warmup": 3, "seeds": 2, "t3_depths": [1],
+          "t3_lr": 0.01, "t3_warmup": 0, "t3_epochs": None, "t3_seeds": 2, "n_train": 32, "n_test": 32, "seed": 0,
+          "window": 2}
+
+
+def _design(**changes) -> npl.Design:
+    return replace(npl.Design.from_params(PARAMS), **changes)
 
 
 def _attention_by_hand(block: Block, x: torch.Tensor) -> torch.Tensor:
@@ -118,6 +130,20 @@ def test_init_grad_norms_shape():
     assert len(df) == 6 and (df.block_grad > 0).all() and (df.w2_grad > 0).all()
 
 
+def test_design_from_params_and_grad_study_per_placement_and_depth():
+    """``Design.from_params`` reads the notebook's parameters by name and lists the seeds from ``seed`` on; T1's
+    table is ``init_grad_norms`` of each placement and depth of the design on the setting's training data."""
+    d = npl.Design.from_params({**PARAMS, "seed": 3, "t3_seeds": 1})
+    assert d.seed_list == d.grad_seed_list == [3, 4] and d.t3_seed_list == [3] and d.probes == 256
+    assert d.arms == [("post", 0), ("post", 3), ("pre", 0)] and d.size == {"d_model": 8, "n_heads": 2, "d_ff": 8}
+    ds = tasks.reversal_task(64, 6, 5, seed=0)
+    grads = npl.grad_study(d, Setting(ds, None, None))
+    assert len(grads) == 2 * (1 + 2) * 2  # placements x layers over depths 1 and 2 x seeds
+    one = npl.init_grad_norms("pre", 2, ds, [3, 4], n_batches=1, batch_size=16, d_model=8, n_heads=2, d_ff=8)
+    mine = grads[(grads.norm == "pre") & (grads.depth == 2)].reset_index(drop=True)
+    assert mine.equals(one)
+
+
 def test_outcome_flags():
     import pandas as pd
 
@@ -162,17 +188,15 @@ def test_depth_sweep_reuses_matching_runs():
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
     done = pd.DataFrame([{"norm": "pre", "depth": 1, "lr": 0.01, "warmup": 0, "seed": 0, "epochs": 1,
                           "trained": True, "diverged": False, "converged": True, "final_loss": -1.0}])
-    out = npl.depth_sweep(["pre"], [1], [0, 1], 0.01, ds, ds, cfg, done=done, d_model=8, n_heads=2, d_ff=8)
+    setting = Setting(ds, ds, cfg)
+    out = npl.depth_sweep(_design(t3_seed_list=[0, 1]), setting, done=done, norms=("pre",))
     assert out.final_loss.tolist()[0] == -1.0 and out.final_loss.tolist()[1] > 0  # seed 0 reused, seed 1 trained
     # with warm-up (Liu et al.'s protocol, full profile) the run without it is not reused, and the rows say so
-    warm = npl.depth_sweep(["pre"], [1], [0], 0.01, ds, ds, cfg, done=done, warmup=3, d_model=8, n_heads=2, d_ff=8)
+    warm = npl.depth_sweep(_design(t3_seed_list=[0], t3_warmup=3), setting, done=done, norms=("pre",))
     assert warm.final_loss.tolist()[0] > 0 and warm.warmup.tolist() == [3]
     assert npl.warmup_words(3) == "with 3 warm-up steps" and npl.warmup_words(0) == "without warm-up"
     # T3's own budget (quick: half of T2's steps): a run of another length is not reused, and the rows say so
-    from dataclasses import replace
-
-    longer = npl.depth_sweep(["pre"], [1], [0], 0.01, ds, ds, replace(cfg, epochs=2), done=done, d_model=8,
-                             n_heads=2, d_ff=8)
+    longer = npl.depth_sweep(_design(t3_seed_list=[0], t3_epochs=2), setting, done=done, norms=("pre",))
     assert longer.final_loss.tolist()[0] > 0 and longer.epochs.tolist() == [2]
 
 
@@ -198,9 +222,8 @@ def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
     calls, real = [], train.train
     monkeypatch.setattr(npl.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    store = runs.RunStore(tmp_path / "store")
-    size = dict(d_model=8, n_heads=2, d_ff=8)
-    grid = lambda: npl.warmup_grid([("post", 0), ("pre", 0)], 1, [0.01], [0, 1], ds, ds, cfg, store=store, **size)  # noqa: E731
+    setting = Setting(ds, ds, cfg, store=runs.RunStore(tmp_path / "store"))
+    grid = lambda: npl.warmup_grid(_design(arms=[("post", 0), ("pre", 0)], seed_list=[0, 1]), setting)  # noqa: E731
     h1, o1, m1 = grid()
     assert len(calls) == 4
     h2, o2, m2 = grid()
@@ -211,9 +234,10 @@ def test_runs_through_a_store_train_once_and_give_the_same_outcomes_and_encoders
     for k in m1:
         m1[k].eval(), m2[k].eval()
         assert torch.equal(m1[k](x), m2[k](x))  # the loaded encoder is the trained one
-    sweep = npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, done=o1, store=store, **size)
+    t3 = _design(t3_depths=[1, 2], t3_seed_list=[0, 1])
+    sweep = npl.depth_sweep(t3, setting, done=o1, norms=("pre",))
     assert len(calls) == 6 and sweep.depth.tolist() == [1, 1, 2, 2]  # depth 1 reused from the grid
-    npl.depth_sweep(["pre"], [1, 2], [0, 1], 0.01, ds, ds, cfg, store=store, **size)
+    npl.depth_sweep(t3, setting, norms=("pre",))
     assert len(calls) == 6  # without ``done`` too, every run loads: the sweep's runs are the grid's runs
 
 
@@ -224,22 +248,22 @@ def test_settle_stuck_retrains_only_stuck_unconverged_runs_for_twice_the_steps(m
 
     ds = tasks.reversal_task(32, 4, 3, seed=0)
     cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False)
-    size = dict(d_model=8, n_heads=2, d_ff=8)
     row = {"norm": "post", "depth": 1, "lr": 0.01, "warmup": 0, "trained": False, "diverged": False}
     outs = pd.DataFrame([{**row, "seed": 0, "converged": False}, {**row, "seed": 1, "converged": True},
                          {**row, "seed": 2, "converged": False, "trained": True}])
     seen, real = [], train.train
     monkeypatch.setattr(npl.tr, "train", lambda m, d, c, *a, **k: seen.append(c.epochs) or real(m, d, c, *a, **k))
-    out = npl.settle_stuck(outs, ds, ds, cfg, **size)
+    setting = Setting(ds, ds, cfg)
+    out = npl.settle_stuck(outs, _design(), setting)
     assert seen == [2.0]  # only seed 0: stuck and still falling; at twice the epochs
     # independently: the same run trained directly for two epochs, judged by ``outcome``
     twice = npl._train([("post", 1, train.TrainConfig(epochs=2, batch_size=16, optimizer="adam", lr=0.01,
                                                       schedule="constant", seed=0, progress=False))],
-                       ds, ds, False, "cpu", None, "check", **size)
+                       _design(), setting, False, "check")
     vocab = int(ds.tensors[1].max()) + 1
     assert out.stuck_at_2x.tolist()[0] is (not npl.outcome(twice[0][0], vocab)["trained"])
     assert out.stuck_at_2x.isna().tolist()[1:] == [True, True]
-    assert "stuck_at_2x" in npl.settle_stuck(outs.iloc[1:], ds, ds, cfg, **size)  # nothing stuck: nothing trained
+    assert "stuck_at_2x" in npl.settle_stuck(outs.iloc[1:], _design(), setting)  # nothing stuck: nothing trained
     assert seen == [2.0, 2.0]
 
 

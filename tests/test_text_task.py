@@ -8,7 +8,9 @@ import torch.nn.functional as F
 
 from skipanalysis import data
 from skipanalysis.rules import transformer_norm
+from skipanalysis.setting import Setting
 from skipanalysis.studies import transformer_norm as npl
+from skipanalysis.train import TrainConfig
 
 TEXT = ("the quick brown fox jumps over the lazy dog; " * 40) + "Zebra! " + ("a stitch in time saves nine. " * 10)
 
@@ -79,27 +81,37 @@ def test_loss_and_error_score_only_masked_positions():
     assert npl.seq_error(logits, full).item() == pytest.approx(1 / 3)
 
 
+# 05's parameters at a size that trains in seconds: T2 at depth 1, one rate, 5 seeds; T3 at depths 1 and 2
+PARAMS = {"vocab": 8, "seq_len": 8, "d_model": 8, "n_heads": 2, "d_ff": 8, "grad_depths": [1, 2], "grad_seeds": 1,
+          "grad_batches": 1, "batch_size": 16, "depth": 1, "lrs": [0.01], "warmup": 2, "seeds": 5, "t3_depths": [1, 2],
+          "t3_lr": 0.01, "t3_warmup": 0, "t3_epochs": None, "t3_seeds": 5, "n_train": 48, "n_test": 16, "seed": 0,
+          "window": 2}
+CFG = TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False,
+                  eval_every=10**9)
+
+
 def test_text_study_without_a_file_runs_nothing():
-    assert npl.text_study(None, 2, [0.01], 5, [0], [2], 0.01, [0], None) is None
+    assert npl.text_study(None, npl.Design.from_params(PARAMS), Setting(None, None, CFG)) is None
     assert npl.text_evidence(None, "T2") == {}
 
 
 def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
-    from skipanalysis import train
-
     text = data.text_task(_write(tmp_path), 48, 16, seq_len=8, seed=0)
-    cfg = train.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False,
-                            eval_every=10**9)
-    seeds = list(range(5))
-    got = npl.text_study(text, 1, [0.01], 2, seeds, [1, 2], 0.01, seeds, cfg, d_model=8, n_heads=2, d_ff=8)
-    assert len(got["outs"]) == 15 and len(got["t3"]) == 20  # 3 arms x 5 seeds; 2 placements x 2 depths x 5 seeds
-    assert repr(got["T2"]) == repr(transformer_norm.t2(got["outs"].to_dict("records")))  # repr: NaN equals NaN
-    assert repr(got["T3"]) == repr(transformer_norm.t3(got["t3"].to_dict("records")))
-    assert got["vocab"] == int(text[0].tensors[1].max()) + 1
+    design = npl.Design.from_params(PARAMS)
+    assert design.seed_list == design.t3_seed_list == list(range(5))
+    assert design.arms == [("post", 0), ("post", 2), ("pre", 0)]
+    # the setting's procedural data are not used: the text task's windows take their place
+    got = npl.text_study(text, design, Setting(None, None, CFG))
+    assert len(got.outs) == 15 and len(got.t3) == 20  # 3 arms x 5 seeds; 2 placements x 2 depths x 5 seeds
+    assert repr(got.t2_decision) == repr(transformer_norm.t2(got.outs.to_dict("records")))  # repr: NaN equals NaN
+    assert repr(got.t3_decision) == repr(transformer_norm.t3(got.t3.to_dict("records")))
+    assert got.decision("T2") is got.t2_decision and got.decision("T3") is got.t3_decision
+    assert got.vocab == int(text[0].tensors[1].max()) + 1
     ev = npl.text_evidence(got, "T3")["text_task"]
-    assert ev["verdict"] == got["T3"].verdict and "masked-character modelling of the text file corpus.txt" in ev["data"]
-    headline = npl.t3_claim(got["t3"], 0.01, 5, got).headline
+    assert ev["verdict"] == got.t3_decision.verdict
+    assert "masked-character modelling of the text file corpus.txt" in ev["data"]
+    headline = npl.t3_claim(got.t3, 0.01, 5, got).headline
     assert headline.endswith(f"; on the text task (masked-character modelling of the text file corpus.txt): "
-                             f"{got['T3'].verdict}")
-    summary = npl.run_summary(got["outs"], got["t3"])
+                             f"{got.t3_decision.verdict}")
+    summary = npl.run_summary(got.outs, got.t3)
     assert summary.runs.sum() == 25  # 15 + 20 runs less the 10 depth-1 runs without warm-up the sweep reused

@@ -10,7 +10,9 @@ stacks that fail to train.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +23,12 @@ from torch.utils.data import TensorDataset
 from .. import fitting, keys, runs, tasks
 from .. import train as tr
 from ..claims import Finding
+from ..measure.attention import attention_reach
 from ..models import create
 from ..models.transformer import Encoder
 from ..rules import transformer_norm as rules
+from ..rules.core import Decision
+from ..setting import Setting
 
 
 def seq_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -105,25 +110,24 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset,
     return record, f.state()
 
 
-def _train(jobs: list[tuple[str, int, tr.TrainConfig]], train_set, test_set, weights: bool, device, store, desc,
-           **size) -> list[tuple[tr.TrainResult, Encoder | None]]:
-    """Each job ``(norm, depth, cfg)`` trained, or loaded from ``store`` when finished: its ``TrainResult`` and,
-    with ``weights``, its trained encoder."""
-    size = {"d_model": 64, "n_heads": 4, "d_ff": 128, **size}
-    ids = [keys.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
-    configs = [run_config(n, d, c, ids, device, **size) for n, d, c in jobs]
-    x, y = train_set.tensors
+def _train(jobs: list[tuple[str, int, tr.TrainConfig]], design: Design, setting: Setting, weights: bool, desc: str
+           ) -> list[tuple[tr.TrainResult, Encoder | None]]:
+    """Each job ``(norm, depth, cfg)`` on ``setting``'s data, of ``design``'s size, trained, or loaded from the
+    setting's store when finished: its ``TrainResult`` and, with ``weights``, its trained encoder."""
+    ids = [keys.tensor_fingerprint(*d.tensors[:2]) for d in (setting.train, setting.test)]
+    configs = [run_config(n, d, c, ids, setting.device, **design.size) for n, d, c in jobs]
+    x, y = setting.train.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
     out = []
-    for r in runs.run_grid(configs, train_run, (train_set, test_set), store, device, desc):
+    for r in runs.run_grid(configs, train_run, (setting.train, setting.test), setting.store, setting.device, desc):
         res = r["result"]
         result = tr.TrainResult(pd.DataFrame(res["history"]), res["diverged"], res["final"], res["convergence"])
         model = None
         if weights:
             c = r["config"]
             model = build(c["norm"], c["depth"], vocab, seq_len, seed=c["recipe"]["seed"], **c["size"])
-            model.load_state_dict(runs.state_of(r, store))
-            model = model.to(device)
+            model.load_state_dict(runs.state_of(r, setting.store))
+            model = model.to(setting.device)
         out.append((result, model))
     return out
 
@@ -144,21 +148,110 @@ def outcome(res: tr.TrainResult, vocab: int, tail: float = 0.1) -> dict:
             "test_err": res.final.get("test_err", float("nan"))}
 
 
-def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds: list[int],
-                train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", store=None,
-                **size) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Train every arm ``(norm, warm-up steps)`` at every learning rate and seed at one depth.
+@dataclass(frozen=True)
+class Design:
+    """What 05 trains and measures (``from_params``: the notebook's parameters); each study reads its own fields.
+
+    The encoders: ``d_model``, ``n_heads``, ``d_ff`` (``size``); a run reads its vocabulary and length from its data;
+    ``vocab`` and ``seq_len`` are the procedural task's (T4's control task and initialisations). T1: ``grad_depths``,
+    ``grad_seed_list`` (one initialisation each), ``grad_batches`` batches of ``batch_size``. T2: each arm ``(norm,
+    warm-up steps)`` of ``arms`` at ``depth``, every rate in ``lrs`` and seed in ``seed_list``. T3: ``t3_depths``,
+    ``t3_seed_list``, ``t3_lr``, ``t3_warmup`` steps, ``t3_epochs`` passes (None: the setting's recipe's). T4: the
+    runs at ``lrs[0]`` (post-norm with ``warmup`` steps, pre-norm without), a control task of ``n_train`` / ``n_test``
+    sequences from data seed ``seed``, the local ``window``, ``probes`` held-out sequences read.
+    """
+
+    vocab: int
+    seq_len: int
+    d_model: int
+    n_heads: int
+    d_ff: int
+    grad_depths: list[int]
+    grad_seed_list: list[int]
+    grad_batches: int
+    batch_size: int
+    depth: int
+    arms: list[tuple[str, int]]
+    lrs: list[float]
+    seed_list: list[int]
+    t3_depths: list[int]
+    t3_seed_list: list[int]
+    t3_lr: float
+    t3_warmup: int
+    t3_epochs: float | None
+    warmup: int
+    n_train: int
+    n_test: int
+    seed: int
+    window: int
+    probes: int = 256
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> Design:
+        """Post-norm without and with ``warmup`` steps and pre-norm without as T2's arms; seeds from ``seed`` on."""
+        named = ("vocab", "seq_len", "d_model", "n_heads", "d_ff", "grad_depths", "grad_batches", "batch_size", "depth",
+                 "lrs", "t3_depths", "t3_lr", "t3_warmup", "t3_epochs", "warmup", "n_train", "n_test", "seed", "window")
+        seeds = lambda n: list(range(p["seed"], p["seed"] + p[n]))  # noqa: E731
+        return cls(**{k: p[k] for k in named}, arms=[("post", 0), ("post", p["warmup"]), ("pre", 0)],
+                   seed_list=seeds("seeds"), grad_seed_list=seeds("grad_seeds"), t3_seed_list=seeds("t3_seeds"))
+
+    @property
+    def size(self) -> dict[str, int]:
+        """``build``'s width keywords, as a run config's ``size`` holds them."""
+        return {"d_model": self.d_model, "n_heads": self.n_heads, "d_ff": self.d_ff}
+
+    def t3_recipe(self, cfg: tr.TrainConfig) -> tr.TrainConfig:
+        """``cfg`` for T3's ``t3_epochs`` passes."""
+        return replace(cfg, epochs=self.t3_epochs or cfg.epochs)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """``t4_study``'s measurements: ``layers`` (per-layer reach, with a ``task`` column); ``reversal`` and ``control``,
+    each task's per-model table (``reach_study``), and ``per_model``, both; by task, ``example``, the first seed's
+    pre-norm model, and ``tokens``, its probe tokens (``plot_attention_maps``'s inputs)."""
+
+    layers: pd.DataFrame
+    reversal: pd.DataFrame
+    control: pd.DataFrame
+    per_model: pd.DataFrame
+    example: dict[str, Encoder]
+    tokens: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TextRuns:
+    """``text_study``'s result: the ``task`` in a few words and ``described`` in full, the warm-up grid's ``hist``
+    and ``outs``, the depth sweep's outcomes ``t3``, the symbols scored (``vocab``), and each claim's decision on
+    these runs (``t2_decision``, ``t3_decision``; ``decision("T2")``)."""
+
+    task: str
+    described: str
+    hist: pd.DataFrame
+    outs: pd.DataFrame
+    t3: pd.DataFrame
+    vocab: int
+    t2_decision: Decision
+    t3_decision: Decision
+
+    def decision(self, claim: str) -> Decision:
+        return {"T2": self.t2_decision, "T3": self.t3_decision}[claim]
+
+
+def warmup_grid(design: Design, setting: Setting) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Train every arm ``(norm, warm-up steps)`` of ``design.arms`` at every rate in ``design.lrs`` and seed in
+    ``design.seed_list`` at ``design.depth``, on ``setting``.
 
     Returns (histories, outcomes, models): one outcome row per run (``outcome`` plus norm, lr, warmup, seed,
     depth, epochs) and the trained models by ``(norm, lr, warmup, seed)``. Runs go through ``runs.run_grid``: with a
     ``runs.RunStore``, a finished run loads (with its weights) instead of training again.
     """
-    vocab = int(train_set.tensors[1].max()) + 1
-    keys = [(norm, lr, wu, seed) for norm, wu in arms for lr in lrs for seed in seeds]
+    cfg, depth = setting.cfg, design.depth
+    vocab = int(setting.train.tensors[1].max()) + 1
+    keys = [(norm, lr, wu, seed) for norm, wu in design.arms for lr in design.lrs for seed in design.seed_list]
     jobs = [(norm, depth, replace(cfg, lr=lr, warmup_steps=wu, seed=seed)) for norm, lr, wu, seed in keys]
     hist, outs, models = [], [], {}
-    for (norm, lr, wu, seed), (res, model) in zip(keys, _train(jobs, train_set, test_set, True, device, store,
-                                                                  "05: warm-up grid", **size)):
+    for (norm, lr, wu, seed), (res, model) in zip(keys, _train(jobs, design, setting, True, "05: warm-up grid")):
         hist.append(res.history.assign(norm=norm, lr=lr, warmup=wu, seed=seed, depth=depth))
         outs.append({"norm": norm, "depth": depth, "lr": lr, "warmup": wu, "seed": seed, "epochs": cfg.epochs,
                      **outcome(res, vocab)})
@@ -166,36 +259,38 @@ def warmup_grid(arms: list[tuple[str, int]], depth: int, lrs: list[float], seeds
     return pd.concat(hist, ignore_index=True), pd.DataFrame(outs), models
 
 
-def settle_stuck(outs: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset, cfg: tr.TrainConfig,
-                 device="cpu", store=None, factor: float = 2.0, **size) -> pd.DataFrame:
+def settle_stuck(outs: pd.DataFrame, design: Design, setting: Setting, factor: float = 2.0) -> pd.DataFrame:
     """Is a stuck run's failure a stall or slowness? Every run that neither trained nor diverged and whose loss was
-    still falling (not converged) is trained again from scratch, same seed and recipe, for ``factor`` times the
-    steps; ``stuck_at_2x`` is True when that run did not train either (the failure persisted: settled for T2 and
-    T3), False when it trained (the first run was only slow), and NaN for runs that needed no check."""
-    vocab = int(train_set.tensors[1].max()) + 1
+    still falling (not converged) is trained again from scratch, same seed and recipe (``setting.cfg``'s), for
+    ``factor`` times the steps; ``stuck_at_2x`` is True when that run did not train either (the failure persisted:
+    settled for T2 and T3), False when it trained (the first run was only slow), and NaN for runs that needed no
+    check."""
+    cfg, vocab = setting.cfg, int(setting.train.tensors[1].max()) + 1
     stuck = outs[~outs.trained.astype(bool) & ~outs.diverged.astype(bool) & ~outs.converged.astype(bool)]
     if not len(stuck):
         return outs.assign(stuck_at_2x=None)
     jobs = [(r.norm, int(r.depth), replace(cfg, lr=r.lr, warmup_steps=int(r.warmup), seed=int(r.seed),
                                            epochs=cfg.epochs * factor)) for r in stuck.itertuples()]
-    again = [outcome(res, vocab)["trained"] for res, _ in _train(jobs, train_set, test_set, False, device, store,
-                                                                 "05: stuck runs at twice the steps", **size)]
+    again = [outcome(res, vocab)["trained"] for res, _ in _train(jobs, design, setting, False,
+                                                                 "05: stuck runs at twice the steps")]
     out = outs.copy()
     out["stuck_at_2x"] = pd.Series([not t for t in again], index=stuck.index, dtype=object)
     return out
 
 
-def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float, train_set: TensorDataset,
-                test_set: TensorDataset, cfg: tr.TrainConfig, device="cpu", done: pd.DataFrame | None = None,
-                store=None, warmup: int = 0, **size) -> pd.DataFrame:
-    """Outcomes of every (norm, depth, seed) trained at ``lr`` with ``warmup`` linear warm-up steps (0: none;
-    Liu et al.'s depth question, which they asked with warm-up, so that it does not re-test T2).
+def depth_sweep(design: Design, setting: Setting, done: pd.DataFrame | None = None,
+                norms: tuple[str, ...] = ("post", "pre")) -> pd.DataFrame:
+    """Outcomes of every (norm, depth, seed) of ``norms``, ``design.t3_depths`` and ``design.t3_seed_list`` trained
+    at ``design.t3_lr`` with ``design.t3_warmup`` linear warm-up steps (0: none; Liu et al.'s depth question, which
+    they asked with warm-up, so that it does not re-test T2), for ``design.t3_recipe(setting.cfg)``'s passes.
 
-    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, ``lr``, warm-up
-    and ``cfg.epochs`` are reused rather than retrained: the same seed and recipe give the same run. The other runs go
-    through ``runs.run_grid`` (with a ``runs.RunStore``: loaded when finished).
+    Rows of ``done`` (earlier outcomes, e.g. ``warmup_grid``'s) with the same norm, depth, seed, rate, warm-up and
+    passes are reused rather than retrained: the same seed and recipe give the same run. The other runs go through
+    ``runs.run_grid`` (with a ``runs.RunStore``: loaded when finished).
     """
-    vocab = int(train_set.tensors[1].max()) + 1
+    depths, seeds, lr, warmup = design.t3_depths, design.t3_seed_list, design.t3_lr, design.t3_warmup
+    cfg = design.t3_recipe(setting.cfg)
+    vocab = int(setting.train.tensors[1].max()) + 1
     rows, jobs = {}, []
     for norm in norms:
         for depth in depths:
@@ -207,42 +302,30 @@ def depth_sweep(norms: list[str], depths: list[int], seeds: list[int], lr: float
                     rows[(norm, depth, seed)] = hit.iloc[0].to_dict()
                 else:
                     jobs.append((norm, depth, replace(cfg, lr=lr, warmup_steps=warmup, seed=seed)))
-    for (norm, depth, c), (res, _) in zip(jobs, _train(jobs, train_set, test_set, False, device, store,
-                                                        "05: depth sweep", **size)):
+    for (norm, depth, c), (res, _) in zip(jobs, _train(jobs, design, setting, False, "05: depth sweep")):
         rows[(norm, depth, c.seed)] = {"norm": norm, "depth": depth, "lr": lr, "warmup": warmup, "seed": c.seed,
                                        "epochs": cfg.epochs, **outcome(res, vocab)}
     return pd.DataFrame([rows[(n, d, s)] for n in norms for d in depths for s in seeds])
 
 
-def text_study(text: tuple | None, depth: int, lrs: list[float], warmup: int, seeds: list[int],
-               t3_depths: list[int], t3_lr: float, t3_seeds: list[int], cfg: tr.TrainConfig, device="cpu", store=None,
-               t3_warmup: int = 0, t3_epochs: float | None = None, **size) -> dict | None:
+def text_study(text: tuple | None, design: Design, setting: Setting) -> TextRuns | None:
     """T2 and T3 again on a real text task: ``text`` is ``data.text_task``'s ``(train, test, about)`` (None: no
-    text file named, nothing runs). The same arms, rates, seeds and recipe as on the procedural task: the warm-up
-    grid at ``depth`` and the depth sweep at ``t3_lr`` with ``t3_warmup`` steps for ``t3_epochs`` (None: ``cfg``'s);
-    each claim's rule applied to these runs alone.
-
-    Returns:
-        None, or ``{"task", "described", "hist", "outs", "t3", "vocab", "T2", "T3"}``: the task in a few words and
-        in full, the warm-up
-        grid's histories and outcomes, the depth sweep's outcomes, the symbols scored, and the two decisions.
+    text file named, nothing runs), in place of ``setting``'s data. The same arms, rates, seeds and recipe as on the
+    procedural task (``design``): the warm-up grid and the depth sweep; each claim's rule applied to these runs alone.
     """
     if text is None:
         return None
     train_set, test_set, about = text
-    hist, outs, _ = warmup_grid([("post", 0), ("post", warmup), ("pre", 0)], depth, lrs, seeds, train_set, test_set,
-                                cfg, device, store, **size)
-    t3 = depth_sweep(["post", "pre"], t3_depths, t3_seeds, t3_lr, train_set, test_set,
-                     replace(cfg, epochs=t3_epochs or cfg.epochs), device, done=outs, store=store, warmup=t3_warmup,
-                     **size)
+    on_text = setting.but(train=train_set, test=test_set)
+    hist, outs, _ = warmup_grid(design, on_text)
+    t3 = depth_sweep(design, on_text, done=outs)
     task = f"masked-character modelling of the text file {about['file']}"
     described = (f"{task} ({about['characters']:,} characters; "
                  f"{about['symbols']} symbols: the {about['symbols'] - 2} most frequent, one for the rest, the mask; "
                  f"windows of {about['seq_len']}, {about['mask_rate']:.0%} masked; the last {about['held_out']:.0%} "
                  f"of the text held out): {len(train_set)} training / {len(test_set)} held-out windows")
-    return {"task": task, "described": described, "hist": hist, "outs": outs, "t3": t3,
-            "vocab": int(train_set.tensors[1].max()) + 1,
-            "T2": rules.t2(outs.to_dict("records")), "T3": rules.t3(t3.to_dict("records"))}
+    return TextRuns(task, described, hist, outs, t3, int(train_set.tensors[1].max()) + 1,
+                    rules.t2(outs.to_dict("records")), rules.t3(t3.to_dict("records")))
 
 
 def run_summary(*outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -254,13 +337,13 @@ def run_summary(*outcomes: pd.DataFrame) -> pd.DataFrame:
         converged=("converged", "sum"), final_loss=("final_loss", "median"))
 
 
-def text_evidence(text: dict | None, claim: str) -> dict:
+def text_evidence(text: TextRuns | None, claim: str) -> dict:
     """What ``text_study`` adds to T2's or T3's evidence: the task and that claim's verdict and numbers on it (the
     procedural verdict stays the recorded one); nothing without a text file."""
     if text is None:
         return {}
-    d = text[claim]
-    return {"text_task": {"data": text["described"], "verdict": d.verdict, "rule_numbers": d.numbers}}
+    d = text.decision(claim)
+    return {"text_task": {"data": text.described, "verdict": d.verdict, "rule_numbers": d.numbers}}
 
 
 def grads_run(config: dict, data: TensorDataset, device: torch.device | str | None = None) -> tuple[dict, None]:
@@ -272,12 +355,13 @@ def grads_run(config: dict, data: TensorDataset, device: torch.device | str | No
                            **a["size"]).to_dict("list"), None
 
 
-def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: list[int], n_batches: int,
-               batch_size: int, device="cpu", store=None, **size) -> pd.DataFrame:
-    """``init_grad_norms`` for every placement and depth, one table; each (placement, depth) measured once, as a run
-    of ``runs.run_grid`` (``grads_run``) keyed by its arguments, the data and the code it reaches, so with a
-    ``runs.RunStore`` re-executing the notebook loads the table."""
-    size = {"d_model": 64, "n_heads": 4, "d_ff": 128, **size}
+def grad_study(design: Design, setting: Setting, norms: tuple[str, ...] = ("post", "pre")) -> pd.DataFrame:
+    """``init_grad_norms`` on ``setting.train`` for every placement of ``norms`` and depth of ``design.grad_depths``,
+    one table; each (placement, depth) measured once, as a run of ``runs.run_grid`` (``grads_run``) keyed by its
+    arguments, the data and the code it reaches, so with a ``runs.RunStore`` re-executing the notebook loads the
+    table."""
+    data, device, size, seeds = setting.train, setting.device, design.size, design.grad_seed_list
+    n_batches, batch_size = design.grad_batches, design.batch_size
     x, y = data.tensors
     vocab, seq_len = int(max(x.max(), y.max())) + 1, x.shape[1]
     configs = [{"name": f"encoder-{n}", "study": "norm-at-init", "model_args": {"vocab": vocab, "seq_len": seq_len,
@@ -285,8 +369,8 @@ def grad_study(norms: list[str], depths: list[int], data: TensorDataset, seeds: 
                 "args": {"norm": n, "depth": d, "seeds": list(seeds), "n_batches": n_batches, "batch_size": batch_size,
                          "size": size},
                 "data": keys.tensor_fingerprint(*data.tensors[:2]), "device": torch.device(device).type}
-               for n in norms for d in depths]
-    recs = runs.run_grid(configs, grads_run, (data,), store, device, "05: gradients at initialisation")
+               for n in norms for d in design.grad_depths]
+    recs = runs.run_grid(configs, grads_run, (data,), setting.store, device, "05: gradients at initialisation")
     return pd.concat([pd.DataFrame(r["result"]) for r in recs], ignore_index=True)
 
 
@@ -325,37 +409,31 @@ def reach_study(models: dict[tuple[str, int], Encoder], tokens: torch.Tensor, wi
     return pd.concat(layers, ignore_index=True), pd.DataFrame(summary)
 
 
-def t4_study(trained_models: dict, outs: pd.DataFrame, warmup: int, lr: float, seeds: list[int],
-             test_set: TensorDataset, n_train: int, n_test: int, seed: int, window: int, cfg: tr.TrainConfig,
-             device="cpu", store=None, probes: int = 256, **build_args) -> dict:
-    """T4's measurements: attention reach of the reversal models of ``warmup_grid`` at ``lr`` (post-norm with
-    warm-up, pre-norm without; every seed) and of the same arms trained on the local control task (``local_task``,
-    the same sizes, recipe and data seeds), each against the same model at initialisation, on ``probes`` held-out
-    sequences. ``build_args``: vocab, seq_len, depth, d_model, n_heads, d_ff.
-
-    Returns ``{"layers", "reversal", "control", "per_model", "example", "tokens"}``: per-layer reach (with a
-    ``task`` column), the per-model tables of each task (``reach_study``), both together, and the first seed's
-    pre-norm model of each task with its probe tokens (for ``plot_attention_maps``).
+def t4_study(design: Design, trained_models: dict, outs: pd.DataFrame, setting: Setting) -> Reach:
+    """T4's measurements: attention reach of the reversal models of ``warmup_grid`` (``trained_models`` and their
+    outcomes ``outs``) at ``design.lrs[0]`` (post-norm with warm-up, pre-norm without; every seed) and of the same
+    arms trained on the local control task (``local_task``, the same sizes, recipe and data seeds), each against the
+    same model at initialisation, on ``design.probes`` held-out sequences (the reversal ones ``setting.test``'s).
     """
-    vocab, seq_len, depth = (build_args[k] for k in ("vocab", "seq_len", "depth"))
-    size = {k: v for k, v in build_args.items() if k in ("d_model", "n_heads", "d_ff")}
-    arms = (("post", warmup), ("pre", 0))
-    local_train = tasks.local_task(n_train, seq_len, vocab, seed=seed)
-    local_test = tasks.local_task(n_test, seq_len, vocab, seed=seed + 10_000)
-    _, local_outs, local_models = warmup_grid(list(arms), depth, [lr], seeds, local_train, local_test, cfg, device,
-                                              store, **size)
-    tokens = {"reversal": test_set.tensors[0][:probes], "control": local_test.tensors[0][:probes]}
+    d = design
+    lr, seeds, build_args = d.lrs[0], d.seed_list, {"vocab": d.vocab, "seq_len": d.seq_len, "depth": d.depth, **d.size}
+    arms = (("post", d.warmup), ("pre", 0))
+    local_train = tasks.local_task(d.n_train, d.seq_len, d.vocab, seed=d.seed)
+    local_test = tasks.local_task(d.n_test, d.seq_len, d.vocab, seed=d.seed + 10_000)
+    _, local_outs, local_models = warmup_grid(replace(d, arms=list(arms), lrs=[lr]),
+                                              setting.but(train=local_train, test=local_test))
+    tokens = {"reversal": setting.test.tensors[0][:d.probes], "control": local_test.tensors[0][:d.probes]}
     tables, layers = {}, []
     for task, models, done in (("reversal", trained_models, outs), ("control", local_models, local_outs)):
         pick = {(n, s): models[(n, lr, wu, s)] for n, wu in arms for s in seeds}
         ok = {(r.norm, r.seed): r.trained for r in done[done.lr == lr].itertuples()
               if (r.norm, r.warmup) in arms}
-        per_layer, tables[task] = reach_study(pick, tokens[task], window, ok, **build_args)
+        per_layer, tables[task] = reach_study(pick, tokens[task], d.window, ok, **build_args)
         layers.append(per_layer.assign(task=task))
     example = {"reversal": trained_models[("pre", lr, 0, seeds[0])], "control": local_models[("pre", lr, 0, seeds[0])]}
     per_model = pd.concat([t.assign(task=k) for k, t in tables.items()], ignore_index=True)
-    return {"layers": pd.concat(layers, ignore_index=True), "reversal": tables["reversal"],
-            "control": tables["control"], "per_model": per_model, "example": example, "tokens": tokens}
+    return Reach(pd.concat(layers, ignore_index=True), tables["reversal"], tables["control"], per_model, example,
+                 tokens)
 
 
 # --- the claims: each helper returns (decision, headline) -------------------------------------------------------
@@ -368,13 +446,13 @@ def t1_claim(grads: pd.DataFrame, seeds: int):
                       f"{slope('slope_pre'):.2f} for pre-norm (theory: 0 and -0.5; {seeds} seeds)")
 
 
-def _text_clause(text: dict | None, claim: str) -> str:
+def _text_clause(text: TextRuns | None, claim: str) -> str:
     if text is None:
         return ""
-    return f"; on the text task ({text['task']}): {text[claim].verdict}"
+    return f"; on the text task ({text.task}): {text.decision(claim).verdict}"
 
 
-def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: dict | None = None):
+def t2_claim(outs: pd.DataFrame, lrs: list[float], seeds: int, text: TextRuns | None = None):
     """T2 from ``warmup_grid``'s outcomes: what warm-up does for post-norm, and pre-norm without it (and, with
     ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t2(outs.to_dict("records"))
@@ -395,7 +473,7 @@ def warmup_words(steps: int) -> str:
     return f"with {steps} warm-up steps" if steps else "without warm-up"
 
 
-def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: dict | None = None, warmup: int = 0):
+def t3_claim(runs: pd.DataFrame, lr: float, seeds: int, text: TextRuns | None = None, warmup: int = 0):
     """T3 from ``depth_sweep``'s outcomes: runs that trained per placement and depth, with ``warmup`` steps (and,
     with ``text_study``'s result, that task's verdict in the headline)."""
     d = rules.t3(runs.to_dict("records"))
@@ -418,34 +496,3 @@ def t4_claim(reversal: pd.DataFrame, control: pd.DataFrame, window: int):
                       f"{med(reversal, 'far_share'):.0%} of the farthest layer's attention lies beyond {window} "
                       f"tokens, input dependence {med(reversal, 'input_dependence'):.2f} (at init "
                       f"{med(reversal, 'input_dependence_init'):.2f}); medians over {len(reversal)} models a task")
-
-
-@torch.no_grad()
-def attention_reach(model: Encoder, tokens: torch.Tensor, window: int = 2) -> pd.DataFrame:
-    """How far attention reaches, per layer, on ``tokens``.
-
-    Columns: ``distance`` (attention-weighted mean |i - j|), ``entropy`` (nats,
-    mean over queries), ``beyond_window`` (attention mass on keys with
-    |i - j| > window), ``partner`` (mass on the reversal partner j = L-1-i),
-    ``input_dependence`` (mean total-variation distance between the attention
-    rows of two different inputs at the same query position), and the same
-    distance for uniform attention as ``uniform_distance``.
-    """
-    model.eval()
-    maps = model.attention_maps(tokens)
-    seq_len = tokens.shape[1]
-    idx = torch.arange(seq_len)
-    dist = (idx[:, None] - idx[None, :]).abs().float()
-    partner = torch.zeros(seq_len, seq_len)
-    partner[idx, seq_len - 1 - idx] = 1
-    uniform = dist.mean().item()
-    rows = []
-    for layer, a in enumerate(maps, start=1):
-        a = a.float().cpu()
-        ent = -(a * a.clamp(min=1e-12).log()).sum(-1).mean().item()
-        tv = 0.5 * (a[0::2][: len(a) // 2] - a[1::2][: len(a) // 2]).abs().sum(-1).mean().item() if len(a) > 1 else 0.0
-        rows.append({"layer": layer, "distance": (a * dist).sum(-1).mean().item(), "entropy": ent,
-                     "beyond_window": (a * (dist > window)).sum(-1).mean().item(),
-                     "partner": (a * partner).sum(-1).mean().item(), "input_dependence": tv,
-                     "uniform_distance": uniform})
-    return pd.DataFrame(rows)
