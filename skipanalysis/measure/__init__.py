@@ -1,2 +1,3 @@
 """Measuring tools shared by the studies: FLOPs (``flops``), saved activation memory (``memory``), time in
-interleaved rounds (``timing``), probes of a net's insides (``probes``), and hardware files (``machines``)."""
+interleaved rounds (``timing``), probes of a net's insides (``probes``), how near its blocks are to the identity
+(``identity``), and hardware files (``machines``)."""
