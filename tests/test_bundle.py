@@ -18,6 +18,7 @@ from skipanalysis import claims, rules, runs, tasks, train
 from skipanalysis.claims import ClaimBook
 from skipanalysis.pipeline import bundle, paper, report
 from skipanalysis.rules import core, degradation, equivalence
+from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
 
 SHALLOW = [0.0, 0.0, 0.0, 0.0, 0.0]
@@ -69,7 +70,7 @@ def _report(tmp_path, tiny, seeds=(0,), name="a", monkeypatch=None):
     folder = tmp_path / name
     book = ClaimBook("01_degradation", folder, "cpu (test, 1 thread)", "quick",
                      fingerprint={"hostname": name, "torch": "t", "device": "cpu"})
-    dg.depth_study(["plain"], [8], list(seeds), ds, test, cfg, store=runs.RunStore())
+    dg.depth_study(dg.DepthRuns(("plain",), (8,), seeds), Setting(ds, test, cfg, store=runs.RunStore()))
     book.record("D1", _d1(), evidence={"data": "tiny"}, headline="deep plain net worse")
     book.record("D4", degradation.d4(0.2, 0.1), evidence={}, headline="far from identity")
     (folder / "figures").mkdir()

@@ -10,6 +10,7 @@ from PIL import Image
 
 from skipanalysis import data, tasks, train
 from skipanalysis.models import cifar_resnet
+from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
 
 from conftest import ROOT
@@ -98,7 +99,7 @@ def test_depth_study_keeps_each_kind_at_its_best_rate():
     """A rate far too small cannot win the grid; the kept rows carry convergence records."""
     ds = tasks.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=3, batch_size=32, progress=False)
-    _, final, models = dg.depth_study(["residual"], [8], [0, 1], ds, ds, cfg, lrs=[1e-6, 0.05])
+    _, final, models = dg.depth_study(dg.DepthRuns(("residual",), (8,), (0, 1), (1e-6, 0.05)), Setting(ds, ds, cfg))
     kept = final[final.kept]
     assert kept.lr.tolist() == [0.05, 0.05] and len(final) == 4 and set(models) == {("residual", 8, 0),
                                                                                      ("residual", 8, 1)}

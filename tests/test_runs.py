@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from skipanalysis import data, executors, keys, runs, tasks, train
+from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
 
 from conftest import ROOT
@@ -125,6 +126,10 @@ def tiny():
     return ds, ds, train.TrainConfig(epochs=1, batch_size=32, lr=0.05, progress=False)
 
 
+PLAIN = dg.DepthRuns(("plain",), (8,), (0,))  # one plain net, one seed, the recipe's rate
+BOTH = dg.DepthRuns(("plain", "residual"), (8,), (0, 1))
+
+
 def _count_training(monkeypatch) -> list:
     calls, real = [], train.train
     monkeypatch.setattr(dg.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -135,10 +140,10 @@ def test_a_second_study_trains_nothing_and_gives_the_same_numbers(tmp_path, tiny
     ds, test, cfg = tiny
     calls = _count_training(monkeypatch)
     store = runs.RunStore(tmp_path / "store")
-    h1, f1, m1 = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg, store=store)
+    h1, f1, m1 = dg.depth_study(BOTH, Setting(ds, test, cfg, store=store))
     assert len(calls) == 4
     # progress and labels are not part of a run: a notebook re-executed with other display settings trains nothing
-    h2, f2, m2 = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, replace(cfg, progress=True), store=store)
+    h2, f2, m2 = dg.depth_study(BOTH, Setting(ds, test, replace(cfg, progress=True), store=store))
     assert len(calls) == 4
     assert f1[["train_err", "test_err", "converged"]].equals(f2[["train_err", "test_err", "converged"]])
     assert h1.reset_index(drop=True).equals(h2.reset_index(drop=True))
@@ -146,26 +151,26 @@ def test_a_second_study_trains_nothing_and_gives_the_same_numbers(tmp_path, tiny
     for key in m1:
         m1[key].eval(), m2[key].eval()
         assert torch.equal(m1[key](x), m2[key](x))  # the loaded weights are the trained ones
-    dg.depth_study(["plain", "residual"], [8], [0, 1, 2], ds, test, cfg, store=store)  # one more seed: two runs
+    dg.depth_study(BOTH.but(seeds=(0, 1, 2)), Setting(ds, test, cfg, store=store))  # one more seed: two runs
     assert len(calls) == 6
-    dg.depth_study(["plain"], [8], [0], ds, test, replace(cfg, lr=0.01), store=store)  # another rate: one run
+    dg.depth_study(PLAIN, Setting(ds, test, replace(cfg, lr=0.01), store=store))  # another rate: one run
     assert len(calls) == 7
 
 
 def test_a_killed_write_leaves_nothing_that_loads_and_a_corrupt_record_is_redone(tmp_path, tiny, monkeypatch):
     ds, test, cfg = tiny
     store = runs.RunStore(tmp_path / "store")
-    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    dg.depth_study(PLAIN, Setting(ds, test, cfg, store=store))
     (record,) = list(store.root.glob("??/*/record.json"))
     key = record.parent.name
     record.unlink()  # as if killed after the weights and before the record
     assert store.load(key) is None
     calls = _count_training(monkeypatch)
-    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    dg.depth_study(PLAIN, Setting(ds, test, cfg, store=store))
     assert len(calls) == 1
     record.write_text(record.read_text()[:40])  # truncated
     assert store.load(key) is None and list((store.root / "corrupt").iterdir())
-    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    dg.depth_study(PLAIN, Setting(ds, test, cfg, store=store))
     assert len(calls) == 2 and store.load(key)["key"] == key
 
 
@@ -178,7 +183,7 @@ def test_an_unwritable_store_is_one_line(tmp_path):
 
 def test_ls_and_prune(tmp_path, tiny):
     ds, test, cfg = tiny
-    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=runs.RunStore(tmp_path / "s"))
+    dg.depth_study(PLAIN, Setting(ds, test, cfg, store=runs.RunStore(tmp_path / "s")))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "skipanalysis.runs", "ls", "--store", str(tmp_path / "s")],
                          capture_output=True, text=True, env=env)
@@ -191,7 +196,7 @@ def test_ls_and_prune(tmp_path, tiny):
 def test_records_say_where_they_ran_and_travel_to_another_checkout(tmp_path, tiny):
     ds, test, cfg = tiny
     store = runs.RunStore(tmp_path / "server")
-    _, f1, _ = dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    _, f1, _ = dg.depth_study(PLAIN, Setting(ds, test, cfg, store=store))
     (rec,) = store.records()
     assert rec["machine"]["executor"] == "local" and rec["machine"]["device"] == "cpu" and rec["machine"]["host"]
     assert torch.__version__.startswith(rec["versions"]["torch"])
@@ -203,7 +208,7 @@ def test_records_say_where_they_ran_and_travel_to_another_checkout(tmp_path, tin
     real = train.train
     dg.tr.train = lambda *a, **k: calls.append(1) or real(*a, **k)
     try:
-        _, f2, _ = dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=runs.RunStore(copied))
+        _, f2, _ = dg.depth_study(PLAIN, Setting(ds, test, cfg, store=runs.RunStore(copied)))
     finally:
         dg.tr.train = real
     assert not calls and f1.equals(f2)
@@ -251,8 +256,8 @@ def test_ray_gives_the_same_records_as_local_on_a_cpu(tmp_path, tiny, monkeypatc
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a Ray task asks for one core and so runs on one thread; match it
     try:
-        h_local, f_local, m_local = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg,
-                                                   store=runs.RunStore(tmp_path / "local"))
+        h_local, f_local, m_local = dg.depth_study(BOTH, Setting(ds, test, cfg,
+                                                                 store=runs.RunStore(tmp_path / "local")))
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setenv("EXECUTOR", "ray")
@@ -263,7 +268,7 @@ def test_ray_gives_the_same_records_as_local_on_a_cpu(tmp_path, tiny, monkeypatc
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=short)
     try:
         store = runs.RunStore(tmp_path / "ray-store")
-        h_ray, f_ray, m_ray = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg, store=store)
+        h_ray, f_ray, m_ray = dg.depth_study(BOTH, Setting(ds, test, cfg, store=store))
     finally:
         ray.shutdown()
         import shutil
@@ -287,15 +292,17 @@ def test_the_landscape_notebook_loads_the_degradation_nets(tmp_path, monkeypatch
     from skipanalysis.studies import loss_landscape as ls
 
     store = runs.RunStore(tmp_path / "store")
-    prep = dg.prepare(P01)
-    _, grid01, models01 = dg.nets(P01, prep, ["plain", "residual"], [8, 14], [0, 1], store=store)  # as 01 does
+    p = {**P01, "depths": [14, 8]}
+    prep = dg.prepare(p)
+    _, grid01, models01 = dg.depth_study(dg.DepthRuns.from_params(p), prep.setting(store=store))  # as 01 does
     calls = _count_training(monkeypatch)
-    table, models = ls.train_nets(P01, dg.prepare(P01), [8, 14], [0, 1], store=store)  # as 07 does
+    nets = dg.DepthRuns.from_params(p).but(seeds=[0, 1])
+    table, models = ls.train_nets(nets, dg.prepare(p).setting(store=store))  # as 07 does
     assert not calls and len(table) == len(grid01) and set(models) == set(models01)
-    x = prep["train"].tensors[0][:4]
+    x = prep.train.tensors[0][:4]
     for key, m in models.items():
         assert torch.equal(m(x), models01[key].eval()(x))
-    ls.train_nets(P01, dg.prepare(P01), [8, 14], [0, 1, 2], store=store)  # one seed more than 01 ran: 4 runs
+    ls.train_nets(nets.but(seeds=[0, 1, 2]), dg.prepare(p).setting(store=store))  # one seed more than 01 ran: 4 runs
     assert len(calls) == 4
 
 
@@ -323,7 +330,8 @@ def test_a_notebook_that_reuses_runs_depends_on_their_parameters(tmp_path):
 
 
 def test_the_shared_keys_are_all_that_decide_01s_runs(tmp_path):
-    """deps stamps 07 and 02 with params.DEPTH_RUNS of 01's section: prepare and nets must read no other key."""
+    """deps stamps 07 and 02 with params.DEPTH_RUNS of 01's section: prepare and DepthRuns.from_params must read no
+    other key."""
     from skipanalysis.params import DEPTH_RUNS
 
     class Recording(dict):
@@ -334,21 +342,22 @@ def test_the_shared_keys_are_all_that_decide_01s_runs(tmp_path):
             return super().__getitem__(key)
 
     p = Recording({**P01, "depths": [8, 14], "margin": 0.02, "construct_epochs": 1.0})
-    dg.nets(p, dg.prepare(p), ["plain"], [8], [0], store=runs.RunStore(tmp_path / "s"))
-    assert Recording.seen <= set(DEPTH_RUNS) and {"n_train", "epochs", "lrs", "seed"} <= Recording.seen
+    nets = dg.DepthRuns.from_params(p).but(kinds=("plain",), depths=(8,), seeds=(0,))
+    dg.depth_study(nets, dg.prepare(p).setting(store=runs.RunStore(tmp_path / "s")))
+    assert Recording.seen <= set(DEPTH_RUNS) and {"n_train", "epochs", "lrs", "seed", "depths"} <= Recording.seen
 
 
 def test_runs_made_under_other_versions_are_flagged(tmp_path, tiny, capsys):
     ds, test, cfg = tiny
     store = runs.RunStore(tmp_path / "store")
-    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)
+    dg.depth_study(PLAIN, Setting(ds, test, cfg, store=store))
     (path,) = list(store.root.glob("??/*/record.json"))
     assert runs.version_drift([json.loads(path.read_text())]) == {}
     record = json.loads(path.read_text())
     record["versions"]["torch"] = "1.0.0"
     path.write_text(json.dumps(record))
     capsys.readouterr()
-    dg.depth_study(["plain"], [8], [0], ds, test, cfg, store=store)  # loads the run, and says so
+    dg.depth_study(PLAIN, Setting(ds, test, cfg, store=store))  # loads the run, and says so
     out = capsys.readouterr().out
     assert "1 run(s) loaded from the store were made under other package versions (torch ['1.0.0'] (here " in out
 
@@ -356,15 +365,16 @@ def test_runs_made_under_other_versions_are_flagged(tmp_path, tiny, capsys):
 def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
     ds, test, cfg = tiny
     store = runs.RunStore(tmp_path / "store")
-    _, final, models = dg.depth_study(["plain"], [8, 14], [0, 1], ds, test, cfg, store=store)
+    _, final, models = dg.depth_study(PLAIN.but(depths=(8, 14), seeds=(0, 1)), Setting(ds, test, cfg, store=store))
     calls = _count_training(monkeypatch)
-    a = dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 1.0, store=store)
+    d3, setting = dg.Construction(PLAIN.but(depths=(8, 14), seeds=(0, 1)), 1.0), Setting(ds, test, cfg, store=store)
+    a = dg.construction_study(d3, setting, models, final)
     assert len(calls) == 4  # per seed: the constructed net and the scratch net at the equal total budget
-    b = dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 1.0, store=store)
+    b = dg.construction_study(d3, setting, models, final)
     assert len(calls) == 4  # loaded: the same table and verdict
-    assert a["table"].equals(b["table"]) and a["finding"].decision.verdict == b["finding"].decision.verdict
-    assert a["per_seed"].seed.tolist() == [0, 1] and a["finding"].decision.numbers["seeds"] == 2
-    dg.construction_study(models, final, ds, test, cfg, 8, 14, [0, 1], 2.0, store=store)  # more epochs: trained again
+    assert a.table.equals(b.table) and a.finding.decision.verdict == b.finding.decision.verdict
+    assert a.per_seed.seed.tolist() == [0, 1] and a.finding.decision.numbers["seeds"] == 2
+    dg.construction_study(replace(d3, epochs=2.0), setting, models, final)  # more epochs: trained again
     assert len(calls) == 8
 
 
@@ -389,12 +399,12 @@ def test_worker_processes_give_the_numbers_of_one_thread_in_process(tmp_path, ti
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _, here, _ = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg)
+        _, here, _ = dg.depth_study(BOTH, Setting(ds, test, cfg))
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setenv("SKIPANALYSIS_WORKERS", "2")
     store = runs.RunStore(tmp_path / "store")
-    _, there, models = dg.depth_study(["plain", "residual"], [8], [0, 1], ds, test, cfg, store=store)
+    _, there, models = dg.depth_study(BOTH, Setting(ds, test, cfg, store=store))
     cols = ["kind", "depth", "seed", "train_err", "test_err"]
     pd.testing.assert_frame_equal(here[cols].reset_index(drop=True), there[cols].reset_index(drop=True))
     records = [json.loads(p.read_text()) for p in store.root.glob("??/*/record.json")]

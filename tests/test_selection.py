@@ -7,6 +7,7 @@ import math
 import pytest
 
 from skipanalysis import selection, tasks, train
+from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
 
 
@@ -29,7 +30,7 @@ def test_the_selection_seed_is_outside_the_sample():
 def test_depth_study_chooses_on_the_selection_seed_and_keeps_every_compared_seed():
     ds = tasks.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=2, batch_size=32, progress=False)
-    _, final, models = dg.depth_study(["residual"], [8], [0, 1], ds, ds, cfg, lrs=[1e-6, 0.05])
+    _, final, models = dg.depth_study(dg.DepthRuns(("residual",), (8,), (0, 1), (1e-6, 0.05)), Setting(ds, ds, cfg))
     chosen = final[final.role == "selection"]
     assert chosen.seed.tolist() == [10_000] * 2 and not chosen.kept.any()  # it tried both rates, is not compared
     sample = final[final.role == "sample"]

@@ -103,12 +103,12 @@ def training_rates(device, steps: int, depths, n_train: int, n_test: int, image_
     p = {**p, "n_train": n_train, "n_test": n_test, "image_size": image_size,
          "epochs": steps / -(-n_train // p["batch_size"])}  # the full recipe (logging, evaluations), capped steps
     prep = dg.prepare(p, "cpu")
-    cfg = prep["cfg"]
-    ids = dg.data_fingerprints(prep["train"], prep["test"])
-    configs = [dg.run_config(k, d, 0, p["lrs"][0], cfg, prep["train"], ids, width=p["width"],
-                             gate_bias=p["gate_bias"], warmup_min_depth=p["warmup_min_depth"], augment=prep["augment"],
+    cfg = prep.cfg
+    ids = dg.data_fingerprints(prep.train, prep.test)
+    configs = [dg.run_config(k, d, 0, p["lrs"][0], cfg, prep.train, ids, width=p["width"],
+                             gate_bias=p["gate_bias"], warmup_min_depth=p["warmup_min_depth"], augment=prep.augment,
                              device=device) for k in KINDS for d in depths]
-    shared = (prep["train"], None, prep["augment"])
+    shared = (prep.train, None, prep.augment)
     images = steps * p["batch_size"]
     warm = dict(configs[0], recipe={**configs[0]["recipe"], "epochs": configs[0]["recipe"]["epochs"] / steps})
     runs.run_grid([warm], dg.train_run, shared, None, torch.device(device), "gpu-check: warm-up", executor="local")
@@ -127,7 +127,7 @@ def training_rates(device, steps: int, depths, n_train: int, n_test: int, image_
             "overlapping_images_s": share * float(np.mean(out["shared"][0])), "steps": steps, "batch": p["batch_size"],
             "share": share, "executor": ("ray" if executor == "ray" else "processes") if share > 1 else "local",
             "precision": cfg.precision,
-            "data": prep["about"]["data"]}
+            "data": prep.about["data"]}
     return rates, card
 
 

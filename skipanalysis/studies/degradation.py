@@ -11,8 +11,8 @@ for the highway gates.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -23,18 +23,37 @@ from torch.utils.data import TensorDataset
 from .. import data, fitting, keys, runs, stats
 from .. import train as tr
 from ..claims import Finding
+from ..measure.identity import block_distances, error_rate, gate_openness, max_output_difference
 from ..models import cifar_name, create
-from ..models.blocks import BasicBlock, ShortcutA
-from ..models.highway import HighwayBlock
+from ..models.blocks import BasicBlock
 from ..models.resnet import CifarResNet
 from ..rules import degradation as rules
 from ..selection import best_rate, selection_seed
+from ..setting import Setting
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the residual nets (ResNet-110: best of 5 runs).
 PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
 
-def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Prepared:
+    """Notebook 01's data and recipe, as ``prepare`` builds them: ``train`` and ``test``, the sets; ``cfg``, the
+    recipe at the grid's first rate; ``steps``, per run; ``augment``, the training augmentation (None: none);
+    ``about``, the runs as a claim's evidence states them (data, seeds, steps, rates)."""
+
+    train: TensorDataset
+    test: TensorDataset
+    cfg: tr.TrainConfig
+    steps: int
+    augment: Callable | None
+    about: dict[str, Any]
+
+    def setting(self, device: torch.device | str = "cpu", store: runs.RunStore | None = None) -> Setting:
+        """The ``Setting`` of runs on these data with this recipe, on ``device``, against ``store``."""
+        return Setting(self.train, self.test, self.cfg, device, store)
+
+
+def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> Prepared:
     """Data, recipe and augmentation of notebook 01's depth study from its parameters ``p`` (01's own namespace,
     or ``ctx.parameters_of("01_degradation")`` in a notebook that reuses 01's nets): the one place they are built,
     so the runs' configs, and with them the run store's keys, agree wherever 01's nets are asked for."""
@@ -49,34 +68,60 @@ def prepare(p: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[st
                          weight_decay=p["weight_decay"], nesterov=p["nesterov"],
                          eval_every=max(1, steps // p["eval_points"]), precision=p["precision"],
                          channels_last=train_set.tensors[0].dim() == 4)
-    return {"train": train_set, "test": test_set, "cfg": cfg, "steps": steps,
-            "augment": tr.random_crop_flip if p["augment"] else None,
-            "about": {"data": data.describe(train_set), "seeds": p["seeds"], "steps": steps, "lrs": p["lrs"]}}
+    return Prepared(train_set, test_set, cfg, steps, _augmentation(p),
+                    {"data": data.describe(train_set), "seeds": p["seeds"], "steps": steps, "lrs": p["lrs"]})
 
 
-def nets(p: Mapping[str, Any], prep: dict[str, Any], kinds: list[str], depths: list[int], seeds: list[int],
-         device: torch.device | str = "cpu", store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """``depth_study`` with notebook 01's recipe (``p``, ``prep`` from ``prepare``) for these kinds, depths and
-    seeds."""
-    return depth_study(kinds, depths, seeds, prep["train"], prep["test"], prep["cfg"], device, p["width"],
-                       p["gate_bias"], p["warmup_min_depth"], prep["augment"], p["lrs"], store)
+def _augmentation(p: Mapping[str, Any]) -> Callable | None:
+    return tr.random_crop_flip if p["augment"] else None
 
 
-def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set: TensorDataset,
-                test_set: TensorDataset, cfg: tr.TrainConfig, device: torch.device | str = "cpu", width: int = 1,
-                gate_bias: float = -2.0, warmup_min_depth: int = 0, augment=None, lrs: list[float] | None = None,
-                store=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Train every (kind, depth, seed), each (kind, depth) at its best learning rate from ``lrs``.
+@dataclass(frozen=True)
+class DepthRuns:
+    """What ``depth_study`` trains: every kind of ``kinds`` ("plain", "residual", "highway") at every depth of
+    ``depths`` (6n+2), each of ``seeds`` (seed ``i`` of one arm pairs with seed ``i`` of another), each (kind, depth) at
+    its best rate from the grid ``lrs`` (empty: the recipe's rate); ``width``, the multiplier on the stage widths;
+    ``gate_bias``, the highway gates' initial bias; the recipe's warm-up only from depth ``warmup_min_depth``;
+    ``augment``, the training augmentation passed to ``train.train`` (None: none). Sequences are kept as tuples."""
+
+    kinds: tuple[str, ...]
+    depths: tuple[int, ...]
+    seeds: tuple[int, ...]
+    lrs: tuple[float, ...] = ()
+    width: int = 1
+    gate_bias: float = -2.0
+    warmup_min_depth: int = 0
+    augment: Callable | None = None
+
+    def __post_init__(self):
+        for name in ("kinds", "depths", "seeds", "lrs"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> DepthRuns:
+        """Notebook 01's plain and residual nets from its parameters ``p`` (as ``prepare`` takes them): every depth
+        in order, ``p["seeds"]`` seeds from ``p["seed"]``, its rate grid, width, gate bias, warm-up and augmentation.
+        It reads only keys of ``params.DEPTH_RUNS`` (tested): what 07 and 02 ask of 01 decides 01's runs."""
+        return cls(("plain", "residual"), sorted(p["depths"]), range(p["seed"], p["seed"] + p["seeds"]), p["lrs"],
+                   p["width"], p["gate_bias"], p["warmup_min_depth"], _augmentation(p))
+
+    def but(self, **changes: Any) -> DepthRuns:
+        """A copy with ``changes``: ``nets.but(kinds=("highway",), depths=(56,))``."""
+        return replace(self, **changes)
+
+
+def depth_study(design: DepthRuns, setting: Setting) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Train every (kind, depth, seed) of ``design`` on ``setting``, each (kind, depth) at its best rate.
 
     With a grid ``lrs``, a selection seed outside the sample (``selection.selection_seed``) is trained at every
     rate and ``selection.best_rate`` (lowest final training error) picks the rate of that kind and depth; every
     compared seed then trains at that rate. One rate tuned for residual nets is no fair test of plain nets, and
-    this gives each architecture its own without favouring the seed it was tuned on. Without ``lrs``, ``cfg.lr`` is used
-    throughout. ``cfg``'s warm-up applies only to depths >= ``warmup_min_depth`` (He et al. warm up ResNet-110 alone);
-    ``augment`` is passed to ``train.train``. Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the
-    rates of the first seed as one grid and the other seeds as a second. With a ``runs.RunStore``, each run is looked up
-    by its config (factory name and arguments, seed, rate, recipe, data, device kind) and the training code's
-    fingerprint: a finished run loads with its weights instead of training again.
+    this gives each architecture its own without favouring the seed it was tuned on. Without ``lrs``, the recipe's
+    rate (``setting.cfg.lr``) is used throughout. The recipe's warm-up applies only to depths >= ``warmup_min_depth``
+    (He et al. warm up ResNet-110 alone). Runs go through ``runs.run_grid`` (``EXECUTOR=local`` or ``ray``), the
+    rates of the first seed as one grid and the other seeds as a second. With a run store (``setting.store``), each
+    run is looked up by its config (factory name and arguments, seed, rate, recipe, data, device kind) and the training
+    code's fingerprint: a finished run loads with its weights instead of training again.
 
     Returns:
         ``(history, final, models)``: per-step history with kind/depth/seed/lr
@@ -86,18 +131,20 @@ def depth_study(kinds: list[str], depths: list[int], seeds: list[int], train_set
         (``kept=False``, ``role`` "selection"); and the kept trained models by
         ``(kind, depth, seed)``.
     """
-    grid = list(lrs) if lrs else [cfg.lr]
-    data_ids = data_fingerprints(train_set, test_set)
+    kinds, seeds, augment, device, store = design.kinds, design.seeds, design.augment, setting.device, setting.store
+    grid = list(design.lrs) if design.lrs else [setting.cfg.lr]
+    data_ids = data_fingerprints(setting.train, setting.test)
 
     def config(kind, depth, seed, lr):
-        return run_config(kind, depth, seed, lr, cfg, train_set, data_ids, width=width, gate_bias=gate_bias,
-                          warmup_min_depth=warmup_min_depth, augment=augment, device=device)
+        return run_config(kind, depth, seed, lr, setting.cfg, setting.train, data_ids, width=design.width,
+                          gate_bias=design.gate_bias, warmup_min_depth=design.warmup_min_depth, augment=augment,
+                          device=device)
 
     def ask(configs, desc):
-        records = runs.run_grid(configs, train_run, (train_set, test_set, augment), store, device, desc)
+        records = runs.run_grid(configs, train_run, (setting.train, setting.test, augment), store, device, desc)
         return [(r["config"]["lr"], dict(r["result"]["row"]), r) for r in records]
 
-    arms = [(kind, depth) for kind in kinds for depth in depths]
+    arms = [(kind, depth) for kind in kinds for depth in design.depths]
     pick = selection_seed(seeds) if len(grid) > 1 else None  # one rate: nothing to choose
     first = [] if pick is None else ask([config(k, d, pick, lr) for k, d in arms for lr in grid],
                                         f"{'/'.join(kinds)}: rates")
@@ -224,64 +271,6 @@ def deepen_with_identity(shallow: CifarResNet, depth: int, calibration: torch.Te
     return deep
 
 
-# --- D4: how far trained blocks are from identity and from zero ----------------------------------------------------
-
-@torch.no_grad()
-def block_distances(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
-    """Per block, on inputs ``x`` (eval mode): relative distance of the block's map to identity and to zero.
-
-    ``to_identity = ||B(h) - S(h)|| / ||S(h)||`` with S the option A shortcut
-    (the identity where shapes match); ``to_zero = ||B(h)|| / ||S(h)||``; also
-    the conv weights' distance to a Dirac (identity) kernel relative to its norm,
-    and their norm relative to it (near 0: weights near zero); and ``corr_identity``, the scale-invariant one:
-    per image, the correlation (centred cosine) between the block's output and its shortcut, averaged over images
-    (1: the identity's direction whatever the scale; near 0: unrelated).
-    """
-
-    model.eval()
-    h = model.stem(x)
-    rows = []
-    for i, block in enumerate(model.blocks):
-        out = block(h)
-        s = ShortcutA(block.conv1.in_channels, block.conv1.out_channels, block.conv1.stride[0])(h)
-        ref = s.norm()
-        w = block.conv2.weight
-        dirac = torch.zeros_like(w)
-        nn.init.dirac_(dirac)
-        a, b = out.flatten(1), s.flatten(1)
-        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-        corr = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)).mean()
-        rows.append({"block": i + 1, "corr_identity": corr.item(), "to_identity": ((out - s).norm() / ref).item(),
-                     "to_zero": (out.norm() / ref).item(),
-                     "w_to_dirac": ((w - dirac).norm() / dirac.norm()).item(),
-                     "w_norm_rel": (w.norm() / dirac.norm()).item()})
-        h = out
-    return pd.DataFrame(rows)
-
-
-@torch.no_grad()
-def gate_openness(model: CifarResNet, x: torch.Tensor) -> pd.DataFrame:
-    """Mean transform-gate value T per highway block on ``x`` (0: carry the input, 1: transform)."""
-    model.eval()
-    model(x)
-    return pd.DataFrame([{"block": i + 1, "gate_mean": b.last_gate_mean}
-                         for i, b in enumerate(model.blocks) if isinstance(b, HighwayBlock)])
-
-
-@torch.no_grad()
-def error_rate(model: nn.Module, data: TensorDataset, device: torch.device | str = "cpu") -> float:
-    """Error rate of ``model`` on ``data`` in eval mode."""
-    return tr.evaluate(model, data, device)["err"]
-
-
-def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
-    """Largest absolute difference of two models' logits on ``x`` (eval mode), relative to the logits' scale."""
-    a.eval(), b.eval()
-    with torch.no_grad():
-        ya, yb = a(x), b(x)
-    return ((ya - yb).abs().max() / ya.abs().max()).item()
-
-
 def parameter_table(depths: list[int], kinds: tuple[str, ...] = ("plain", "residual", "highway")) -> pd.DataFrame:
     """Parameters of each kind at each depth (plain and residual nets of one depth have exactly the same)."""
     return pd.DataFrame({k: [sum(p.numel() for p in create(cifar_name(k, d)).parameters()) for d in depths]
@@ -315,19 +304,15 @@ def arms(final: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
     return {key: g.sort_values("seed") for key, g in kept.groupby(["kind", "depth"])}
 
 
-def longer_runs(p: Mapping[str, Any], prep: dict[str, Any], final: pd.DataFrame, deep: int, seeds: Sequence[int],
-                device: torch.device | str = "cpu", store=None, factor: float = 2.0, kind: str = "plain"
-                ) -> pd.DataFrame:
-    """The persistence check of D1 (``kind="plain"``) and D5 (``"highway"``): the deep nets of ``kind`` and ``seeds``
-    trained again, from scratch, for ``factor`` times the budget of notebook 01's recipe (``p``, ``prep`` from
-    ``prepare``) at the rate their arm kept. One row per run, as ``depth_study``'s. D3's from-scratch arm is the
-    plain run when its budget is the same (``construct_epochs`` equal to ``epochs``): the run store trains it once."""
-    lr = float(arms(final)[(kind, deep)].lr.iloc[0])
-    cfg = prep["cfg"]
-    _, longer, _ = depth_study([kind], [deep], list(seeds), prep["train"], prep["test"],
-                               replace(cfg, epochs=factor * cfg.epochs), device, p["width"], p["gate_bias"],
-                               p["warmup_min_depth"], prep["augment"], [lr], store)
-    return longer[longer.kept]
+def longer_runs(design: DepthRuns, setting: Setting, final: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
+    """The persistence check of D1 (the deep plain nets) and D5 (the deep highway nets): each (kind, depth) of
+    ``design``, its seeds trained again, from scratch, for ``factor`` times the budget of ``setting``'s recipe at the
+    rate the arm kept in ``final``. One row per run, as ``depth_study``'s. D3's from-scratch arm is the plain run when
+    its budget is the same (``construct_epochs`` equal to ``epochs``): the run store trains it once."""
+    kept, longer = arms(final), setting.but(cfg=replace(setting.cfg, epochs=factor * setting.cfg.epochs))
+    rows = pd.concat([depth_study(design.but(kinds=(k,), depths=(d,), lrs=(float(kept[(k, d)].lr.iloc[0]),)), longer)[1]
+                      for k in design.kinds for d in design.depths])
+    return rows[rows.kept]
 
 
 def depth_claims(final: pd.DataFrame, shallow: int, deep: int, chance: float, margin: float,
@@ -380,21 +365,43 @@ def construct_run(config: dict, bases: Mapping[int, nn.Module], train_set: Tenso
     return {"train_err": f.final("train_err"), "converged": f.converged}, None
 
 
-def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDataset, test_set: TensorDataset,
-                       cfg: tr.TrainConfig, shallow: int, deep: int, seeds: Sequence[int], epochs: float,
-                       device: torch.device | str = "cpu", augment=None, store=None, **study_args) -> dict:
-    """D3 over ``seeds``: each seed's trained plain-``shallow`` net deepened to ``deep`` with identity blocks, its
-    training error before and after ``epochs`` more epochs (at the shallow net's kept rate), paired by seed with a
-    deep plain net of the same seed trained from scratch for the same total budget (the shallow net's epochs plus
-    ``epochs``, at the deep plain arm's kept rate; ``study_args`` go to ``depth_study``: width, warm-up depth).
+@dataclass(frozen=True)
+class Construction:
+    """D3's design (``construction_study``): ``nets``, the depth study's (its shallowest and deepest depths, its
+    seeds, width, warm-up and augmentation), and ``epochs``, the constructed nets' further training."""
 
-    Returns:
-        ``{"table", "per_seed", "mismatch", "finding"}``: the four errors with 95% intervals over seeds, the per-seed
-        errors, the largest relative logit difference of a constructed net, and D3's ``Finding`` (``rules.d3``'s
-        decision, a headline, the mismatch as evidence). The further training is a grid of ``runs.run_grid``
-        (``construct_run``), each keyed by its shallow net's weights: with a ``runs.RunStore`` finished runs load.
+    nets: DepthRuns
+    epochs: float
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> Construction:
+        """Notebook 01's: its nets (``DepthRuns.from_params``) and ``construct_epochs``."""
+        return cls(DepthRuns.from_params(p), p["construct_epochs"])
+
+
+@dataclass(frozen=True)
+class Constructed:
+    """What ``construction_study`` found: ``table``, the four errors with 95% intervals over seeds; ``per_seed``, the
+    errors per seed; ``mismatch``, the largest relative logit difference of a constructed net from its shallow net;
+    ``finding``, D3's ``Finding`` (``rules.d3``'s decision, a headline, the mismatch as evidence)."""
+
+    table: pd.DataFrame
+    per_seed: pd.DataFrame
+    mismatch: float
+    finding: Finding
+
+
+def construction_study(design: Construction, setting: Setting, models: dict, final: pd.DataFrame) -> Constructed:
+    """D3 over the seeds of ``design.nets``: each seed's trained plain-``shallow`` net (``models``, ``final``: the
+    depth study's) deepened to ``deep`` with identity blocks, its training error before and after ``design.epochs``
+    more epochs (at the shallow net's kept rate), paired by seed with a deep plain net of the same seed trained from
+    scratch for the same total budget (the recipe's epochs plus ``design.epochs``, at the deep plain arm's kept rate).
+    The further training is a grid of ``runs.run_grid`` (``construct_run``), each keyed by its shallow net's weights:
+    with a run store finished runs load.
     """
-    seeds = list(seeds)
+    depths, epochs, seeds, augment = design.nets.depths, design.epochs, list(design.nets.seeds), design.nets.augment
+    shallow, deep = min(depths), max(depths)
+    train_set, test_set, cfg, device = setting.train, setting.test, setting.cfg, setting.device
     bases = {s: models[("plain", shallow, s)] for s in seeds}
     probe = test_set.tensors[0][:256]
     rows, mismatch = [], 0.0
@@ -411,11 +418,11 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
                 "train_data": keys.tensor_fingerprint(*train_set.tensors[:2]),
                 "test_data": keys.tensor_fingerprint(*test_set.tensors[:2]),
                 "augment": getattr(augment, "__name__", None), "device": torch.device(device).type} for s in seeds]
-    cont = runs.run_grid(configs, construct_run, (bases, train_set, test_set, augment), store, device,
+    cont = runs.run_grid(configs, construct_run, (bases, train_set, test_set, augment), setting.store, device,
                          "D3: constructed nets")
     lr_deep = float(arms(final)[("plain", deep)].lr.iloc[0])
-    _, scratch, _ = depth_study(["plain"], [deep], seeds, train_set, test_set, replace(cfg, epochs=cfg.epochs + epochs),
-                                device, augment=augment, lrs=[lr_deep], store=store, **study_args)
+    _, scratch, _ = depth_study(design.nets.but(kinds=("plain",), depths=(deep,), lrs=(lr_deep,)),
+                                setting.but(cfg=replace(cfg, epochs=cfg.epochs + epochs)))
     scratch = scratch[scratch.kept].set_index("seed") if "kept" in scratch else scratch.set_index("seed")
     per_seed = pd.DataFrame(rows).assign(constructed_after=[c["result"]["train_err"] for c in cont],
                                          constructed_converged=[c["result"]["converged"] for c in cont],
@@ -436,8 +443,8 @@ def construction_study(models: dict, final: pd.DataFrame, train_set: TensorDatas
                 f"{ivs['constructed_start'].estimate:.1%} (shallow {ivs['shallow'].estimate:.1%}) and ends at "
                 f"{ivs['constructed_after'].estimate:.1%} after {epochs:g} more epochs; from scratch with the same "
                 f"{budget:g}-epoch budget plain-{deep} ends at {ivs['scratch'].estimate:.1%}")
-    return {"table": table, "per_seed": per_seed, "mismatch": mismatch,
-            "finding": Finding(decision, headline, evidence={"logit_mismatch_rel": mismatch})}
+    return Constructed(table, per_seed, mismatch,
+                       Finding(decision, headline, evidence={"logit_mismatch_rel": mismatch}))
 
 
 def with_gates(d5: Finding, gates: pd.DataFrame) -> Finding:

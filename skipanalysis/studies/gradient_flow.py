@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -455,23 +454,21 @@ def g3_claim(shat: pd.DataFrame, floor: float):
                       f"seeds){with_bn}")
 
 
-def lesion_nets(p01: Mapping[str, Any], prep01: dict[str, Any], device: torch.device | str = "cpu", store=None
-                ) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
-    """G5's nets: notebook 01's plain and residual nets, every seed, asked for with 01's parameters
-    (``degradation.prepare(p01)``), so with a run store they load instead of training; of the deepest of 01's depths
-    at which every plain and residual run converged (compared nets must fit or plateau: a deeper plain net that does
-    not fit is D1's phenomenon, and a lesion's damage, measured towards chance, says little of a net near chance);
-    the deepest depth when there is none (G5 then reads inconclusive).
+def lesion_nets(nets01: dg.DepthRuns, setting01: dg.Setting) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
+    """G5's nets: notebook 01's plain and residual nets, every seed, asked for with 01's parameters ``p01``
+    (``nets01 = DepthRuns.from_params(p01)`` on ``prepare(p01).setting(...)``), so with a run store they load instead
+    of training; of the deepest of 01's depths at which every plain and residual run converged (compared nets must
+    fit or plateau: a deeper plain net that does not fit is D1's phenomenon, and a lesion's damage, measured towards
+    chance, says little of a net near chance); the deepest depth when there is none (G5 then reads inconclusive).
 
     Returns:
         ``(kept, nets)``: 01's kept runs at that depth (kind, seed, lr, train_err, converged, ...) and the nets by
         ``(family, seed)``, in eval mode.
     """
-    seeds = list(range(p01["seed"], p01["seed"] + p01["seeds"]))
-    _, grid, models = dg.nets(p01, prep01, ["plain", "residual"], sorted(p01["depths"]), seeds, device, store)
+    _, grid, models = dg.depth_study(nets01, setting01)
     kept = grid[grid.kept]
     fit = dg.fitted_depths(kept)
-    depth = fit[-1] if fit else max(p01["depths"])
+    depth = fit[-1] if fit else max(nets01.depths)
     return kept[kept.depth == depth], {(k, s): m.eval() for (k, d, s), m in models.items() if d == depth}
 
 

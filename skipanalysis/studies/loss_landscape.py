@@ -19,7 +19,6 @@ over that net's pairs (``seed_shares``), which the rule L1 compares across seeds
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from torch.utils.data import TensorDataset
 from .. import keys, runs
 from ..claims import Finding
 from ..rules import loss_landscape as rules
+from ..setting import Setting
 from . import degradation as dg
 
 KINDS = ("plain", "residual")
@@ -225,12 +225,11 @@ def surfaces_table(results: dict[tuple[str, int], dict]) -> pd.DataFrame:
 
 # --- the study: several seeds, several direction pairs -----------------------------------------------------------
 
-def train_nets(p01: Mapping[str, Any], prep: dict[str, Any], depths: list[int], seeds: list[int],
-               device: torch.device | str = "cpu", store=None
-               ) -> tuple[pd.DataFrame, dict[tuple[str, int, int], nn.Module]]:
-    """Notebook 01's plain and residual nets at these depths and seeds: ``degradation.nets`` with 01's parameters
-    ``p01`` and ``prep = degradation.prepare(p01)``, so with a run store the runs 01 finished load instead of
-    training (seeds beyond 01's, or another first seed, train and are kept for next time).
+def train_nets(nets: dg.DepthRuns, setting: Setting) -> tuple[pd.DataFrame, dict[tuple[str, int, int], nn.Module]]:
+    """Notebook 01's plain and residual nets: ``degradation.depth_study`` of ``nets`` on ``setting``, built from 01's
+    parameters ``p01`` as 01 builds them (``DepthRuns.from_params(p01)``, perhaps with other seeds, and
+    ``prepare(p01).setting(device, store)``), so with a run store the runs 01 finished load instead of training
+    (seeds beyond 01's, or another first seed, train and are kept for next time).
 
     Each (kind, depth) trains at its best rate from 01's grid, decided on the first seed by final training error;
     seed ``s`` of the plain and the residual net shares initialisation seed and data order.
@@ -239,7 +238,7 @@ def train_nets(p01: Mapping[str, Any], prep: dict[str, Any], depths: list[int], 
         ``(runs, models)``: one row per run (kind, depth, seed, lr, kept, train_err, converged, ...) and the
         kept trained models by ``(kind, depth, seed)``, on the CPU in eval mode.
     """
-    _, runs, models = dg.nets(p01, prep, list(KINDS), depths, seeds, device, store)
+    _, runs, models = dg.depth_study(nets, setting)
     return runs, {k: m.cpu().eval() for k, m in models.items()}
 
 
