@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,7 @@ from ..models.resnet import CifarResNet
 from ..params import LR_CHOICES
 from ..rules import gradient_flow as rules
 from ..selection import best_rate, selection_seed
+from ..setting import Setting
 from . import degradation as dg
 
 
@@ -183,37 +185,76 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
     return {"row": row, "profiles": profiles}, None
 
 
-def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], train_set: TensorDataset,
-                test_set: TensorDataset | None, cfg: tr.TrainConfig, lrs: Sequence[float],
-                device: torch.device | str = "cpu", grad_batches: int = 2, probe_batch: int = 64,
-                halfway: bool = True, lr_choice: str = "held-out", store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every architecture for every seed, each at its best learning rate, probing gradients as it trains.
+@dataclass(frozen=True)
+class ProbedTraining:
+    """What ``train_study`` trains: every net of ``nets`` for every seed, at its best rate, probed as it trains.
 
-    The best rate is the one of ``lrs`` with the lowest final training error (diverged runs last, ties to the
+    Attributes:
+        nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``), built by ``models.create``
+            after ``train.seed_everything(seed)``, with the training set's ``num_classes`` and ``in_channels``.
+        seeds: the compared seeds. lrs: the rate grid each net's rate is chosen from.
+        grad_batches, probe_batch: each probe's batches, and their size (``conv_grad_norms``).
+        halfway: probe half-way too, not only at initialisation and at the end.
+        lr_choice: ``"held-out"``, ``"each"`` or ``"first"`` (``train_study``).
+    """
+
+    nets: Mapping[str, tuple[str, dict]]
+    seeds: Sequence[int]
+    lrs: Sequence[float]
+    grad_batches: int = 2
+    probe_batch: int = 64
+    halfway: bool = True
+    lr_choice: str = "held-out"
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> ProbedTraining:
+        """G1 and G4's nets: plain, residual and dense, with batch norm, at ``train_depth``; probed half-way too."""
+        nets = {f: net_spec(f, p["train_depth"]) for f in ("plain", "residual", "dense")}
+        return cls(nets, _seeds(p), p["lrs"], p["grad_batches"], p["batch_size"], True, p["lr_choice"])
+
+    @classmethod
+    def sweep_from_params(cls, p: Mapping[str, Any]) -> ProbedTraining:
+        """G6's connectivity sweep (``sweep_nets``), probed at initialisation and at the end."""
+        nets = sweep_nets(p["sweep_layers"], p["sweep_every"])
+        return cls(nets, _seeds(p), p["lrs"], p["grad_batches"], p["batch_size"], False, p["lr_choice"])
+
+    def arms(self, data: TensorDataset) -> dict[str, tuple[str, dict]]:
+        """``nets`` with ``data``'s number of classes and of input channels."""
+        shape = {"num_classes": int(data.tensors[1].max()) + 1, "in_channels": data.tensors[0].shape[1]}
+        return {n: (name, {**args, **shape}) for n, (name, args) in self.nets.items()}
+
+
+def _seeds(p: Mapping[str, Any]) -> list[int]:
+    return list(range(p["seed"], p["seed"] + p["seeds"]))
+
+
+def train_study(design: ProbedTraining, setting: Setting) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train every net of ``design`` for every seed, each at its best learning rate, probing gradients as it trains.
+
+    The best rate is the one of ``design.lrs`` with the lowest final training error (diverged runs last, ties to the
     smaller rate; ``selection.best_rate``); one rate tuned for one architecture is no fair test of another. With
     ``lr_choice="held-out"`` (the default) a selection seed outside the sample (``selection.selection_seed``) is
     trained at every rate and decides for every compared seed, so no compared run is the one the rate was tuned on;
     with ``"each"`` every seed is trained at every rate and keeps its own best run (best of k: biased low, alike
     for every arm); with ``"first"`` the first compared seed decides for the others. Each kept run's per-layer gradients
     (``conv_grad_norms`` on the training set's first ``grad_batches`` batches of ``probe_batch``) are measured at
-    initialisation (``step`` 0), half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid``
-    (``train_run``): with a ``runs.RunStore``, finished runs load instead of training again.
-
-    Args:
-        nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``); each is built by
-            ``models.create`` after ``train.seed_everything(seed)``.
-        lr_choice: ``"held-out"``, ``"each"`` or ``"first"`` (see above).
+    initialisation (``step`` 0), half-way (when ``halfway``) and at the end. The runs train on ``setting.train``
+    with ``setting.cfg`` and are scored on ``setting.test`` (None: not scored); they go through ``runs.run_grid``
+    (``train_run``): with a ``runs.RunStore`` as ``setting.store``, finished runs load instead of training again.
 
     Returns:
         ``(runs, profiles)``: one row per run tried (name as ``family``, seed, lr, kept, diverged, converged,
         late_share, train_err, test_err, steps) and the kept runs' profiles (family, seed, step, ``point`` in
         init/half-way/end).
     """
+    seeds, lrs, lr_choice = design.seeds, design.lrs, design.lr_choice
+    train_set, test_set, device, store = setting.train, setting.test, setting.device, setting.store
     if lr_choice not in LR_CHOICES:
         raise ValueError(f"lr_choice={lr_choice!r} is not allowed; choose one of {', '.join(LR_CHOICES)}")
     ids = [keys.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
-    recipe = cfg.recipe()
-    probe = {"grad_batches": grad_batches, "probe_batch": probe_batch, "halfway": halfway}
+    recipe = setting.cfg.recipe()
+    probe = {"grad_batches": design.grad_batches, "probe_batch": design.probe_batch, "halfway": design.halfway}
+    nets = design.arms(train_set)
 
     def ask(todo, desc):  # (name, seed, lr) -> the run's result, loaded or trained
         configs = [{"name": nets[n][0], "study": "gradients", "family": n, "seed": s, "lr": lr,
@@ -306,11 +347,49 @@ def _table_run(config: dict, data: TensorDataset, device: torch.device | str | N
 MEASURED_AT_INIT = {"init_profiles": init_profiles, "shattering_study": shattering_study}
 
 
-def measured(name: str, data: TensorDataset, device: torch.device | str = "cpu", store=None, **args) -> pd.DataFrame:
-    """``init_profiles`` or ``shattering_study`` (``name``) on ``data`` with ``args``, measured once: a run of
-    ``runs.run_grid`` keyed by the arguments, the data and the measuring function's source, so with a
-    ``runs.RunStore`` re-executing notebook 02 loads the table."""
-    args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in args.items()}
+@dataclass(frozen=True)
+class InitProfiles:
+    """G1 and G2's nets at initialisation (``init_profiles``): ``families`` at ``depths``, with batch norm and without
+    (``bns``), one net per seed, probed on ``grad_batches`` batches of ``batch_size``."""
+
+    measure: ClassVar[str] = "init_profiles"
+    families: Sequence[str]
+    depths: Sequence[int]
+    seeds: Sequence[int]
+    bns: Sequence[bool] = (True, False)
+    grad_batches: int = 2
+    batch_size: int = 64
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> InitProfiles:
+        """Plain and residual nets at ``depths``, with and without batch norm."""
+        return cls(["plain", "residual"], p["depths"], _seeds(p), [True, False], p["grad_batches"], p["batch_size"])
+
+
+@dataclass(frozen=True)
+class Shattering:
+    """G3's nets at initialisation (``shattering_study``): ``families`` at ``depths``, one line per seed, of
+    ``n_points`` points."""
+
+    measure: ClassVar[str] = "shattering_study"
+    families: Sequence[str]
+    depths: Sequence[int]
+    seeds: Sequence[int]
+    n_points: int = 128
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> Shattering:
+        """Plain and residual nets at ``shatter_depths``, without batch norm and with it (``-bn``)."""
+        families = ["plain", "residual", "plain-bn", "residual-bn"]
+        return cls(families, p["shatter_depths"], _seeds(p), p["shatter_points"])
+
+
+def measured(design: InitProfiles | Shattering, setting: Setting) -> pd.DataFrame:
+    """``init_profiles`` or ``shattering_study`` (``design.measure``) of ``design`` on ``setting.train`` (with the
+    setting's device and store), measured once: a run of ``runs.run_grid`` keyed by the design, the data and the
+    measuring function's source, so with a ``runs.RunStore`` re-executing notebook 02 loads the table."""
+    name, data, device, store = design.measure, setting.train, setting.device, setting.store
+    args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in asdict(design).items()}
     config = {"name": name, "study": "gradients-at-init", "args": args,
               "data": keys.tensor_fingerprint(*data.tensors[:2]),
               "device": torch.device(device).type if name == "init_profiles" else "cpu"}  # shattering: CPU, fp32
@@ -379,18 +458,45 @@ def g5_run(config: dict, nets: Mapping[tuple[str, int], CifarResNet], data: Tens
     return {name: t.to_dict("list") for name, t in (("lesions", lesions), ("multi", multi), ("paths", paths))}, None
 
 
-def g5_measurements(nets: Mapping[tuple[str, int], CifarResNet], data: TensorDataset, chance: float, first_seed: int,
-                    path_samples: int, device: torch.device | str = "cpu", store=None, max_k: int = 6, draws: int = 4,
-                    path_images: int = 64) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``(lesions, multi, paths)`` of ``g5_run``, measured once: a run of ``runs.run_grid`` keyed by the nets'
-    weights, the images and the settings, so with a ``runs.RunStore`` re-executing notebook 02 loads them."""
+@dataclass(frozen=True)
+class Lesioning:
+    """What G5 measures on trained nets (``g5_run``).
+
+    Attributes:
+        chance: the error of a guess, towards which a lesion's damage is measured (``lesion_study``).
+        first_seed: the seed whose nets get k random lesions (``random_lesion_table``), k up to ``max_k``, ``draws``
+            draws each.
+        path_samples, path_images: random block choices per path length, on that many images (``path_study``).
+    """
+
+    chance: float
+    first_seed: int
+    path_samples: int
+    max_k: int = 6
+    draws: int = 4
+    path_images: int = 64
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any], chance: float, first_seed: int) -> Lesioning:
+        """From notebook 02's ``path_samples``, with the chance error and first seed of the nets' own data and runs
+        (notebook 01's: facts of those, not parameters of 02)."""
+        return cls(chance, first_seed, p["path_samples"])
+
+
+def g5_measurements(nets: Mapping[tuple[str, int], CifarResNet], design: Lesioning, setting: Setting
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(lesions, multi, paths)`` of ``g5_run`` on the images ``setting.test`` (with the setting's device and store;
+    nothing else of it), measured once: a run of ``runs.run_grid`` keyed by the nets' weights, the images and the
+    design, so with a ``runs.RunStore`` re-executing notebook 02 loads them."""
+    data, device, d = setting.test, setting.device, design
     config = {"name": "g5-lesions-and-paths", "study": "lesions",
               "nets": {f"{fam}/{s}": keys.tensor_fingerprint(*m.state_dict().values())
                        for (fam, s), m in sorted(nets.items())},
-              "images": keys.tensor_fingerprint(*data.tensors[:2]), "chance": chance, "first_seed": first_seed,
-              "max_k": max_k, "draws": draws, "path_images": path_images, "path_samples": path_samples,
+              "images": keys.tensor_fingerprint(*data.tensors[:2]), "chance": d.chance, "first_seed": d.first_seed,
+              "max_k": d.max_k, "draws": d.draws, "path_images": d.path_images, "path_samples": d.path_samples,
               "device": torch.device(device).type}
-    result = runs.run_grid([config], g5_run, (dict(nets), data), store, device, "02: G5 lesions and paths")[0]["result"]
+    result = runs.run_grid([config], g5_run, (dict(nets), data), setting.store, device,
+                           "02: G5 lesions and paths")[0]["result"]
     return tuple(pd.DataFrame(result[k]) for k in ("lesions", "multi", "paths"))
 
 
