@@ -19,6 +19,7 @@ from skipanalysis.models import cifar_resnet
 from skipanalysis.models.resnet import SkipEveryNet
 from skipanalysis.setting import Setting
 from skipanalysis.studies import gradient_flow as gr
+from skipanalysis.studies import gradient_flow_claims as gfc
 
 
 def _identity_residual(depth=14):
@@ -88,7 +89,7 @@ def test_train_study_keeps_the_best_rate_and_probes_three_points():
     assert each[each.kept].train_err.tolist() == runs[runs.kept & (runs.seed == 0)].train_err.tolist() + \
         [each[(each.seed == 1)].train_err.min()]
     assert set(prof.point) == {"init", "half-way", "end"} and set(prof.seed) == {0, 1}
-    table = gr.run_table(runs, prof)
+    table = gfc.run_table(runs, prof)
     assert {"early_late_init", "early_late_half-way", "early_late_end"} <= set(table.columns) and len(table) == 2
     # the default: a selection seed (10,000) outside the sample tries both rates; both compared seeds are kept
     held, _ = gr.train_study(replace(plain8, halfway=False), setting)
@@ -162,7 +163,7 @@ def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
     les = gr.lesion_study({("residual", 0): m}, ds, chance=0.9)
     assert len(les) == len(m.blocks) and (les.base_err == 0).all() and (les.damage == 0).all()
     paths = pd.DataFrame({"seed": [0, 0, 1, 1], "length": [0, 1, 0, 1], "share_of_grad": [0.5, 0.5, 0.25, 0.75]})
-    assert gr.mean_path_lengths(paths).tolist() == [0.5, 0.75]
+    assert gfc.mean_path_lengths(paths).tolist() == [0.5, 0.75]
 
 
 def test_path_gradients_all_through_shortcuts_when_branches_are_zero():
@@ -230,7 +231,7 @@ def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
 
     rows = [{"family": f, "seed": s, "early_late_end": base * (1 + 0.01 * s), "converged": True}
             for f, base in (("dense", 8.0), ("residual", 2.0), ("plain", 1.0)) for s in (3, 1, 4, 0, 2)]
-    found = gr.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
+    found = gfc.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
     d, headline = found.decision, found.headline
     # per seed, log10(dense / residual) = log10(4) exactly: a zero-width paired interval at 0.602
     # rounded to 4 places
