@@ -3,6 +3,7 @@ and initialisation tables."""
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,9 @@ from skipanalysis import tasks, train
 from skipanalysis.measure import probes
 from skipanalysis.models import cifar_resnet
 from skipanalysis.models.resnet import SkipEveryNet
+from skipanalysis.setting import Setting
 from skipanalysis.studies import gradient_flow as gr
+from skipanalysis.studies import gradient_flow_claims as gfc
 
 
 def _identity_residual(depth=14):
@@ -75,21 +78,21 @@ def test_probing_during_training_does_not_change_the_training():
 def test_train_study_keeps_the_best_rate_and_probes_three_points():
     ds = tasks.texture_classification(48, 8, seed=4)
     cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
-    plain8 = {"plain": gr.net_spec("plain", 8)}
-    runs, prof = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, lr_choice="first")
+    plain8 = gr.ProbedTraining({"plain": gr.net_spec("plain", 8)}, [0, 1], [0.01, 0.05], 1, 16)
+    setting = Setting(ds, None, cfg)
+    runs, prof = gr.train_study(replace(plain8, lr_choice="first"), setting)
     assert len(runs) == 3 and runs.kept.sum() == 2 and runs[runs.kept].lr.nunique() == 1
-    each, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False,
-                             lr_choice="each")
+    each, _ = gr.train_study(replace(plain8, halfway=False, lr_choice="each"), setting)
     assert len(each) == 4 and each.kept.sum() == 2  # every seed tries every rate and keeps one
     for _, g in each.groupby("seed"):  # the kept run is the one with the lower training error
         assert g[g.kept].train_err.iloc[0] == g.train_err.min()
     assert each[each.kept].train_err.tolist() == runs[runs.kept & (runs.seed == 0)].train_err.tolist() + \
         [each[(each.seed == 1)].train_err.min()]
     assert set(prof.point) == {"init", "half-way", "end"} and set(prof.seed) == {0, 1}
-    table = gr.run_table(runs, prof)
+    table = gfc.run_table(runs, prof)
     assert {"early_late_init", "early_late_half-way", "early_late_end"} <= set(table.columns) and len(table) == 2
     # the default: a selection seed (10,000) outside the sample tries both rates; both compared seeds are kept
-    held, _ = gr.train_study(plain8, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16, halfway=False)
+    held, _ = gr.train_study(replace(plain8, halfway=False), setting)
     selection = held[held.role == "selection"]
     assert selection.seed.tolist() == [10_000] * 2 and not selection.kept.any()
     assert held[held.kept].seed.tolist() == [0, 1] and held[held.kept].lr.nunique() == 1
@@ -103,10 +106,9 @@ def test_train_study_through_a_store_trains_once_and_gives_the_same_profiles(tmp
     calls, real = [], train.train
     monkeypatch.setattr(gr.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
-    nets = gr.sweep_nets(4, [0, 2], width=4, growth=4)
-    study = lambda: gr.train_study(nets, [0, 1], ds, None, cfg, [0.01, 0.05], "cpu", 1, 16,  # noqa: E731
-                                   lr_choice="first",
-                                   store=store)
+    design = gr.ProbedTraining(gr.sweep_nets(4, [0, 2], width=4, growth=4), [0, 1], [0.01, 0.05], 1, 16,
+                               lr_choice="first")
+    study = lambda: gr.train_study(design, Setting(ds, None, cfg, store=store))  # noqa: E731
     r1, p1 = study()
     assert len(calls) == 3 * 2 + 3  # 3 nets x 2 rates on seed 0, then seed 1 at each net's kept rate
     r2, p2 = study()
@@ -161,7 +163,7 @@ def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
     les = gr.lesion_study({("residual", 0): m}, ds, chance=0.9)
     assert len(les) == len(m.blocks) and (les.base_err == 0).all() and (les.damage == 0).all()
     paths = pd.DataFrame({"seed": [0, 0, 1, 1], "length": [0, 1, 0, 1], "share_of_grad": [0.5, 0.5, 0.25, 0.75]})
-    assert gr.mean_path_lengths(paths).tolist() == [0.5, 0.75]
+    assert gfc.mean_path_lengths(paths).tolist() == [0.5, 0.75]
 
 
 def test_path_gradients_all_through_shortcuts_when_branches_are_zero():
@@ -195,8 +197,10 @@ def test_g5_measurements_through_a_store_are_made_once_and_match_the_direct_ones
     calls, real = [], gr.lesion_study
     monkeypatch.setattr(gr, "lesion_study", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
-    a = gr.g5_measurements(nets, ds, 0.9, 0, 2, store=store, max_k=2, draws=2, path_images=8)
-    b = gr.g5_measurements(nets, ds, 0.9, 0, 2, store=store, max_k=2, draws=2, path_images=8)
+    design = gr.Lesioning(0.9, 0, 2, max_k=2, draws=2, path_images=8)
+    setting = Setting(ds, ds, train.TrainConfig(), store=store)  # the nets are measured on setting.test
+    a = gr.g5_measurements(nets, design, setting)
+    b = gr.g5_measurements(nets, design, setting)
     assert len(calls) == 1
     for x, y in zip(a, b):
         pd.testing.assert_frame_equal(x, y)
@@ -211,14 +215,14 @@ def test_tables_at_initialisation_through_a_store_are_measured_once(tmp_path, mo
     ds = tasks.texture_classification(16, 8, seed=2)
     store = rs.RunStore(tmp_path / "store")
     args = dict(families=["plain", "residual"], depths=[8], seeds=[0, 1], n_points=8)
-    a = gr.measured("shattering_study", ds, store=store, **args)
+    setting = Setting(ds, None, train.TrainConfig(), store=store)  # measured at initialisation: no recipe used
+    a = gr.measured(gr.Shattering(**args), setting)
     pd.testing.assert_frame_equal(a, gr.shattering_study(data=ds, **args))  # the same table as measured directly
     (record,) = store.root.glob("*/*/record.json")
     written = record.read_bytes()  # a second measurement would save a new record (a new date); a load marks its mtime
-    pd.testing.assert_frame_equal(gr.measured("shattering_study", ds, store=store, **args), a)
+    pd.testing.assert_frame_equal(gr.measured(gr.Shattering(**args), setting), a)
     assert record.read_bytes() == written and len(list(store.root.glob("*/*/record.json"))) == 1  # loaded
-    init = gr.measured("init_profiles", ds, store=store, families=["plain"], depths=[8], seeds=range(2), bns=(True,),
-                       grad_batches=1, batch_size=8)
+    init = gr.measured(gr.InitProfiles(["plain"], [8], range(2), (True,), grad_batches=1, batch_size=8), setting)
     assert set(init.seed) == {0, 1} and (init.step == 0).all()
 
 
@@ -227,7 +231,7 @@ def test_g4_claim_pairs_the_families_by_seed_whatever_the_row_order():
 
     rows = [{"family": f, "seed": s, "early_late_end": base * (1 + 0.01 * s), "converged": True}
             for f, base in (("dense", 8.0), ("residual", 2.0), ("plain", 1.0)) for s in (3, 1, 4, 0, 2)]
-    found = gr.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
+    found = gfc.g4_claim(pd.DataFrame(rows).sample(frac=1, random_state=0), 20)
     d, headline = found.decision, found.headline
     # per seed, log10(dense / residual) = log10(4) exactly: a zero-width paired interval at 0.602
     # rounded to 4 places

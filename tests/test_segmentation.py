@@ -1,12 +1,14 @@
 """Notebook 06's pieces: the U-Net variants, the metrics on hand-made masks, the segmentation generator."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from skipanalysis import data, tasks
 from skipanalysis.models import UNet
+from skipanalysis.setting import Setting
 from skipanalysis.studies import unet_skips as sg
 
 
@@ -165,13 +167,13 @@ def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, mo
     train_set, test_set = sg.isbi_split(size=64, train_slices=24, tile=32)
     cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
     calls, real = [], train.train
-    monkeypatch.setattr(sg.tr, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    store = runs.RunStore(tmp_path / "store")
-    args = (["concat", "none"], [0, 1], train_set, test_set, cfg, 2, 4, [0.01, 0.05])
-    first, preds1, _ = sg.skip_study(*args, store=store)
+    monkeypatch.setattr(train, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    setting = Setting(train_set, test_set, cfg, store=runs.RunStore(tmp_path / "store"))
+    design = sg.SkipDesign(["concat", "none"], [0, 1], 2, 4, [0.01, 0.05])
+    first, preds1, _ = sg.skip_study(design, setting)
     # both rates on the selection seed, both seeds at the kept rate, then the first seed at twice the steps
     assert len(calls) == 2 * 2 + 2 * 2 + 2
-    second, preds2, _ = sg.skip_study(*args, store=store)
+    second, preds2, _ = sg.skip_study(design, setting)
     assert len(calls) == 10  # every run loaded with its weights: the same predictions, so the same scores
     cols = ["skip", "seed", "lr", "kept", "train_loss", "dice", "iou", "boundary_f"]
     pd.testing.assert_frame_equal(first[cols], second[cols])
@@ -183,8 +185,8 @@ def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, mo
     assert (check.heldout_gain - (check.iou - sample0.iou)).abs().max() < 1e-12
     kept = first[first.kept]
     assert (kept.converged == (kept.skip.map(check.heldout_gain) <= 0.01) & ~kept.diverged).all()
-    strict, _, _ = sg.skip_study(*args, store=store, plateau=-1.0)  # no gain is that small: nothing converged
-    never, _, _ = sg.skip_study(*args, store=store, check=0)  # no check: the training-loss criterion
+    strict, _, _ = sg.skip_study(replace(design, plateau=-1.0), setting)  # no gain is that small: nothing converged
+    never, _, _ = sg.skip_study(replace(design, check=0), setting)  # no check: the training-loss criterion
     assert len(calls) == 10 and not strict[strict.kept].converged.any()
     assert (never[never.kept].converged == first[first.kept].loss_converged).all() and "heldout_gain" not in never
 

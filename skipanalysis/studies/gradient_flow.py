@@ -15,6 +15,9 @@
   (``path_gradients``).
 - The connectivity sweep (seed text 001): a chain with a shortcut every s
   layers, from plain to a dense block (``sweep_nets`` with ``train_study``).
+
+What each study trains is a typed design (``ProbedTraining``, ``InitProfiles``, ``Shattering``, ``Lesioning``) beside
+the ``setting.Setting`` its runs share. The tables and claims read from their results are ``gradient_flow_claims``'s.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,11 +36,9 @@ from torch.utils.data import TensorDataset
 
 from .. import fitting, keys, runs
 from .. import train as tr
-from ..claims import Finding
 from ..measure.probes import (
     ProbeDuringTraining,
     conv_grad_norms,
-    early_late_ratio,
     line_gradients,
     neighbour_correlation,
     path_gradients,
@@ -45,8 +48,8 @@ from ..measure.probes import (
 from ..models import cifar_name, create
 from ..models.resnet import CifarResNet
 from ..params import LR_CHOICES
-from ..rules import gradient_flow as rules
 from ..selection import best_rate, selection_seed
+from ..setting import Setting
 from . import degradation as dg
 
 
@@ -95,48 +98,6 @@ def init_profiles(families: Iterable[str], depths: Iterable[int], seeds: Iterabl
     return pd.concat(rows, ignore_index=True)
 
 
-def ratios(profiles: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> pd.DataFrame:
-    """The early/late ratio (``early_late_ratio``) of every profile: one row per family, depth, bn, seed, step
-    (the columns ``profiles`` has among those)."""
-    keys = [c for c in ("family", "config", "depth", "bn", "seed", "step", "point") if c in profiles]
-    out = profiles.groupby(keys).apply(lambda g: early_late_ratio(g, k, column), include_groups=False)
-    return out.rename("early_late").reset_index()
-
-
-def run_table(runs: pd.DataFrame, profiles: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> pd.DataFrame:
-    """The kept runs of ``train_study``, one row per family and seed, with the early/late ratio at each probe
-    point as ``early_late_<point>`` (init, half-way, end)."""
-    r = ratios(profiles, k, column).pivot_table(index=["family", "seed"], columns="point", values="early_late")
-    r = r[[p for p in ("init", "half-way", "end") if p in r.columns]]
-    r.columns = [f"early_late_{c}" for c in r.columns]
-    return runs[runs.kept].merge(r.reset_index(), on=["family", "seed"], how="left").sort_values(["family", "seed"])
-
-
-def summarize_runs(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per family of a ``run_table``: runs, the rates kept (``rate x count``), converged runs, mean training (and
-    test) error, and the geometric mean over seeds of each early/late ratio column."""
-    rows = []
-    for fam, g in table.groupby("family", sort=False):
-        row = {"family": fam, "runs": len(g), "lr kept": ", ".join(f"{lr:g} x{n}" for lr, n in
-                                                                   g.lr.value_counts().sort_index().items()),
-               "converged": int(g.converged.sum()), "train_err": g.train_err.mean()}
-        if "test_err" in g and g.test_err.notna().any():
-            row["test_err"] = g.test_err.mean()
-        for c in [c for c in g.columns if c.startswith("early_late_")]:
-            row[c] = float(np.exp(np.log(g[c]).mean()))
-        rows.append(row)
-    out = pd.DataFrame(rows).set_index("family")
-    return out.loc[list(order)] if order is not None else out
-
-
-def first_block_norms(profiles: pd.DataFrame, family: str, depth: int, bn: bool = False, step: int = 0,
-                      column: str = "grad_rms") -> list[float]:
-    """Per seed (in seed order), the gradient of the first block's first convolution (layer 2, after the stem)."""
-    sel = profiles[(profiles.family == family) & (profiles.depth == depth) & (profiles.bn == bn)
-                   & (profiles.step == step) & (profiles.layer == 2)]
-    return sel.sort_values("seed")[column].tolist()
-
-
 # --- training with gradient probes -----------------------------------------------------------------------------------
 
 
@@ -182,37 +143,76 @@ def train_run(config: dict, train_set: TensorDataset, test_set: TensorDataset | 
     return {"row": row, "profiles": profiles}, None
 
 
-def train_study(nets: Mapping[str, tuple[str, dict]], seeds: Sequence[int], train_set: TensorDataset,
-                test_set: TensorDataset | None, cfg: tr.TrainConfig, lrs: Sequence[float],
-                device: torch.device | str = "cpu", grad_batches: int = 2, probe_batch: int = 64,
-                halfway: bool = True, lr_choice: str = "held-out", store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every architecture for every seed, each at its best learning rate, probing gradients as it trains.
+@dataclass(frozen=True)
+class ProbedTraining:
+    """What ``train_study`` trains: every net of ``nets`` for every seed, at its best rate, probed as it trains.
 
-    The best rate is the one of ``lrs`` with the lowest final training error (diverged runs last, ties to the
+    Attributes:
+        nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``), built by ``models.create``
+            after ``train.seed_everything(seed)``, with the training set's ``num_classes`` and ``in_channels``.
+        seeds: the compared seeds. lrs: the rate grid each net's rate is chosen from.
+        grad_batches, probe_batch: each probe's batches, and their size (``conv_grad_norms``).
+        halfway: probe half-way too, not only at initialisation and at the end.
+        lr_choice: ``"held-out"``, ``"each"`` or ``"first"`` (``train_study``).
+    """
+
+    nets: Mapping[str, tuple[str, dict]]
+    seeds: Sequence[int]
+    lrs: Sequence[float]
+    grad_batches: int = 2
+    probe_batch: int = 64
+    halfway: bool = True
+    lr_choice: str = "held-out"
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> ProbedTraining:
+        """G1 and G4's nets: plain, residual and dense, with batch norm, at ``train_depth``; probed half-way too."""
+        nets = {f: net_spec(f, p["train_depth"]) for f in ("plain", "residual", "dense")}
+        return cls(nets, _seeds(p), p["lrs"], p["grad_batches"], p["batch_size"], True, p["lr_choice"])
+
+    @classmethod
+    def sweep_from_params(cls, p: Mapping[str, Any]) -> ProbedTraining:
+        """G6's connectivity sweep (``sweep_nets``), probed at initialisation and at the end."""
+        nets = sweep_nets(p["sweep_layers"], p["sweep_every"])
+        return cls(nets, _seeds(p), p["lrs"], p["grad_batches"], p["batch_size"], False, p["lr_choice"])
+
+    def arms(self, data: TensorDataset) -> dict[str, tuple[str, dict]]:
+        """``nets`` with ``data``'s number of classes and of input channels."""
+        shape = {"num_classes": int(data.tensors[1].max()) + 1, "in_channels": data.tensors[0].shape[1]}
+        return {n: (name, {**args, **shape}) for n, (name, args) in self.nets.items()}
+
+
+def _seeds(p: Mapping[str, Any]) -> list[int]:
+    return list(range(p["seed"], p["seed"] + p["seeds"]))
+
+
+def train_study(design: ProbedTraining, setting: Setting) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train every net of ``design`` for every seed, each at its best learning rate, probing gradients as it trains.
+
+    The best rate is the one of ``design.lrs`` with the lowest final training error (diverged runs last, ties to the
     smaller rate; ``selection.best_rate``); one rate tuned for one architecture is no fair test of another. With
     ``lr_choice="held-out"`` (the default) a selection seed outside the sample (``selection.selection_seed``) is
     trained at every rate and decides for every compared seed, so no compared run is the one the rate was tuned on;
     with ``"each"`` every seed is trained at every rate and keeps its own best run (best of k: biased low, alike
     for every arm); with ``"first"`` the first compared seed decides for the others. Each kept run's per-layer gradients
     (``conv_grad_norms`` on the training set's first ``grad_batches`` batches of ``probe_batch``) are measured at
-    initialisation (``step`` 0), half-way (when ``halfway``) and at the end. Runs go through ``runs.run_grid``
-    (``train_run``): with a ``runs.RunStore``, finished runs load instead of training again.
-
-    Args:
-        nets: name -> ``(factory name, arguments)`` of a net (``net_spec``, ``sweep_nets``); each is built by
-            ``models.create`` after ``train.seed_everything(seed)``.
-        lr_choice: ``"held-out"``, ``"each"`` or ``"first"`` (see above).
+    initialisation (``step`` 0), half-way (when ``halfway``) and at the end. The runs train on ``setting.train``
+    with ``setting.cfg`` and are scored on ``setting.test`` (None: not scored); they go through ``runs.run_grid``
+    (``train_run``): with a ``runs.RunStore`` as ``setting.store``, finished runs load instead of training again.
 
     Returns:
         ``(runs, profiles)``: one row per run tried (name as ``family``, seed, lr, kept, diverged, converged,
         late_share, train_err, test_err, steps) and the kept runs' profiles (family, seed, step, ``point`` in
         init/half-way/end).
     """
+    seeds, lrs, lr_choice = design.seeds, design.lrs, design.lr_choice
+    train_set, test_set, device, store = setting.train, setting.test, setting.device, setting.store
     if lr_choice not in LR_CHOICES:
         raise ValueError(f"lr_choice={lr_choice!r} is not allowed; choose one of {', '.join(LR_CHOICES)}")
     ids = [keys.tensor_fingerprint(*d.tensors[:2]) if d is not None else None for d in (train_set, test_set)]
-    recipe = cfg.recipe()
-    probe = {"grad_batches": grad_batches, "probe_batch": probe_batch, "halfway": halfway}
+    recipe = setting.cfg.recipe()
+    probe = {"grad_batches": design.grad_batches, "probe_batch": design.probe_batch, "halfway": design.halfway}
+    nets = design.arms(train_set)
 
     def ask(todo, desc):  # (name, seed, lr) -> the run's result, loaded or trained
         configs = [{"name": nets[n][0], "study": "gradients", "family": n, "seed": s, "lr": lr,
@@ -305,11 +305,49 @@ def _table_run(config: dict, data: TensorDataset, device: torch.device | str | N
 MEASURED_AT_INIT = {"init_profiles": init_profiles, "shattering_study": shattering_study}
 
 
-def measured(name: str, data: TensorDataset, device: torch.device | str = "cpu", store=None, **args) -> pd.DataFrame:
-    """``init_profiles`` or ``shattering_study`` (``name``) on ``data`` with ``args``, measured once: a run of
-    ``runs.run_grid`` keyed by the arguments, the data and the measuring function's source, so with a
-    ``runs.RunStore`` re-executing notebook 02 loads the table."""
-    args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in args.items()}
+@dataclass(frozen=True)
+class InitProfiles:
+    """G1 and G2's nets at initialisation (``init_profiles``): ``families`` at ``depths``, with batch norm and without
+    (``bns``), one net per seed, probed on ``grad_batches`` batches of ``batch_size``."""
+
+    measure: ClassVar[str] = "init_profiles"
+    families: Sequence[str]
+    depths: Sequence[int]
+    seeds: Sequence[int]
+    bns: Sequence[bool] = (True, False)
+    grad_batches: int = 2
+    batch_size: int = 64
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> InitProfiles:
+        """Plain and residual nets at ``depths``, with and without batch norm."""
+        return cls(["plain", "residual"], p["depths"], _seeds(p), [True, False], p["grad_batches"], p["batch_size"])
+
+
+@dataclass(frozen=True)
+class Shattering:
+    """G3's nets at initialisation (``shattering_study``): ``families`` at ``depths``, one line per seed, of
+    ``n_points`` points."""
+
+    measure: ClassVar[str] = "shattering_study"
+    families: Sequence[str]
+    depths: Sequence[int]
+    seeds: Sequence[int]
+    n_points: int = 128
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> Shattering:
+        """Plain and residual nets at ``shatter_depths``, without batch norm and with it (``-bn``)."""
+        families = ["plain", "residual", "plain-bn", "residual-bn"]
+        return cls(families, p["shatter_depths"], _seeds(p), p["shatter_points"])
+
+
+def measured(design: InitProfiles | Shattering, setting: Setting) -> pd.DataFrame:
+    """``init_profiles`` or ``shattering_study`` (``design.measure``) of ``design`` on ``setting.train`` (with the
+    setting's device and store), measured once: a run of ``runs.run_grid`` keyed by the design, the data and the
+    measuring function's source, so with a ``runs.RunStore`` re-executing notebook 02 loads the table."""
+    name, data, device, store = design.measure, setting.train, setting.device, setting.store
+    args = {k: list(v) if isinstance(v, (tuple, range)) else v for k, v in asdict(design).items()}
     config = {"name": name, "study": "gradients-at-init", "args": args,
               "data": keys.tensor_fingerprint(*data.tensors[:2]),
               "device": torch.device(device).type if name == "init_profiles" else "cpu"}  # shattering: CPU, fp32
@@ -378,83 +416,49 @@ def g5_run(config: dict, nets: Mapping[tuple[str, int], CifarResNet], data: Tens
     return {name: t.to_dict("list") for name, t in (("lesions", lesions), ("multi", multi), ("paths", paths))}, None
 
 
-def g5_measurements(nets: Mapping[tuple[str, int], CifarResNet], data: TensorDataset, chance: float, first_seed: int,
-                    path_samples: int, device: torch.device | str = "cpu", store=None, max_k: int = 6, draws: int = 4,
-                    path_images: int = 64) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``(lesions, multi, paths)`` of ``g5_run``, measured once: a run of ``runs.run_grid`` keyed by the nets'
-    weights, the images and the settings, so with a ``runs.RunStore`` re-executing notebook 02 loads them."""
+@dataclass(frozen=True)
+class Lesioning:
+    """What G5 measures on trained nets (``g5_run``).
+
+    Attributes:
+        chance: the error of a guess, towards which a lesion's damage is measured (``lesion_study``).
+        first_seed: the seed whose nets get k random lesions (``random_lesion_table``), k up to ``max_k``, ``draws``
+            draws each.
+        path_samples, path_images: random block choices per path length, on that many images (``path_study``).
+    """
+
+    chance: float
+    first_seed: int
+    path_samples: int
+    max_k: int = 6
+    draws: int = 4
+    path_images: int = 64
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any], chance: float, first_seed: int) -> Lesioning:
+        """From notebook 02's ``path_samples``, with the chance error and first seed of the nets' own data and runs
+        (notebook 01's: facts of those, not parameters of 02)."""
+        return cls(chance, first_seed, p["path_samples"])
+
+
+def g5_measurements(nets: Mapping[tuple[str, int], CifarResNet], design: Lesioning, setting: Setting
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(lesions, multi, paths)`` of ``g5_run`` on the images ``setting.test`` (with the setting's device and store;
+    nothing else of it), measured once: a run of ``runs.run_grid`` keyed by the nets' weights, the images and the
+    design, so with a ``runs.RunStore`` re-executing notebook 02 loads them."""
+    data, device, d = setting.test, setting.device, design
     config = {"name": "g5-lesions-and-paths", "study": "lesions",
               "nets": {f"{fam}/{s}": keys.tensor_fingerprint(*m.state_dict().values())
                        for (fam, s), m in sorted(nets.items())},
-              "images": keys.tensor_fingerprint(*data.tensors[:2]), "chance": chance, "first_seed": first_seed,
-              "max_k": max_k, "draws": draws, "path_images": path_images, "path_samples": path_samples,
+              "images": keys.tensor_fingerprint(*data.tensors[:2]), "chance": d.chance, "first_seed": d.first_seed,
+              "max_k": d.max_k, "draws": d.draws, "path_images": d.path_images, "path_samples": d.path_samples,
               "device": torch.device(device).type}
-    result = runs.run_grid([config], g5_run, (dict(nets), data), store, device, "02: G5 lesions and paths")[0]["result"]
+    result = runs.run_grid([config], g5_run, (dict(nets), data), setting.store, device,
+                           "02: G5 lesions and paths")[0]["result"]
     return tuple(pd.DataFrame(result[k]) for k in ("lesions", "multi", "paths"))
 
 
-def mean_path_lengths(paths: pd.DataFrame) -> pd.Series:
-    """Per seed, the gradient-weighted mean path length: sum over k of k times the share of gradient at k."""
-    return paths.assign(w=paths.length * paths.share_of_grad).groupby("seed").w.sum().rename("mean_path_length")
-
-
-# --- the claims: each helper returns (decision, headline) from the tables the studies made ----------------------
-
-def g1_claim(init: pd.DataFrame, table: pd.DataFrame, depths: Sequence[int], train_depth: int):
-    """G1: the plain nets' early/late ratios with BN at initialisation (each depth) and half-way and at the end of
-    training (``table``, one row per trained run)."""
-    r0 = ratios(init)
-    r0 = r0[(r0.family == "plain") & r0.bn].sort_values("seed")
-    plain = table[table.family == "plain"].sort_values("seed")
-    points = {f"init, depth {d}": r0[r0.depth == d].early_late.tolist() for d in depths}
-    points |= {f"{p}, depth {train_depth}": plain[f"early_late_{p}"].tolist() for p in ("half-way", "end")}
-    d = rules.g1(points, plain.converged.tolist())
-    return Finding(d, "with BN, the plain nets' first layers get " + ", ".join(
-               f"{v:.3g}x ({k})" for k, v in d.numbers["geometric_mean_ratio"].items())
-               + " the RMS gradient of their last layers (geometric means over seeds)")
-
-
-def g2_claim(init: pd.DataFrame, shallow: int, deep: int):
-    """G2: without BN, the first block's gradient of the deep net over the shallow net's, plain and residual."""
-    fb = {(f, d): first_block_norms(init, f, d, bn=False) for f in ("plain", "residual") for d in (shallow, deep)}
-    d = rules.g2(fb[("plain", shallow)], fb[("plain", deep)], fb[("residual", shallow)], fb[("residual", deep)])
-    return Finding(d, f"without BN, going from depth {shallow} to {deep} multiplies the first block's gradient by "
-                      f"{d.numbers['plain_deep_over_shallow']:.2g} in the plain net and "
-                      f"{d.numbers['residual_deep_over_shallow']:.2g} in the residual net (geometric means over seeds)")
-
-
-def g4_claim(table: pd.DataFrame, train_depth: int):
-    """G4: after training, the dense net's early/late ratio against the residual and plain nets of each seed."""
-    end = {f: g.sort_values("seed").early_late_end.tolist() for f, g in table.groupby("family")}
-    d = rules.g4(end["dense"], end["residual"], end["plain"], table.converged.tolist())
-    logs = {f: 10 ** d.numbers["log10_ratio"][f]["estimate"] for f in ("dense", "residual", "plain")}
-    return Finding(d, f"after training, the early/late gradient ratio is {logs['dense']:.3g} (dense), "
-                      f"{logs['residual']:.3g} (residual) and {logs['plain']:.3g} (plain) at depth about {train_depth} "
-                      "(geometric means over seeds)")
-
-
-def g3_claim(shat: pd.DataFrame, floor: float):
-    """G3: the decay of the neighbour gradient correlation with depth, plain against residual, paired by seed."""
-    paired = shat.pivot_table(index=["seed", "depth"], columns="family", values="correlation").reset_index()
-    bn = {k.replace("-", "_"): paired[k].tolist() for k in ("plain-bn", "residual-bn") if k in paired}
-    d = rules.g3(paired.depth.tolist(), paired.plain.tolist(), paired.residual.tolist(), floor, paired.seed.tolist(),
-                 **bn)
-    deepest = int(paired.depth.max())
-    last = paired[paired.depth == deepest].median(numeric_only=True)
-    rate = lambda k, at=d.numbers: at.get(k, {}).get("estimate", float("nan"))  # noqa: E731
-    bn_nums = d.numbers.get("batch_normed", {})
-    with_bn = "" if not bn else (
-        f"; with batch norm (batch statistics) {rate('plain_decay', bn_nums):.3g} vs "
-        f"{rate('residual_decay', bn_nums):.3g}, correlating {last['plain-bn']:.2f} vs {last['residual-bn']:.2f} at "
-        f"depth {deepest}; the batch-normed ResNet's log-log slope is {rate('residual_loglog_slope', bn_nums):.2f} "
-        "(Balduzzi et al.: -0.5)")
-    return Finding(d, f"neighbouring input gradients decay at {rate('plain_decay'):.3g} (plain) vs "
-                      f"{rate('residual_decay'):.3g} (residual) per layer in log without batch norm; at depth "
-                      f"{deepest} they correlate {last['plain']:.2f} vs {last['residual']:.2f} (medians over "
-                      f"seeds){with_bn}")
-
-
-def lesion_nets(nets01: dg.DepthRuns, setting01: dg.Setting) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
+def lesion_nets(nets01: dg.DepthRuns, setting01: Setting) -> tuple[pd.DataFrame, dict[tuple[str, int], CifarResNet]]:
     """G5's nets: notebook 01's plain and residual nets, every seed, asked for with 01's parameters ``p01``
     (``nets01 = DepthRuns.from_params(p01)`` on ``prepare(p01).setting(...)``), so with a run store they load instead
     of training; of the deepest of 01's depths at which every plain and residual run converged (compared nets must
@@ -470,27 +474,3 @@ def lesion_nets(nets01: dg.DepthRuns, setting01: dg.Setting) -> tuple[pd.DataFra
     fit = dg.fitted_depths(kept)
     depth = fit[-1] if fit else max(nets01.depths)
     return kept[kept.depth == depth], {(k, s): m.eval() for (k, d, s), m in models.items() if d == depth}
-
-
-def g5_claim(lesions: pd.DataFrame, paths: pd.DataFrame, n_blocks: int, converged: list[bool], chance: float):
-    """G5: median single-lesion damage per seed (residual and plain) and the residual nets' mean path length."""
-    med = lesions.groupby(["family", "seed"]).damage.median().unstack("family")
-    base = lesions.groupby(["family", "seed"]).base_err.first().unstack("family")
-    lengths = mean_path_lengths(paths)
-    d = rules.g5(med["residual"].tolist(), med["plain"].tolist(), lengths.tolist(), n_blocks,
-                 {f: base[f].tolist() for f in ("plain", "residual")}, chance, converged)
-    return Finding(d, f"deleting one block does a median damage of {med['residual'].mean():.2f} to the residual nets "
-                      f"and {med['plain'].mean():.2f} to the plain nets (0: none, 1: chance; mean over seeds); the "
-                      f"residual nets' gradient comes from paths of mean length {lengths.mean():.1f} of {n_blocks} "
-                      "blocks")
-
-
-def g6_claim(sweep: pd.DataFrame, order: list[str], epochs: float):
-    """G6: steps to fit the training data (``steps_to_fit``) along the connectivity sweep, paired by seed; a run that
-    never fits leaves the claim open."""
-    steps = {c: sweep[sweep.family == c].sort_values("seed").steps_to_fit.tolist() for c in order}
-    fits = [math.isfinite(v) for c in order for v in steps[c]]
-    d = rules.g6(steps, fits)
-    mean = {c: np.nanmean(v) if any(math.isfinite(x) for x in v) else math.nan for c, v in steps.items()}
-    return Finding(d, f"steps to fit the training data (runs of {epochs:g} epochs, {sum(fits)} of {len(fits)} fit): "
-                      + ", ".join(f"{c} {mean[c]:.0f}" for c in order))

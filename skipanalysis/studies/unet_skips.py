@@ -17,7 +17,9 @@ fits inside the membrane and covers the pixel; Hildebrand and Ruegsegger 1997).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,13 +29,13 @@ from torch.utils.data import TensorDataset
 
 from .. import data as dt
 from .. import fitting, keys, runs, stats
-from .. import train as tr
 from ..claims import Finding
 from ..measure.timing import interleaved_times, paired_ratio
 from ..models import create
 from ..models.unet import UNet, matched_decoder_mid
 from ..rules import unet_skips as rules
 from ..selection import best_rate, selection_seed
+from ..setting import Setting
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -337,19 +339,42 @@ def added_errors(pred_with: torch.Tensor, pred_without: torch.Tensor, target: to
             "share_pixels_near": near.float().mean().item()}
 
 
-def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, test_set: TensorDataset,
-               cfg: tr.TrainConfig, depth: int = 3, base: int = 16, lrs: list[float] | None = None,
-               device: torch.device | str = "cpu", tol: int = 1, match_params: bool = True, store=None,
-               check: float = 2.0, plateau: float = 0.01) -> tuple[pd.DataFrame, dict, dict]:
-    """Train every (variant, seed), each variant at its best learning rate from ``lrs``, and score it.
+@dataclass(frozen=True)
+class SkipDesign:
+    """What ``skip_study`` trains and how it judges it: the skip ``variants`` (``unet-<variant>``), each for the
+    compared ``seeds``; the U-Net's ``depth`` (poolings) and ``base`` (channels at full resolution); the rate grid
+    ``lrs`` (None: the recipe's rate); the boundary F-score's ``tol`` in pixels; ``match_params`` (``add`` and
+    ``none`` get concat's decoder weights, ``matched_decoder_mid``); the budget check's length ``check`` (times the
+    steps; 0: none) and the held-out IoU gain ``plateau`` it may show for the variant to count as converged."""
+
+    variants: list[str]
+    seeds: list[int]
+    depth: int = 3
+    base: int = 16
+    lrs: list[float] | None = None
+    tol: int = 1
+    match_params: bool = True
+    check: float = 2.0
+    plateau: float = 0.01
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any]) -> SkipDesign:
+        """Notebook 06's three variants, ``seeds`` seeds from ``seed``; matched weights, a check at twice the steps."""
+        return cls(["concat", "add", "none"], list(range(p["seed"], p["seed"] + p["seeds"])), p["depth"], p["base"],
+                   p["lrs"], p["tol"], plateau=p["plateau"])
+
+
+def skip_study(design: SkipDesign, setting: Setting) -> tuple[pd.DataFrame, dict, dict]:
+    """Train every (variant, seed) of ``design``, each variant at its best learning rate from ``lrs``, and score it.
 
     With ``match_params`` the ``add`` and ``none`` decoders get concat's
     convolution weights (``matched_decoder_mid``). With more than one rate in
     ``lrs``, a selection seed outside the sample is trained at every rate and
     ``selection.best_rate`` (lowest final training loss) picks the variant's
     rate; every compared seed then trains at it (its runs are kept). Seed ``s`` of every variant shares the
-    initialisation seed and batch order. Predictions are made on the held-out set. Runs go through ``runs.run_grid``:
-    with a ``runs.RunStore``, a finished run loads its weights instead of training again.
+    initialisation seed and batch order. The runs train on ``setting.train`` with ``setting.cfg``; predictions are
+    made on the held-out ``setting.test``. Runs go through ``runs.run_grid``: with a ``runs.RunStore`` as
+    ``setting.store``, a finished run loads its weights instead of training again.
 
     Convergence is judged on what the claims read, held-out IoU, not on the training loss (a U-Net keeps fitting
     its training tiles long after its held-out score has settled: the loss of a concat net still fell at 6x the
@@ -365,13 +390,15 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
         train_loss, seconds, dice, iou, boundary_f, rand_f), the kept runs'
         binary predictions and models by ``(skip, seed)``.
     """
-    grid = list(lrs) if lrs else [cfg.lr]
+    variants, seeds, depth, base, check = design.variants, design.seeds, design.depth, design.base, design.check
+    train_set, test_set, cfg, device, store = setting.train, setting.test, setting.cfg, setting.device, setting.store
+    grid = list(design.lrs) if design.lrs else [cfg.lr]
     in_ch = train_set.tensors[0].shape[1]
     ids = [keys.tensor_fingerprint(*d.tensors[:2]) for d in (train_set, test_set)]
 
     def config(skip, seed, lr, factor=1.0):
         args = {"in_channels": in_ch, "depth": depth, "base": base,
-                "decoder_mid": matched_decoder_mid(skip) if match_params else 1.0}
+                "decoder_mid": matched_decoder_mid(skip) if design.match_params else 1.0}
         longer = {} if factor == 1.0 else {"epochs": cfg.epochs * factor,
                                            "eval_every": round(cfg.eval_every * factor)}
         recipe = replace(cfg, seed=seed, lr=lr, **longer).recipe()
@@ -385,7 +412,7 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
             model.load_state_dict(runs.state_of(r, store))
             model = model.to(device)
             pred = predict(model, test_set.tensors[0], device)
-            out.append(({**r["result"], **scores(pred, test_set.tensors[1], tol)}, pred, model))
+            out.append(({**r["result"], **scores(pred, test_set.tensors[1], design.tol)}, pred, model))
         return out
 
     pick = selection_seed(seeds) if len(grid) > 1 else None  # one rate: nothing to choose
@@ -404,7 +431,7 @@ def skip_study(variants: list[str], seeds: list[int], train_set: TensorDataset, 
     for row, _, _ in sorted(first, key=lambda t: (variants.index(t[0]["skip"]), t[0]["lr"])):
         rows.append({**row, "kept": False, "role": "selection"})
     for row, pred, model in sorted(rest, key=lambda t: (variants.index(t[0]["skip"]), t[0]["seed"])):
-        judged = {} if not check else {"converged": bool(not row["diverged"] and gain[row["skip"]] <= plateau),
+        judged = {} if not check else {"converged": bool(not row["diverged"] and gain[row["skip"]] <= design.plateau),
                                        "heldout_gain": gain[row["skip"]]}
         rows.append({**row, "loss_converged": row["converged"], **judged, "kept": True, "role": "sample"})
         preds[(row["skip"], row["seed"])], models[(row["skip"], row["seed"])] = pred, model
