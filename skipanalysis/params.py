@@ -262,8 +262,8 @@ SPECS: dict[str, tuple[dict[str, P], list[Rule]]] = {
 
 # A notebook that asks for another's runs (through ctx.parameters_of) depends on that notebook's parameters too:
 # skipanalysis.pipeline.deps puts the other's section into its parameter stamp and the other notebook among its inputs.
-# Only the parameters that decide those runs count (degradation.prepare and DepthRuns.from_params read no others; tested),
-# so editing 01's margin or construct_epochs re-runs 01 alone.
+# Only the parameters that decide those runs count (degradation.prepare and DepthRuns.from_params read no others;
+# tested), so editing 01's margin or construct_epochs re-runs 01 alone.
 DEPTH_RUNS = ("dataset", "data_path", "n_train", "n_test", "image_size", "seed", "seeds", "depths", "epochs",
               "batch_size", "lrs", "schedule", "milestones", "warmup_steps", "warmup_lr", "warmup_min_depth",
               "weight_decay", "nesterov", "eval_points", "precision", "augment", "width", "gate_bias")
