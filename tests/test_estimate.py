@@ -145,3 +145,29 @@ def test_the_table_goes_between_the_marks_and_nowhere_else(tmp_path):
     (tmp_path / "other.md").write_text("no marks\n")
     assert not es.write_between(tmp_path / "other.md", es.ESTIMATE_BEGIN, es.ESTIMATE_END, text)
     assert (tmp_path / "other.md").read_text() == "no marks\n"
+
+
+def test_05_reuses_what_depth_sweep_loads_and_nothing_else():
+    p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12, "lrs": [0.001],
+         "warmup": 400, "seeds": 3, "t3_warmup": 0, "t3_lr": 0.001, "t3_depths": [12], "t3_seeds": 5,
+         "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "", "text_seq_len": 16}
+    runs = lambda q: {w.net.family: w.runs for w in es.work_05(q) if w.what == "T3: depth sweep"}  # noqa: E731
+    # no warm-up: both placements' grid runs at depth 12 serve the sweep, for the 3 seeds both lists hold
+    assert runs(p) == {"encoder-post-8": 2, "encoder-pre-8": 2}
+    # another length (quick: t3_epochs 3 against epochs 6) or a rate outside the grid: nothing loads
+    assert runs({**p, "t3_epochs": 3.0}) == runs({**p, "t3_lr": 0.01}) == {"encoder-post-8": 5, "encoder-pre-8": 5}
+
+
+def test_01_counts_d3_s_own_scratch_arm_when_its_budget_differs():
+    p = {"epochs": 10.0, "construct_epochs": 10.0, "batch_size": 100, "n_train": 1000, "depths": [8, 14],
+         "seeds": 3, "highway_seeds": 3, "lrs": [0.1]}
+    assert not any(w.what == "D3: from scratch" for w in es.work_01(p))  # D1's twice-the-budget runs serve
+    (scratch,) = [w for w in es.work_01({**p, "construct_epochs": 5.0}) if w.what == "D3: from scratch"]
+    assert (scratch.runs, scratch.steps) == (3, 100 + 50)
+
+
+def test_rate_choices_count_their_runs():
+    assert es.selection_runs(5, [0.1]) == 5
+    assert es.selection_runs(5, [0.05, 0.1]) == 7
+    assert es.selection_runs(5, [0.05, 0.1], "each") == 10
+    assert es.selection_runs(5, [0.05, 0.1], "first") == 6

@@ -8,8 +8,10 @@ fp32), so the hours are this
 device's: on a GPU server ``make plan PROFILE=full DEVICE=cuda`` prints that card's, and ``make gpu-check`` keeps
 its card's table in ``data/estimates/`` so that ``make plan PROFILE=full`` anywhere prints it beside this machine's.
 Nets of one family and width are timed at two depths and the cost per step is taken as linear in depth between and
-beyond them (a stack of equal blocks). No card's hours are guessed from a CPU's: a card's speed-up over a CPU
-depends on the batch's work (notebook 04's hardware files show an H200 launch-bound at batch 8), so it is measured.
+beyond them (a stack of equal blocks). A card's speed-up over a CPU depends on the net and the batch (notebook 04's
+hardware files show an H200 launch-bound at batch 8), so no CPU-to-card factor is assumed: a card's hours come from
+that card. A kept gpu-check (``data/gpu-check/``) timed only 01's nets there; its column prices 01 from those rates
+and the other notebooks by 01's measured card-to-here ratio, a guess for their nets that the column's name states.
 
 Left out, and said so in the table's note: measurements at initialisation (02's gradient profiles and shattering,
 05's gradient norms), 04's timings (fixed minutes whatever the device), evaluations during training, reruns of
@@ -94,10 +96,13 @@ def steps_of(epochs: float, n: int, batch: int) -> int:
     return round(epochs * -(-n // batch))
 
 
-def selection_runs(seeds: int, lrs: list) -> int:
-    """Runs of an arm under the held-out rate choice: every seed, plus the selection seed at every rate when there
-    is more than one (``selection.selection_seed``)."""
-    return seeds + (len(lrs) if len(lrs) > 1 else 0)
+def selection_runs(seeds: int, lrs: list, lr_choice: str = "held-out") -> int:
+    """Runs of an arm under a rate choice (``gradient_flow.train_study``'s ``lr_choice``): with one rate, the seeds;
+    "held-out": every seed and the selection seed at every rate (``selection.selection_seed``); "each": every seed at
+    every rate; "first": the first seed at every rate, the others at the chosen one."""
+    if len(lrs) < 2:
+        return seeds
+    return {"held-out": seeds + len(lrs), "each": seeds * len(lrs), "first": seeds - 1 + len(lrs)}[lr_choice]
 
 
 def cifar_net(kind: str, depth: int, size: int = 32, **kw: Any) -> Net:
@@ -117,14 +122,16 @@ def work_01(p: Mapping[str, Any]) -> list[Work]:
                                                                                                 p["lrs"]), steps, b),
                   Work(nb, "D1: twice the budget", cifar_net("plain", deep, size), p["seeds"], 2 * steps, b),
                   Work(nb, "D5: twice the budget", cifar_net("highway", deep, size), p["highway_seeds"], 2 * steps, b),
-                  Work(nb, "D3: constructed nets", cifar_net("plain", deep, size), p["seeds"], built, b)]
+                  Work(nb, "D3: constructed nets", cifar_net("plain", deep, size), p["seeds"], built, b)] + (
+        [] if p["construct_epochs"] == p["epochs"] else  # else D1's twice-the-budget runs serve as D3's scratch arm
+        [Work(nb, "D3: from scratch", cifar_net("plain", deep, size), p["seeds"], steps + built, b)])
 
 
 def work_02(p: Mapping[str, Any]) -> list[Work]:
     """02: the plain, residual and dense nets at ``train_depth`` and G6's connectivity sweep, each arm's seeds with
     the held-out rate choice."""
     nb, b, size = "02_gradient_flow", p["batch_size"], p["image_size"]
-    runs = selection_runs(p["seeds"], p["lrs"])
+    runs = selection_runs(p["seeds"], p["lrs"], p.get("lr_choice", "held-out"))
     out = [Work(nb, "G1, G4: trained nets", Net(f, p["train_depth"], lambda f=f: gr.build_net(f, p["train_depth"]),
                                                  (3, size, size)), runs, steps_of(p["epochs"], p["n_train"], b), b)
            for f in ("plain", "residual", "dense")]
@@ -154,17 +161,21 @@ def work_05(p: Mapping[str, Any]) -> list[Work]:
     """05: T2's warm-up grid (three arms, every rate and seed), T3's depth sweep at its rate (the grid's runs it
     reuses not counted twice), T4's control task (two arms), and, with ``text_path``, T2 and T3 again on text."""
     nb, b = "05_transformer_norm", p["batch_size"]
-    steps, t3_steps = steps_of(p["epochs"], p["n_train"], b), steps_of(p["t3_epochs"], p["n_train"], b)
-    reused = {("post", p["depth"])} if p["t3_warmup"] == p["warmup"] and p["t3_lr"] in p["lrs"] else set()
-    if p["t3_warmup"] == 0 and p["t3_lr"] in p["lrs"]:
-        reused.add(("pre", p["depth"]))
+    steps, t3_steps = steps_of(p["epochs"], p["n_train"], b), steps_of(p["t3_epochs"] or p["epochs"], p["n_train"], b)
+    # depth_sweep loads a warm-up grid run of the same placement, depth, rate, warm-up and epochs for each seed both
+    # lists hold (both start at the first seed)
+    grid = {("post", 0), ("post", p["warmup"]), ("pre", 0)}
+    same = p["t3_lr"] in p["lrs"] and (p["t3_epochs"] or p["epochs"]) == p["epochs"]
+    reused = {norm: min(p["seeds"], p["t3_seeds"]) if same and (norm, p["t3_warmup"]) in grid else 0
+              for norm in ("post", "pre")}
 
     def task(label: str, seq_len: int, vocab: int) -> list[Work]:
         out = [Work(nb, f"T2: warm-up grid{label}", encoder(norm, p["depth"], p, seq_len, vocab),
                     arms * len(p["lrs"]) * p["seeds"], steps, b) for norm, arms in (("post", 2), ("pre", 1))]
-        return out + [Work(nb, f"T3: depth sweep{label}", encoder(norm, d, p, seq_len, vocab), p["t3_seeds"],
-                           t3_steps, b) for norm in ("post", "pre") for d in sorted(p["t3_depths"])
-                      if (norm, d) not in reused]
+        sweep = [(norm, d, p["t3_seeds"] - (reused[norm] if d == p["depth"] else 0)) for norm in ("post", "pre")
+                 for d in sorted(p["t3_depths"])]
+        return out + [Work(nb, f"T3: depth sweep{label}", encoder(norm, d, p, seq_len, vocab), n, t3_steps, b)
+                      for norm, d, n in sweep if n]
 
     out = task("", p["seq_len"], p["vocab"])
     out += [Work(nb, "T4: local control task", encoder(norm, p["depth"], p, p["seq_len"], p["vocab"]), p["seeds"],
@@ -194,7 +205,9 @@ def work_07(p: Mapping[str, Any], p01: Mapping[str, Any]) -> list[Work]:
     """07 on 01's nets (trained by 01): the loss surfaces (plain and residual at the shallowest and deepest depth,
     every seed and direction pair, grid x grid points on ``eval_images``) and the Hessian maps (the deepest nets,
     first seed, ``hessian_grid``^2 points, two Lanczos runs of ``HVPS`` products each)."""
-    nb, size, b = "07_loss_landscape", p01["image_size"], p01["batch_size"]  # evaluated in 01's batches
+    # timed per image at 01's batch (the code evaluates all eval_images at once: the same per image on a CPU, slower
+    # than a card manages at that size)
+    nb, size, b = "07_loss_landscape", p01["image_size"], p01["batch_size"]
     depths, seeds = (min(p01["depths"]), max(p01["depths"])), min(p["seeds"], p01["seeds"])
     evals = -(-p["eval_images"] // b)
     out = [Work(nb, "L1: loss surfaces", cifar_net(k, d, size), seeds * p["pairs"], p["grid"] ** 2 * evals, b, 1)

@@ -143,7 +143,7 @@ def real_text(overlay: dict[str, Any]) -> str:
     (no registry at hand), 05's ``overlay`` turns the text task off and the line says so."""
     try:
         return f"05's real text: {corpus.build()}"
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         overlay["text_path"] = ""
         return f"05's real text could not be built ({exc}): its text task is not checked"
 

@@ -9,7 +9,7 @@
 3. From those rates, the wall time of 01's full profile on this card (its runs counted from ``full.yaml``),
    alone and shared; 02 and 07 reuse 01's nets.
 4. Every notebook's full profile in hours on this card (``estimate``: its runs counted, its nets timed for a few
-   steps at their batch), kept in ``data/estimates/`` with ``--keep`` so that ``make plan PROFILE=full`` on any
+   steps at their batch), kept in ``data/estimates/`` with ``--keep-estimate`` so that ``make plan PROFILE=full`` on any
    machine prints the card's hours beside its own. ``--tiny`` times 05's depth sweep only.
 
 Everything goes to ``--out`` (``gpu-check.json``, ``hardware/<machine>.json``). ``--tiny`` runs the same path at
@@ -204,20 +204,24 @@ def main(argv: list[str] | None = None) -> int:
           f"01's full profile here ({est['runs']} runs, {est['images'] / 1e9:.2f} billion images; "
           f"02 and 07 reuse its nets): {est['alone_hours']:.1f} h one run at a time, {est['shared_hours']:.1f} h "
           f"with {share} sharing the card.")
-    work = full_estimate.full_work(("05_transformer_norm",))
-    work = [w for w in work if w.what == "T3: depth sweep"] if args.tiny else full_estimate.full_work()
-    priced = full_estimate.price(work, device, 0.01 if args.tiny else 0.5)
-    summary = full_estimate.table(priced)
-    print(full_estimate.render(priced, summary, device))
-    full_estimate.save(out / "estimate.json", device, priced, summary)
-    if args.keep_estimate and not args.tiny:
-        kept = full_estimate.save(Path(args.keep_estimate) / f"{machines.machine_id(fingerprint(device))}.json",
-                                  device, priced, summary)
-        print(f"[gpu-check] kept {kept} (commit it: make plan PROFILE=full prints it beside any machine's hours)")
+    try:  # every notebook's full profile on this card; a failure here must not cost the rates above
+        work = full_estimate.full_work(("05_transformer_norm",))
+        work = [w for w in work if w.what == "T3: depth sweep"] if args.tiny else full_estimate.full_work()
+        priced = full_estimate.price(work, device, 0.01 if args.tiny else 0.2)
+        summary = full_estimate.table(priced)
+        print(full_estimate.render(priced, summary, device))
+        full_estimate.save(out / "estimate.json", device, priced, summary)
+        if args.keep_estimate and not args.tiny:
+            kept = full_estimate.save(Path(args.keep_estimate) / f"{machines.machine_id(fingerprint(device))}.json",
+                                      device, priced, summary)
+            print(f"[gpu-check] kept {kept} (commit it: PROFILE=full make plan prints it beside any machine's hours)")
+    except Exception:
+        traceback.print_exc()
+        summary = None
     report = {"device": str(device), "hardware_file": hw.name if hw is not None else None, "hardware_seconds": hw_s,
               "card": card, "rates": rates.to_dict("records"), "full_01_runs": plan.to_dict("records"),
-              "estimate_01": est, "estimate": summary.reset_index().to_dict("records"), "tiny": args.tiny,
-              "seconds": time.perf_counter() - t0}
+              "estimate_01": est, "tiny": args.tiny, "seconds": time.perf_counter() - t0,
+              "estimate": None if summary is None else summary.reset_index().to_dict("records")}
     (out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     print(f"[gpu-check] wrote {out / 'gpu-check.json'} in {report['seconds']:.0f} s")
     return 0 if hw is not None else 1
