@@ -1,16 +1,18 @@
 """Run keys: what part of the code a run's key holds. A key is the hash of the run's config and a code fingerprint:
 the training loop (``train.py``, whole), the source of the run function and of every package function and class it
 reaches, function by function and by name (a move between modules re-runs nothing), and the model files its net is
-built from. Code enters as tokens (``code_text``): comments, docstrings, spacing and line breaks do not."""
+built from. Code enters as its syntax tree (``code_text``): comments, docstrings and formatting do not."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,57 +28,34 @@ WHOLE_MODULES = ("skipanalysis.train",)
 
 
 def code_text(source: str) -> str:
-    """Python source as a run's key sees it: its tokens, one logical line per line, without comments, docstrings,
-    blank lines, line breaks inside brackets, spacing and indentation width (kept as INDENT and DEDENT marks).
+    """Python source as a run's key sees it: its syntax tree, one statement per line, without docstrings.
 
-    Editing what code computes changes the text; rewording a comment or a docstring, reflowing a call over other
-    lines, or a formatter's spacing does not, so it re-runs nothing. A trailing comma stays a token (``(x,)`` is not
-    ``(x)``). An f-string is kept as written (Python 3.12 splits it into several tokens; the text is the same on
-    every version), so the key is the same on every Python version.
+    Only what the code computes enters: comments, docstrings, blank lines, spacing, line breaks, brackets that
+    group nothing, a trailing comma in a call, quote style and a string split into adjacent literals all leave it
+    as it is, so a formatter re-runs nothing. A trailing comma that makes a tuple (``(x,)`` is not ``(x)``),
+    another constant or a statement moved out of its block changes it. Fields a newer Python adds to the tree
+    are left out when empty, so the text is the same on every supported version.
     """
-    import ast
-    import io
-    import textwrap
-    import tokenize
-
-    source = textwrap.dedent(source)
-    docstrings = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
-            docstrings.add((body[0].lineno, body[0].col_offset))
-    lines = source.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    at = lambda pos: offsets[pos[0] - 1] + pos[1]  # noqa: E731 (a token's (row, col) as an offset)
-    fstring = (getattr(tokenize, "FSTRING_START", None), getattr(tokenize, "FSTRING_END", None))
-    out: list[list[str]] = [[]]
-    skip_newline, depth, start = False, 0, None
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if depth or (fstring[0] is not None and tok.type == fstring[0]):  # Python >= 3.12: one f-string, whole
-            depth += {fstring[0]: 1, fstring[1]: -1}.get(tok.type, 0)
-            start = tok.start if start is None else start
-            if depth == 0:
-                out[-1].append(source[at(start):at(tok.end)])
-                start = None
-            continue
-        if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER):
-            continue
-        if tok.type == tokenize.STRING and tok.start in docstrings:
-            skip_newline = True
-            continue
-        if tok.type == tokenize.NEWLINE:
-            if not skip_newline and out[-1]:
-                out.append([])
-            skip_newline = False
-            continue
-        out[-1].append({tokenize.INDENT: "INDENT", tokenize.DEDENT: "DEDENT"}.get(tok.type, tok.string))
-    while out and set(out[-1]) <= {"DEDENT"}:  # the blocks closing at the end of the source
-        out.pop()
-    return "\n".join(" ".join(line) for line in out if line)
+            del body[0]
+    return "\n".join(_tree_text(statement) for statement in tree.body)
+
+
+def _tree_text(node: Any) -> str:
+    """One node of a syntax tree as text: its type and its non-empty fields, in order (``ast.dump``'s output
+    differs between Python versions: 3.13 drops empty fields, 3.12 adds ``type_params``)."""
+    if isinstance(node, list):
+        return "[" + ", ".join(_tree_text(item) for item in node) + "]"
+    if not isinstance(node, ast.AST):
+        return repr(node)
+    fields = ((name, getattr(node, name, None)) for name in node._fields if name not in ("ctx", "kind", "type_comment"))
+    return f"{type(node).__name__}(" + ", ".join(f"{name}={_tree_text(value)}" for name, value in fields
+                                                 if value is not None and value != []) + ")"
 
 
 def code_fingerprint(paths: tuple[str, ...] = TRAINING_CODE, root: Path = ROOT) -> str:

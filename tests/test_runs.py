@@ -30,24 +30,38 @@ def test_the_key_follows_config_and_code_only():
 
 
 def test_reflowing_code_does_not_change_the_key_but_a_real_edit_does():
-    """A formatter's work (a call over several lines, spacing, indentation width) keeps the key; moving a statement
-    out of its block, a trailing comma that makes a tuple, or another constant changes it."""
-    one = "def f(a, b):\n    if a:\n        y = g(a, b, key=1)\n    return y\n"
-    reflowed = "def f(a,\n      b):\n  if a:\n    y = g(\n        a, b,\n        key = 1)\n  return y\n"
+    """A formatter's work (a call over several lines, spacing, indentation width, quotes, a trailing comma in a
+    call, a long string split into adjacent literals, brackets that group nothing) keeps the key; moving a
+    statement out of its block, a trailing comma that makes a tuple, or another constant changes it."""
+    one = "def f(a, b):\n    if a:\n        y = g(a, b, key=1, s='one two')\n    return y\n"
+    reflowed = ("def f(a,\n      b):\n  if (a):\n    y = g(\n        a, b,\n        key = 1,\n"
+                "        s=\"one \"\n          \"two\",\n    )\n  return y\n")
     assert keys.code_text(one) == keys.code_text(reflowed)
     assert keys.code_text(one) != keys.code_text(one.replace("    return y", "        return y"))
     assert keys.code_text("x = (a)\n") != keys.code_text("x = (a,)\n")
     assert keys.code_text(one) != keys.code_text(one.replace("key=1", "key=2"))
-    assert keys.code_text('x = f"{a!r:>4}" + "b"\n') == 'x = f"{a!r:>4}" + "b"'
+    assert keys.code_text("x = 1\n") != keys.code_text("x = 1.0\n") != keys.code_text("x = True\n")
+
+
+def test_the_code_text_is_the_syntax_tree_written_out_the_same_on_every_python():
+    """Written out by hand from the grammar (``ast`` documents the node types): the f-string's parts, its
+    conversion (``ord("r")``) and format spec; no ``ctx`` and no field a newer Python adds empty."""
+    assert keys.code_text('x = f"{a!r:>4}" + "b"\n') == (
+        "Assign(targets=[Name(id='x')], value=BinOp(left=JoinedStr(values=[FormattedValue(value=Name(id='a'), "
+        "conversion=114, format_spec=JoinedStr(values=[Constant(value='>4')]))]), op=Add(), "
+        "right=Constant(value='b')))")
 
 
 def test_comments_docstrings_and_blank_lines_do_not_change_the_code_key(tmp_path):
     before = 'def f(x):\n    """Square."""\n    return x * x  # the square\n'
     reworded = '\n\ndef f(x):\n    """The square of x,\n    reworded."""\n\n    return x * x   # squared\n'
     edited = 'def f(x):\n    """Square."""\n    return x * x + 1  # the square\n'
-    assert keys.code_text(before) == keys.code_text(reworded) == "def f ( x ) :\nINDENT return x * x"
+    assert keys.code_text(before) == keys.code_text(reworded) == (
+        "FunctionDef(name='f', args=arguments(args=[arg(arg='x')]), "
+        "body=[Return(value=BinOp(left=Name(id='x'), op=Mult(), right=Name(id='x')))])")
     assert keys.code_text(edited) != keys.code_text(before)
-    assert keys.code_text('s = """# kept"""  # dropped') == 's = """# kept"""'  # a string is code, not a comment
+    kept = "Assign(targets=[Name(id='s')], value=Constant(value='# kept'))"
+    assert keys.code_text('s = """# kept"""  # dropped') == kept  # a string is code, not a comment
     found = []
     for text in (before, reworded, edited):
         (tmp_path / "m.py").write_text(text)
