@@ -11,6 +11,7 @@ from skipanalysis import tasks
 from skipanalysis.models.transformer import Block, Encoder
 from skipanalysis.setting import Setting
 from skipanalysis.studies import transformer_norm as npl
+from skipanalysis.studies import transformer_norm_claims as tnc
 
 # 05's parameters at a size that trains in seconds (the tests below change the fields they vary)
 PARAMS = {"vocab": 3, "seq_len": 4, "d_model": 8, "n_heads": 2, "d_ff": 8, "grad_depths": [1, 2], "grad_seeds": 2,
@@ -105,8 +106,8 @@ def test_reach_study_against_the_same_model_at_initialisation():
 
 def test_loglog_slope_by_hand():
     xs = [4, 16, 64]
-    assert npl.loglog_slope(xs, [3 / math.sqrt(v) for v in xs]) == pytest.approx(-0.5)
-    assert npl.loglog_slope(xs, [2.0, 2.0, 2.0]) == pytest.approx(0.0, abs=1e-12)
+    assert tnc.loglog_slope(xs, [3 / math.sqrt(v) for v in xs]) == pytest.approx(-0.5)
+    assert tnc.loglog_slope(xs, [2.0, 2.0, 2.0]) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_uniform_attention_reach():
@@ -173,7 +174,7 @@ def test_t1_inputs_pairs_seeds_at_the_deepest_depth():
 
     rows = [{"norm": n, "depth": d, "seed": s, "layer": d, "block_grad": 1.0,
              "w2_grad": (2 if n == "post" else 1) * d + s} for n in ("post", "pre") for d in (2, 4) for s in (0, 1)]
-    got = npl.t1_inputs(pd.DataFrame(rows))
+    got = tnc.t1_inputs(pd.DataFrame(rows))
     assert got["depths"] == [2, 2, 4, 4]
     assert got["post"] == [4, 5, 8, 9] and got["pre"] == [2, 3, 4, 5]
     assert got["post_deepest"] == [8, 9] and got["pre_deepest"] == [4, 5]
@@ -194,7 +195,7 @@ def test_depth_sweep_reuses_matching_runs():
     # with warm-up (Liu et al.'s protocol, full profile) the run without it is not reused, and the rows say so
     warm = npl.depth_sweep(_design(t3_seed_list=[0], t3_warmup=3), setting, done=done, norms=("pre",))
     assert warm.final_loss.tolist()[0] > 0 and warm.warmup.tolist() == [3]
-    assert npl.warmup_words(3) == "with 3 warm-up steps" and npl.warmup_words(0) == "without warm-up"
+    assert tnc.warmup_words(3) == "with 3 warm-up steps" and tnc.warmup_words(0) == "without warm-up"
     # T3's own budget (quick: half of T2's steps): a run of another length is not reused, and the rows say so
     longer = npl.depth_sweep(_design(t3_seed_list=[0], t3_epochs=2), setting, done=done, norms=("pre",))
     assert longer.final_loss.tolist()[0] > 0 and longer.epochs.tolist() == [2]
@@ -203,11 +204,11 @@ def test_depth_sweep_reuses_matching_runs():
 def test_t3_claim_headline_counts_runs_that_trained():
     import pandas as pd
 
-    from skipanalysis.studies import transformer_norm as npl
+    from skipanalysis.studies import transformer_norm_claims as tnc
 
     runs = pd.DataFrame([{"norm": n, "depth": dp, "seed": s, "trained": n == "pre" or dp == 6, "diverged": False,
                           "converged": True} for n in ("post", "pre") for dp in (6, 24) for s in range(6)])
-    found = npl.t3_claim(runs, 0.001, 6)
+    found = tnc.t3_claim(runs, 0.001, 6)
     d, headline = found.decision, found.headline
     assert d.verdict == "supported"
     assert headline.endswith("depth 6: post-norm 6/6, pre-norm 6/6; depth 24: post-norm 0/6, pre-norm 6/6")
@@ -274,7 +275,7 @@ def test_t2_claim_headline_counts_a_slow_run_as_trained():
     rows = [{"norm": n, "lr": 0.003, "warmup": w, "seed": s, "depth": 6, "diverged": False, "converged": True,
              "trained": not (n == "post" and w == 0 and s < 3), "stuck_at_2x": None} for n, w in arms for s in range(6)]
     rows[0].update(converged=False, stuck_at_2x=False)  # stuck at 300 steps, trained at 600: slow
-    found = npl.t2_claim(pd.DataFrame(rows), [0.003], 6)
+    found = tnc.t2_claim(pd.DataFrame(rows), [0.003], 6)
     d, headline = found.decision, found.headline
     assert headline.startswith("post-norm without warm-up fails in 2/6 at lr 0.003 (1 more trained only at twice")
     assert d.numbers["trained"]["post lr=0.003 warmup=0"] == "4/6" and "not converged" not in d.numbers

@@ -10,6 +10,7 @@ from skipanalysis import data, tasks
 from skipanalysis.models import UNet
 from skipanalysis.setting import Setting
 from skipanalysis.studies import unet_skips as sg
+from skipanalysis.studies import unet_skips_data as sd
 
 
 @pytest.mark.parametrize("skip", ["concat", "add", "none"])
@@ -99,15 +100,15 @@ def test_matched_decoder_has_concats_convolution_weights():
 
 def test_tiles_round_trip_by_hand():
     x = torch.arange(2 * 16).reshape(1, 2, 4, 4).float()
-    t = sg.tiles(x, 2)
+    t = sd.tiles(x, 2)
     assert t.shape == (4, 2, 2, 2)
     assert t[1, 0].tolist() == [[2, 3], [6, 7]]  # the top-right tile of channel 0
     with pytest.raises(ValueError, match="tile=3"):
-        sg.tiles(x, 3)
+        sd.tiles(x, 3)
 
 
 def test_isbi_split_holds_out_whole_slices():
-    train_set, test_set = sg.isbi_split(size=64, train_slices=24, tile=32)
+    train_set, test_set = sd.isbi_split(size=64, train_slices=24, tile=32)
     assert train_set.tensors[0].shape == (24 * 4, 1, 32, 32) and test_set.tensors[0].shape == (6, 1, 64, 64)
     full = data.isbi2012(size=64)
     # the held-out slices are the last six, whole (standardised grey values, the same masks)
@@ -115,7 +116,7 @@ def test_isbi_split_holds_out_whole_slices():
     assert "slices 24-29 whole" in data.describe(test_set) and "ISBI 2012" in data.describe(train_set)
     assert abs(train_set.tensors[0].mean().item()) < 1e-4
     with pytest.raises(ValueError, match="train_slices=30"):
-        sg.isbi_split(size=64, train_slices=30, tile=32)
+        sd.isbi_split(size=64, train_slices=30, tile=32)
 
 
 def test_local_thickness_by_hand():
@@ -123,7 +124,7 @@ def test_local_thickness_by_hand():
     m[0, 2, 1:14] = 1          # a 1-px line
     m[0, 6:9, 1:14] = 1        # a 3-px band
     m[0, 11:16, 3:8] = 1       # a 5x5 block touching the border
-    th = sg.local_thickness(m, max_radius=4)
+    th = sd.local_thickness(m, max_radius=4)
     assert (th[0, 2, 1:14] == 1).all()
     # the 3-px band holds the radius-1 disc (a plus: r^2 <= 1.5), which cannot reach the band's four corners
     assert (th[0, 6:9, 2:13] == 3).all() and th[0, 6, 1].item() == 1 and th[0, 7, 1].item() == 3
@@ -132,7 +133,7 @@ def test_local_thickness_by_hand():
     assert th[0, 11:16, 3:8].tolist() == [[1, 3, 5, 3, 1], [3, 5, 5, 5, 3], [5, 5, 5, 5, 5], [3, 5, 5, 5, 3],
                                           [1, 3, 5, 3, 1]]
     assert (th[m == 0] == 0).all()
-    cats, names = sg.thickness_categories(th, [1, 3])
+    cats, names = sd.thickness_categories(th, [1, 3])
     assert names == {1: "<= 1 px", 2: "3 px", 3: "> 3 px"}
     assert (cats[0, 2, 1:14] == 1).all() and (cats[0, 7, 1:14] == 2).all() and cats[0, 13, 5].item() == 3
     assert (cats[m == 0] == 0).all()
@@ -164,7 +165,7 @@ def test_skip_study_through_a_store_trains_once_and_scores_the_same(tmp_path, mo
 
     from skipanalysis import runs, train
 
-    train_set, test_set = sg.isbi_split(size=64, train_slices=24, tile=32)
+    train_set, test_set = sd.isbi_split(size=64, train_slices=24, tile=32)
     cfg = train.TrainConfig(epochs=1, batch_size=16, progress=False)
     calls, real = [], train.train
     monkeypatch.setattr(train, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -214,7 +215,7 @@ def test_a_users_mask_folder_loads_pairs_by_name(tmp_path):
     assert y[:, 0, 0].sum(-1).tolist() == [5, 4, 6]  # a, b, c in name order (b was written first with 4 columns)
     assert "3 labelled images, 32 px" in data.describe(d)
     assert data.mask_folder(tmp_path, size=16).tensors[1].shape == (3, 1, 16, 16)
-    train_set, test_set = sg.isbi_split(size=32, train_slices=2, tile=16, folder=tmp_path)
+    train_set, test_set = sd.isbi_split(size=32, train_slices=2, tile=16, folder=tmp_path)
     assert len(train_set) == 2 * 4 and len(test_set) == 1  # two images as 4 tiles each; the last held out whole
 
 
@@ -282,10 +283,10 @@ def test_elastic_deformation_keeps_masks_on_their_images():
     g = torch.Generator().manual_seed(5)
     yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
     mask = (((xx // 8) + (yy // 8)) % 2).float().reshape(1, 1, 64, 64).repeat(3, 1, 1, 1)  # a checkerboard
-    still_x, still_y = sg.elastic_deform(mask.clone(), mask.clone(), g, sigma=0.0)
+    still_x, still_y = sd.elastic_deform(mask.clone(), mask.clone(), g, sigma=0.0)
     assert torch.equal(still_y, mask) and torch.allclose(still_x, mask, atol=1e-5)  # no displacement: the identity
-    image, labels = sg.elastic_deform(mask.clone(), mask.clone(), torch.Generator().manual_seed(1), sigma=4.0)
-    again = sg.elastic_deform(mask.clone(), mask.clone(), torch.Generator().manual_seed(1), sigma=4.0)
+    image, labels = sd.elastic_deform(mask.clone(), mask.clone(), torch.Generator().manual_seed(1), sigma=4.0)
+    again = sd.elastic_deform(mask.clone(), mask.clone(), torch.Generator().manual_seed(1), sigma=4.0)
     assert torch.equal(image, again[0]) and torch.equal(labels, again[1])  # the same draw, the same field
     assert set(labels.unique().tolist()) <= {0.0, 1.0}
     assert (labels != mask).float().mean() > 0.05  # it moved
@@ -294,12 +295,12 @@ def test_elastic_deformation_keeps_masks_on_their_images():
 
 
 def test_isbi_split_adds_deformed_copies_of_the_training_slices():
-    plain_tr, plain_te = sg.isbi_split(size=64, train_slices=4, tile=32)
-    more_tr, more_te = sg.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=2)
+    plain_tr, plain_te = sd.isbi_split(size=64, train_slices=4, tile=32)
+    more_tr, more_te = sd.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=2)
     assert len(more_tr) == 3 * len(plain_tr) and torch.equal(more_tr.tensors[0][:len(plain_tr)], plain_tr.tensors[0])
     assert torch.equal(more_te.tensors[0], plain_te.tensors[0]) and "2 elastic copies" in more_tr.description
     with pytest.raises(ValueError, match="elastic_copies=-1 is not allowed"):
-        sg.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=-1)
+        sd.isbi_split(size=64, train_slices=4, tile=32, elastic_copies=-1)
 
 
 def test_step_times_interleave_the_variants_and_pair_them_by_round():

@@ -10,6 +10,7 @@ from skipanalysis import data
 from skipanalysis.rules import transformer_norm
 from skipanalysis.setting import Setting
 from skipanalysis.studies import transformer_norm as npl
+from skipanalysis.studies import transformer_norm_claims as tnc
 from skipanalysis.train import TrainConfig
 
 TEXT = ("the quick brown fox jumps over the lazy dog; " * 40) + "Zebra! " + ("a stitch in time saves nine. " * 10)
@@ -92,7 +93,7 @@ CFG = TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="
 
 def test_text_study_without_a_file_runs_nothing():
     assert npl.text_study(None, npl.Design.from_params(PARAMS), Setting(None, None, CFG)) is None
-    assert npl.text_evidence(None, "T2") == {}
+    assert tnc.text_evidence(None, "T2") == {}
 
 
 def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
@@ -107,11 +108,11 @@ def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
     assert repr(got.t3_decision) == repr(transformer_norm.t3(got.t3.to_dict("records")))
     assert got.decision("T2") is got.t2_decision and got.decision("T3") is got.t3_decision
     assert got.vocab == int(text[0].tensors[1].max()) + 1
-    ev = npl.text_evidence(got, "T3")["text_task"]
+    ev = tnc.text_evidence(got, "T3")["text_task"]
     assert ev["verdict"] == got.t3_decision.verdict
     assert "masked-character modelling of the text file corpus.txt" in ev["data"]
-    headline = npl.t3_claim(got.t3, 0.01, 5, got).headline
+    headline = tnc.t3_claim(got.t3, 0.01, 5, got).headline
     assert headline.endswith(f"; on the text task (masked-character modelling of the text file corpus.txt): "
                              f"{got.t3_decision.verdict}")
-    summary = npl.run_summary(got.outs, got.t3)
+    summary = tnc.run_summary(got.outs, got.t3)
     assert summary.runs.sum() == 25  # 15 + 20 runs less the 10 depth-1 runs without warm-up the sweep reused
