@@ -16,7 +16,7 @@ import pytest
 
 from skipanalysis import claims, rules, runs, tasks, train
 from skipanalysis.claims import ClaimBook
-from skipanalysis.pipeline import bundle, paper, report
+from skipanalysis.pipeline import bundle, paper_tables, report
 from skipanalysis.rules import core, degradation, equivalence
 from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
@@ -211,7 +211,7 @@ def test_imported_claims_make_a_replication_record(tmp_path, tiny, store):
     assert (bundle.replication("D1", "cpu", "supported", disagree)
             == "supported on 2 of 3 machines (inconclusive elsewhere)")
     records = [c for bk in claims.load_claims(a) for c in bk["claims"]]
-    cell = paper.claims_table_cell(records, others)
+    cell = paper_tables.claims_table_cell(records, others)
     html_text = cell.outputs[0]["data"]["text/html"]
     assert "supported on 2 of 2 machines" in html_text and records[0]["cite"] in html_text
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from skipanalysis.pipeline import estimate as es
+from skipanalysis.pipeline import estimate_work as ew
 
 CPU = torch.device("cpu")
 
@@ -44,12 +45,12 @@ def test_05_counts_a_reused_run_once():
     p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12, "lrs": [0.001, 0.003],
          "warmup": 400, "seeds": 3, "t3_warmup": 400, "t3_lr": 0.001, "t3_depths": [6, 12], "t3_seeds": 3,
          "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "", "text_seq_len": 16}
-    t3 = [w for w in es.work_05(p) if w.what == "T3: depth sweep"]
+    t3 = [w for w in ew.work_05(p) if w.what == "T3: depth sweep"]
     # post-norm at depth 12 with the grid's warm-up and rate is a warm-up grid run already; pre-norm with warm-up is not
     assert sorted((w.net.family, w.net.depth) for w in t3) == [("encoder-post-8", 6), ("encoder-pre-8", 6),
                                                                 ("encoder-pre-8", 12)]
-    assert not any("text" in w.what for w in es.work_05(p))
-    assert any("text" in w.what for w in es.work_05({**p, "text_path": "x.txt"}))
+    assert not any("text" in w.what for w in ew.work_05(p))
+    assert any("text" in w.what for w in ew.work_05({**p, "text_path": "x.txt"}))
 
 
 def test_depth_fit_by_hand():
@@ -59,10 +60,10 @@ def test_depth_fit_by_hand():
 
 
 def test_price_sums_hours_by_hand_and_scales_a_cpu_batch():
-    net = lambda d: es.cifar_net("plain", d)  # noqa: E731
-    work = [es.Work("01_degradation", "grid", net(20), 5, 1000, 128), es.Work("01_degradation", "grid", net(56), 5,
+    net = lambda d: ew.cifar_net("plain", d)  # noqa: E731
+    work = [ew.Work("01_degradation", "grid", net(20), 5, 1000, 128), ew.Work("01_degradation", "grid", net(56), 5,
                                                                               1000, 128),
-            es.Work("01_degradation", "grid", net(110), 2, 100, 128), es.Work("07", "eval", net(20), 1, 30, 128, 1)]
+            ew.Work("01_degradation", "grid", net(110), 2, 100, 128), ew.Work("07", "eval", net(20), 1, 30, 128, 1)]
     seen = []
 
     def timer(n, batch, device):
@@ -92,7 +93,7 @@ def test_a_saved_table_is_read_back(tmp_path):
 
 
 def test_step_seconds_times_a_real_step():
-    net = es.Net("tiny", 1, lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)), (3, 2, 2))
+    net = ew.Net("tiny", 1, lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)), (3, 2, 2))
     assert 0 < es.step_seconds(net, 4, CPU, min_run_time=0.01) < 1
 
 
@@ -151,7 +152,7 @@ def test_05_reuses_what_depth_sweep_loads_and_nothing_else():
     p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12, "lrs": [0.001],
          "warmup": 400, "seeds": 3, "t3_warmup": 0, "t3_lr": 0.001, "t3_depths": [12], "t3_seeds": 5,
          "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "", "text_seq_len": 16}
-    runs = lambda q: {w.net.family: w.runs for w in es.work_05(q) if w.what == "T3: depth sweep"}  # noqa: E731
+    runs = lambda q: {w.net.family: w.runs for w in ew.work_05(q) if w.what == "T3: depth sweep"}  # noqa: E731
     # no warm-up: both placements' grid runs at depth 12 serve the sweep, for the 3 seeds both lists hold
     assert runs(p) == {"encoder-post-8": 2, "encoder-pre-8": 2}
     # another length (quick: t3_epochs 3 against epochs 6) or a rate outside the grid: nothing loads
@@ -161,13 +162,13 @@ def test_05_reuses_what_depth_sweep_loads_and_nothing_else():
 def test_01_counts_d3_s_own_scratch_arm_when_its_budget_differs():
     p = {"epochs": 10.0, "construct_epochs": 10.0, "batch_size": 100, "n_train": 1000, "depths": [8, 14],
          "seeds": 3, "highway_seeds": 3, "lrs": [0.1]}
-    assert not any(w.what == "D3: from scratch" for w in es.work_01(p))  # D1's twice-the-budget runs serve
-    (scratch,) = [w for w in es.work_01({**p, "construct_epochs": 5.0}) if w.what == "D3: from scratch"]
+    assert not any(w.what == "D3: from scratch" for w in ew.work_01(p))  # D1's twice-the-budget runs serve
+    (scratch,) = [w for w in ew.work_01({**p, "construct_epochs": 5.0}) if w.what == "D3: from scratch"]
     assert (scratch.runs, scratch.steps) == (3, 100 + 50)
 
 
 def test_rate_choices_count_their_runs():
-    assert es.selection_runs(5, [0.1]) == 5
-    assert es.selection_runs(5, [0.05, 0.1]) == 7
-    assert es.selection_runs(5, [0.05, 0.1], "each") == 10
-    assert es.selection_runs(5, [0.05, 0.1], "first") == 6
+    assert ew.selection_runs(5, [0.1]) == 5
+    assert ew.selection_runs(5, [0.05, 0.1]) == 7
+    assert ew.selection_runs(5, [0.05, 0.1], "each") == 10
+    assert ew.selection_runs(5, [0.05, 0.1], "first") == 6

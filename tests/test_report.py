@@ -2,7 +2,7 @@
 
 import re
 
-from skipanalysis.pipeline import paper, report
+from skipanalysis.pipeline import paper, paper_tables, report
 
 from conftest import ROOT
 
@@ -29,13 +29,13 @@ def test_s1_conclusion_reads_only_context_dependent_empirical_verdicts():
 
 
 def test_latex_escape_and_evidence_format():
-    assert paper.latex_escape("a_b & 50% $x$ {y} ~^\\") == \
+    assert paper_tables.latex_escape("a_b & 50% $x$ {y} ~^\\") == \
         r"a\_b \& 50\% \$x\$ \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
-    assert paper.format_evidence({"a": 1.23456, "b": [1, 2, 3]}) == "a=1.23; b=[1, 2, 3]"
+    assert paper_tables.format_evidence({"a": 1.23456, "b": [1, 2, 3]}) == "a=1.23; b=[1, 2, 3]"
 
 
 def test_math_becomes_mathml_outside_code():
-    out = paper.markdown_math_to_mathml("area $L(L+1)/2$ and `$not math$` and $$x^2$$")
+    out = paper_tables.markdown_math_to_mathml("area $L(L+1)/2$ and `$not math$` and $$x^2$$")
     assert out.count("<math") == 2 and "`$not math$`" in out and 'display="block"' in out
 
 
@@ -51,11 +51,12 @@ def test_exported_html_keeps_the_mathml_whole():
 
 
 def test_claims_table_colours_each_verdict():
-    cell = paper.claims_table_cell([_rec("D1", "supported"), _rec("D2", "refuted"), _rec("C6", "not measured here"),
-                                     _rec("E1", "verified", kind="identity"), _rec("E2", "failed", kind="identity")])
+    cell = paper_tables.claims_table_cell([_rec("D1", "supported"), _rec("D2", "refuted"),
+                                           _rec("C6", "not measured here"), _rec("E1", "verified", kind="identity"),
+                                           _rec("E2", "failed", kind="identity")])
     html = cell.outputs[0]["data"]["text/html"]
     latex = cell.outputs[0]["data"]["text/latex"]
-    for verdict, colour in paper.VERDICT_COLORS.items():
+    for verdict, colour in paper_tables.VERDICT_COLORS.items():
         if verdict != "inconclusive":
             assert colour in html and colour in latex
     assert "longtable" in latex
@@ -63,10 +64,10 @@ def test_claims_table_colours_each_verdict():
 
 def test_the_claims_table_keeps_identities_apart_and_the_evidence_for_the_appendix():
     recs = [_rec("D1", "supported"), {**_rec("E1", "verified", kind="identity"), "rule": "exact: x == y"}]
-    html = paper.claims_table_cell(recs).outputs[0]["data"]["text/html"]
+    html = paper_tables.claims_table_cell(recs).outputs[0]["data"]["text/html"]
     assert html.index("Empirical claims") < html.index("<b>D1</b>") < html.index("Identities") < html.index("<b>E1</b>")
     assert "a=1.23" not in html and "exact: x == y" not in html  # neither evidence nor rule in the table
-    appendix = paper.evidence_appendix_cells([{**r, "notebook": "01_x"} for r in recs])
+    appendix = paper_tables.evidence_appendix_cells([{**r, "notebook": "01_x"} for r in recs])
     text = appendix[-1].outputs[0]["data"]["text/html"]
     assert "a=1.23" in text and "exact: x == y" in text and "b=[1, 2, 3]" in text
 

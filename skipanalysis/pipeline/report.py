@@ -24,7 +24,8 @@ from .. import outputs
 from ..claims import compare_verdicts, load_claims
 from ..provenance import write_atomic, write_between, write_json_atomic
 from .bundle import explain
-from .paper import build_paper, markdown_math_to_mathml, notebook_timings, timings_summary, timings_table
+from .paper import build_paper, notebook_timings, timings_summary, timings_table
+from .paper_tables import markdown_math_to_mathml
 
 PDF_HINT = ("PDF skipped: xelatex (and pandoc) not found. Debian/Ubuntu: sudo apt-get install texlive-xetex "
             "texlive-fonts-recommended texlive-plain-generic pandoc; macOS: brew install --cask mactex-no-gui "
