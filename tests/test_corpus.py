@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skipanalysis import corpus, data
+from skipanalysis import corpus, masked_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_the_full_profile_trains_05_on_the_built_text():
 
 def test_a_missing_text_says_how_to_build_it(tmp_path):
     with pytest.raises(ValueError, match=r"text_path=.*no such file.*make text"):
-        data.text_task(tmp_path / "none.txt", 8, 8)
+        masked_text.text_task(tmp_path / "none.txt", 8, 8)
 
 
 def test_a_missing_sdist_is_one_line(tmp_path, capsys):

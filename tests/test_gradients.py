@@ -20,6 +20,7 @@ from skipanalysis.models.resnet import SkipEveryNet
 from skipanalysis.setting import Setting
 from skipanalysis.studies import gradient_flow as gr
 from skipanalysis.studies import gradient_flow_claims as gfc
+from skipanalysis.studies import gradient_flow_lesions as gfl
 
 
 def _identity_residual(depth=14):
@@ -160,7 +161,7 @@ def test_lesion_damage_of_identity_blocks_is_zero_and_path_length_by_hand():
     with torch.no_grad():
         y = m(x).argmax(1)
     ds = TensorDataset(x, y)  # labels the intact net gets right: intact error 0
-    les = gr.lesion_study({("residual", 0): m}, ds, chance=0.9)
+    les = gfl.lesion_study({("residual", 0): m}, ds, chance=0.9)
     assert len(les) == len(m.blocks) and (les.base_err == 0).all() and (les.damage == 0).all()
     paths = pd.DataFrame({"seed": [0, 0, 1, 1], "length": [0, 1, 0, 1], "share_of_grad": [0.5, 0.5, 0.25, 0.75]})
     assert gfc.mean_path_lengths(paths).tolist() == [0.5, 0.75]
@@ -194,13 +195,13 @@ def test_g5_measurements_through_a_store_are_made_once_and_match_the_direct_ones
     torch.manual_seed(0)
     nets = {(f, s): cifar_resnet(14, f).eval() for f in ("plain", "residual") for s in (0, 1)}
     ds = tasks.texture_classification(16, 8, seed=2)
-    calls, real = [], gr.lesion_study
-    monkeypatch.setattr(gr, "lesion_study", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls, real = [], gfl.lesion_study
+    monkeypatch.setattr(gfl, "lesion_study", lambda *a, **k: calls.append(1) or real(*a, **k))
     store = rs.RunStore(tmp_path / "store")
-    design = gr.Lesioning(0.9, 0, 2, max_k=2, draws=2, path_images=8)
+    design = gfl.Lesioning(0.9, 0, 2, max_k=2, draws=2, path_images=8)
     setting = Setting(ds, ds, train.TrainConfig(), store=store)  # the nets are measured on setting.test
-    a = gr.g5_measurements(nets, design, setting)
-    b = gr.g5_measurements(nets, design, setting)
+    a = gfl.g5_measurements(nets, design, setting)
+    b = gfl.g5_measurements(nets, design, setting)
     assert len(calls) == 1
     for x, y in zip(a, b):
         pd.testing.assert_frame_equal(x, y)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from skipanalysis import data, executors, keys, runs, tasks, train
+from skipanalysis import data, executors, keys, masked_text, runs, tasks, train
 from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
 
@@ -78,15 +78,15 @@ def _run_b(config):
 
 
 def test_the_helpers_a_run_function_reaches_are_part_of_the_key(monkeypatch):
-    from skipanalysis.studies import gradient_flow as gr
+    from skipanalysis.studies import gradient_flow_lesions as gfl
 
-    before = keys.fn_fingerprint(gr.g5_run, "c")
+    before = keys.fn_fingerprint(gfl.g5_run, "c")
     assert {"g5_run", "lesion_study", "single_lesions",
-            "path_gradients"} <= {o.__name__ for o in keys._reached(gr.g5_run)}
+            "path_gradients"} <= {o.__name__ for o in keys._reached(gfl.g5_run)}
     monkeypatch.setattr(train, "train", lambda *a, **k: None)  # the training code is fingerprinted whole instead
-    assert keys.fn_fingerprint(gr.g5_run, "c") == before
-    monkeypatch.setattr(gr, "single_lesions", lambda *a, **k: None)  # an edited helper: another key
-    assert keys.fn_fingerprint(gr.g5_run, "c") != before
+    assert keys.fn_fingerprint(gfl.g5_run, "c") == before
+    monkeypatch.setattr(gfl, "single_lesions", lambda *a, **k: None)  # an edited helper: another key
+    assert keys.fn_fingerprint(gfl.g5_run, "c") != before
 
 
 def test_run_keys_follow_the_code_they_reach(monkeypatch):
@@ -114,7 +114,7 @@ def test_run_keys_follow_the_code_they_reach(monkeypatch):
     reached = {o.__name__ for o in keys._reached(dg.train_run)}
     assert "to_device" in reached and "text_task" not in reached  # data helpers count function by function
     before01, before05 = keys.fn_fingerprint(dg.train_run, "c"), keys.fn_fingerprint(npl.t4_study, "c")
-    monkeypatch.setattr(data, "text_task", lambda *a, **k: None)  # edited sequence tasks
+    monkeypatch.setattr(masked_text, "text_task", lambda *a, **k: None)  # edited sequence tasks
     monkeypatch.setattr(tasks, "local_task", lambda *a, **k: None)
     assert keys.fn_fingerprint(dg.train_run, "c") == before01
     assert keys.fn_fingerprint(npl.t4_study, "c") != before05  # 05's T4 builds its task in the run: re-keyed

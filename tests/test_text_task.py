@@ -1,4 +1,4 @@
-"""data.text_task (masked-character modelling of a text file) and notebook 05's T2/T3 on it."""
+"""masked_text.text_task (masked-character modelling of a text file) and notebook 05's T2/T3 on it."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipanalysis import data
+from skipanalysis import masked_text
 from skipanalysis.rules import transformer_norm
 from skipanalysis.setting import Setting
 from skipanalysis.studies import transformer_norm as npl
@@ -24,14 +24,14 @@ def _write(tmp_path, text=TEXT, name="corpus.txt"):
 
 def test_symbols_by_frequency_with_one_id_for_the_rest_and_one_for_the_mask(tmp_path):
     p = _write(tmp_path, "aaaabbbccd" * 20)  # a 80, b 60, c 40, d 20 per 200 characters
-    train, test, about = data.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=4)  # keeps a, b; c, d -> other
+    train, test, about = masked_text.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=4)  # keeps a, b; c, d -> other
     x, y = train.tensors
     assert about["symbols"] == 4 and about["kept_share"] == pytest.approx(0.7)
     scored = y != -100
     assert set(y[scored].tolist()) <= {0, 1, 2}  # a = 0, b = 1, the rest = 2; the mask (3) is never a target
     assert (x[scored] == 3).all() and (x[~scored] != 3).all()  # masked inputs carry the mask id, and only they do
     # with 4 kept symbols (max_symbols=6) every id reads back as the character: the windows are pieces of the text
-    train, test, _ = data.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=6)
+    train, test, _ = masked_text.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=6)
     chars = "abcd"
     text = "aaaabbbccd" * 20
     for part, (lo, hi) in ((train, (0, 180)), (test, (180, 200))):
@@ -43,7 +43,7 @@ def test_symbols_by_frequency_with_one_id_for_the_rest_and_one_for_the_mask(tmp_
 
 def test_mask_rate_and_at_least_one_mask_a_window(tmp_path):
     p = _write(tmp_path)
-    train, _, about = data.text_task(p, 2000, 10, seq_len=32, seed=1, mask_rate=0.15)
+    train, _, about = masked_text.text_task(p, 2000, 10, seq_len=32, seed=1, mask_rate=0.15)
     scored = train.tensors[1] != -100
     assert scored.any(1).all()
     # each position masked with p = 0.15, plus one forced position a window (p <= 1/32 more): mean within
@@ -56,20 +56,20 @@ def test_mask_rate_and_at_least_one_mask_a_window(tmp_path):
 
 def test_same_seed_same_windows_other_seed_other_windows(tmp_path):
     p = _write(tmp_path)
-    a, b, c = (data.text_task(p, 64, 16, 16, seed=s)[0].tensors for s in (3, 3, 4))
+    a, b, c = (masked_text.text_task(p, 64, 16, 16, seed=s)[0].tensors for s in (3, 3, 4))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[0], c[0])
 
 
 def test_bad_files_give_one_line_naming_text_path(tmp_path):
     with pytest.raises(ValueError, match=r"text_path=.*no such file"):
-        data.text_task(tmp_path / "missing.txt", 8, 8)
+        masked_text.text_task(tmp_path / "missing.txt", 8, 8)
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9 ".encode("latin-1") * 100)
     with pytest.raises(ValueError, match=r"text_path=.*not UTF-8"):
-        data.text_task(bad, 8, 8)
+        masked_text.text_task(bad, 8, 8)
     with pytest.raises(ValueError, match=r"text_path=.*100 characters; windows of seq_len=64"):
-        data.text_task(_write(tmp_path, "x" * 100, "short.txt"), 8, 8, seq_len=64)
+        masked_text.text_task(_write(tmp_path, "x" * 100, "short.txt"), 8, 8, seq_len=64)
 
 
 def test_loss_and_error_score_only_masked_positions():
@@ -97,7 +97,7 @@ def test_text_study_without_a_file_runs_nothing():
 
 
 def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
-    text = data.text_task(_write(tmp_path), 48, 16, seq_len=8, seed=0)
+    text = masked_text.text_task(_write(tmp_path), 48, 16, seq_len=8, seed=0)
     design = npl.Design.from_params(PARAMS)
     assert design.seed_list == design.t3_seed_list == list(range(5))
     assert design.arms == [("post", 0), ("post", 2), ("pre", 0)]

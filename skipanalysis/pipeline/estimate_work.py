@@ -143,7 +143,7 @@ def work_05(p: Mapping[str, Any]) -> list[Work]:
     out += [Work(nb, "T4: local control task", encoder(norm, p["depth"], p, p["seq_len"], p["vocab"]), p["seeds"],
                  steps, b) for norm in ("post", "pre")]
     if p.get("text_path"):
-        out += task(" (text)", p["text_seq_len"], 64)  # data.text_task's 64 symbols
+        out += task(" (text)", p["text_seq_len"], 64)  # masked_text.text_task's 64 symbols
     return out
 
 

@@ -305,7 +305,7 @@ def depth_sweep(design: Design, setting: Setting, done: pd.DataFrame | None = No
 
 
 def text_study(text: tuple | None, design: Design, setting: Setting) -> TextRuns | None:
-    """T2 and T3 again on a real text task: ``text`` is ``data.text_task``'s ``(train, test, about)`` (None: no
+    """T2 and T3 again on a real text task: ``text`` is ``masked_text.text_task``'s ``(train, test, about)`` (None: no
     text file named, nothing runs), in place of ``setting``'s data. The same arms, rates, seeds and recipe as on the
     procedural task (``design``): the warm-up grid and the depth sweep; each claim's rule applied to these runs alone.
     """
