@@ -41,6 +41,7 @@ from ..measure import machines
 from ..studies import cost
 from ..studies import degradation as dg
 from . import estimate as full_estimate
+from .estimate_work import work_01
 from .runner import resolved_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +71,9 @@ def hardware_file(device, out: Path, profile: str, commit: str | None = None) ->
 
 
 def full_runs(p: Mapping[str, Any], n_train: int = 50_000) -> pd.DataFrame:
-    """Notebook 01's training runs under its full parameters ``p`` (``estimate.work_01``, on ``n_train`` images):
+    """Notebook 01's training runs under its full parameters ``p`` (``estimate_work.work_01``, on ``n_train`` images):
     one row per (kind, depth, what) with the number of runs and the steps of each."""
-    work = full_estimate.work_01({**p, "n_train": n_train})
+    work = work_01({**p, "n_train": n_train})
     return pd.DataFrame([{"kind": w.net.family, "depth": w.net.depth, "runs": w.runs, "steps": w.steps,
                           "what": w.what} for w in work]).assign(images=lambda t: t.runs * t.steps * p["batch_size"])
 
