@@ -3,26 +3,24 @@
 A run's config names its model by one of these strings plus keyword arguments, so the config is plain JSON and
 any part of the study can rebuild the net from it (the run store, lesions, landscapes).
 
-==========================  =============================================================  ==========================
-name                        the network                                                    keywords
-==========================  =============================================================  ==========================
-``plain-D``                 CIFAR net of He et al. 2016, depth D = 6n+2, no shortcuts       num_classes, in_channels,
-``resnet-D``                ... with identity (option A) shortcuts                          width, bn
-``highway-D``               ... with gated shortcuts (Srivastava et al. 2015)               + gate_bias
-``se-resnet-D``             ... residual with squeeze-and-excitation branches (Hu et al.)
-``bottleneck-resnet-D``     pre-activation bottleneck ResNet, depth 9n+2 (164: He et al.)   num_classes, in_channels,
-                                                                                           width
-``densenet-N``              DenseNet-BC, 3 blocks of N layers (Huang et al. 2017)           growth, num_classes,
-``csp-densenet-N``          ... with cross-stage partial blocks (Wang et al. 2020)          in_channels
-``preact-stage-N``          one stage of N pre-activation residual blocks                   width, num_classes, ...
-``dense-stage-N``           one dense block of N layers                                     growth, num_classes, ...
-``chain-N``                 N conv-BN-ReLU layers; ``every=S`` adds a shortcut every S      width, every, ...
-``unet-SKIP``               U-Net with ``concat``, ``add`` or ``none`` long skips            in_channels, depth, base,
-                                                                                           decoder_mid, out_channels
-``encoder-pre``             transformer encoder, pre-norm or post-norm (Xiong et al. 2020)  vocab, seq_len, depth,
-``encoder-post``                                                                           d_model, n_heads, d_ff
-``tv:NAME``                 ``torchvision.models.NAME(weights=None)`` (resnet50, ...)
-==========================  =============================================================  ==========================
+The names, what each builds, and its keywords:
+
+- ``plain-D``: the CIFAR net of He et al. 2016, depth D = 6n+2, no shortcuts; ``resnet-D``: with
+  identity (option A) shortcuts; ``highway-D``: with gated shortcuts (Srivastava et al. 2015; also
+  ``gate_bias``); ``se-resnet-D``: residual with squeeze-and-excitation branches (Hu et al.).
+  Keywords: num_classes, in_channels, width, bn.
+- ``bottleneck-resnet-D``: the pre-activation bottleneck ResNet, depth 9n+2 (164: He et al.).
+  Keywords: num_classes, in_channels, width.
+- ``densenet-N``: DenseNet-BC, 3 blocks of N layers (Huang et al. 2017); ``csp-densenet-N``: with
+  cross-stage partial blocks (Wang et al. 2020). Keywords: growth, num_classes, in_channels.
+- ``preact-stage-N``: one stage of N pre-activation residual blocks (width, num_classes, ...);
+  ``dense-stage-N``: one dense block of N layers (growth, num_classes, ...).
+- ``chain-N``: N conv-BN-ReLU layers; ``every=S`` adds a shortcut every S (width, every, ...).
+- ``unet-SKIP``: U-Net with ``concat``, ``add`` or ``none`` long skips. Keywords: in_channels,
+  depth, base, decoder_mid, out_channels.
+- ``encoder-pre``, ``encoder-post``: transformer encoder, pre-norm or post-norm (Xiong et al.
+  2020). Keywords: vocab, seq_len, depth, d_model, n_heads, d_ff.
+- ``tv:NAME``: ``torchvision.models.NAME(weights=None)`` (resnet50, ...).
 
 The CIFAR family receives its block class from here (``block=``, as timm does), so ``resnet.py`` knows nothing of
 highway or squeeze-and-excitation blocks.
