@@ -8,7 +8,7 @@ from torch import nn
 from skipanalysis.measure import flops, memory, timing
 from skipanalysis.measure import machines as hwfiles
 from skipanalysis.models import DenseBlock
-from skipanalysis.studies import cost
+from skipanalysis.studies import cost, cost_claims
 
 
 def test_conv_and_linear_flops_by_hand():
@@ -116,24 +116,24 @@ def _hw(device_type, times=True, dense_slower=1.3):
 
 
 def test_device_claims_gpu_cpu_and_old_files():
-    gpu = {f.claim: f for f in cost.device_claims(_hw("cuda"))}
+    gpu = {f.claim: f for f in cost_claims.device_claims(_hw("cuda"))}
     assert gpu["C6"].decision.verdict == "supported" and gpu["C8"].decision.verdict == "supported"
     assert gpu["C6"].device == "cuda (Test GPU)"
-    cpu = {f.claim: f for f in cost.device_claims(_hw("cpu", dense_slower=0.8))}
+    cpu = {f.claim: f for f in cost_claims.device_claims(_hw("cpu", dense_slower=0.8))}
     assert cpu["C6"].decision.verdict == "not measured here"  # a CPU number is never a verdict on a GPU claim
     assert cpu["C8"].decision.verdict == "refuted"  # DenseNet-121 also trains faster there
-    old = {f.claim: f for f in cost.device_claims(_hw("cuda", times=False))}
+    old = {f.claim: f for f in cost_claims.device_claims(_hw("cuda", times=False))}
     assert old["C6"].decision.verdict == old["C8"].decision.verdict == "inconclusive"
 
 
 def test_machine_claims_mark_unmeasured_types_and_record_in_one_call(tmp_path):
     from skipanalysis.claims import ClaimBook
 
-    found = cost.machine_claims({"cpu-test": _hw("cpu")})
+    found = cost_claims.machine_claims({"cpu-test": _hw("cpu")})
     book = ClaimBook("04_cost", tmp_path, "cpu (Test CPU, 2 threads)", "smoke")
     book.add(*found)
     assert [(r["id"], r["device"]) for r in book.to_dict()["claims"]] == [(f.claim, f.device) for f in found]
-    rows = {(r.claim, r.device): r.verdict for r in cost.machine_table(found).itertuples()}
+    rows = {(r.claim, r.device): r.verdict for r in cost_claims.machine_table(found).itertuples()}
     assert rows[("C6", "cuda (no machine measured)")] == "not measured here"
     assert ("C6", "xla (no machine measured)") not in rows  # C6 is a GPU claim
     assert rows[("C8", "xla (no machine measured)")] == "not measured here"
@@ -149,9 +149,9 @@ def test_weight_load_times_reads_files(tmp_path):
 def test_count_claims_read_the_published_counts():
     import pandas as pd
 
-    counts = pd.DataFrame({"parameters": [25_557_032, 7_978_856], cost.FVCORE: [4.11, 2.87],
-                           cost.FLOP_COUNTER: [8.18, 5.67]}, index=["resnet50", "densenet121"])
-    f1, f2 = cost.count_claims(counts, 224)
+    counts = pd.DataFrame({"parameters": [25_557_032, 7_978_856], cost_claims.FVCORE: [4.11, 2.87],
+                           cost_claims.FLOP_COUNTER: [8.18, 5.67]}, index=["resnet50", "densenet121"])
+    f1, f2 = cost_claims.count_claims(counts, 224)
     assert (f1.claim, f1.decision.verdict, f2.claim, f2.decision.verdict) == ("C1", "verified", "C2", "verified")
     assert "0.31 of ResNet-50's 25.56M" in f1.headline and "2.87 GMAC vs ResNet-50's 4.11" in f2.headline
 
@@ -205,7 +205,7 @@ def test_the_efficient_densenet_keeps_outputs_and_gradients_and_the_allocator_pe
     assert cost.densenet_peaks("cpu") is None
     rows = [{"block": b, "layers": n, "saved_bytes": 1000 * n + (5 * n * n if b == "dense" else 0), "times": [1.0] * 5}
             for b in ("dense", "dense (checkpointed)", "residual") for n in (2, 4, 8)]
-    found = cost.memory_claims(pd.DataFrame(rows), [2, 4, 8], {}, None)
+    found = cost_claims.memory_claims(pd.DataFrame(rows), [2, 4, 8], {}, None)
     assert found[1].evidence["allocator_peaks"] == "CUDA only: not measured on this device"
     if not torch.cuda.is_available():
         pytest.skip("the allocator's peak is read on CUDA only (no GPU here); the CPU path is checked above")

@@ -12,6 +12,7 @@ from skipanalysis import data, tasks, train
 from skipanalysis.models import cifar_resnet
 from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
+from skipanalysis.studies import degradation_construction as dc
 
 from conftest import ROOT
 
@@ -26,11 +27,11 @@ def _trained_plain(depth=8, steps=3):
 
 def test_identity_blocks_reproduce_the_shallow_net():
     shallow, ds = _trained_plain(8)
-    deep = dg.deepen_with_identity(shallow, 20, ds.tensors[0][:100])
+    deep = dc.deepen_with_identity(shallow, 20, ds.tensors[0][:100])
     assert len(deep.blocks) == 9 and sum(1 for _ in deep.parameters()) > sum(1 for _ in shallow.parameters())
     assert dg.max_output_difference(shallow, deep, ds.tensors[0][100:]) < 1e-5
     with pytest.raises(ValueError, match="plain"):
-        dg.deepen_with_identity(cifar_resnet(8, "residual"), 20, ds.tensors[0][:10])
+        dc.deepen_with_identity(cifar_resnet(8, "residual"), 20, ds.tensors[0][:10])
 
 
 def test_block_distances_zero_for_identity_residual_blocks():

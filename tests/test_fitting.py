@@ -11,6 +11,7 @@ import torch
 from skipanalysis import fitting, keys, tasks, train
 from skipanalysis.models import create
 from skipanalysis.studies import degradation as dg
+from skipanalysis.studies import degradation_construction as dc
 from skipanalysis.studies import equivalence as eq
 from skipanalysis.studies import gradient_flow as gr
 from skipanalysis.studies import param_efficiency as ef
@@ -56,7 +57,7 @@ def test_fit_takes_a_built_net_or_a_builder_called_after_seeding():
     assert fitting.seed_of({"recipe": {"seed": 7}}) == 7 and fitting.seed_of(config) == 5
 
 
-@pytest.mark.parametrize("fn", [dg.train_run, dg.construct_run, eq.train_run, gr.train_run, ef.train_run,
+@pytest.mark.parametrize("fn", [dg.train_run, dc.construct_run, eq.train_run, gr.train_run, ef.train_run,
                                 npl.train_run, sg.train_run])
 def test_every_study_trains_through_the_skeleton_and_is_keyed_by_it(fn):
     assert fitting.fit in keys._reached(fn)  # editing the skeleton re-keys every training run

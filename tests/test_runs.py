@@ -15,6 +15,7 @@ import torch
 from skipanalysis import data, executors, keys, masked_text, runs, tasks, train
 from skipanalysis.setting import Setting
 from skipanalysis.studies import degradation as dg
+from skipanalysis.studies import degradation_construction as dc
 
 from conftest import ROOT
 
@@ -381,14 +382,14 @@ def test_the_identity_construction_trains_on_once(tmp_path, tiny, monkeypatch):
     store = runs.RunStore(tmp_path / "store")
     _, final, models = dg.depth_study(PLAIN.but(depths=(8, 14), seeds=(0, 1)), Setting(ds, test, cfg, store=store))
     calls = _count_training(monkeypatch)
-    d3, setting = dg.Construction(PLAIN.but(depths=(8, 14), seeds=(0, 1)), 1.0), Setting(ds, test, cfg, store=store)
-    a = dg.construction_study(d3, setting, models, final)
+    d3, setting = dc.Construction(PLAIN.but(depths=(8, 14), seeds=(0, 1)), 1.0), Setting(ds, test, cfg, store=store)
+    a = dc.construction_study(d3, setting, models, final)
     assert len(calls) == 4  # per seed: the constructed net and the scratch net at the equal total budget
-    b = dg.construction_study(d3, setting, models, final)
+    b = dc.construction_study(d3, setting, models, final)
     assert len(calls) == 4  # loaded: the same table and verdict
     assert a.table.equals(b.table) and a.finding.decision.verdict == b.finding.decision.verdict
     assert a.per_seed.seed.tolist() == [0, 1] and a.finding.decision.numbers["seeds"] == 2
-    dg.construction_study(replace(d3, epochs=2.0), setting, models, final)  # more epochs: trained again
+    dc.construction_study(replace(d3, epochs=2.0), setting, models, final)  # more epochs: trained again
     assert len(calls) == 8
 
 
