@@ -1,24 +1,26 @@
-"""Datasets: real ones first (shipped subsets, the full CIFAR-10), procedural ones for controlled runs.
+"""Datasets: real ones first (shipped subsets, the full CIFAR-10), procedural ones for controlled
+runs.
 
 Real data, offline:
-- ``cifar10_subset``: the class-balanced CIFAR-10 subset shipped in ``data/``
-  (10,000 train / 2,000 test JPEG images; built by ``skipanalysis.subsets``,
-  provenance in ``data/README.md``); the quick profile's images.
-- ``cifar10``: the full CIFAR-10 (Krizhevsky 2009) from ``CIFAR10_DIR`` (torchvision's
-  batch format or an ImageFolder) or torchvision's download into ``data/datasets/``.
+- ``cifar10_subset``: the class-balanced CIFAR-10 subset shipped in ``data/`` (10,000 train / 2,000
+  test JPEG images; built by ``skipanalysis.subsets``, provenance in ``data/README.md``); the quick
+  profile's images.
+- ``cifar10``: the full CIFAR-10 (Krizhevsky 2009) from ``CIFAR10_DIR`` (torchvision's batch format
+  or an ImageFolder) or torchvision's download into ``data/datasets/``.
 - ``isbi2012``: the 30 labelled ISBI 2012 EM slices (U-Net's data) shipped in ``data/``.
 - ``image_folder``: a user's own images, one sub-folder per class.
-- ``load_classification``: one entry point for the notebooks; every set it returns
-  carries a ``description`` naming data set, source, sizes and resolution.
+- ``load_classification``: one entry point for the notebooks; every set it returns carries a
+  ``description`` naming data set, source, sizes and resolution.
 
-Procedural data, generated from a seed (the same tensors on any machine), for smoke
-runs and for controlled experiments that need a knob real data lack:
+Procedural data, generated from a seed (the same tensors on any machine), for smoke runs and for
+controlled experiments that need a knob real data lack:
 - ``texture_classification``: oriented gratings with a distractor and noise.
 - ``segmentation_shapes``: curves, blobs and regions of controlled fineness.
 - ``reversal_task``: token sequences whose targets need long-range mixing.
 - ``local_task``: its control, token sequences whose targets need the previous token only.
 
-Real text (notebook 05's masked-character modelling, ``text_task``) is in ``skipanalysis.masked_text``.
+Real text (notebook 05's masked-character modelling, ``text_task``) is in
+``skipanalysis.masked_text``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def train_test_split(data: TensorDataset, n_test: int) -> tuple[TensorDataset, T
     n = len(tensors[0])
     if not 0 < n_test < n:
         raise ValueError(f"n_test={n_test!r}: must be between 1 and {n - 1}")
-    return TensorDataset(*(t[:-n_test] for t in tensors)), TensorDataset(*(t[-n_test:] for t in tensors))
+    return TensorDataset(*(t[:-n_test] for t in tensors)), TensorDataset(
+        *(t[-n_test:] for t in tensors))
 
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -56,8 +59,8 @@ SHIPPED_TRAIN, SHIPPED_TEST = 10_000, 2_000
 class LabelledData(TensorDataset):
     """A ``TensorDataset`` that also says what it holds (data set, source, sizes, resolution).
 
-    ``description`` is the sentence a claim's evidence quotes, e.g.
-    ``"CIFAR-10 (JPEG export), shipped class-balanced subset: 5,000 train / 1,000 test images, 16 px"``.
+    ``description`` is the sentence a claim's evidence quotes, e.g. ``"CIFAR-10 (JPEG export),
+    shipped class-balanced subset: 5,000 train / 1,000 test images, 16 px"``.
     """
 
     def __init__(self, *tensors: torch.Tensor, description: str = "") -> None:
@@ -66,7 +69,8 @@ class LabelledData(TensorDataset):
 
 
 def describe(data: TensorDataset) -> str:
-    """The data description of a ``LabelledData`` (an empty string for a plain ``TensorDataset``)."""
+    """The data description of a ``LabelledData`` (an empty string for a plain
+    ``TensorDataset``)."""
     return getattr(data, "description", "")
 
 
@@ -80,13 +84,15 @@ def _decode_images(blobs: list[bytes]) -> torch.Tensor:
     arrs = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.uint8) for b in blobs]
     sizes = {a.shape for a in arrs}
     if len(sizes) != 1:
-        raise ValueError(f"images of different sizes {sorted(sizes)[:3]}: resize them to one size first")
+        raise ValueError(
+            f"images of different sizes {sorted(sizes)[:3]}: resize them to one size first")
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
 
 
 def _imagefolder_tensors(members: dict[tuple[str, str], list[tuple[str, bytes]]], split: str,
                          where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images and labels of one split of ``{(split, class): [(name, bytes)]}``, classes in CIFAR-10's order."""
+    """Images and labels of one split of ``{(split, class): [(name, bytes)]}``, classes in
+    CIFAR-10's order."""
 
     classes = sorted(c for s, c in members if s == split)
     if not classes:
@@ -100,19 +106,23 @@ def _imagefolder_tensors(members: dict[tuple[str, str], list[tuple[str, bytes]]]
     return _decode_images(blobs), torch.tensor(labels, dtype=torch.long)
 
 
-def cifar10_subset(archive: str | os.PathLike | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The shipped class-balanced CIFAR-10 subset: ``{"train": (x uint8, y), "test": (x uint8, y)}``.
+def cifar10_subset(
+    archive: str | os.PathLike | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The shipped class-balanced CIFAR-10 subset: ``{"train": (x uint8, y), "test": (x uint8,
+    y)}``.
 
-    Decoded once per archive content: the tensors are kept in ``.cache/`` beside the archive (joblib.Memory, keyed by
-    the archive's sha256), so a re-executed notebook reads them instead of decoding 12,000 JPEGs again.
+    Decoded once per archive content: the tensors are kept in ``.cache/`` beside the archive
+    (joblib.Memory, keyed by the archive's sha256), so a re-executed notebook reads them instead of
+    decoding 12,000 JPEGs again.
 
     Raises:
         ValueError: the archive is missing (naming the file and ``make data``).
     """
     archive = Path(archive) if archive else SHIPPED_CIFAR10
     if not archive.is_file():
-        raise ValueError(f"the shipped CIFAR-10 subset {archive} is missing; rebuild it with `make data` "
-                         "(needs the archives of ../shared/datasets) or restore it with git checkout")
+        raise ValueError(f"the shipped CIFAR-10 subset {archive} is missing; rebuild it with `make "
+                         "data` (needs the archives of ../shared/datasets) or restore it with git "
+                         "checkout")
     return _decoded(_decode_subset, archive)
 
 
@@ -123,9 +133,9 @@ def _decode_subset(archive: str, sha256: str) -> dict[str, tuple[torch.Tensor, t
 
 
 def _decoded(decode, archive: Path):
-    """``decode(str(archive), sha256 of its bytes)``, through a joblib.Memory cache in ``archive``'s folder's
-    ``.cache/`` (the hash is part of the key: a rebuilt archive is decoded again); uncached where that folder cannot
-    be written."""
+    """``decode(str(archive), sha256 of its bytes)``, through a joblib.Memory cache in ``archive``'s
+    folder's ``.cache/`` (the hash is part of the key: a rebuilt archive is decoded again); uncached
+    where that folder cannot be written."""
     import hashlib
 
     import joblib
@@ -162,15 +172,18 @@ def cifar10(train: bool = True, root: str | os.PathLike | None = None, download:
         folder = Path(given)
         if (folder / "train").is_dir() and (folder / "test").is_dir():
 
-            x, y = _imagefolder_tensors(read_imagefolder_members(folder), "train" if train else "test", str(folder))
+            x, y = _imagefolder_tensors(read_imagefolder_members(folder), "train" if train
+                                        else "test", str(folder))
             return x, y, f"ImageFolder {folder}"
         if folder.name == "cifar-10-batches-py":
             folder = folder.parent
         if not (folder / "cifar-10-batches-py").is_dir():
-            raise RuntimeError(f"{CIFAR10_ENV}={given} holds neither cifar-10-batches-py/ (torchvision's batch "
+            raise RuntimeError(
+                f"{CIFAR10_ENV}={given} holds neither cifar-10-batches-py/ (torchvision's batch "
                                "format) nor train/ and test/ class folders (an ImageFolder)")
         ds = torchvision.datasets.CIFAR10(str(folder), train=train, download=False)
-        return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), \
+        return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(
+            ds.targets), \
             f"torchvision batches {folder}"
     folder = DATA_ROOT / "cifar10"
     try:
@@ -178,26 +191,29 @@ def cifar10(train: bool = True, root: str | os.PathLike | None = None, download:
         ds = torchvision.datasets.CIFAR10(str(folder), train=train, download=download)
     except Exception as exc:  # offline: URLError, or torchvision's "Dataset not found"
         raise RuntimeError(
-            f"the full CIFAR-10 is not available ({type(exc).__name__}): set {CIFAR10_ENV} to a local copy "
-            f"(torchvision's cifar-10-batches-py or an ImageFolder with train/ and test/), or run once online "
-            f"to download it into {folder}; the shipped subset covers n_train <= {SHIPPED_TRAIN:,} and "
-            f"n_test <= {SHIPPED_TEST:,}") from exc
+            f"the full CIFAR-10 is not available ({type(exc).__name__}): set {CIFAR10_ENV} to a "
+            "local copy (torchvision's cifar-10-batches-py or an ImageFolder with train/ and "
+            f"test/), or run once online to download it into {folder}; the shipped subset covers "
+            f"n_train <= {SHIPPED_TRAIN:,} and n_test <= {SHIPPED_TEST:,}") from exc
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), \
         f"torchvision {folder}"
 
 
 def image_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """A user's own images, one sub-folder per class (torchvision's ``ImageFolder``), as uint8 tensors."""
+    """A user's own images, one sub-folder per class (torchvision's ``ImageFolder``), as uint8
+    tensors."""
     import numpy as np
     import torchvision
 
     path = Path(path)
     if not path.is_dir():
-        raise ValueError(f"image folder {path} does not exist; expected <path>/<class>/<image files>")
+        raise ValueError(
+            f"image folder {path} does not exist; expected <path>/<class>/<image files>")
     ds = torchvision.datasets.ImageFolder(str(path))
     arrs, labels = [], []
     for img, label in ds:
-        arrs.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1))
+        arrs.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(
+            2, 0, 1))
         labels.append(label)
     if len({a.shape for a in arrs}) != 1:
         raise ValueError(f"{path}: images differ in size; give them one size")
@@ -205,20 +221,23 @@ def image_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _resize(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """uint8 images to float in [0, 1] at ``size`` x ``size`` (antialiased bilinear when the size changes)."""
+    """uint8 images to float in [0, 1] at ``size`` x ``size`` (antialiased bilinear when the size
+    changes)."""
     import torch.nn.functional as F
 
     out = []
     for i in range(0, len(x), chunk):
         part = x[i:i + chunk].float() / 255
         if part.shape[-1] != size or part.shape[-2] != size:
-            part = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            part = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False,
+                                 antialias=True)
         out.append(part)
     return torch.cat(out)
 
 
 def balanced_take(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of ``n`` examples drawn at random with class counts as equal as possible (differ by at most 1)."""
+    """Indices of ``n`` examples drawn at random with class counts as equal as possible (differ by
+    at most 1)."""
     if not 0 < n <= len(labels):
         raise ValueError(f"n={n!r}: must be between 1 and {len(labels)}")
     perm = torch.randperm(len(labels), generator=generator)
@@ -227,11 +246,13 @@ def balanced_take(labels: torch.Tensor, n: int, generator: torch.Generator) -> t
     for c in lab.unique():
         where = lab == c
         rank[where] = torch.arange(int(where.sum()))
-    key = rank * (int(labels.max()) + 1) + lab  # round robin over classes, in random order within each
+    # round robin over classes, in random order within each
+    key = rank * (int(labels.max()) + 1) + lab
     return perm[torch.argsort(key, stable=True)[:n]]
 
 
-def load_classification(dataset: str, n_train: int, n_test: int, image_size: int = 16, seed: int = 0,
+def load_classification(dataset: str, n_train: int, n_test: int, image_size: int = 16,
+                        seed: int = 0,
                         path: str | os.PathLike | None = None) -> tuple[LabelledData, LabelledData]:
     """Train and test sets for a classification notebook, on the CPU, each with a ``description``.
 
@@ -251,10 +272,12 @@ def load_classification(dataset: str, n_train: int, n_test: int, image_size: int
     if dataset not in DATASETS:
         raise ValueError(f"dataset={dataset!r} is not allowed; choose one of {', '.join(DATASETS)}")
     if dataset == "texture":
-        tr, te = train_test_split(texture_classification(n_train + n_test, image_size, seed=seed), n_test)
-        what = f"procedural texture gratings (controlled, not real data): {n_train:,} train / {n_test:,} test, " \
-               f"{image_size} px"
-        return LabelledData(*tr.tensors, description=what), LabelledData(*te.tensors, description=what)
+        tr, te = train_test_split(texture_classification(n_train + n_test, image_size, seed=seed),
+                                  n_test)
+        what = (f"procedural texture gratings (controlled, not real data): {n_train:,} train / "
+                f"{n_test:,} test, {image_size} px")
+        return LabelledData(*tr.tensors, description=what), LabelledData(*te.tensors,
+                                                                         description=what)
     g = torch.Generator().manual_seed(seed)
     if dataset == "cifar10":
         shipped = not path and not os.environ.get(CIFAR10_ENV) and 0 < n_train <= SHIPPED_TRAIN \
@@ -272,18 +295,22 @@ def load_classification(dataset: str, n_train: int, n_test: int, image_size: int
         xtr, ytr, xte, yte = xtr[tr_idx], ytr[tr_idx], xte[te_idx], yte[te_idx]
     else:
         if not path:
-            raise ValueError("dataset='folder' needs data_path=<folder with one sub-folder per class>")
+            raise ValueError(
+                "dataset='folder' needs data_path=<folder with one sub-folder per class>")
         x, y = image_folder(path)
         if n_train + n_test > len(x):
-            raise ValueError(f"n_train + n_test = {n_train + n_test} but {path} holds only {len(x)} images")
+            raise ValueError(
+                f"n_train + n_test = {n_train + n_test} but {path} holds only {len(x)} images")
         order = torch.randperm(len(x), generator=g)
         x, y = x[order], y[order]
-        xtr, ytr, xte, yte = x[:n_train], y[:n_train], x[n_train:n_train + n_test], y[n_train:n_train + n_test]
+        xtr, ytr, xte, yte = (x[:n_train], y[:n_train], x[n_train:n_train + n_test],
+                              y[n_train:n_train + n_test])
         source = f"image folder {path}"
     xtr, xte = _resize(xtr, image_size), _resize(xte, image_size)
     mean = xtr.mean(0, keepdim=True)
     what = f"{source}: {len(xtr):,} train / {len(xte):,} test images, {image_size} px"
-    return LabelledData(xtr - mean, ytr, description=what), LabelledData(xte - mean, yte, description=what)
+    return LabelledData(xtr - mean, ytr, description=what), LabelledData(xte - mean, yte,
+                                                                         description=what)
 
 
 def isbi2012(archive: str | os.PathLike | None = None, size: int = 512) -> LabelledData:
@@ -302,8 +329,9 @@ def isbi2012(archive: str | os.PathLike | None = None, size: int = 512) -> Label
 
     archive = Path(archive) if archive else SHIPPED_ISBI
     if not archive.is_file():
-        raise ValueError(f"the ISBI 2012 archive {archive} is missing; rebuild it with `make data` or restore it "
-                         "with git checkout")
+        raise ValueError(
+            f"the ISBI 2012 archive {archive} is missing; rebuild it with `make data` or restore "
+            "it with git checkout")
     blobs: dict[tuple[str, int], bytes] = {}
     with tarfile.open(archive, "r:gz") as tar:
         for m in tar:
@@ -314,14 +342,16 @@ def isbi2012(archive: str | os.PathLike | None = None, size: int = 512) -> Label
     images = _decode_images([blobs[("image", i)] for i in range(n)])[:, :1].float() / 255
     labels = _decode_images([blobs[("label", i)] for i in range(n)])[:, :1].float() / 255
     images, masks = _resize_pair(images, (labels < 0.5).float(), size)
-    return LabelledData(images, masks, description=f"ISBI 2012 EM membranes (Cardona et al. 2010): {n} labelled "
+    return LabelledData(images, masks,
+                        description=f"ISBI 2012 EM membranes (Cardona et al. 2010): {n} labelled "
                                                    f"slices, {size} px")
 
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
 
-def _resize_pair(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _resize_pair(images: torch.Tensor, masks: torch.Tensor,
+                 size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Grey values resized with antialiasing; masks through the same resize, thresholded at 0.5."""
     import torch.nn.functional as F
 
@@ -333,12 +363,14 @@ def _resize_pair(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[
 
 
 def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
-    """A user's own segmentation data: ``<path>/images/`` and ``<path>/masks/``, paired by file name (stem).
+    """A user's own segmentation data: ``<path>/images/`` and ``<path>/masks/``, paired by file name
+    (stem).
 
-    Images are read as grey values in [0, 1] (8- or 16-bit grey, or RGB made grey); a mask pixel brighter than half
-    of white is foreground (1), and a mask of 0 and 1 (as label tools save it) is read as such. Both are resized to
-    ``size`` px as ``isbi2012`` resizes its slices. Every image needs a mask of its name and size, and all images one
-    square size; otherwise a one-line error names the files.
+    Images are read as grey values in [0, 1] (8- or 16-bit grey, or RGB made grey); a mask pixel
+    brighter than half of white is foreground (1), and a mask of 0 and 1 (as label tools save it) is
+    read as such. Both are resized to ``size`` px as ``isbi2012`` resizes its slices. Every image
+    needs a mask of its name and size, and all images one square size; otherwise a one-line error
+    names the files.
 
     Returns:
         ``LabelledData(images (N,1,S,S), masks (N,1,S,S))`` in file-name order.
@@ -351,20 +383,26 @@ def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
     for sub in ("images", "masks"):
         folder = path / sub
         if not folder.is_dir():
-            raise ValueError(f"segmentation folder {path}: {folder} is missing; expected {path}/images/ and "
+            raise ValueError(
+                f"segmentation folder {path}: {folder} is missing; expected {path}/images/ and "
                              f"{path}/masks/ with the same file names")
-        found[sub] = {f.stem: f for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES}
+        found[sub] = {f.stem: f for f in sorted(folder.iterdir())
+                      if f.suffix.lower() in IMAGE_SUFFIXES}
     images, masks = found["images"], found["masks"]
     if not images:
-        raise ValueError(f"segmentation folder {path}/images has no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(
+            f"segmentation folder {path}/images has no images ({', '.join(IMAGE_SUFFIXES)})")
     unpaired = sorted(set(images) ^ set(masks))
     if unpaired:
-        raise ValueError(f"segmentation folder {path}: {len(unpaired)} file(s) without a partner of the same name in "
-                         f"images/ or masks/, e.g. {', '.join(unpaired[:3])}")
-    def grey(f: Path) -> np.ndarray:  # values in [0, 1] whatever the bit depth (8- or 16-bit grey, RGB)
+        raise ValueError(
+            f"segmentation folder {path}: {len(unpaired)} file(s) without a partner of the same "
+            f"name in images/ or masks/, e.g. {', '.join(unpaired[:3])}")
+    # values in [0, 1] whatever the bit depth (8- or 16-bit grey, RGB)
+    def grey(f: Path) -> np.ndarray:
         img = Image.open(f)
         if getattr(img, "n_frames", 1) > 1:
-            raise ValueError(f"segmentation folder {path}: {f.name} holds {img.n_frames} frames; save one image "
+            raise ValueError(
+                f"segmentation folder {path}: {f.name} holds {img.n_frames} frames; save one image "
                              "per file")
         if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
             img = img.convert("L")
@@ -383,22 +421,27 @@ def mask_folder(path: str | os.PathLike, size: int = 256) -> LabelledData:
         if 0 < y.max() <= 1 / 255 + 1e-6:
             y = y / y.max()  # a label mask of 0 and 1 (as label tools save it): 1 is foreground
         if x.shape != y.shape:
-            raise ValueError(f"segmentation folder {path}: {name}'s image is {x.shape[1]}x{x.shape[0]} px but its "
-                             f"mask {y.shape[1]}x{y.shape[0]}; give each pair one size")
+            raise ValueError(
+                f"segmentation folder {path}: {name}'s image is {x.shape[1]}x{x.shape[0]} px but "
+                f"its mask {y.shape[1]}x{y.shape[0]}; give each pair one size")
         if x.shape[0] != x.shape[1] or (xs and x.shape != xs[0].shape):
-            raise ValueError(f"segmentation folder {path}: {name} is {x.shape[1]}x{x.shape[0]} px; every image must "
-                             f"be square and of one size ({xs[0].shape[1] if xs else x.shape[0]} px): crop them")
+            raise ValueError(f"segmentation folder {path}: {name} is {x.shape[1]}x{x.shape[0]} px; "
+                             "every image must be square and of one size "
+                             f"({xs[0].shape[1] if xs else x.shape[0]} px): crop them")
         xs.append(x)
         ys.append((y > 0.5).astype(np.float32))
     if not any(y.any() for y in ys):
-        raise ValueError(f"segmentation folder {path}: every mask is empty (no pixel above half of white); "
+        raise ValueError(
+            f"segmentation folder {path}: every mask is empty (no pixel above half of white); "
                          "foreground must be bright")
     x = torch.from_numpy(np.stack(xs))[:, None]
     y = torch.from_numpy(np.stack(ys))[:, None]
     x, y = _resize_pair(x, y, size)
-    return LabelledData(x, y, description=f"image/mask folder {path.name}: {len(x)} labelled images, {size} px")
+    return LabelledData(
+        x, y, description=f"image/mask folder {path.name}: {len(x)} labelled images, {size} px")
 
 
 def to_device(data: TensorDataset, device: torch.device | str) -> LabelledData:
-    """Move a ``TensorDataset`` onto ``device`` once, so training never copies batches (the GPU path)."""
+    """Move a ``TensorDataset`` onto ``device`` once, so training never copies batches (the GPU
+    path)."""
     return LabelledData(*(t.to(device) for t in data.tensors), description=describe(data))

@@ -62,7 +62,8 @@ def select_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device={name!r}: expected a string, one of {', '.join(DEVICE_CHOICES)}")
     kind = name.split(":", 1)[0].strip().lower()
     if kind not in DEVICE_CHOICES:
-        raise ValueError(f"device={name!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
+        raise ValueError(
+            f"device={name!r} is not allowed; choose one of {', '.join(DEVICE_CHOICES)}")
     present = available_devices()
     if kind == "auto":
         kind = present[0]
@@ -77,7 +78,8 @@ def select_device(name: str = "auto") -> torch.device:
     if kind == "cuda" and ":" in name:
         index = int(name.split(":", 1)[1])
         if index >= torch.cuda.device_count():
-            raise ValueError(f"device={name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise ValueError(
+                f"device={name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return torch.device(name)
 
 
@@ -124,7 +126,8 @@ def fingerprint(device: torch.device | str | None = None) -> dict[str, Any]:
 
 
 def xla_backend() -> str:
-    """The hardware behind XLA devices: ``TPU``, ``CUDA``, ``CPU`` (PJRT's CPU client), or ``unknown``."""
+    """The hardware behind XLA devices: ``TPU``, ``CUDA``, ``CPU`` (PJRT's CPU client), or
+    ``unknown``."""
     try:
         import torch_xla.runtime as xr
 
@@ -142,7 +145,8 @@ def device_label(info: dict[str, Any]) -> str:
         return f"cpu ({info.get('cpu_model', '?')}, {info.get('torch_threads', '?')} threads)"
     if dev.startswith("xla"):
         backend = info.get("xla_backend", "unknown")
-        if backend == "CPU":  # PJRT's CPU client: exercises the TPU code path, measures a CPU, never a TPU
+        # PJRT's CPU client: exercises the TPU code path, measures a CPU, never a TPU
+        if backend == "CPU":
             return f"xla (XLA on CPU: {info.get('cpu_model', '?')}, not a TPU)"
         return f"xla ({backend})"
     return dev

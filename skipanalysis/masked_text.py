@@ -1,5 +1,5 @@
-"""Real text for notebook 05: masked-character modelling of a UTF-8 text file (``text_task``); split from
-``data``, which holds the other data sets."""
+"""Real text for notebook 05: masked-character modelling of a UTF-8 text file (``text_task``); split
+from ``data``, which holds the other data sets."""
 
 from __future__ import annotations
 
@@ -16,21 +16,25 @@ from .tasks import check_positive
 def text_task(path: str | os.PathLike, n_train: int, n_test: int, seq_len: int = 64, seed: int = 0,
               mask_rate: float = 0.15, max_symbols: int = 64, held_out: float = 0.1
               ) -> tuple[TensorDataset, TensorDataset, dict]:
-    """Masked-character modelling of a UTF-8 text file (a real text task for the encoders of notebook 05).
+    """Masked-character modelling of a UTF-8 text file (a real text task for the encoders of
+    notebook 05).
 
-    The text's ``max_symbols - 2`` most frequent characters get their own ids (by frequency, ties by character);
-    the others share one id, and the last id is the mask. Training windows of ``seq_len`` characters start at
-    random offsets in the first ``1 - held_out`` of the text, held-out windows in the rest (no window crosses the
-    cut). In each window every position is masked with probability ``mask_rate`` (at least one per window); the
-    target is the true character at a masked position and -100 (ignored by the loss and the error) elsewhere, as
-    in BERT's masked language modelling, which suits an encoder that sees the whole window.
+    The text's ``max_symbols - 2`` most frequent characters get their own ids (by frequency, ties by
+    character); the others share one id, and the last id is the mask. Training windows of
+    ``seq_len`` characters start at random offsets in the first ``1 - held_out`` of the text,
+    held-out windows in the rest (no window crosses the cut). In each window every position is
+    masked with probability ``mask_rate`` (at least one per window); the target is the true
+    character at a masked position and -100 (ignored by the loss and the error) elsewhere, as in
+    BERT's masked language modelling, which suits an encoder that sees the whole window.
 
     Returns:
-        ``(train, test, about)``: ``TensorDataset(tokens (n, seq_len), targets (n, seq_len))`` each, and
-        ``about`` with the file's name, its characters, the symbols kept and their share of the text.
+        ``(train, test, about)``: ``TensorDataset(tokens (n, seq_len), targets (n, seq_len))`` each,
+        and ``about`` with the file's name, its characters, the symbols kept and their share of the
+        text.
 
     Raises:
-        ValueError: the file is missing, not UTF-8, or too short for windows of ``seq_len`` on both sides of the
+        ValueError: the file is missing, not UTF-8, or too short for windows of ``seq_len`` on both
+        sides of the
             cut; one line naming ``text_path``.
     """
     check_positive(n_train=n_train, n_test=n_test, seq_len=seq_len, max_symbols=max_symbols)
@@ -41,15 +45,18 @@ def text_task(path: str | os.PathLike, n_train: int, n_test: int, seq_len: int =
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"text_path={str(path)!r}: no such file; name a UTF-8 text file (make text builds the "
+        raise ValueError(
+            f"text_path={str(path)!r}: no such file; name a UTF-8 text file (make text builds the "
                          "full profile's, data/text/shakespeare.txt)") from None
     except UnicodeDecodeError as e:
-        raise ValueError(f"text_path={str(path)!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ValueError(
+            f"text_path={str(path)!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     cut = int(len(text) * (1 - held_out))
     if min(cut, len(text) - cut) < seq_len:
-        raise ValueError(f"text_path={str(path)!r}: {len(text):,} characters; windows of seq_len={seq_len} on both "
-                         f"sides of the held-out cut need at least "
-                         f"{math.ceil(seq_len / min(held_out, 1 - held_out)):,}")
+        raise ValueError(
+            f"text_path={str(path)!r}: {len(text):,} characters; windows of seq_len={seq_len} on "
+            "both sides of the held-out cut need at least "
+            f"{math.ceil(seq_len / min(held_out, 1 - held_out)):,}")
     counts: dict[str, int] = {}
     for ch in text:
         counts[ch] = counts.get(ch, 0) + 1
@@ -63,7 +70,8 @@ def text_task(path: str | os.PathLike, n_train: int, n_test: int, seq_len: int =
         starts = torch.randint(0, len(part) - seq_len + 1, (n,), generator=g)
         clean = part[starts[:, None] + torch.arange(seq_len)]
         masked = torch.rand(n, seq_len, generator=g) < mask_rate
-        masked[torch.arange(n), torch.randint(0, seq_len, (n,), generator=g)] = True  # at least one a window
+        # at least one a window
+        masked[torch.arange(n), torch.randint(0, seq_len, (n,), generator=g)] = True
         return TensorDataset(torch.where(masked, torch.full_like(clean, mask), clean),
                              torch.where(masked, clean, torch.full_like(clean, -100)))
 

@@ -1,7 +1,8 @@
 """The metadata a notebook's outputs carry for the report, named once.
 
-``notebook.py`` marks the machine fingerprint, ``plotting.save_figure`` marks each figure's caption, and
-``pipeline.paper`` reads both marks (it drops the fingerprints, which the appendix lists, and numbers the captions).
+``notebook.py`` marks the machine fingerprint, ``plotting.save_figure`` marks each figure's caption,
+and ``pipeline.paper`` reads both marks (it drops the fingerprints, which the appendix lists, and
+numbers the captions).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 NAMESPACE = "skipanalysis"  # the key under an output's metadata
-ROLE, FINGERPRINT = "role", "fingerprint"  # {ROLE: FINGERPRINT}: the machine fingerprint printed by setup()
-CAPTION, FIGURE = "caption", "figure"  # a figure's caption and its stable file stem (<notebook>-<name>)
+# {ROLE: FINGERPRINT}: the machine fingerprint printed by setup()
+ROLE, FINGERPRINT = "role", "fingerprint"
+# a figure's caption and its stable file stem (<notebook>-<name>)
+CAPTION, FIGURE = "caption", "figure"
 
 
 def mark(**fields: Any) -> dict[str, dict[str, Any]]:
-    """Output metadata carrying ``fields`` under the project's key, e.g. ``mark(role=FINGERPRINT)``."""
+    """Output metadata carrying ``fields`` under the project's key, e.g.
+    ``mark(role=FINGERPRINT)``."""
     return {NAMESPACE: dict(fields)}
 
 

@@ -28,7 +28,8 @@ FAMILY_COLORS = dict(zip(
     ["plain", "residual", "highway", "dense", "post-norm", "pre-norm", "none", "add", "concat"],
     sns.color_palette("colorblind", 10),
 ))
-FAMILY_COLORS.update(zip(["plain-bn", "residual-bn"], sns.color_palette("dark", 2)))  # G3: the same hues, darker
+# G3: the same hues, darker
+FAMILY_COLORS.update(zip(["plain-bn", "residual-bn"], sns.color_palette("dark", 2)))
 
 
 def set_theme() -> None:
@@ -48,7 +49,8 @@ def figure_path(report_dir: str | os.PathLike, notebook: str, name: str, fmt: st
     return Path(report_dir) / "figures" / f"{notebook}-{name}.{fmt}"
 
 
-def save_figure(fig: matplotlib.figure.Figure, name: str, *, notebook: str, report_dir: str | os.PathLike,
+def save_figure(fig: matplotlib.figure.Figure, name: str, *, notebook: str,
+                report_dir: str | os.PathLike,
                 caption: str, show: bool = True) -> dict[str, Path]:
     """Write ``fig`` as PNG (300 dpi), SVG and PDF, then display it with its caption.
 
@@ -64,7 +66,9 @@ def save_figure(fig: matplotlib.figure.Figure, name: str, *, notebook: str, repo
         The written paths by format.
     """
     if not _NAME_RE.match(name):
-        raise ValueError(f"figure name={name!r}: use lower-case letters, digits, '-' and '_' (it becomes a file name)")
+        raise ValueError(
+            f"figure name={name!r}: use lower-case letters, digits, '-' and '_' (it becomes a file "
+            "name)")
     paths = {}
     for fmt in FIGURE_FORMATS:
         path = figure_path(report_dir, notebook, name, fmt)
@@ -82,6 +86,7 @@ def save_figure(fig: matplotlib.figure.Figure, name: str, *, notebook: str, repo
         display(fig)
         # The metadata marks this output as a caption; report.py numbers it.
         display(Markdown(f"*{caption}* (`figures/{notebook}-{name}.png`)"),
-                metadata=outputs.mark(**{outputs.CAPTION: caption, outputs.FIGURE: f"{notebook}-{name}"}))
+                metadata=outputs.mark(
+                    **{outputs.CAPTION: caption, outputs.FIGURE: f"{notebook}-{name}"}))
     plt.close(fig)
     return paths

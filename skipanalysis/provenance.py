@@ -1,8 +1,10 @@
-"""Where a result came from, and writing it safely: git commit, package versions, atomic file writes.
+"""Where a result came from, and writing it safely: git commit, package versions, atomic file
+writes.
 
-Every file the project writes for others to read (claim books, figures, the paper, hardware files, the shipped data
-archives) goes through ``atomic_path``: it is written under a temporary name in the same folder and renamed into
-place, so a crash or an interrupted run never leaves half a file where a reader (or make) would take it as done.
+Every file the project writes for others to read (claim books, figures, the paper, hardware files,
+the shipped data archives) goes through ``atomic_path``: it is written under a temporary name in the
+same folder and renamed into place, so a crash or an interrupted run never leaves half a file where
+a reader (or make) would take it as done.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "papermill", "nbconvert",
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "matplotlib", "seaborn",
+            "papermill", "nbconvert",
             "nbformat", "fvcore", "tqdm", "pyyaml", "latex2mathml", "skipanalysis")
 
 
 def git_commit(repo: str | os.PathLike = ".") -> str:
     """The current git commit (with ``+dirty`` when tracked files have changes), or ``unknown``."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                             timeout=10)
         if sha.returncode:
             return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
@@ -48,7 +52,8 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 
 
 def _default_mode() -> int:
-    """0o666 minus the umask: what a plain open() would give (mkstemp's files are private, 0o600)."""
+    """0o666 minus the umask: what a plain open() would give (mkstemp's files are private,
+    0o600)."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
@@ -56,9 +61,11 @@ def _default_mode() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on failure remove it.
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on failure remove
+    it.
 
-    ``mode``: the file's permissions (default: what a plain ``open()`` would give under the current umask).
+    ``mode``: the file's permissions (default: what a plain ``open()`` would give under the current
+    umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +87,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
 
 
 def write_between(path: str | os.PathLike, begin: str, end: str, text: str) -> bool:
-    """Put ``text`` between the marks ``begin`` and ``end`` of the text file ``path`` (atomically, the marks kept);
-    False, and nothing written, when the file or either mark is missing."""
+    """Put ``text`` between the marks ``begin`` and ``end`` of the text file ``path`` (atomically,
+    the marks kept); False, and nothing written, when the file or either mark is missing."""
     path = Path(path)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if begin not in old or end not in old.split(begin, 1)[1]:
@@ -121,7 +128,8 @@ def cpu_model() -> str:
         pass
     if platform.system() == "Darwin":
         try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True,
                                  timeout=5)
             if out.stdout.strip():
                 return out.stdout.strip()
@@ -138,7 +146,8 @@ def memory_bytes() -> int | None:
 
 
 def machine_line() -> str:
-    """This machine in one line for a timing table: CPU model, cores and memory (no torch import)."""
+    """This machine in one line for a timing table: CPU model, cores and memory (no torch
+    import)."""
     mem = memory_bytes()
     return ", ".join([cpu_model() or platform.machine(), f"{os.cpu_count()} cores"]
                      + ([f"{mem / 2**30:.0f} GiB"] if mem else []))

@@ -1,9 +1,10 @@
 """What a study's training runs share, as one typed value: ``Setting``.
 
-Every study of a notebook trains its runs on the same data, with the same recipe, on the same device and against the
-same run store; a study function takes that as one ``Setting`` beside its own typed design (``studies.<notebook>``'s
-``Design``), instead of five positional arguments repeated in every signature. A ``Setting`` changes nothing in a
-run's config: the run store keys runs by what they train, not by how the arguments travelled.
+Every study of a notebook trains its runs on the same data, with the same recipe, on the same device
+and against the same run store; a study function takes that as one ``Setting`` beside its own typed
+design (``studies.<notebook>``'s ``Design``), instead of five positional arguments repeated in every
+signature. A ``Setting`` changes nothing in a run's config: the run store keys runs by what they
+train, not by how the arguments travelled.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ class Setting:
     """The data, recipe, device and run store that a study's runs share.
 
     Attributes:
-        train: the training set.
-        test: the held-out set the runs are scored on (None: not scored).
-        cfg: the training recipe (``train.TrainConfig``); a study sets each run's seed, rate and length on a copy.
-        device: where the runs train.
-        store: the run store (None: nothing is kept, every run trains).
-        val: a validation split for rate selection, where a study has one (08).
+        train: the training set. test: the held-out set the runs are scored on (None: not scored).
+        cfg: the training recipe (``train.TrainConfig``); a study sets each run's seed, rate and
+        length on a copy. device: where the runs train. store: the run store (None: nothing is kept,
+        every run trains). val: a validation split for rate selection, where a study has one (08).
     """
 
     train: TensorDataset

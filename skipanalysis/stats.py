@@ -62,7 +62,8 @@ class Interval:
 
     def __post_init__(self) -> None:
         if not (math.isnan(self.estimate) or self.low <= self.estimate <= self.high):
-            raise ValueError(f"interval [{self.low}, {self.high}] does not contain its estimate {self.estimate}")
+            raise ValueError(
+                f"interval [{self.low}, {self.high}] does not contain its estimate {self.estimate}")
 
     def above(self, other: Interval | float) -> bool:
         """True when this interval lies entirely above ``other`` (an interval or a number)."""
@@ -115,7 +116,8 @@ def mean_interval(values: Iterable[float], bounds: tuple[float, float] = (-math.
     if len(v) == 1:
         return Interval(m, lo_b, hi_b, 1, "one run: unbounded", level)
     h = t_critical(len(v) - 1, level) * float(v.std(ddof=1)) / math.sqrt(len(v))
-    method = "t over runs" + (f", within [{lo_b:g}, {hi_b:g}]" if math.isfinite(lo_b) or math.isfinite(hi_b) else "")
+    method = "t over runs" + (f", within [{lo_b:g}, {hi_b:g}]" if math.isfinite(lo_b)
+                              or math.isfinite(hi_b) else "")
     return Interval(m, max(lo_b, m - h), min(hi_b, m + h), len(v), method, level)
 
 
@@ -125,16 +127,19 @@ def rate_interval(values: Iterable[float], level: float = LEVEL) -> Interval:
 
 
 def wilson(successes: int, n: int, level: float = LEVEL) -> Interval:
-    """Wilson score interval for a proportion ``successes / n`` (e.g. wrong predictions over a pooled test set)."""
+    """Wilson score interval for a proportion ``successes / n`` (e.g. wrong predictions over a
+    pooled test set)."""
     if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"wilson: need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+        raise ValueError(
+            f"wilson: need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
     z = float(_sp.norm.ppf(0.5 + level / 2))
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     # at p = 0 or 1 one end equals p exactly; rounding can put it a hair past p, so clamp it there
-    return Interval(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), n, "Wilson score", level)
+    return Interval(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), n,
+                    "Wilson score", level)
 
 
 def _paired(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
@@ -146,7 +151,8 @@ def _paired(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
-    """Mean of the per-seed differences ``a[i] - b[i]`` with its t interval (seed ``i`` in both arms)."""
+    """Mean of the per-seed differences ``a[i] - b[i]`` with its t interval (seed ``i`` in both
+    arms)."""
     d = _paired(a, b)
     iv = mean_interval(d, level=level)
     return Interval(iv.estimate, iv.low, iv.high, iv.n, "paired t over seeds", level)
@@ -168,14 +174,15 @@ class MarginTest:
     alpha: float
 
     def as_dict(self) -> dict:
-        return {"decision": self.decision, "margin": self.margin, "difference": self.interval.as_dict(),
+        return {"decision": self.decision, "margin": self.margin,
+                "difference": self.interval.as_dict(),
                 "p_value": round(self.p_value, 5), "alpha": self.alpha}
 
 
 def _margin_interval(a: Sequence[float], b: Sequence[float], alpha: float, method: str
                      ) -> Interval | tuple[int, float, float, Interval]:
-    """The (1 - 2 alpha) paired t interval of mean(a - b) as ``(n, mean, se, interval)``; an unbounded
-    ``Interval`` alone when fewer than two pairs are finite."""
+    """The (1 - 2 alpha) paired t interval of mean(a - b) as ``(n, mean, se, interval)``; an
+    unbounded ``Interval`` alone when fewer than two pairs are finite."""
     d = _paired(a, b)
     n = len(d)
     if n < 2:
@@ -185,17 +192,20 @@ def _margin_interval(a: Sequence[float], b: Sequence[float], alpha: float, metho
     return n, m, se, Interval(m, m - crit * se, m + crit * se, n, method, 1 - 2 * alpha)
 
 
-def noninferiority(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = ONE_SIDED) -> MarginTest:
-    """Is arm A no more than ``margin`` worse than arm B, for a quantity where lower is better (e.g. error)?
+def noninferiority(a: Sequence[float], b: Sequence[float], margin: float,
+                   alpha: float = ONE_SIDED) -> MarginTest:
+    """Is arm A no more than ``margin`` worse than arm B, for a quantity where lower is better (e.g.
+    error)?
 
-    One-sided paired t test of ``H0: mean(a - b) >= margin`` at level ``alpha``:
-    ``within`` when the upper ``1 - alpha`` bound of the mean difference is below
-    the margin, ``outside`` when the lower bound is above it (A is worse by more
-    than the margin), else ``undecided``.
+    One-sided paired t test of ``H0: mean(a - b) >= margin`` at level ``alpha``: ``within`` when the
+    upper ``1 - alpha`` bound of the mean difference is below the margin, ``outside`` when the lower
+    bound is above it (A is worse by more than the margin), else ``undecided``.
     """
     if not margin > 0:
-        raise ValueError(f"margin={margin!r}: a non-inferiority margin must be > 0, fixed before the run")
-    got = _margin_interval(a, b, alpha, f"paired t, {100 * (1 - 2 * alpha):g}% (one-sided {100 * (1 - alpha):g}% "
+        raise ValueError(
+            f"margin={margin!r}: a non-inferiority margin must be > 0, fixed before the run")
+    got = _margin_interval(
+        a, b, alpha, f"paired t, {100 * (1 - 2 * alpha):g}% (one-sided {100 * (1 - alpha):g}% "
                                         "bounds)")
     if isinstance(got, Interval):
         return MarginTest("undecided", margin, got, 1.0, alpha)
@@ -206,7 +216,8 @@ def noninferiority(a: Sequence[float], b: Sequence[float], margin: float, alpha:
     return MarginTest(decision, margin, iv, p, alpha)
 
 
-def equivalence(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = ONE_SIDED) -> MarginTest:
+def equivalence(a: Sequence[float], b: Sequence[float], margin: float,
+                alpha: float = ONE_SIDED) -> MarginTest:
     """Two one-sided tests (TOST): is ``|mean(a - b)| < margin``?
 
     ``within`` when the (1 - 2 alpha) interval of the mean paired difference lies
@@ -214,29 +225,34 @@ def equivalence(a: Sequence[float], b: Sequence[float], margin: float, alpha: fl
     else ``undecided``. The p-value is the larger of the two one-sided p-values.
     """
     if not margin > 0:
-        raise ValueError(f"margin={margin!r}: an equivalence margin must be > 0, fixed before the run")
+        raise ValueError(
+            f"margin={margin!r}: an equivalence margin must be > 0, fixed before the run")
     got = _margin_interval(a, b, alpha, f"TOST, paired t, {100 * (1 - 2 * alpha):g}%")
     if isinstance(got, Interval):
         return MarginTest("undecided", margin, got, 1.0, alpha)
     n, m, se, iv = got
     lo, hi = iv.low, iv.high
     if se > 0:
-        p = max(float(_sp.t.sf((m + margin) / se, n - 1)), float(_sp.t.cdf((m - margin) / se, n - 1)))
+        p = max(float(_sp.t.sf((m + margin) / se, n - 1)),
+                float(_sp.t.cdf((m - margin) / se, n - 1)))
     else:
         p = 0.0 if abs(m) < margin else 1.0
-    decision = "within" if -margin < lo and hi < margin else "outside" if lo > margin or hi < -margin \
-        else "undecided"
+    decision = ("within" if -margin < lo and hi < margin
+                else "outside" if lo > margin or hi < -margin else "undecided")
     return MarginTest(decision, margin, iv, p, alpha)
 
 
 def clopper_pearson(successes: int, n: int, level: float = LEVEL) -> Interval:
-    """Clopper-Pearson (exact binomial) interval for ``successes / n``: coverage at least ``level`` for every
-    true rate, which Wilson's score interval does not give at a handful of seeds."""
+    """Clopper-Pearson (exact binomial) interval for ``successes / n``: coverage at least ``level``
+    for every true rate, which Wilson's score interval does not give at a handful of seeds."""
     if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"clopper_pearson: need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+        raise ValueError(
+            f"clopper_pearson: need 0 <= successes <= n and n >= 1, got successes={successes}, "
+            f"n={n}")
     ci = _sp.binomtest(int(successes), int(n)).proportion_ci(level, method="exact")
     p = successes / n
-    return Interval(p, min(p, float(ci.low)), max(p, float(ci.high)), n, "Clopper-Pearson (exact)", level)
+    return Interval(p, min(p, float(ci.low)), max(p, float(ci.high)), n, "Clopper-Pearson (exact)",
+                    level)
 
 
 def _ls_slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -246,13 +262,15 @@ def _ls_slope(x: np.ndarray, y: np.ndarray) -> float:
 
 def slope_interval(x: Sequence[float], y: Sequence[float], n_boot: int = 2000, seed: int = 0,
                    level: float = LEVEL, groups: Sequence | None = None) -> Interval:
-    """Least-squares slope of ``y`` on ``x`` with a 95% interval that respects how the points were drawn.
+    """Least-squares slope of ``y`` on ``x`` with a 95% interval that respects how the points were
+    drawn.
 
-    ``groups`` (the seed of each point): points of one seed share its data order and initialisation, so they are
-    not independent. The unit is then the seed: the slope of each seed's own points (it needs two distinct x), and
-    Student's t interval over those per-seed slopes. With the same x for every seed the estimate equals the pooled
-    least-squares slope. Without ``groups``: a bootstrap percentile interval that redraws the points within each
-    x (independent points only). Needs at least two distinct x.
+    ``groups`` (the seed of each point): points of one seed share its data order and initialisation,
+    so they are not independent. The unit is then the seed: the slope of each seed's own points (it
+    needs two distinct x), and Student's t interval over those per-seed slopes. With the same x for
+    every seed the estimate equals the pooled least-squares slope. Without ``groups``: a bootstrap
+    percentile interval that redraws the points within each x (independent points only). Needs at
+    least two distinct x.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -262,31 +280,37 @@ def slope_interval(x: Sequence[float], y: Sequence[float], n_boot: int = 2000, s
     x, y = x[keep], y[keep]
     levels = np.unique(x)
     if len(levels) < 2:
-        raise ValueError(f"slope_interval needs at least two distinct x values, got {levels.tolist()}")
+        raise ValueError(
+            f"slope_interval needs at least two distinct x values, got {levels.tolist()}")
     if g is not None:
         g = g[keep]
-        per = [_ls_slope(x[g == k], y[g == k]) for k in dict.fromkeys(g.tolist()) if len(np.unique(x[g == k])) >= 2]
+        per = [_ls_slope(x[g == k], y[g == k]) for k in dict.fromkeys(g.tolist())
+               if len(np.unique(x[g == k])) >= 2]
         iv = mean_interval(per, level=level)
-        return Interval(iv.estimate, iv.low, iv.high, iv.n, "t over per-seed slopes (a seed's runs at every x "
+        return Interval(iv.estimate, iv.low, iv.high, iv.n,
+                        "t over per-seed slopes (a seed's runs at every x "
                         "together)", level)
     slope = _ls_slope(x, y)
     groups_x = [np.flatnonzero(x == v) for v in levels]
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(k, size=(n_boot, len(k)), replace=True) for k in groups_x], axis=1)
+    idx = np.concatenate([rng.choice(k, size=(n_boot, len(k)), replace=True) for k in groups_x],
+                         axis=1)
     xs, ys = x[idx], y[idx]
     xc = xs - xs.mean(1, keepdims=True)
     boots = (xc * (ys - ys.mean(1, keepdims=True))).sum(1) / (xc ** 2).sum(1)
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(slope, min(float(lo), slope), max(float(hi), slope), len(x), "bootstrap percentile, "
+    return Interval(slope, min(float(lo), slope), max(float(hi), slope), len(x),
+                    "bootstrap percentile, "
                     "runs resampled within each x", level)
 
 
 def holm(p_values: Mapping[str, float] | Sequence[float], alpha: float = ALPHA) -> dict:
     """Holm's step-down procedure over a family of tests (a union: "at some rate", "at some depth").
 
-    Sort the m p-values; the k-th smallest (k = 1..m) is compared with alpha / (m - k + 1) and the procedure stops
-    at the first that is not below it. Returns the adjusted p-values (monotone, capped at 1) and which hypotheses
-    are rejected at ``alpha``, keyed as given (positions for a sequence). Controls the family-wise error at alpha.
+    Sort the m p-values; the k-th smallest (k = 1..m) is compared with alpha / (m - k + 1) and the
+    procedure stops at the first that is not below it. Returns the adjusted p-values (monotone,
+    capped at 1) and which hypotheses are rejected at ``alpha``, keyed as given (positions for a
+    sequence). Controls the family-wise error at alpha.
     """
     items = list(p_values.items()) if isinstance(p_values, Mapping) else list(enumerate(p_values))
     m = len(items)
@@ -295,12 +319,14 @@ def holm(p_values: Mapping[str, float] | Sequence[float], alpha: float = ALPHA) 
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * float(items[i][1])))
         adjusted[items[i][0]] = running
-    return {"adjusted": adjusted, "rejected": {k: adjusted[k] < alpha for k, _ in items}, "alpha": alpha,
+    return {"adjusted": adjusted, "rejected": {k: adjusted[k] < alpha for k, _ in items},
+            "alpha": alpha,
             "method": f"Holm over {m} tests"}
 
 
 def one_sided_p(values: Sequence[float], direction: str = "above") -> float:
-    """One-sided p-value of a one-sample t test of mean(values) against 0 (``above``: H1 mean > 0)."""
+    """One-sided p-value of a one-sample t test of mean(values) against 0 (``above``: H1 mean >
+    0)."""
     v = _clean(values)
     if len(v) < 2:
         return 1.0
@@ -312,9 +338,10 @@ def one_sided_p(values: Sequence[float], direction: str = "above") -> float:
 
 
 def power_difference(effect: float, sd: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of "the 95% paired t interval of the mean difference lies above 0" when the true mean difference is
-    ``effect`` (> 0) and the per-seed differences have standard deviation ``sd``: P(T > t_crit) for T noncentral t
-    with n - 1 degrees of freedom and noncentrality effect sqrt(n) / sd."""
+    """Power of "the 95% paired t interval of the mean difference lies above 0" when the true mean
+    difference is ``effect`` (> 0) and the per-seed differences have standard deviation ``sd``: P(T
+    > t_crit) for T noncentral t with n - 1 degrees of freedom and noncentrality effect sqrt(n) /
+    sd."""
     if n < 2:
         return 0.0
     if sd <= 0:
@@ -323,36 +350,41 @@ def power_difference(effect: float, sd: float, n: int, alpha: float = ALPHA) -> 
     return float(_sp.nct.sf(_sp.t.ppf(1 - alpha / 2, df), df, effect * math.sqrt(n) / sd))
 
 
-def power_noninferiority(true_diff: float, margin: float, sd: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of "the upper one-sided bound (alpha / 2) of mean(a - b) lies below ``margin``" when the true mean of
-    the paired differences is ``true_diff`` (0 when the arms are equally good)."""
+def power_noninferiority(true_diff: float, margin: float, sd: float, n: int,
+                         alpha: float = ALPHA) -> float:
+    """Power of "the upper one-sided bound (alpha / 2) of mean(a - b) lies below ``margin``" when
+    the true mean of the paired differences is ``true_diff`` (0 when the arms are equally good)."""
     if n < 2:
         return 0.0
     if sd <= 0:
         return 1.0 if true_diff < margin else 0.0
     df = n - 1
-    return float(_sp.nct.cdf(-_sp.t.ppf(1 - alpha / 2, df), df, (true_diff - margin) * math.sqrt(n) / sd))
+    return float(
+        _sp.nct.cdf(-_sp.t.ppf(1 - alpha / 2, df), df, (true_diff - margin) * math.sqrt(n) / sd))
 
 
 def power_by_simulation(decide, draw, n: int, sims: int = 2000, seed: int = 0) -> float:
-    """Share of ``sims`` simulated studies of ``n`` seeds in which ``decide(sample)`` is true; ``draw(rng, n)`` makes
-    one simulated sample. For designs without a closed form (rates of trained runs, composite rules)."""
+    """Share of ``sims`` simulated studies of ``n`` seeds in which ``decide(sample)`` is true;
+    ``draw(rng, n)`` makes one simulated sample. For designs without a closed form (rates of trained
+    runs, composite rules)."""
     rng = np.random.default_rng(seed)
     return float(np.mean([bool(decide(draw(rng, n))) for _ in range(sims)]))
 
 
 def seeds_for_power(power, target: float = 0.8, start: int = 2, most: int = 200) -> int | None:
-    """The smallest number of seeds ``n >= start`` with ``power(n) >= target``, or None if even ``most`` does not
-    reach it (the effect is too small for the noise)."""
+    """The smallest number of seeds ``n >= start`` with ``power(n) >= target``, or None if even
+    ``most`` does not reach it (the effect is too small for the noise)."""
     for n in range(start, most + 1):
         if power(n) >= target:
             return n
     return None
 
 
-def summarize(df: pd.DataFrame, by: list[str], value: str, bounds: tuple[float, float] = (-math.inf, math.inf)
+def summarize(df: pd.DataFrame, by: list[str], value: str,
+              bounds: tuple[float, float] = (-math.inf, math.inf)
               ) -> pd.DataFrame:
-    """Per group: number of runs, mean and 95% interval of ``value`` (``mean_interval`` with ``bounds``)."""
+    """Per group: number of runs, mean and 95% interval of ``value`` (``mean_interval`` with
+    ``bounds``)."""
     rows = []
     for key, g in df.groupby(by, sort=True):
         iv = mean_interval(g[value], bounds)

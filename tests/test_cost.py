@@ -25,7 +25,8 @@ def test_conv_and_linear_flops_by_hand():
 
 
 def test_counters_agree_up_to_factor_two_on_convs_and_matmuls():
-    m = nn.Sequential(nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 4, 1), nn.Flatten(),
+    m = nn.Sequential(nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 4, 1),
+                      nn.Flatten(),
                       nn.Linear(4 * 6 * 6, 5))
     x = torch.randn(2, 3, 8, 8)
     fv = flops.fvcore_flops(m, x)
@@ -42,7 +43,8 @@ def test_saved_bytes_by_hand():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     x = torch.randn(5, 4)
-    # Linear 1 saves its input (5x4); ReLU saves its output (5x3), which Linear 2 saves again (same storage,
+    # Linear 1 saves its input (5x4); ReLU saves its output (5x3), which Linear 2 saves again (same
+    # storage,
     # counted once); weights are parameters and do not count. float32: (20 + 15) * 4 bytes.
     assert memory.saved_bytes(net, x) == (20 + 15) * 4
 
@@ -74,8 +76,10 @@ def test_poly_fits_recovers_exact_curves():
 
 
 def test_hardware_file_round_trip(tmp_path):
-    fp = {"device": "cpu", "cpu_model": "Test CPU @ 3GHz", "torch_threads": 4, "date": "2026-01-01T00:00:00+00:00"}
-    numbers = {"peaks": {"flops": 1e11, "bytes_per_s": 2e10}, "timing": [{"model": "resnet50", "median_s": 0.1}]}
+    fp = {"device": "cpu", "cpu_model": "Test CPU @ 3GHz", "torch_threads": 4,
+          "date": "2026-01-01T00:00:00+00:00"}
+    numbers = {"peaks": {"flops": 1e11, "bytes_per_s": 2e10},
+               "timing": [{"model": "resnet50", "median_s": 0.1}]}
     path = hwfiles.write_hardware_file(tmp_path, fp, numbers, "abc123", {"torch": "x"})
     assert path.name == "cpu-test-cpu-3ghz-4t.json"
     loaded = hwfiles.load_hardware_files(tmp_path)
@@ -107,9 +111,11 @@ def _hw(device_type, times=True, dense_slower=1.3):
         fp["cuda_devices"] = [{"name": "Test GPU"}]
     return {"machine": f"{device_type}-test", "fingerprint": fp, "numbers": {
         "device_type": device_type, "time_size": 128,
-        "counts": [{"model": "resnet50", "parameters": 25_557_032, "fvcore GMAC (1/multiply-add)": 4.1,
+        "counts": [
+            {"model": "resnet50", "parameters": 25_557_032, "fvcore GMAC (1/multiply-add)": 4.1,
                     "bytes moved (MB, estimate)": 360.0},
-                   {"model": "densenet121", "parameters": 7_978_856, "fvcore GMAC (1/multiply-add)": 2.9,
+                   {"model": "densenet121", "parameters": 7_978_856,
+                    "fvcore GMAC (1/multiply-add)": 2.9,
                     "bytes moved (MB, estimate)": 377.0}],
         "timing": [row("resnet50", 1.0), row("densenet121", dense_slower)],
         **({"weight_load": [load("resnet50", 0.10), load("densenet121", 0.04)]} if times else {})}}
@@ -120,7 +126,8 @@ def test_device_claims_gpu_cpu_and_old_files():
     assert gpu["C6"].decision.verdict == "supported" and gpu["C8"].decision.verdict == "supported"
     assert gpu["C6"].device == "cuda (Test GPU)"
     cpu = {f.claim: f for f in cost_claims.device_claims(_hw("cpu", dense_slower=0.8))}
-    assert cpu["C6"].decision.verdict == "not measured here"  # a CPU number is never a verdict on a GPU claim
+    # a CPU number is never a verdict on a GPU claim
+    assert cpu["C6"].decision.verdict == "not measured here"
     assert cpu["C8"].decision.verdict == "refuted"  # DenseNet-121 also trains faster there
     old = {f.claim: f for f in cost_claims.device_claims(_hw("cuda", times=False))}
     assert old["C6"].decision.verdict == old["C8"].decision.verdict == "inconclusive"
@@ -132,7 +139,8 @@ def test_machine_claims_mark_unmeasured_types_and_record_in_one_call(tmp_path):
     found = cost_claims.machine_claims({"cpu-test": _hw("cpu")})
     book = ClaimBook("04_cost", tmp_path, "cpu (Test CPU, 2 threads)", "smoke")
     book.add(*found)
-    assert [(r["id"], r["device"]) for r in book.to_dict()["claims"]] == [(f.claim, f.device) for f in found]
+    assert [(r["id"], r["device"]) for r in book.to_dict()["claims"]] == [(f.claim, f.device)
+                                                                          for f in found]
     rows = {(r.claim, r.device): r.verdict for r in cost_claims.machine_table(found).itertuples()}
     assert rows[("C6", "cuda (no machine measured)")] == "not measured here"
     assert ("C6", "xla (no machine measured)") not in rows  # C6 is a GPU claim
@@ -150,10 +158,13 @@ def test_count_claims_read_the_published_counts():
     import pandas as pd
 
     counts = pd.DataFrame({"parameters": [25_557_032, 7_978_856], cost_claims.FVCORE: [4.11, 2.87],
-                           cost_claims.FLOP_COUNTER: [8.18, 5.67]}, index=["resnet50", "densenet121"])
+                           cost_claims.FLOP_COUNTER: [8.18, 5.67]},
+                          index=["resnet50", "densenet121"])
     f1, f2 = cost_claims.count_claims(counts, 224)
-    assert (f1.claim, f1.decision.verdict, f2.claim, f2.decision.verdict) == ("C1", "verified", "C2", "verified")
-    assert "0.31 of ResNet-50's 25.56M" in f1.headline and "2.87 GMAC vs ResNet-50's 4.11" in f2.headline
+    assert (f1.claim, f1.decision.verdict, f2.claim, f2.decision.verdict) == ("C1", "verified",
+                                                                              "C2", "verified")
+    assert ("0.31 of ResNet-50's 25.56M" in f1.headline
+            and "2.87 GMAC vs ResNet-50's 4.11" in f2.headline)
 
 
 def test_measurements_are_made_once_per_machine_and_parameters(tmp_path, monkeypatch):
@@ -161,19 +172,24 @@ def test_measurements_are_made_once_per_machine_and_parameters(tmp_path, monkeyp
 
     calls, real = [], cost.count_table
     monkeypatch.setattr(cost, "count_table", lambda *a, **k: calls.append(1) or real(*a, **k))
-    params = {"models": ["squeezenet1_1"], "hybrids": [], "flop_size": 32, "time_size": 64, "batch_sizes": [1],
-              "repeats": 2, "min_run_time": 0.0, "block_layers": [1, 2], "growth": 4, "block_size": 8,
+    params = {"models": ["squeezenet1_1"], "hybrids": [], "flop_size": 32, "time_size": 64,
+              "batch_sizes": [1],
+              "repeats": 2, "min_run_time": 0.0, "block_layers": [1, 2], "growth": 4,
+              "block_size": 8,
               "block_batch": 2, "profile": "a plotting-only parameter"}
     store = runs.RunStore(tmp_path / "store")
     here = {"device": "cpu", "cpu_model": "Test CPU", "torch_threads": 2}
     dev = torch.device("cpu")
     a = cost.measurements(params, dev, here, tmp_path, store)
-    assert len(calls) == 1 and a["counts"].loc["squeezenet1_1"].parameters == 1_235_496  # torchvision's count
+    # torchvision's count
+    assert len(calls) == 1 and a["counts"].loc["squeezenet1_1"].parameters == 1_235_496
     b = cost.measurements({**params, "profile": "another"}, dev, here, tmp_path, store)
     assert len(calls) == 1  # loaded: the same numbers, the same hardware-file entry
     pd.testing.assert_frame_equal(a["timing"], b["timing"])
-    assert a["numbers"]["timing"] == b["numbers"]["timing"] and a["numbers"]["run"] == b["numbers"]["run"]
-    cost.measurements(params, dev, {**here, "torch_threads": 1}, tmp_path, store)  # another machine: measured
+    assert (a["numbers"]["timing"] == b["numbers"]["timing"]
+            and a["numbers"]["run"] == b["numbers"]["run"])
+    # another machine: measured
+    cost.measurements(params, dev, {**here, "torch_threads": 1}, tmp_path, store)
     assert len(calls) == 2
     assert not list(tmp_path.glob("weights-*"))  # the weight files are gone
 
@@ -181,8 +197,10 @@ def test_measurements_are_made_once_per_machine_and_parameters(tmp_path, monkeyp
 def test_whole_model_memory_scales_with_the_batch_and_leaves_weights_out():
     one = cost.model_memory(64, 1, {"resnet18": 18}).iloc[0]
     two = cost.model_memory(64, 2, {"resnet18": 18}).iloc[0]
-    assert 1.9 < two.saved_bytes / one.saved_bytes <= 2.0  # activations double; per-channel statistics do not
-    assert one.saved_bytes < 4 * one.parameters  # the 44 MiB of weights are not counted as saved activations
+    # activations double; per-channel statistics do not
+    assert 1.9 < two.saved_bytes / one.saved_bytes <= 2.0
+    # the 44 MiB of weights are not counted as saved activations
+    assert one.saved_bytes < 4 * one.parameters
     assert (one.family, one.depth, one.parameters) == ("ResNet", 18, 11_689_512)
 
 
@@ -192,7 +210,8 @@ def test_the_efficient_densenet_keeps_outputs_and_gradients_and_the_allocator_pe
     torch.manual_seed(0)
     naive = create("densenet-2")
     eff = memory.efficient(naive)
-    assert sum(type(m) is memory.EfficientDenseLayer for m in eff.modules()) == 6  # 2 layers in each of 3 blocks
+    # 2 layers in each of 3 blocks
+    assert sum(type(m) is memory.EfficientDenseLayer for m in eff.modules()) == 6
     x = torch.randn(2, 3, 8, 8)
     for m in (naive, eff):
         m.train()
@@ -201,13 +220,16 @@ def test_the_efficient_densenet_keeps_outputs_and_gradients_and_the_allocator_pe
     assert torch.allclose(naive(x), eff(x), atol=1e-6)
     for (name, a), b in zip(naive.named_parameters(), eff.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-5), name
-    assert memory.allocator_peaks(naive, 2, 8, "cpu") is None  # a CPU has no allocator peak: C7 says so
+    # a CPU has no allocator peak: C7 says so
+    assert memory.allocator_peaks(naive, 2, 8, "cpu") is None
     assert cost.densenet_peaks("cpu") is None
-    rows = [{"block": b, "layers": n, "saved_bytes": 1000 * n + (5 * n * n if b == "dense" else 0), "times": [1.0] * 5}
+    rows = [{"block": b, "layers": n, "saved_bytes": 1000 * n + (5 * n * n if b == "dense" else 0),
+             "times": [1.0] * 5}
             for b in ("dense", "dense (checkpointed)", "residual") for n in (2, 4, 8)]
     found = cost_claims.memory_claims(pd.DataFrame(rows), [2, 4, 8], {}, None)
     assert found[1].evidence["allocator_peaks"] == "CUDA only: not measured on this device"
     if not torch.cuda.is_available():
-        pytest.skip("the allocator's peak is read on CUDA only (no GPU here); the CPU path is checked above")
+        pytest.skip("the allocator's peak is read on CUDA only (no GPU here); "
+                    "the CPU path is checked above")
     peaks = memory.allocator_peaks(create("densenet-16"), 64, 32, "cuda")
     assert 0 < peaks["efficient"] < peaks["naive"]  # Pleiss et al.: 1.605 against 2.863 GB

@@ -1,4 +1,5 @@
-"""The shipped real data: checksums, reproducible building, and the loader's three CIFAR-10 sources."""
+"""The shipped real data: checksums, reproducible building, and the loader's three CIFAR-10
+sources."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ README = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
 
 
 def listed_sha256(name: str) -> str:
-    """The checksum data/README.md gives for a shipped file (an independent record of what was built)."""
+    """The checksum data/README.md gives for a shipped file (an independent record of what was
+    built)."""
     m = re.search(rf"`{re.escape(name)}`[^\n]*?([0-9a-f]{{64}})", README)
     assert m, f"data/README.md lists no sha256 for {name}"
     return m.group(1)
@@ -32,7 +34,8 @@ def test_shipped_files_match_their_listed_checksums(name):
 
 
 def test_shipped_data_stay_within_15_mb():
-    total = sum((ROOT / "data" / n).stat().st_size for n in ("cifar10-subset.tar.gz", "isbi2012-membranes.tar.gz"))
+    total = sum((ROOT / "data" / n).stat().st_size
+                for n in ("cifar10-subset.tar.gz", "isbi2012-membranes.tar.gz"))
     assert total <= 15e6
 
 
@@ -47,7 +50,8 @@ def test_shipped_subset_is_class_balanced_and_split_by_source():
     assert {counts[("test", c)] for c in subsets.CIFAR10_CLASSES} == {subsets.TEST_PER_CLASS}
 
 
-@pytest.mark.skipif(not (SHARED / "cifar10-jpeg.tar.gz").exists(), reason="../shared/datasets is not here")
+@pytest.mark.skipif(not (SHARED / "cifar10-jpeg.tar.gz").exists(),
+                    reason="../shared/datasets is not here")
 def test_subset_script_rebuilds_the_shipped_bytes(tmp_path):
     assert subsets.main(["--source", str(SHARED), "--out", str(tmp_path)]) == 0
     for name in ("cifar10-subset.tar.gz", "isbi2012-membranes.tar.gz"):
@@ -58,7 +62,8 @@ def test_subset_script_rebuilds_the_shipped_bytes(tmp_path):
 
 
 def test_subset_script_names_a_missing_source(tmp_path, capsys):
-    assert subsets.main(["--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert subsets.main(
+        ["--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -77,7 +82,8 @@ def test_quick_sizes_read_the_shipped_subset(monkeypatch):
     tr, te = data.load_classification("cifar10", 200, 50, image_size=16, seed=3)
     assert tr.tensors[0].shape == (200, 3, 16, 16) and te.tensors[0].shape == (50, 3, 16, 16)
     assert torch.bincount(tr.tensors[1], minlength=10).tolist() == [20] * 10
-    assert "shipped" in tr.description and "JPEG export" in tr.description and "16 px" in tr.description
+    assert ("shipped" in tr.description and "JPEG export" in tr.description
+            and "16 px" in tr.description)
     assert tr.tensors[0].mean(0).abs().max() < 1e-5  # He et al.'s per-pixel mean was subtracted
     again, _ = data.load_classification("cifar10", 200, 50, image_size=16, seed=3)
     assert torch.equal(tr.tensors[0], again.tensors[0])
@@ -112,13 +118,15 @@ def test_cifar10_dir_as_an_imagefolder(tmp_path, monkeypatch):
     tr, te = data.load_classification("cifar10", 20, 10, image_size=32, seed=0)
     assert tr.tensors[0].shape == (20, 3, 32, 32) and str(tmp_path) in tr.description
     x, y, _ = data.cifar10(train=False)
-    assert x.shape == (30, 3, 32, 32) and x.dtype == torch.uint8 and torch.bincount(y).tolist() == [3] * 10
+    assert x.shape == (30, 3, 32, 32) and x.dtype == torch.uint8 and torch.bincount(y).tolist() == [
+        3] * 10
     img = np.asarray(Image.open(tmp_path / "test" / "airplane" / "0.png"))
     assert np.array_equal(x[0].permute(1, 2, 0).numpy(), img)
 
 
 def test_cifar10_dir_in_torchvision_batch_format(tmp_path, monkeypatch):
-    """A folder in torchvision's pickled batch format (checksums skipped: the pixels here are random)."""
+    """A folder in torchvision's pickled batch format (checksums skipped: the pixels here are
+    random)."""
     import torchvision
 
     folder = tmp_path / "cifar-10-batches-py"
@@ -137,7 +145,8 @@ def test_cifar10_dir_in_torchvision_batch_format(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFAR10_DIR", str(tmp_path))
     x, y, src = data.cifar10(train=False)
     assert "torchvision batches" in src and y.tolist() == [0, 1, 2, 3]
-    assert np.array_equal(x.reshape(4, -1).numpy(), pixels["test_batch"])  # CHW order, as the batches store it
+    # CHW order, as the batches store it
+    assert np.array_equal(x.reshape(4, -1).numpy(), pixels["test_batch"])
     x, _, _ = data.cifar10(train=True)
     assert x.shape == (20, 3, 32, 32)
 
@@ -206,6 +215,7 @@ def test_the_decoded_subset_is_cached_by_the_archive_content(tmp_path, monkeypat
     monkeypatch.setattr(data, "read_imagefolder_members", no_decoding)
     again = data.cifar10_subset(archive)  # from the cache: nothing decoded
     assert all(torch.equal(a, b) for s in ("train", "test") for a, b in zip(first[s], again[s]))
-    archive.write_bytes(archive.read_bytes()[:-1] + b"\0")  # other bytes: another key, decoded again
+    # other bytes: another key, decoded again
+    archive.write_bytes(archive.read_bytes()[:-1] + b"\0")
     with pytest.raises(AssertionError, match="decoded again"):
         data.cifar10_subset(archive)

@@ -1,4 +1,5 @@
-"""Notebook 01's helpers: the identity construction, distances, gates, intervals, augmentation, the full path."""
+"""Notebook 01's helpers: the identity construction, distances, gates, intervals, augmentation, the
+full path."""
 
 
 import numpy as np
@@ -28,7 +29,8 @@ def _trained_plain(depth=8, steps=3):
 def test_identity_blocks_reproduce_the_shallow_net():
     shallow, ds = _trained_plain(8)
     deep = dc.deepen_with_identity(shallow, 20, ds.tensors[0][:100])
-    assert len(deep.blocks) == 9 and sum(1 for _ in deep.parameters()) > sum(1 for _ in shallow.parameters())
+    assert len(deep.blocks) == 9 and sum(1 for _ in deep.parameters()) > sum(
+        1 for _ in shallow.parameters())
     assert dg.max_output_difference(shallow, deep, ds.tensors[0][100:]) < 1e-5
     with pytest.raises(ValueError, match="plain"):
         dc.deepen_with_identity(cifar_resnet(8, "residual"), 20, ds.tensors[0][:10])
@@ -36,7 +38,8 @@ def test_identity_blocks_reproduce_the_shallow_net():
 
 def test_block_distances_zero_for_identity_residual_blocks():
     m = cifar_resnet(14, "residual")
-    for b in m.blocks:  # zero the branch: every block becomes relu(shortcut(h)) == shortcut(h) on h >= 0
+    # zero the branch: every block becomes relu(shortcut(h)) == shortcut(h) on h >= 0
+    for b in m.blocks:
         torch.nn.init.zeros_(b.bn2.weight)
     d = dg.block_distances(m, torch.randn(4, 3, 8, 8))
     assert d.to_identity.max() < 1e-6 and (d.to_zero - 1).abs().max() < 1e-6
@@ -61,7 +64,8 @@ def test_random_crop_flip():
     assert torch.equal(train.random_crop_flip(x, g, pad=0)[0], x[0]) or \
         torch.equal(train.random_crop_flip(x, g, pad=0)[0], x[0].flip(-1))
     many = torch.stack([train.random_crop_flip(x, g, pad=0)[0] for _ in range(20)])
-    assert any(torch.equal(v, x[0].flip(-1)) for v in many) and any(torch.equal(v, x[0]) for v in many)
+    assert any(torch.equal(v, x[0].flip(-1)) for v in many) and any(torch.equal(v, x[0])
+                                                                    for v in many)
     y = train.random_crop_flip(x, g, pad=2)
     assert y.shape == x.shape
 
@@ -72,7 +76,8 @@ def image_folder(tmp_path):
     for c in ("cats", "dogs"):
         (tmp_path / c).mkdir()
         for i in range(12):
-            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(
+                tmp_path / c / f"{i}.png")
     return tmp_path
 
 
@@ -85,13 +90,19 @@ def test_folder_dataset_and_mean_subtraction(image_folder):
 
 
 def test_full_profile_path_runs_on_an_image_folder(image_folder, tmp_path):
-    """The notebook with the full profile's recipe (step schedule, warm-up, augmentation) on a tiny folder."""
+    """The notebook with the full profile's recipe (step schedule, warm-up, augmentation) on a tiny
+    folder."""
     out = tmp_path / "out.ipynb"
-    params = {"profile": "smoke", "device": "cpu", "report_dir": str(tmp_path / "reports"), "dataset": "folder",
-              "data_path": str(image_folder), "n_train": 14, "n_test": 10, "image_size": 8, "depths": [8, 14],
-              "seeds": 2, "highway_seeds": 2, "epochs": 1.0, "batch_size": 8, "lrs": [0.1], "schedule": "step",
-              "warmup_steps": 1, "warmup_min_depth": 14, "augment": True, "construct_epochs": 0.5, "eval_points": 1}
-    pm.execute_notebook(str(ROOT / "notebooks" / "01_degradation.ipynb"), str(out), parameters=params,
+    params = {"profile": "smoke", "device": "cpu", "report_dir": str(tmp_path / "reports"),
+              "dataset": "folder",
+              "data_path": str(image_folder), "n_train": 14, "n_test": 10, "image_size": 8,
+              "depths": [8, 14],
+              "seeds": 2, "highway_seeds": 2, "epochs": 1.0, "batch_size": 8, "lrs": [0.1],
+              "schedule": "step",
+              "warmup_steps": 1, "warmup_min_depth": 14, "augment": True, "construct_epochs": 0.5,
+              "eval_points": 1}
+    pm.execute_notebook(str(ROOT / "notebooks" / "01_degradation.ipynb"), str(out),
+                        parameters=params,
                         cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
     assert (tmp_path / "reports" / "claims" / "01_degradation.json").exists()
 
@@ -100,23 +111,28 @@ def test_depth_study_keeps_each_kind_at_its_best_rate():
     """A rate far too small cannot win the grid; the kept rows carry convergence records."""
     ds = tasks.texture_classification(96, 8, seed=0)
     cfg = train.TrainConfig(epochs=3, batch_size=32, progress=False)
-    _, final, models = dg.depth_study(dg.DepthRuns(("residual",), (8,), (0, 1), (1e-6, 0.05)), Setting(ds, ds, cfg))
+    _, final, models = dg.depth_study(dg.DepthRuns(("residual",), (8,), (0, 1), (1e-6, 0.05)),
+                                      Setting(ds, ds, cfg))
     kept = final[final.kept]
-    assert kept.lr.tolist() == [0.05, 0.05] and len(final) == 4 and set(models) == {("residual", 8, 0),
-                                                                                     ("residual", 8, 1)}
+    assert kept.lr.tolist() == [0.05, 0.05] and len(final) == 4 and set(models) == {
+        ("residual", 8, 0),
+                                                                                     ("residual", 8,
+                                                                                      1)}
     tried = final[~final.kept].set_index("lr")  # the selection seed's two runs
     assert tried.train_err[1e-6] > tried.train_err[0.05]
     assert {"converged", "late_share"} <= set(final.columns)
 
 
 def test_he_initialisation_scale_and_the_plain56_gradient_explosion():
-    """He init (fan_out, ReLU) draws a 3x3 CxC kernel with variance 2/(9C): E||W||^2 = 9*C*C * 2/(9C) = 2C, while
-    the Dirac (identity) kernel has ||I||^2 = C, so ||W|| / ||I|| is sqrt(2) at initialisation (hand-worked).
+    """He init (fan_out, ReLU) draws a 3x3 CxC kernel with variance 2/(9C): E||W||^2 = 9*C*C *
+    2/(9C) = 2C, while the Dirac (identity) kernel has ||I||^2 = C, so ||W|| / ||I|| is sqrt(2) at
+    initialisation (hand-worked).
 
-    Why the trained plain-56 kernels end tens of times the Dirac norm: with batch norm, a deep plain net's gradients
-    *explode* towards the input at initialisation (Yang et al. 2019), so the first SGD steps inflate the early kernels;
-    batch norm makes the loss blind to a kernel's scale, so the inflated kernels then get tiny effective steps and
-    freeze. The first block's gradient is orders of magnitude larger in plain-56 than in plain-20 or residual-56.
+    Why the trained plain-56 kernels end tens of times the Dirac norm: with batch norm, a deep plain
+    net's gradients *explode* towards the input at initialisation (Yang et al. 2019), so the first
+    SGD steps inflate the early kernels; batch norm makes the loss blind to a kernel's scale, so the
+    inflated kernels then get tiny effective steps and freeze. The first block's gradient is orders
+    of magnitude larger in plain-56 than in plain-20 or residual-56.
     """
     torch.manual_seed(0)
     rel = []
@@ -133,48 +149,59 @@ def test_he_initialisation_scale_and_the_plain56_gradient_explosion():
         train.seed_everything(0)
         m = cifar_resnet(depth, kind).train()
         torch.nn.functional.cross_entropy(m(x), y).backward()
-        first[(kind,
-               depth)] = m.blocks[0].conv2.weight.grad.norm().item() / m.blocks[-1].conv2.weight.grad.norm().item()
+        grads = [b.conv2.weight.grad.norm().item() for b in (m.blocks[0], m.blocks[-1])]
+        first[(kind, depth)] = grads[0] / grads[1]
     assert first[("plain", 56)] > 100 * first[("plain", 20)]
     assert first[("plain", 56)] > 100 * first[("residual", 56)]
 
 
 def verdicts(final, longer=None):
-    """D1, D2 and D5's verdicts from ``depth_claims`` (shallow 20, deep 56, chance 0.9, margin 0.02)."""
-    return {cid: f.decision.verdict for cid, f in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer).items()}
+    """D1, D2 and D5's verdicts from ``depth_claims`` (shallow 20, deep 56, chance 0.9, margin
+    0.02)."""
+    return {cid: f.decision.verdict for cid,
+            f in dg.depth_claims(final, 20, 56, 0.9, 0.02, longer).items()}
 
 
 def test_summaries_pair_arms_by_seed_and_decide_d1_d2_d5():
     rows = []
     wobble = [0.0, 0.01, -0.01, 0.005, -0.005]
-    means = {("plain", 20): 0.10, ("plain", 56): 0.30, ("residual", 20): 0.05, ("residual", 56): 0.045,
+    means = {("plain", 20): 0.10, ("plain", 56): 0.30, ("residual", 20): 0.05,
+             ("residual", 56): 0.045,
              ("highway", 56): 0.20}
     for (kind, depth), m in means.items():
         for s in (4, 2, 0, 3, 1):  # out of order: arms() must sort by seed
-            rows.append({"kind": kind, "depth": depth, "seed": s, "lr": 0.1, "train_err": m + wobble[s],
+            rows.append(
+                {"kind": kind, "depth": depth, "seed": s, "lr": 0.1, "train_err": m + wobble[s],
                          "test_err": m + 0.05, "converged": True, "diverged": False, "kept": True})
     final = pd.DataFrame(rows)
     assert dg.arms(final)[("plain", 20)].seed.tolist() == [0, 1, 2, 3, 4]
     summary = dg.summarize(final).set_index(["kind", "depth"])
-    assert summary.loc[("plain", 56), "mean"] == pytest.approx(0.30) and summary.loc[("plain", 56), "converged"] == 5
-    longer = final[(final.kind == "plain") & (final.depth == 56)].assign(train_err=lambda f: f.train_err - 0.05)
+    assert summary.loc[("plain", 56), "mean"] == pytest.approx(0.30) and summary.loc[(
+        "plain", 56), "converged"] == 5
+    longer = final[(final.kind == "plain") & (final.depth == 56)].assign(
+        train_err=lambda f: f.train_err - 0.05)
     decided = verdicts(final, longer)
-    # plain-56 worse than plain-20 on every seed, still at twice the budget; residual-56 within 0.02 of residual-20
-    # and far below plain-56; highway-56 clearly better than plain-56 but residual-56 non-inferior to it
+    # plain-56 worse than plain-20 on every seed, still at twice the budget; residual-56 within 0.02
+    # of residual-20
+    # and far below plain-56; highway-56 clearly better than plain-56 but residual-56 non-inferior
+    # to it
     assert decided == {"D1": "supported", "D2": "supported", "D5": "supported"}
     assert verdicts(final)["D1"] == "inconclusive"
-    # the deep plain net's failure to fit is the phenomenon: its convergence gates none of D1, D2, D5
+    # the deep plain net's failure to fit is the phenomenon: its convergence gates none of D1, D2,
+    # D5
     final.loc[(final.kind == "plain") & (final.depth == 56), "converged"] = False
     assert verdicts(final, longer)["D2"] == "supported"
     # but an unconverged residual net of any depth leaves D1 and D2 open
-    final.loc[(final.kind == "residual") & (final.depth == 20) & (final.seed == 3), "converged"] = False
+    final.loc[(final.kind == "residual") & (final.depth == 20) & (
+        final.seed == 3), "converged"] = False
     assert {cid: v for cid, v in verdicts(final, longer).items() if cid != "D5"} == \
         {"D1": "inconclusive", "D2": "inconclusive"}
     final.loc[final.kind == "highway", "converged"] = False
     assert verdicts(final)["D5"] == "inconclusive"
     heads = {cid: f.headline for cid, f in dg.depth_claims(final, 20, 56, 0.9, 0.02).items()}
     assert "never left chance" not in heads["D1"]
-    final.loc[(final.kind == "plain") & (final.depth == 56), "train_err"] = 0.89  # a plain-56 stuck at chance
+    # a plain-56 stuck at chance
+    final.loc[(final.kind == "plain") & (final.depth == 56), "train_err"] = 0.89
     found = dg.depth_claims(final, 20, 56, 0.9, 0.02)["D1"]
     d1, head = found.decision, found.headline
     assert "plain-56 never left chance (90%)" in head and d1.verdict != "supported"

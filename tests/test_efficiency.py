@@ -65,11 +65,13 @@ def test_study_chooses_rates_on_validation_and_pairs_seeds():
     pool, te = data.train_test_split(tasks.texture_classification(90, 8, seed=0), 20)
     tr, val = data.train_test_split(pool, 20)
     cfg = TrainConfig(batch_size=8, progress=False)
-    design = ef.Design(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1], [0.01, 0.05], steps=3,
+    design = ef.Design(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0, 1],
+                       [0.01, 0.05], steps=3,
                        lr_seeds=2)
     runs, grid = ef.study(design, Setting(tr, te, cfg, val=val))
     assert len(grid) == 8 and grid.groupby("model").kept.sum().tolist() == [2, 2]
-    for _, g in grid.groupby("model"):  # the smallest rate within one standard error of the best mean
+    # the smallest rate within one standard error of the best mean
+    for _, g in grid.groupby("model"):
         means = g.groupby("lr").val_err.mean()
         se = (means.min() * (1 - means.min()) / (len(val) * 2)) ** 0.5
         assert g[g.kept].lr.iloc[0] == means[means <= means.min() + se].index.min()
@@ -77,7 +79,8 @@ def test_study_chooses_rates_on_validation_and_pairs_seeds():
     assert len(runs) == 8 and set(runs.n_train) == {20, 50}
     assert (runs.gap == runs.test_err - runs.train_err).all()
     assert ef.per_seed(runs, "resnet-8", 20, "seed") == [0, 1]
-    assert runs.groupby("model").lr.nunique().max() == 1  # each model keeps its rate on every size and seed
+    # each model keeps its rate on every size and seed
+    assert runs.groupby("model").lr.nunique().max() == 1
     assert len(ef.converged(runs, ["resnet-8"], 50)) == 2
 
 
@@ -86,11 +89,12 @@ def test_one_standard_error_rule_prefers_the_smaller_rate_on_a_tie(monkeypatch):
 
     def fake(config, train_set, val_set, test_set, device=None):
         spec, lr = config["name"], config["lr"]
-        return {"model": spec, "lr": lr, "seed": config["seed"], "diverged": False, "val_err": val_err[(spec,
-                                                                                                        lr)]}, None
+        return {"model": spec, "lr": lr, "seed": config["seed"], "diverged": False,
+                "val_err": val_err[(spec, lr)]}, None
 
     monkeypatch.setattr(ef, "train_run", fake)
-    val = tasks.texture_classification(1000, 8, seed=0)  # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
+    # n_val = 1000: one SE at 0.595 over 2 seeds = 0.011
+    val = tasks.texture_classification(1000, 8, seed=0)
     design = ef.Design(["m", "n"], ["m", "n"], [], [0, 1], [0.1, 0.05], 1, lr_seeds=2)
     grid = ef.choose_lrs(design, Setting(None, None, train.TrainConfig(progress=False), val=val))
     kept = grid[grid.kept].groupby("model").lr.first().to_dict()
@@ -109,7 +113,8 @@ def test_a_second_study_with_a_store_trains_nothing_and_gives_the_same_rows(tmp_
     design = ef.Design(["resnet-8", "densenet-1"], ["resnet-8"], [20], [0, 1], [0.01, 0.05], 3)
     setting = Setting(tr_set, te, cfg, store=store, val=val)
     first, grid1 = ef.study(design, setting)
-    assert len(calls) == 4 + 2 + 2  # 2 models x 2 rates on seed 0; seed 1 of both; the pair on 20 images x 2 seeds
+    # 2 models x 2 rates on seed 0; seed 1 of both; the pair on 20 images x 2 seeds
+    assert len(calls) == 4 + 2 + 2
     second, grid2 = ef.study(design, setting)
     assert len(calls) == 8
     pd.testing.assert_frame_equal(first, second)
@@ -123,23 +128,29 @@ def test_the_matched_control_trains_at_every_size_beside_the_pair(monkeypatch):
 
     def fake(config, train_set, val_set, test_set, device=None):
         made.append((config["name"], config["n_train"], config["seed"]))
-        return {"model": config["name"], "n_train": config["n_train"] or 100, "seed": config["seed"],
+        return {"model": config["name"], "n_train": config["n_train"] or 100,
+                "seed": config["seed"],
                 "lr": config["lr"],
-                "diverged": False, "val_err": 0.5, "train_err": 0.1, "test_err": 0.5, "converged": True}, None
+                "diverged": False, "val_err": 0.5, "train_err": 0.1, "test_err": 0.5,
+                "converged": True}, None
 
     monkeypatch.setattr(ef, "train_run", fake)
     tr_set = tasks.texture_classification(100, 8, seed=0)
     setting = Setting(tr_set, tr_set, train.TrainConfig(progress=False), val=tr_set)
-    runs, grid = ef.study(ef.Design(["resnet-20", "densenet-4"], ["resnet-20", "densenet-4"], [20, 50], [0, 1, 2],
+    runs, grid = ef.study(
+        ef.Design(["resnet-20", "densenet-4"], ["resnet-20", "densenet-4"], [20, 50], [0, 1, 2],
                                     [0.05], 5, lr_seeds=1, control="resnet-8"), setting)
-    assert set(grid.model) == {"resnet-20", "densenet-4", "resnet-8"}  # the control gets its own rate too
+    # the control gets its own rate too
+    assert set(grid.model) == {"resnet-20", "densenet-4", "resnet-8"}
     for n in (20, 50):
         for m in ("resnet-20", "densenet-4", "resnet-8"):
             assert sorted(s for name, size, s in made if name == m and size == n) == [0, 1, 2]
-    assert len(made) == 3 * 3 + 2 * 3 * 3  # every model and seed on the full set; three models x 3 seeds x 2 sizes
+    # every model and seed on the full set; three models x 3 seeds x 2 sizes
+    assert len(made) == 3 * 3 + 2 * 3 * 3
     # the control already in the pair adds no runs
     made.clear()
-    ef.study(ef.Design(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0], [0.05], 5, lr_seeds=1,
+    ef.study(ef.Design(["resnet-8", "densenet-1"], ["resnet-8", "densenet-1"], [20], [0], [0.05], 5,
+                       lr_seeds=1,
                        control="resnet-8"), setting)
     assert len(made) == 2 + 2
 
@@ -152,14 +163,17 @@ def test_model_costs_count_what_a_second_library_counts_and_ratios_pair_rounds()
         assert costs.loc[m, "params"] == sum(p.numel() for p in model.parameters())
         fv = flops.fvcore_flops(model, torch.zeros(1, 3, 8, 8))
         # torch.utils.flop_counter counts convolutions and matmuls, two FLOPs per multiply-add
-        assert flops.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(2 * (fv["conv"] + fv.get("linear",
+        assert flops.torch_flops(model, torch.zeros(1, 3, 8, 8)) == pytest.approx(
+            2 * (fv["conv"] + fv.get("linear",
                                                                                                            0)))
         assert costs.loc[m, "flops"] == fv["total"] and len(costs.loc[m, "step_times"]) == 3
-    # ratios by hand: the time ratio is the median of per-round ratios, so a round slow for both cancels
+    # ratios by hand: the time ratio is the median of per-round ratios, so a round slow for both
+    # cancels
     fake = pd.DataFrame({"params": [100, 80], "flops": [10.0, 12.0], "step_s": [1.0, 1.0],
                          "step_times": [[1.0, 2.0, 1.0], [1.2, 2.4, 1.1]]}, index=["base", "hyb"])
     r = ef.cost_ratios(fake, "hyb", "base")
-    assert r["params"] == pytest.approx(0.8) and r["flops"] == pytest.approx(1.2) and r["time"] == pytest.approx(1.2)
+    assert (r["params"] == pytest.approx(0.8) and r["flops"] == pytest.approx(1.2)
+            and r["time"] == pytest.approx(1.2))
 
 
 def test_augmentation_is_named_in_the_config_and_reaches_training():
@@ -167,20 +181,25 @@ def test_augmentation_is_named_in_the_config_and_reaches_training():
     cfg = train.TrainConfig(batch_size=16, schedule="constant", lr=0.05, progress=False)
     ids = {"train_data": "t", "val_data": None, "test_data": "e"}
     plain = ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False)
-    assert "augment" not in plain  # no augmentation adds no key: the stored runs of quick keep their keys
+    # no augmentation adds no key: the stored runs of quick keep their keys
+    assert "augment" not in plain
     aug = ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False, augment="crop-flip")
     assert aug["augment"] == "crop-flip"
     with pytest.raises(ValueError, match="augment='cutout' is not allowed"):
         ef.run_config("resnet-8", None, 0, 0.05, 6, cfg, ids, False, augment="cutout")
     rows = [ef.train_run(c, ds, None, ds, "cpu")[0] for c in (plain, aug, aug)]
     assert rows[1]["train_err"] == rows[2]["train_err"]  # seeded: the same crops and flips again
-    assert rows[0]["test_err"] != rows[1]["test_err"]  # the crops and flips changed what was learned
+    # the crops and flips changed what was learned
+    assert rows[0]["test_err"] != rows[1]["test_err"]
 
 
 def test_design_from_the_notebooks_parameters():
-    p = {"seed": 1, "seeds": 3, "models": ["resnet-8", "resnet-20"], "pair": ["resnet-20", "densenet-4"],
-         "hybrids": {"se-resnet-20": "resnet-20", "csp-densenet-4": "densenet-4"}, "control": "resnet-8",
-         "small_sizes": [250], "lrs": [0.1, 0.2], "steps": 200, "lr_seeds": 2, "augment": True, "n_train": 1000}
+    p = {"seed": 1, "seeds": 3, "models": ["resnet-8", "resnet-20"],
+         "pair": ["resnet-20", "densenet-4"],
+         "hybrids": {"se-resnet-20": "resnet-20", "csp-densenet-4": "densenet-4"},
+         "control": "resnet-8",
+         "small_sizes": [250], "lrs": [0.1, 0.2], "steps": 200, "lr_seeds": 2, "augment": True,
+         "n_train": 1000}
     d = ef.Design.from_params(p)
     assert d.specs == ["resnet-8", "resnet-20", "densenet-4", "se-resnet-20", "csp-densenet-4"]
     assert d.seeds == [1, 2, 3] and d.augment == "crop-flip" and d.control == "resnet-8"

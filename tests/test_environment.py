@@ -1,5 +1,6 @@
-"""The environment files: requirements.lock pins what pyproject.toml asks for, environment.yml installs the lock,
-the Makefile's .venv holds exactly the locked versions, and torch stays installable."""
+"""The environment files: requirements.lock pins what pyproject.toml asks for, environment.yml
+installs the lock, the Makefile's .venv holds exactly the locked versions, and torch stays
+installable."""
 
 import importlib.metadata
 import re
@@ -36,7 +37,8 @@ def _project():
 
 
 def test_the_lock_pins_everything_pyproject_asks_for():
-    project, lock, cluster = _project(), _pins(ROOT / "requirements.lock"), _pins(ROOT / "requirements-cluster.lock")
+    project, lock, cluster = _project(), _pins(ROOT / "requirements.lock"), _pins(
+        ROOT / "requirements-cluster.lock")
     extras = project["optional-dependencies"]
     assert {_name(r) for r in project["dependencies"] + extras["dev"]} <= set(lock)
     ray = {_name(r) for r in extras["cluster"]}
@@ -53,12 +55,15 @@ def test_environment_yml_installs_the_lock():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert pip == ["-r requirements.lock", "-e ."]
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
-    assert Requirement(f"x{_project()['requires-python']}").specifier.contains(python.split("=")[1] + ".0")
+    assert Requirement(f"x{_project()['requires-python']}").specifier.contains(python.split("=")[1]
+                                                                               + ".0")
 
 
-@pytest.mark.skipif(sys.prefix != str(ROOT / ".venv"), reason="not the Makefile's .venv (PYTHON=... was given)")
+@pytest.mark.skipif(sys.prefix != str(ROOT / ".venv"),
+                    reason="not the Makefile's .venv (PYTHON=... was given)")
 def test_the_venv_holds_the_locked_versions():
-    lock = _pins(ROOT / ("requirements-cluster.lock" if (ROOT / ".venv" / ".installed-cluster").exists()
+    lock = _pins(
+        ROOT / ("requirements-cluster.lock" if (ROOT / ".venv" / ".installed-cluster").exists()
                          else "requirements.lock"))
     wrong = {}
     for name, pins in lock.items():
@@ -68,7 +73,8 @@ def test_the_venv_holds_the_locked_versions():
             installed = importlib.metadata.version(name)
             if installed.split("+")[0] != version.split("+")[0]:
                 wrong[name] = (installed, version)
-    assert not wrong, f"installed vs locked: {wrong}; run make setup (or make lock after changing pyproject.toml)"
+    assert not wrong, (f"installed vs locked: {wrong}; run make setup "
+                       "(or make lock after changing pyproject.toml)")
 
 
 def test_torch_is_not_pinned_to_a_cpu_wheel():

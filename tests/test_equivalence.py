@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipanalysis.models import DenseBlock, DenseLayer, DenseStageNet, ResidualStageNet, create, dense_layer_params
+from skipanalysis.models import (
+    DenseBlock,
+    DenseLayer,
+    DenseStageNet,
+    ResidualStageNet,
+    create,
+    dense_layer_params,
+)
 from skipanalysis.setting import Setting
 from skipanalysis.studies import equivalence as eq
 
@@ -78,15 +85,18 @@ def test_ridge_r2_exact_and_independent():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2000, 5, generator=g, dtype=torch.float64)
     w = torch.randn(5, 3, generator=g, dtype=torch.float64)
-    assert eq.ridge_r2(x[:1000], x[:1000] @ w, x[1000:], x[1000:] @ w, alpha=1e-8) == pytest.approx(1, abs=1e-6)
+    assert eq.ridge_r2(x[:1000], x[:1000] @ w, x[1000:], x[1000:] @ w,
+                       alpha=1e-8) == pytest.approx(1, abs=1e-6)
     noise = torch.randn(2000, 3, generator=g, dtype=torch.float64)
     assert abs(eq.ridge_r2(x[:1000], noise[:1000], x[1000:], noise[1000:])) < 0.02
 
 
 def test_sources_reproduce_last_layer_input():
     x = torch.randn(3, 3, 8, 8)
-    for model, sources, last in [(ResidualStageNet(8, 4), eq.residual_sources, lambda m: m.blocks[-1]),
-                                 (DenseStageNet(4, 4), eq.dense_sources, lambda m: m.block.layers[-1])]:
+    for model, sources, last in [
+        (ResidualStageNet(8, 4), eq.residual_sources, lambda m: m.blocks[-1]),
+                                 (DenseStageNet(4, 4), eq.dense_sources,
+                                  lambda m: m.block.layers[-1])]:
         model.eval()
         seen = {}
         h = last(model).register_forward_pre_hook(lambda mod, args: seen.setdefault(  # noqa: B023
@@ -117,14 +127,16 @@ def test_decodability_study_shapes_and_dense_recovery():
     from skipanalysis import train
 
     g = torch.Generator().manual_seed(0)
-    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
+    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g),  # noqa: E731
+                                   torch.randint(0, 3, (n,), generator=g))
     cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.01, progress=False)
     r2, runs = eq.decodability_study(eq.E5Design([0, 1], growth=2, n_blocks=3, n_probe=8),
                                      Setting(make(32), make(16), cfg))
     assert len(runs) == 4 and set(runs.model) == {"residual", "dense"} and set(runs.seed) == {0, 1}
     assert len(r2) == 2 * 2 * 2 * 3  # (model, state, seed) x (stem + 2 earlier layers)
     assert set(r2.state) == {"trained", "initialised"}
-    # width-matched: the ResNet is as wide as the DenseNet's last input (stem 2k + 2 layers of k = 4k = 8 channels)
+    # width-matched: the ResNet is as wide as the DenseNet's last input (stem 2k + 2 layers of k =
+    # 4k = 8 channels)
     assert eq.matched_width(2, 3) == 8
     assert runs[runs.model == "residual"].params.iloc[0] == sum(
         p.numel() for p in create("preact-stage-3", width=8).parameters())
@@ -140,10 +152,12 @@ def test_decodability_baseline_is_the_untrained_net_of_the_same_seed():
     from skipanalysis import train
 
     g = torch.Generator().manual_seed(0)
-    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
+    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g),  # noqa: E731
+                                   torch.randint(0, 3, (n,), generator=g))
     tr_set, te_set = make(32), make(16)
     cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.1, progress=False)
-    r2, _ = eq.decodability_study(eq.E5Design([3], growth=2, n_blocks=3, n_probe=8), Setting(tr_set, te_set, cfg))
+    r2, _ = eq.decodability_study(eq.E5Design([3], growth=2, n_blocks=3, n_probe=8),
+                                  Setting(tr_set, te_set, cfg))
     # by hand: the net as seed 3 initialises it, the probe images seed 3 draws, the same decoder
     train.seed_everything(3)
     net = create("preact-stage-3", width=8)
@@ -154,7 +168,8 @@ def test_decodability_baseline_is_the_untrained_net_of_the_same_seed():
     expected = eq.decodability(s_fit, last_fit, s_eval, last_eval)
     res = r2[r2.model == "residual"].set_index(["state", "index"]).R2
     assert [res["initialised", i] for i in range(3)] == pytest.approx(expected, abs=1e-9)
-    assert [res["trained", i] for i in range(3)] != pytest.approx(expected, abs=1e-6)  # training moved it
+    # training moved it
+    assert [res["trained", i] for i in range(3)] != pytest.approx(expected, abs=1e-6)
 
 
 def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp_path, monkeypatch):
@@ -165,7 +180,8 @@ def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp
     from skipanalysis import train
 
     g = torch.Generator().manual_seed(0)
-    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
+    make = lambda n: TensorDataset(torch.randn(n, 3, 8, 8, generator=g),  # noqa: E731
+                                   torch.randint(0, 3, (n,), generator=g))
     tr_set, te_set = make(32), make(16)
     cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.01, progress=False)
     calls, real = [], train.train
@@ -182,5 +198,7 @@ def test_decodability_study_through_a_store_trains_once_and_decodes_the_same(tmp
 
 
 def test_e5_design_from_the_notebooks_parameters():
-    p = {"seed": 2, "seeds": 3, "growth": 5, "n_blocks": 6, "n_probe": 64, "ridge_alpha": 1e-3, "epochs": 1}
-    assert eq.E5Design.from_params(p) == eq.E5Design([2, 3, 4], growth=5, n_blocks=6, n_probe=64, alpha=1e-3)
+    p = {"seed": 2, "seeds": 3, "growth": 5, "n_blocks": 6, "n_probe": 64, "ridge_alpha": 1e-3,
+         "epochs": 1}
+    assert eq.E5Design.from_params(p) == eq.E5Design([2, 3, 4], growth=5, n_blocks=6, n_probe=64,
+                                                     alpha=1e-3)

@@ -1,5 +1,6 @@
-"""make plan PROFILE=full (skipanalysis.pipeline.estimate): the full profile's runs counted by hand and from the
-papers, the hours summed by hand from a known timer, other devices' tables read back, bad input in one line."""
+"""make plan PROFILE=full (skipanalysis.pipeline.estimate): the full profile's runs counted by hand
+and from the papers, the hours summed by hand from a known timer, other devices' tables read back,
+bad input in one line."""
 
 import json
 
@@ -20,34 +21,45 @@ def work():
 
 def test_01_trains_he_et_al_s_64k_iterations(work):
     w01 = [w for w in work if w.notebook == "01_degradation"]
-    assert {w.steps for w in w01 if w.what == "depth grid"} == {64_061}  # 163.84 epochs of 391 batches: He's 64k
+    # 163.84 epochs of 391 batches: He's 64k
+    assert {w.steps for w in w01 if w.what == "depth grid"} == {64_061}
     grid = [w for w in w01 if w.what == "depth grid"]
     assert len(grid) == 2 * 5 and all(w.runs == 5 and w.batch == 128 for w in grid)
 
 
 def test_08_runs_by_hand(work):
     w08 = {w.net.family: w for w in work if w.notebook == "08_param_efficiency"}
-    # rate grid: 2 rates x 2 seeds; then the other 3 seeds; the pair and the control also on 2 scarce sizes x 5 seeds
+    # rate grid: 2 rates x 2 seeds; then the other 3 seeds; the pair and the control also on 2
+    # scarce sizes x 5 seeds
     assert w08["resnet-20"].runs == 2 * 2 + 3
-    assert w08["densenet-16"].runs == w08["bottleneck-resnet-164"].runs == w08["resnet-56"].runs == 7 + 2 * 5
-    assert len(w08) == 8 and {w.steps for w in w08.values()} == {32_000} and {w.batch for w in w08.values()} == {64}
+    assert (w08["densenet-16"].runs == w08["bottleneck-resnet-164"].runs == w08["resnet-56"].runs
+            == 7 + 2 * 5)
+    assert len(w08) == 8 and {w.steps for w in w08.values()} == {32_000} and {
+        w.batch for w in w08.values()} == {64}
 
 
 def test_06_counts_the_elastic_copies_and_the_budget_check(work):
     w06 = [w for w in work if w.notebook == "06_unet_skips"]
-    tiles = 24 * (512 // 128) ** 2 * (1 + 3)  # slices x tiles a slice x (the slice and its 3 elastic copies)
+    # slices x tiles a slice x (the slice and its 3 elastic copies)
+    tiles = 24 * (512 // 128) ** 2 * (1 + 3)
     steps = 60 * -(-tiles // 16)
     assert {w.steps for w in w06} == {steps, 2 * steps}
-    assert sum(w.runs for w in w06 if w.steps == steps) == 3 * (5 + 2)  # seeds and the selection seed at 2 rates
+    # seeds and the selection seed at 2 rates
+    assert sum(w.runs for w in w06 if w.steps == steps) == 3 * (5 + 2)
 
 
 def test_05_counts_a_reused_run_once():
-    p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12, "lrs": [0.001, 0.003],
-         "warmup": 400, "seeds": 3, "t3_warmup": 400, "t3_lr": 0.001, "t3_depths": [6, 12], "t3_seeds": 3,
-         "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "", "text_seq_len": 16}
+    p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12,
+         "lrs": [0.001, 0.003],
+         "warmup": 400, "seeds": 3, "t3_warmup": 400, "t3_lr": 0.001, "t3_depths": [6, 12],
+         "t3_seeds": 3,
+         "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "",
+         "text_seq_len": 16}
     t3 = [w for w in ew.work_05(p) if w.what == "T3: depth sweep"]
-    # post-norm at depth 12 with the grid's warm-up and rate is a warm-up grid run already; pre-norm with warm-up is not
-    assert sorted((w.net.family, w.net.depth) for w in t3) == [("encoder-post-8", 6), ("encoder-pre-8", 6),
+    # post-norm at depth 12 with the grid's warm-up and rate is a warm-up grid run already; pre-norm
+    # with warm-up is not
+    assert sorted((w.net.family, w.net.depth) for w in t3) == [("encoder-post-8", 6),
+                                                               ("encoder-pre-8", 6),
                                                                 ("encoder-pre-8", 12)]
     assert not any("text" in w.what for w in ew.work_05(p))
     assert any("text" in w.what for w in ew.work_05({**p, "text_path": "x.txt"}))
@@ -61,9 +73,11 @@ def test_depth_fit_by_hand():
 
 def test_price_sums_hours_by_hand_and_scales_a_cpu_batch():
     net = lambda d: ew.cifar_net("plain", d)  # noqa: E731
-    work = [ew.Work("01_degradation", "grid", net(20), 5, 1000, 128), ew.Work("01_degradation", "grid", net(56), 5,
+    work = [ew.Work("01_degradation", "grid", net(20), 5, 1000, 128),
+            ew.Work("01_degradation", "grid", net(56), 5,
                                                                               1000, 128),
-            ew.Work("01_degradation", "grid", net(110), 2, 100, 128), ew.Work("07", "eval", net(20), 1, 30, 128, 1)]
+            ew.Work("01_degradation", "grid", net(110), 2, 100, 128),
+            ew.Work("07", "eval", net(20), 1, 30, 128, 1)]
     seen = []
 
     def timer(n, batch, device):
@@ -71,7 +85,8 @@ def test_price_sums_hours_by_hand_and_scales_a_cpu_batch():
         return 0.001 * n.depth * batch
 
     priced = es.price(work, CPU, timer=timer)
-    assert sorted(seen) == [(20, 16), (56, 16)]  # a CPU times 16 of the 128 once per depth; 110 is fitted
+    # a CPU times 16 of the 128 once per depth; 110 is fitted
+    assert sorted(seen) == [(20, 16), (56, 16)]
     s110 = 0.001 * 110 * 128  # the line through (20, 2.56) and (56, 7.168) s reaches 110 exactly
     assert priced.s_per_step.tolist() == pytest.approx([2.56, 7.168, s110, 2.56])
     by_hand = (5 * 1000 * 2.56 + 5 * 1000 * 7.168 + 2 * 100 * s110 + 30 * 2.56 / 3) / 3600
@@ -83,8 +98,10 @@ def test_price_sums_hours_by_hand_and_scales_a_cpu_batch():
 
 
 def test_a_saved_table_is_read_back(tmp_path):
-    priced = pd.DataFrame([{"notebook": "03_equivalence", "what": "x", "net": "n", "runs": 1, "steps": 3600,
-                            "batch": 1, "passes": 3, "timed": True, "s_per_step": 1.0, "hours": 1.0}])
+    priced = pd.DataFrame(
+        [{"notebook": "03_equivalence", "what": "x", "net": "n", "runs": 1, "steps": 3600,
+                            "batch": 1, "passes": 3, "timed": True, "s_per_step": 1.0,
+                            "hours": 1.0}])
     es.save(tmp_path / "card.json", CPU, priced, es.table(priced))
     read = es.card_tables(tmp_path)
     (where, hours), = read.items()
@@ -93,7 +110,8 @@ def test_a_saved_table_is_read_back(tmp_path):
 
 
 def test_step_seconds_times_a_real_step():
-    net = ew.Net("tiny", 1, lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)), (3, 2, 2))
+    net = ew.Net("tiny", 1, lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)),
+                 (3, 2, 2))
     assert 0 < es.step_seconds(net, 4, CPU, min_run_time=0.01) < 1
 
 
@@ -104,15 +122,19 @@ def test_a_bad_device_is_one_line(capsys):
 
 def test_a_kept_gpu_check_prices_01_exactly_and_scales_the_rest(tmp_path):
     priced = pd.DataFrame([
-        {"notebook": "01_degradation", "family": "plain", "depth": 20, "runs": 2, "steps": 100, "batch": 10,
+        {"notebook": "01_degradation", "family": "plain", "depth": 20, "runs": 2, "steps": 100,
+         "batch": 10,
          "hours": 4.0},
-        {"notebook": "01_degradation", "family": "plain", "depth": 110, "runs": 1, "steps": 100, "batch": 10,
+        {"notebook": "01_degradation", "family": "plain", "depth": 110, "runs": 1, "steps": 100,
+         "batch": 10,
          "hours": 6.0},
-        {"notebook": "08_param_efficiency", "family": "resnet-20", "depth": 20, "runs": 1, "steps": 1, "batch": 1,
+        {"notebook": "08_param_efficiency", "family": "resnet-20", "depth": 20, "runs": 1,
+         "steps": 1, "batch": 1,
          "hours": 5.0}])
     kept = {"machine": {"gpu": "Card X, 80 GiB"}, "calls": [
         {"rates": [{"kind": "plain", "depth": 20, "alone": 1.0}]},  # replaced by the later call's
-        {"rates": [{"kind": "plain", "depth": 20, "alone": 1000.0}, {"kind": "plain", "depth": 110, "alone": 100.0}]}]}
+        {"rates": [{"kind": "plain", "depth": 20, "alone": 1000.0},
+                   {"kind": "plain", "depth": 110, "alone": 100.0}]}]}
     (tmp_path / "card.json").write_text(json.dumps(kept))
     (name, hours), = es.gpu_check_tables(priced, tmp_path).items()
     card01 = (2 * 100 * 10 / 1000 + 1 * 100 * 10 / 100) / 3600  # images over images/s
@@ -123,19 +145,23 @@ def test_a_kept_gpu_check_prices_01_exactly_and_scales_the_rest(tmp_path):
 
 
 def test_the_kept_h200_check_gives_the_hours_it_recorded(work):
-    """01's card hours from the kept gpu-check file through this module agree with the hours gpu_check.estimate
-    wrote into that file when it ran (42.5 h one run at a time), on the same full-profile runs."""
+    """01's card hours from the kept gpu-check file through this module agree with the hours
+    gpu_check.estimate wrote into that file when it ran (42.5 h one run at a time), on the same
+    full-profile runs."""
     kept = json.loads((es.GPU_CHECK_DIR / "cuda-nvidia-h200.json").read_text())
-    rows = pd.DataFrame([{"notebook": w.notebook, "family": w.net.family, "depth": w.net.depth, "runs": w.runs,
+    rows = pd.DataFrame(
+        [{"notebook": w.notebook, "family": w.net.family, "depth": w.net.depth, "runs": w.runs,
                           "steps": w.steps, "batch": w.batch, "hours": 1.0} for w in work
                          if w.notebook == "01_degradation"])
     (_, hours), = es.gpu_check_tables(rows).items()
-    assert hours["01_degradation"] == pytest.approx(kept["estimate_01_full"]["alone_hours"], abs=0.05)
+    assert hours["01_degradation"] == pytest.approx(kept["estimate_01_full"]["alone_hours"],
+                                                    abs=0.05)
     assert rows.runs.sum() == kept["estimate_01_full"]["runs"]
 
 
 def test_the_table_goes_between_the_marks_and_nowhere_else(tmp_path):
-    priced = pd.DataFrame([{"notebook": "03_equivalence", "family": "n", "depth": 1, "runs": 2, "steps": 3600,
+    priced = pd.DataFrame(
+        [{"notebook": "03_equivalence", "family": "n", "depth": 1, "runs": 2, "steps": 3600,
                             "batch": 1, "passes": 3, "hours": 2.0}])
     text = es.markdown(es.table(priced), CPU)
     assert "| 03_equivalence | 2 | 2.0 |" in text and "| all | 2 | 2.0 |" in text
@@ -149,21 +175,29 @@ def test_the_table_goes_between_the_marks_and_nowhere_else(tmp_path):
 
 
 def test_05_reuses_what_depth_sweep_loads_and_nothing_else():
-    p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12, "lrs": [0.001],
-         "warmup": 400, "seeds": 3, "t3_warmup": 0, "t3_lr": 0.001, "t3_depths": [12], "t3_seeds": 5,
-         "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "", "text_seq_len": 16}
+    p = {"batch_size": 128, "epochs": 5.0, "t3_epochs": 5.0, "n_train": 1280, "depth": 12,
+         "lrs": [0.001],
+         "warmup": 400, "seeds": 3, "t3_warmup": 0, "t3_lr": 0.001, "t3_depths": [12],
+         "t3_seeds": 5,
+         "seq_len": 8, "vocab": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "text_path": "",
+         "text_seq_len": 16}
     runs = lambda q: {w.net.family: w.runs for w in ew.work_05(q) if w.what == "T3: depth sweep"}  # noqa: E731
-    # no warm-up: both placements' grid runs at depth 12 serve the sweep, for the 3 seeds both lists hold
+    # no warm-up: both placements' grid runs at depth 12 serve the sweep, for the 3 seeds both lists
+    # hold
     assert runs(p) == {"encoder-post-8": 2, "encoder-pre-8": 2}
     # another length (quick: t3_epochs 3 against epochs 6) or a rate outside the grid: nothing loads
-    assert runs({**p, "t3_epochs": 3.0}) == runs({**p, "t3_lr": 0.01}) == {"encoder-post-8": 5, "encoder-pre-8": 5}
+    assert runs({**p, "t3_epochs": 3.0}) == runs({**p, "t3_lr": 0.01}) == {"encoder-post-8": 5,
+                                                                           "encoder-pre-8": 5}
 
 
 def test_01_counts_d3_s_own_scratch_arm_when_its_budget_differs():
-    p = {"epochs": 10.0, "construct_epochs": 10.0, "batch_size": 100, "n_train": 1000, "depths": [8, 14],
+    p = {"epochs": 10.0, "construct_epochs": 10.0, "batch_size": 100, "n_train": 1000,
+         "depths": [8, 14],
          "seeds": 3, "highway_seeds": 3, "lrs": [0.1]}
-    assert not any(w.what == "D3: from scratch" for w in ew.work_01(p))  # D1's twice-the-budget runs serve
-    (scratch,) = [w for w in ew.work_01({**p, "construct_epochs": 5.0}) if w.what == "D3: from scratch"]
+    # D1's twice-the-budget runs serve
+    assert not any(w.what == "D3: from scratch" for w in ew.work_01(p))
+    (scratch,) = [w for w in ew.work_01({**p, "construct_epochs": 5.0})
+                  if w.what == "D3: from scratch"]
     assert (scratch.runs, scratch.steps) == (3, 100 + 50)
 
 

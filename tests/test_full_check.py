@@ -1,5 +1,6 @@
-"""make full-check: its caps validate against every notebook, reach every reader of a profile section, and mark
-every verdict; bad input stops in one line before anything is written. (The check itself runs in .ci/run.)"""
+"""make full-check: its caps validate against every notebook, reach every reader of a profile
+section, and mark every verdict; bad input stops in one line before anything is written. (The check
+itself runs in .ci/run.)"""
 
 import numpy as np
 import pandas as pd
@@ -17,25 +18,32 @@ FULL = fc.full_parameters()
 
 def test_caps_validate_for_every_notebook():
     fc.check_overlay(fc.caps(FULL), "cpu")  # raises ParameterError naming the notebook otherwise
-    assert set(fc.caps(FULL)) == set(fc.ORDER) == {p.stem for p in fc.NOTEBOOKS.glob("[0-9]*.ipynb")}
+    assert set(fc.caps(FULL)) == set(fc.ORDER) == {p.stem
+                                                   for p in fc.NOTEBOOKS.glob("[0-9]*.ipynb")}
 
 
 def test_the_knob_sets_steps_by_hand():
     c = fc.caps(FULL, steps=6)
-    # 01: 6 steps of 128 images over 256 images is 3 epochs; warm-up half of the steps, and its path kept
+    # 01: 6 steps of 128 images over 256 images is 3 epochs; warm-up half of the steps, and its path
+    # kept
     assert c["01_degradation"]["epochs"] == 3.0 and c["01_degradation"]["warmup_steps"] == 3
-    assert c["01_degradation"]["depths"] == [20, 32] and c["01_degradation"]["warmup_min_depth"] == 32
-    # 06: 24 slices of 512 px in 128 px tiles (16 a slice) with one elastic copy each (capped from 3): 768 tiles
-    assert c["06_unet_skips"]["epochs"] == round(6 * 16 / 768, 4) and c["06_unet_skips"]["elastic_copies"] == 1
+    assert (c["01_degradation"]["depths"] == [20, 32]
+            and c["01_degradation"]["warmup_min_depth"] == 32)
+    # 06: 24 slices of 512 px in 128 px tiles (16 a slice) with one elastic copy each (capped from
+    # 3): 768 tiles
+    assert (c["06_unet_skips"]["epochs"] == round(6 * 16 / 768, 4)
+            and c["06_unet_skips"]["elastic_copies"] == 1)
     assert c["08_param_efficiency"]["steps"] == 6
-    assert fc.ends([8, 20, 32]) == [8, 32] and fc.ends([1]) == [1] and fc.shallow([56, 20, 110]) == [20, 56]
+    assert fc.ends([8, 20, 32]) == [8, 32] and fc.ends([1]) == [1] and fc.shallow(
+        [56, 20, 110]) == [20, 56]
     with pytest.raises(params.ParameterError, match="steps=0 is not allowed"):
         fc.caps(FULL, steps=0)
 
 
 def test_a_bad_cap_names_the_notebook_and_parameter():
     bad = {**fc.caps(FULL), "04_cost": {"repeats": 2}}
-    with pytest.raises(params.ParameterError, match="04_cost capped: parameter repeats=2 is not allowed"):
+    with pytest.raises(params.ParameterError,
+                       match="04_cost capped: parameter repeats=2 is not allowed"):
         fc.check_overlay(bad, "cpu")
 
 
@@ -70,14 +78,17 @@ def test_bad_input_stops_before_anything_is_written(tmp_path, capsys):
 
 
 def test_plot_distances_takes_non_finite_rows():
-    # a diverged deep net gives inf distances; seaborn drops them, which needs one index label a row (the
+    # a diverged deep net gives inf distances; seaborn drops them, which needs one index label a row
+    # (the
     # capped check found concatenated frames sharing labels)
 
-    def net(kind, state, corr):  # one net's two blocks, indexed 0 and 1 as block_distances returns them
+    # one net's two blocks, indexed 0 and 1 as block_distances returns them
+    def net(kind, state, corr):
         return pd.DataFrame({"block": [0, 1], "corr_identity": corr, "to_identity": [1.0, 1.1],
                              "w_to_dirac": [1.4, 1.4], "kind": kind, "state": state})
 
-    rows = pd.concat([net("plain", "trained", [0.1, np.inf]), net("residual", "trained", [0.9, 0.8]),
+    rows = pd.concat(
+        [net("plain", "trained", [0.1, np.inf]), net("residual", "trained", [0.9, 0.8]),
                       net("plain", "initial", [0.1, 0.2]), net("residual", "initial", [0.9, 0.9])])
     assert not rows.index.is_unique
     fig = figs.plot_distances(rows)

@@ -40,10 +40,12 @@ def test_xla_on_the_cpu_backend_is_never_labelled_a_tpu():
     on_tpu = {**base, "device": "xla:0", "xla_backend": "TPU"}
     assert hardware.device_label(on_cpu) == "xla (XLA on CPU: AMD EPYC, not a TPU)"
     assert hardware.device_label(on_tpu) == "xla (TPU)"
-    assert hwfiles.machine_id(on_cpu) == "xla-on-cpu-amd-epyc" and hwfiles.machine_id(on_tpu) == "xla-tpu"
+    assert hwfiles.machine_id(on_cpu) == "xla-on-cpu-amd-epyc" and hwfiles.machine_id(
+        on_tpu) == "xla-tpu"
     assert hwfiles.machine_id({**base, "device": "cpu"}) == "cpu-amd-epyc-2t"
     paths = hwfiles.code_paths("xla", on_cpu)
-    assert "XLA on CPU" in paths and "never a TPU" in paths and "torch_xla.utils.checkpoint" in paths
+    assert ("XLA on CPU" in paths and "never a TPU" in paths
+            and "torch_xla.utils.checkpoint" in paths)
     assert "torch.cuda.synchronize" in hwfiles.code_paths("cuda")
     assert "no device synchronisation" in hwfiles.code_paths("cpu")
 

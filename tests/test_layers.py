@@ -1,9 +1,10 @@
-"""The package's layers (DESIGN and issue 32): imports run downward only, in no circle, none inside a function, no
-star imports, and no module over the size limit.
+"""The package's layers (DESIGN and issue 32): imports run downward only, in no circle, none inside
+a function, no star imports, and no module over the size limit.
 
-From the top: ``pipeline`` (notebooks to paper) over ``figures`` (one per notebook) over ``studies`` (one per
-notebook) over ``measure`` (measuring tools) over the base (``rules``, ``models`` and the flat modules: data, tasks,
-train, runs, keys, claims, design, stats, ...). A module may import its own layer and those below it.
+From the top: ``pipeline`` (notebooks to paper) over ``figures`` (one per notebook) over ``studies``
+(one per notebook) over ``measure`` (measuring tools) over the base (``rules``, ``models`` and the
+flat modules: data, tasks, train, runs, keys, claims, design, stats, ...). A module may import its
+own layer and those below it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def layer(module: str) -> int:
 
 
 def imports(path: Path, package: Path = PACKAGE) -> list[tuple[str, int, bool]]:
-    """Each package module ``path`` imports: (module, line, inside a function). ``from x import name`` counts as
-    ``x.name`` when that is a module, else as ``x``."""
+    """Each package module ``path`` imports: (module, line, inside a function). ``from x import
+    name`` counts as ``x.name`` when that is a module, else as ``x``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     here = module_name(path, package)
     base_pkg = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
@@ -40,11 +41,13 @@ def imports(path: Path, package: Path = PACKAGE) -> list[tuple[str, int, bool]]:
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            inside = in_function or isinstance(child,
+                                               (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.ImportFrom):
                 if child.level:
                     parts = base_pkg.split(".")
-                    target = ".".join(parts[: len(parts) - child.level + 1] + ([child.module] if child.module else []))
+                    target = ".".join(parts[: len(parts) - child.level + 1] + (
+                        [child.module] if child.module else []))
                 else:
                     target = child.module or ""
                 if target.split(".")[0] == package.name:
@@ -55,7 +58,8 @@ def imports(path: Path, package: Path = PACKAGE) -> list[tuple[str, int, bool]]:
                                      or (package / rel / "__init__.py").is_file())
                         out.append((full if is_module else target, child.lineno, inside))
             elif isinstance(child, ast.Import):
-                out.extend((a.name, child.lineno, inside) for a in child.names if a.name.split(".")[0] == package.name)
+                out.extend((a.name, child.lineno, inside) for a in child.names
+                           if a.name.split(".")[0] == package.name)
             visit(child, inside)
 
     visit(tree, False)
@@ -68,7 +72,8 @@ def modules(package: Path = PACKAGE) -> dict[str, Path]:
 
 def graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     found = modules(package)
-    return {m: {t for t, _, _ in imports(p, package) if t in found and t != m} for m, p in found.items()}
+    return {m: {t for t, _, _ in imports(p, package) if t in found and t != m} for m,
+            p in found.items()}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -128,7 +133,8 @@ def test_the_package_keeps_its_layers():
 
 
 def test_each_notebook_has_its_study_figures_and_rules_under_its_own_name():
-    names = [p.stem.split("_", 1)[1] for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    names = [p.stem.split("_", 1)[1]
+             for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
     assert len(names) == 8
     missing = [f"{sub}/{n}.py" for n in names for sub in ("studies", "figures", "rules")
                if not (PACKAGE / sub / f"{n}.py").is_file()]
@@ -156,8 +162,10 @@ def test_a_clean_toy_package_passes(toy):
 def test_an_upward_import_fails(toy):
     (toy / "base.py").write_text("from .studies import one\n")
     found = problems(toy)
-    assert any("base.py:1: imports skipanalysis.studies.one, a higher layer" in p for p in found), found
-    assert any(p.startswith("import circle: skipanalysis.base -> skipanalysis.studies.one") for p in found), found
+    assert any("base.py:1: imports skipanalysis.studies.one, a higher layer" in p
+               for p in found), found
+    assert any(p.startswith("import circle: skipanalysis.base -> skipanalysis.studies.one")
+               for p in found), found
 
 
 def test_a_circle_within_a_layer_fails(toy):
@@ -167,9 +175,13 @@ def test_a_circle_within_a_layer_fails(toy):
 
 
 def test_an_import_inside_a_function_a_star_import_and_a_long_module_fail(toy):
-    (toy / "measure" / "tool.py").write_text("def f():\n    from .. import base\n    return base.X\n")
+    (toy / "measure" / "tool.py").write_text(
+        "def f():\n    from .. import base\n    return base.X\n")
     (toy / "studies" / "one.py").write_text("from ..base import *\n" + "x = 1\n" * MAX_LINES)
     found = problems(toy)
-    assert "skipanalysis/measure/tool.py:2: imports skipanalysis.base inside a function (import at the top)" in found
+    assert (
+        "skipanalysis/measure/tool.py:2: imports skipanalysis.base inside a function (import at "
+        "the top)" in found)
     assert "skipanalysis/studies/one.py: a star import (import modules or names)" in found
-    assert f"skipanalysis/studies/one.py: {MAX_LINES + 1} lines, over the limit of {MAX_LINES}" in found
+    over = f"skipanalysis/studies/one.py: {MAX_LINES + 1} lines, over the limit of {MAX_LINES}"
+    assert over in found

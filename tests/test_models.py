@@ -35,8 +35,9 @@ def test_option_a_shortcut_shapes():
 
 
 def test_bottleneck_resnet164_matches_the_papers_parameter_count_and_runs():
-    """He et al. 2016 (Identity Mappings, Table 2) and Huang et al. 2017 (Table 2): ResNet-164 has 1.7M parameters,
-    DenseNet-BC-100 (k = 12) 0.8M; a pre-activation block's output is its input plus its branch."""
+    """He et al. 2016 (Identity Mappings, Table 2) and Huang et al. 2017 (Table 2): ResNet-164 has
+    1.7M parameters, DenseNet-BC-100 (k = 12) 0.8M; a pre-activation block's output is its input
+    plus its branch."""
     from skipanalysis.models import create
     from skipanalysis.models.bottleneck import PreActBottleneck
 
@@ -48,8 +49,10 @@ def test_bottleneck_resnet164_matches_the_papers_parameter_count_and_runs():
     block = PreActBottleneck(64, 16).eval()
     x = torch.randn(2, 64, 4, 4)
     with torch.no_grad():
-        branch = block.conv3(torch.relu(block.bn3(block.conv2(torch.relu(block.bn2(block.conv1(torch.relu(
+        branch = block.conv3(
+            torch.relu(block.bn3(block.conv2(torch.relu(block.bn2(block.conv1(torch.relu(
             block.bn1(x)))))))))
         assert torch.allclose(block(x), x + branch)
-    with pytest.raises(ValueError, match="depth=57 is not allowed for a bottleneck ResNet; use 9n\\+2"):
+    with pytest.raises(ValueError,
+                       match="depth=57 is not allowed for a bottleneck ResNet; use 9n\\+2"):
         create("bottleneck-resnet-57")

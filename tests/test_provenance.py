@@ -17,10 +17,12 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
         with provenance.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("crash while writing")
-    assert target.read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["x.txt"]
+    assert target.read_text() == "first" and sorted(p.name
+                                                    for p in target.parent.iterdir()) == ["x.txt"]
     mask = os.umask(0)
     os.umask(mask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # what a plain open() gives, not mkstemp's 0o600
+    # what a plain open() gives, not mkstemp's 0o600
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
     provenance.write_json_atomic(target, {"a": [1, 2]})
     assert target.read_text() == '{\n  "a": [\n    1,\n    2\n  ]\n}\n'
 

@@ -11,7 +11,8 @@ from scipy import stats as sps
 from skipanalysis.rules import core
 from skipanalysis.rules import cost as cost_rules
 
-WOBBLE = np.array([1.00, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97])  # per-round load wobble shared by interleaved arms
+# per-round load wobble shared by interleaved arms
+WOBBLE = np.array([1.00, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97])
 
 
 def test_ratio_interval_against_scipy():
@@ -28,18 +29,22 @@ def test_ratio_interval_against_scipy():
 
 def test_quadratic_share_by_hand():
     xs = [2, 4, 8, 16]
-    assert cost_rules.quadratic_share(xs, [5 * x + 3 for x in xs])["share"] == pytest.approx(0, abs=1e-9)
+    assert cost_rules.quadratic_share(xs, [5 * x + 3 for x in xs])["share"] == pytest.approx(
+        0, abs=1e-9)
     assert cost_rules.quadratic_share(xs, [x * x for x in xs])["share"] == pytest.approx(1)
     # y = n + n^2: at n = 16 the square is 256 of 272
-    assert cost_rules.quadratic_share(xs, [x + x * x for x in xs])["share"] == pytest.approx(256 / 272)
+    assert cost_rules.quadratic_share(xs, [x + x * x for x in xs])["share"] == pytest.approx(
+        256 / 272)
 
 
 def test_c3():
     n = [2, 4, 8, 12, 16]
     linear = [1000 * x for x in n]
     assert cost_rules.c3(n, [1000 * x + 200 * x * x for x in n], linear).verdict == "supported"
-    assert cost_rules.c3(n, [1000 * x + 1 * x * x for x in n], linear).verdict == "refuted"  # dense grows linearly
-    assert cost_rules.c3(n, [1000 * x + 10 * x * x for x in n], linear).verdict == "inconclusive"  # share 2560/18560
+    # dense grows linearly
+    assert cost_rules.c3(n, [1000 * x + 1 * x * x for x in n], linear).verdict == "refuted"
+    # share 2560/18560
+    assert cost_rules.c3(n, [1000 * x + 10 * x * x for x in n], linear).verdict == "inconclusive"
     assert cost_rules.c3(n, [1000 * x + 200 * x * x for x in n],
                          [1000 * x + 200 * x * x for x in n]).verdict == "refuted"
     assert cost_rules.c3([2, 4], [1, 2], [1, 2]).numbers["depths"] == "fewer than 3"
@@ -63,11 +68,13 @@ def test_c6_gpu_only():
     assert cost_rules.c6(0.8 * r, r, "cuda", fewer_flops=True).verdict == "refuted"
     noisy = r * np.array([1.05, 0.95, 1.04, 0.96, 1.0, 1.03, 0.97])
     assert cost_rules.c6(noisy, r, "cuda", True).verdict == "inconclusive"
-    assert cost_rules.c6(1.3 * r, r, "cuda", fewer_flops=False).verdict == "inconclusive"  # no 'despite fewer FLOPs'
+    # no 'despite fewer FLOPs'
+    assert cost_rules.c6(1.3 * r, r, "cuda", fewer_flops=False).verdict == "inconclusive"
     cpu = cost_rules.c6(1.3 * r, r, "cpu", True)
     assert cpu.verdict == "not measured here"
     assert cpu.numbers["dense_over_resnet_time"]["estimate"] == pytest.approx(1.3)
-    assert cost_rules.c6(None, None, "cuda", True).verdict == "inconclusive"  # an old hardware file without rounds
+    # an old hardware file without rounds
+    assert cost_rules.c6(None, None, "cuda", True).verdict == "inconclusive"
 
 
 def test_c7():
@@ -75,8 +82,10 @@ def test_c7():
     ck = [900 * x + 500 for x in n]
     plain = 0.05 * WOBBLE
     assert cost_rules.c7(n, ck, 1.2 * plain, plain).verdict == "supported"
-    assert cost_rules.c7(n, ck, 2.5 * plain, plain).verdict == "refuted"  # linear, but far from a modest cost
-    assert cost_rules.c7(n, [900 * x + 300 * x * x for x in n], 1.2 * plain, plain).verdict == "refuted"
+    # linear, but far from a modest cost
+    assert cost_rules.c7(n, ck, 2.5 * plain, plain).verdict == "refuted"
+    assert cost_rules.c7(n, [900 * x + 300 * x * x for x in n], 1.2 * plain,
+                         plain).verdict == "refuted"
     assert cost_rules.c7(n, ck, 1.7 * plain, plain).verdict == "inconclusive"
     d = cost_rules.c7(n, ck, 1.2 * plain, plain, plain_bytes_at_max=4 * ck[-1])
     assert d.numbers["memory_saving_at_max"] == pytest.approx(0.75)
@@ -85,11 +94,14 @@ def test_c7():
 def test_c8():
     load, step = 0.05 * WOBBLE, 0.2 * WOBBLE
     assert cost_rules.c8(0.4 * load, load, 1.3 * step, step).verdict == "supported"
-    assert cost_rules.c8(0.4 * load, load, 0.8 * step, step).verdict == "refuted"  # DenseNet also trains faster
-    assert cost_rules.c8(1.5 * load, load, 1.3 * step, step).verdict == "refuted"  # DenseNet loads slower
+    # DenseNet also trains faster
+    assert cost_rules.c8(0.4 * load, load, 0.8 * step, step).verdict == "refuted"
+    # DenseNet loads slower
+    assert cost_rules.c8(1.5 * load, load, 1.3 * step, step).verdict == "refuted"
     noisy = step * np.array([1.05, 0.95, 1.04, 0.96, 1.0, 1.03, 0.97])
     assert cost_rules.c8(0.4 * load, load, noisy, step).verdict == "inconclusive"
-    assert cost_rules.c8(None, None, 1.3 * step, step).verdict == "inconclusive"  # load side not measured
+    # load side not measured
+    assert cost_rules.c8(None, None, 1.3 * step, step).verdict == "inconclusive"
 
 
 def test_every_new_rule_is_registered_with_text():
@@ -98,14 +110,18 @@ def test_every_new_rule_is_registered_with_text():
 
 
 def test_c1_c2_c4_exact_counts_against_published_numbers():
-    # torchvision's published parameter counts: ResNet-50 25,557,032, DenseNet-121 7,978,856 (ratio 0.3122)
+    # torchvision's published parameter counts: ResNet-50 25,557,032, DenseNet-121 7,978,856 (ratio
+    # 0.3122)
     d = cost_rules.c1(25_557_032, 7_978_856)
     assert d.verdict == "verified" and d.numbers["ratio"] == pytest.approx(0.31220, abs=1e-5)
-    assert cost_rules.c1(25_557_032, 25_557_032 // 2).verdict == "failed"  # a half is not "about a third"
-    # Huang et al. Table 1 at 224 px: DenseNet-121 2.9 GFLOPs (multiply-adds) against ResNet-50's 4.1
+    # a half is not "about a third"
+    assert cost_rules.c1(25_557_032, 25_557_032 // 2).verdict == "failed"
+    # Huang et al. Table 1 at 224 px: DenseNet-121 2.9 GFLOPs (multiply-adds) against ResNet-50's
+    # 4.1
     assert cost_rules.c2([2.9, 5.8], [4.1, 8.2], ["GMAC", "GFLOP"]).verdict == "verified"
     assert cost_rules.c2([2.9, 8.3], [4.1, 8.2], ["GMAC", "GFLOP"]).verdict == "failed"
-    # k = 12: inputs 24, 36, 48 maps; the 1x1 (in -> 4k) share of in*4k + 4k*k*9 rises with the input width
+    # k = 12: inputs 24, 36, 48 maps; the 1x1 (in -> 4k) share of in*4k + 4k*k*9 rises with the
+    # input width
     k, widths = 12, [24, 36, 48]
     shares = [w * 4 * k / (w * 4 * k + 4 * k * k * 9) for w in widths]
     assert cost_rules.c4(widths, shares, k).verdict == "verified"

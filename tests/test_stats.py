@@ -1,4 +1,5 @@
-"""Intervals and margin tests: hand-worked values, SciPy as a second source, and coverage on simulated data."""
+"""Intervals and margin tests: hand-worked values, SciPy as a second source, and coverage on
+simulated data."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def test_rate_interval_stays_in_unit_range():
 
 
 def test_wilson_against_a_worked_example():
-    # Brown, Cai & DasGupta (2001) style check: 0 successes in 10 -> [0, 0.2775]; 5 of 10 -> [0.2366, 0.7634]
+    # Brown, Cai & DasGupta (2001) style check: 0 successes in 10 -> [0, 0.2775]; 5 of 10 ->
+    # [0.2366, 0.7634]
     iv = stats.wilson(0, 10)
     assert iv.low == 0 and iv.high == pytest.approx(0.2775, abs=1e-4)
     iv = stats.wilson(5, 10)
@@ -39,7 +41,8 @@ def test_wilson_against_a_worked_example():
 
 
 def test_wilson_ends_at_zero_and_all_successes_contain_the_estimate():
-    for n in range(1, 60):  # rounding once put the lower end of 0/7 at 5.6e-17, above its estimate 0
+    # rounding once put the lower end of 0/7 at 5.6e-17, above its estimate 0
+    for n in range(1, 60):
         assert stats.wilson(0, n).low == 0.0 and stats.wilson(n, n).high == 1.0
 
 
@@ -52,8 +55,10 @@ def test_wilson_matches_scipy():
 def test_coverage_of_t_and_wilson_intervals_on_simulated_data():
     rng = np.random.default_rng(0)
     true = 0.12
-    hits_t = sum(stats.rate_interval(np.clip(rng.normal(true, 0.03, 5), 0, 1)).contains(true) for _ in range(2000))
-    hits_w = sum(stats.wilson(int(rng.binomial(500, true)), 500).contains(true) for _ in range(2000))
+    hits_t = sum(stats.rate_interval(np.clip(rng.normal(true, 0.03, 5), 0, 1)).contains(true)
+                 for _ in range(2000))
+    hits_w = sum(stats.wilson(int(rng.binomial(500, true)), 500).contains(true)
+                 for _ in range(2000))
     assert 0.93 <= hits_t / 2000 <= 0.97
     assert 0.93 <= hits_w / 2000 <= 0.97
 
@@ -74,7 +79,8 @@ def test_noninferiority_three_outcomes():
     # a is slightly better: shown within a 0.01 margin
     assert stats.noninferiority(base - 0.002, base, margin=0.01).decision == "within"
     # a is clearly worse by 0.05: beyond the margin
-    assert stats.noninferiority(base + 0.05 + np.array([0, .001, -.001, .002, 0]), base, 0.01).decision == "outside"
+    assert stats.noninferiority(base + 0.05 + np.array([0, .001, -.001, .002, 0]), base,
+                                0.01).decision == "outside"
     # noisy differences: undecided, never read as support
     noisy = base + np.array([0.03, -0.03, 0.02, -0.025, 0.01])
     assert stats.noninferiority(noisy, base, 0.01).decision == "undecided"
@@ -95,8 +101,10 @@ def test_equivalence_tost():
     base = np.array([0.5, 0.6, 0.55, 0.52, 0.58])
     close = base + np.array([0.001, -0.002, 0.0015, 0, -0.001])
     assert stats.equivalence(close, base, 0.01).decision == "within"
-    assert stats.equivalence(base + 0.1 + np.array([0, .001, -.001, 0, .002]), base, 0.01).decision == "outside"
-    assert stats.equivalence(base + np.array([0.05, -0.05, 0.04, -0.03, 0.0]), base, 0.01).decision == "undecided"
+    assert stats.equivalence(base + 0.1 + np.array([0, .001, -.001, 0, .002]), base,
+                             0.01).decision == "outside"
+    assert stats.equivalence(base + np.array([0.05, -0.05, 0.04, -0.03, 0.0]), base,
+                             0.01).decision == "undecided"
     res = stats.equivalence(close, base, 0.01)
     d = close - base
     p_low = sp.ttest_1samp(d + 0.01, 0, alternative="greater").pvalue
@@ -108,14 +116,16 @@ def test_slope_interval_by_hand_and_coverage():
     x = [1, 2, 3, 1, 2, 3]
     y = [2, 4, 6, 2, 4, 6]
     iv = stats.slope_interval(x, y)
-    assert iv.estimate == pytest.approx(2) and iv.low == pytest.approx(2) and iv.high == pytest.approx(2)
+    assert iv.estimate == pytest.approx(2) and iv.low == pytest.approx(
+        2) and iv.high == pytest.approx(2)
     rng = np.random.default_rng(1)
     xs = np.repeat([6, 12, 24, 48], 5)
     hits = 0
     for i in range(200):
         ys = 0.01 * xs + rng.normal(0, 0.05, len(xs))
         hits += stats.slope_interval(xs, ys, n_boot=400, seed=i).contains(0.01)
-    assert hits / 200 >= 0.85  # a percentile bootstrap with 5 runs per x undercovers a little, not much
+    # a percentile bootstrap with 5 runs per x undercovers a little, not much
+    assert hits / 200 >= 0.85
     with pytest.raises(ValueError, match="two distinct"):
         stats.slope_interval([1, 1], [2, 3])
 

@@ -1,4 +1,5 @@
-"""masked_text.text_task (masked-character modelling of a text file) and notebook 05's T2/T3 on it."""
+"""masked_text.text_task (masked-character modelling of a text file) and notebook 05's T2/T3 on
+it."""
 
 import math
 
@@ -13,7 +14,8 @@ from skipanalysis.studies import transformer_norm as npl
 from skipanalysis.studies import transformer_norm_claims as tnc
 from skipanalysis.train import TrainConfig
 
-TEXT = ("the quick brown fox jumps over the lazy dog; " * 40) + "Zebra! " + ("a stitch in time saves nine. " * 10)
+TEXT = ("the quick brown fox jumps over the lazy dog; " * 40) + "Zebra! " + (
+    "a stitch in time saves nine. " * 10)
 
 
 def _write(tmp_path, text=TEXT, name="corpus.txt"):
@@ -24,13 +26,17 @@ def _write(tmp_path, text=TEXT, name="corpus.txt"):
 
 def test_symbols_by_frequency_with_one_id_for_the_rest_and_one_for_the_mask(tmp_path):
     p = _write(tmp_path, "aaaabbbccd" * 20)  # a 80, b 60, c 40, d 20 per 200 characters
-    train, test, about = masked_text.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=4)  # keeps a, b; c, d -> other
+    # keeps a, b; c, d -> other
+    train, test, about = masked_text.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=4)
     x, y = train.tensors
     assert about["symbols"] == 4 and about["kept_share"] == pytest.approx(0.7)
     scored = y != -100
-    assert set(y[scored].tolist()) <= {0, 1, 2}  # a = 0, b = 1, the rest = 2; the mask (3) is never a target
-    assert (x[scored] == 3).all() and (x[~scored] != 3).all()  # masked inputs carry the mask id, and only they do
-    # with 4 kept symbols (max_symbols=6) every id reads back as the character: the windows are pieces of the text
+    # a = 0, b = 1, the rest = 2; the mask (3) is never a target
+    assert set(y[scored].tolist()) <= {0, 1, 2}
+    # masked inputs carry the mask id, and only they do
+    assert (x[scored] == 3).all() and (x[~scored] != 3).all()
+    # with 4 kept symbols (max_symbols=6) every id reads back as the character: the windows are
+    # pieces of the text
     train, test, _ = masked_text.text_task(p, 50, 10, seq_len=8, seed=0, max_symbols=6)
     chars = "abcd"
     text = "aaaabbbccd" * 20
@@ -38,7 +44,8 @@ def test_symbols_by_frequency_with_one_id_for_the_rest_and_one_for_the_mask(tmp_
         x, y = part.tensors
         for xi, yi in zip(x.tolist(), y.tolist()):
             window = "".join(chars[t if t != 5 else u] for t, u in zip(xi, yi))
-            assert window in text[lo:hi]  # train windows from the first 90%, held-out ones from the last 10%
+            # train windows from the first 90%, held-out ones from the last 10%
+            assert window in text[lo:hi]
 
 
 def test_mask_rate_and_at_least_one_mask_a_window(tmp_path):
@@ -46,7 +53,8 @@ def test_mask_rate_and_at_least_one_mask_a_window(tmp_path):
     train, _, about = masked_text.text_task(p, 2000, 10, seq_len=32, seed=1, mask_rate=0.15)
     scored = train.tensors[1] != -100
     assert scored.any(1).all()
-    # each position masked with p = 0.15, plus one forced position a window (p <= 1/32 more): mean within
+    # each position masked with p = 0.15, plus one forced position a window (p <= 1/32 more): mean
+    # within
     # 4 binomial standard errors of 0.15 + 0.85/32
     expected = 0.15 + 0.85 / 32
     se = math.sqrt(expected * (1 - expected) / scored.numel())
@@ -82,12 +90,17 @@ def test_loss_and_error_score_only_masked_positions():
     assert npl.seq_error(logits, full).item() == pytest.approx(1 / 3)
 
 
-# 05's parameters at a size that trains in seconds: T2 at depth 1, one rate, 5 seeds; T3 at depths 1 and 2
-PARAMS = {"vocab": 8, "seq_len": 8, "d_model": 8, "n_heads": 2, "d_ff": 8, "grad_depths": [1, 2], "grad_seeds": 1,
-          "grad_batches": 1, "batch_size": 16, "depth": 1, "lrs": [0.01], "warmup": 2, "seeds": 5, "t3_depths": [1, 2],
-          "t3_lr": 0.01, "t3_warmup": 0, "t3_epochs": None, "t3_seeds": 5, "n_train": 48, "n_test": 16, "seed": 0,
+# 05's parameters at a size that trains in seconds: T2 at depth 1, one rate, 5 seeds; T3 at depths 1
+# and 2
+PARAMS = {"vocab": 8, "seq_len": 8, "d_model": 8, "n_heads": 2, "d_ff": 8, "grad_depths": [1, 2],
+          "grad_seeds": 1,
+          "grad_batches": 1, "batch_size": 16, "depth": 1, "lrs": [0.01], "warmup": 2, "seeds": 5,
+          "t3_depths": [1, 2],
+          "t3_lr": 0.01, "t3_warmup": 0, "t3_epochs": None, "t3_seeds": 5, "n_train": 48,
+          "n_test": 16, "seed": 0,
           "window": 2}
-CFG = TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant", progress=False,
+CFG = TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01, schedule="constant",
+                  progress=False,
                   eval_every=10**9)
 
 
@@ -103,8 +116,10 @@ def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
     assert design.arms == [("post", 0), ("post", 2), ("pre", 0)]
     # the setting's procedural data are not used: the text task's windows take their place
     got = npl.text_study(text, design, Setting(None, None, CFG))
-    assert len(got.outs) == 15 and len(got.t3) == 20  # 3 arms x 5 seeds; 2 placements x 2 depths x 5 seeds
-    assert repr(got.t2_decision) == repr(transformer_norm.t2(got.outs.to_dict("records")))  # repr: NaN equals NaN
+    # 3 arms x 5 seeds; 2 placements x 2 depths x 5 seeds
+    assert len(got.outs) == 15 and len(got.t3) == 20
+    # repr: NaN equals NaN
+    assert repr(got.t2_decision) == repr(transformer_norm.t2(got.outs.to_dict("records")))
     assert repr(got.t3_decision) == repr(transformer_norm.t3(got.t3.to_dict("records")))
     assert got.decision("T2") is got.t2_decision and got.decision("T3") is got.t3_decision
     assert got.vocab == int(text[0].tensors[1].max()) + 1
@@ -112,7 +127,9 @@ def test_text_study_applies_each_rule_to_the_text_runs(tmp_path):
     assert ev["verdict"] == got.t3_decision.verdict
     assert "masked-character modelling of the text file corpus.txt" in ev["data"]
     headline = tnc.t3_claim(got.t3, 0.01, 5, got).headline
-    assert headline.endswith(f"; on the text task (masked-character modelling of the text file corpus.txt): "
+    assert headline.endswith(
+        f"; on the text task (masked-character modelling of the text file corpus.txt): "
                              f"{got.t3_decision.verdict}")
     summary = tnc.run_summary(got.outs, got.t3)
-    assert summary.runs.sum() == 25  # 15 + 20 runs less the 10 depth-1 runs without warm-up the sweep reused
+    # 15 + 20 runs less the 10 depth-1 runs without warm-up the sweep reused
+    assert summary.runs.sum() == 25

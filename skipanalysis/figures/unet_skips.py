@@ -1,4 +1,5 @@
-"""The figures of notebook 06 (U-Net skips), drawn from the numbers its study measured (``studies.unet_skips``)."""
+"""The figures of notebook 06 (U-Net skips), drawn from the numbers its study measured
+(``studies.unet_skips``)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ def plot_iou_by_thickness(per_cat: pd.DataFrame, order: list[str], variants: lis
     return fig
 
 
-def plot_examples(test_set: TensorDataset, preds: dict, variants: list[str], seed: int, crop: int = 96, rows: int = 3):
-    """Crops of held-out images: input, ground truth, each variant's prediction (seed ``seed``) and the errors of
-    the last variant (misses blue, false alarms red). Returns the figure."""
+def plot_examples(test_set: TensorDataset, preds: dict, variants: list[str], seed: int,
+                  crop: int = 96, rows: int = 3):
+    """Crops of held-out images: input, ground truth, each variant's prediction (seed ``seed``) and
+    the errors of the last variant (misses blue, false alarms red). Returns the figure."""
     x, t = test_set.tensors[0], test_set.tensors[1]
     rows = min(rows, len(x))
-    fig, axes = plt.subplots(rows, 3 + len(variants), figsize=(2 * (3 + len(variants)), 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 3 + len(variants), figsize=(2 * (3 + len(variants)), 2.1 * rows),
+                             squeeze=False)
     for r in range(rows):
         axes[r, 0].imshow(x[r, 0, :crop, :crop], cmap="gray")
         axes[r, 1].imshow(t[r, 0, :crop, :crop], cmap="gray")

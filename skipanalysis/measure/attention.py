@@ -1,5 +1,5 @@
-"""How far a transformer's attention reaches: attention-weighted token distance, entropy, mass beyond a local
-window and on the reversal partner, and input dependence, per layer (05's T4)."""
+"""How far a transformer's attention reaches: attention-weighted token distance, entropy, mass
+beyond a local window and on the reversal partner, and input dependence, per layer (05's T4)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def attention_reach(model: Encoder, tokens: torch.Tensor, window: int = 2) -> pd
     for layer, a in enumerate(maps, start=1):
         a = a.float().cpu()
         ent = -(a * a.clamp(min=1e-12).log()).sum(-1).mean().item()
-        tv = 0.5 * (a[0::2][: len(a) // 2] - a[1::2][: len(a) // 2]).abs().sum(-1).mean().item() if len(a) > 1 else 0.0
+        tv = (0.5 * (a[0::2][: len(a) // 2] - a[1::2][: len(a) // 2]).abs().sum(-1).mean().item()
+              if len(a) > 1 else 0.0)
         rows.append({"layer": layer, "distance": (a * dist).sum(-1).mean().item(), "entropy": ent,
                      "beyond_window": (a * (dist > window)).sum(-1).mean().item(),
                      "partner": (a * partner).sum(-1).mean().item(), "input_dependence": tv,

@@ -1,6 +1,7 @@
 """Parameters and FLOPs, with the convention stated: fvcore counts one FLOP per multiply-add (MACs),
-``torch.utils.flop_counter`` two (a multiply and an add). On convolutions and matrix products the two agree up to
-that factor of 2; fvcore also counts batch-norm and pooling, which the PyTorch counter leaves out."""
+``torch.utils.flop_counter`` two (a multiply and an add). On convolutions and matrix products the
+two agree up to that factor of 2; fvcore also counts batch-norm and pooling, which the PyTorch
+counter leaves out."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 
 def torch_flops(model: nn.Module, x: torch.Tensor) -> float:
-    """``torch.utils.flop_counter``'s forward count (two FLOPs per multiply-add; convolutions and matmuls only)."""
+    """``torch.utils.flop_counter``'s forward count (two FLOPs per multiply-add; convolutions and
+    matmuls only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -61,8 +63,8 @@ def conv_macs(in_ch: int, out_ch: int, kernel: int, out_h: int, out_w: int, grou
 
 
 def bytes_moved(model: nn.Module, x: torch.Tensor) -> float:
-    """A simple estimate of DRAM traffic for one forward pass: every leaf module reads its input and weights
-    and writes its output once (fp32). Used for arithmetic intensity = FLOPs / bytes."""
+    """A simple estimate of DRAM traffic for one forward pass: every leaf module reads its input and
+    weights and writes its output once (fp32). Used for arithmetic intensity = FLOPs / bytes."""
     total = [0.0]
 
     def hook(mod, inp, out):

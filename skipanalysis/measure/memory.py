@@ -1,7 +1,8 @@
 """Activation memory: the bytes autograd saves for backward, counted exactly with
-``torch.autograd.graph.saved_tensors_hooks`` (each saved storage once, views and repeats deduplicated, parameters
-excluded); and the memory-efficient dense layer of Pleiss et al. 2017 (concatenation, norm and 1x1 convolution
-recomputed in backward through ``torch.utils.checkpoint``) beside its naive form."""
+``torch.autograd.graph.saved_tensors_hooks`` (each saved storage once, views and repeats
+deduplicated, parameters excluded); and the memory-efficient dense layer of Pleiss et al. 2017
+(concatenation, norm and 1x1 convolution recomputed in backward through ``torch.utils.checkpoint``)
+beside its naive form."""
 
 from __future__ import annotations
 
@@ -43,9 +44,9 @@ def count_saved_bytes(params: list[torch.Tensor] | None = None):
 def saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
     """Bytes saved for backward by one training-mode forward pass of ``module`` on ``x``.
 
-    The count follows storages by their data pointers. An XLA tensor has none (its storage lives in the XLA
-    runtime), so there the same module and input are counted on a CPU copy: what autograd saves is fixed by the
-    graph, not by the device.
+    The count follows storages by their data pointers. An XLA tensor has none (its storage lives in
+    the XLA runtime), so there the same module and input are counted on a CPU copy: what autograd
+    saves is fixed by the graph, not by the device.
     """
     if x.device.type not in ("cpu", "cuda", "mps"):
         module, x = copy.deepcopy(module).cpu(), x.detach().cpu()
@@ -82,28 +83,33 @@ class EfficientDenseLayer(DenseLayer):
 
 
 class EfficientDenseBlock(DenseBlock):
-    """``DenseBlock`` built from ``EfficientDenseLayer``; same parameters, same outputs and gradients."""
+    """``DenseBlock`` built from ``EfficientDenseLayer``; same parameters, same outputs and
+    gradients."""
 
     def __init__(self, in_ch: int, n_layers: int, growth: int, bn_size: int = 4):
         super().__init__(in_ch, n_layers, growth, bn_size)
-        self.layers = nn.ModuleList(EfficientDenseLayer(in_ch + i * growth, growth, bn_size) for i in range(n_layers))
+        self.layers = nn.ModuleList(EfficientDenseLayer(in_ch + i * growth, growth, bn_size)
+                                    for i in range(n_layers))
 
 
 class ResidualStage(nn.Sequential):
-    """``n_blocks`` pre-activation residual blocks of constant width (the linear-memory reference)."""
+    """``n_blocks`` pre-activation residual blocks of constant width (the linear-memory
+    reference)."""
 
     def __init__(self, width: int, n_blocks: int):
         super().__init__(*[PreActBlock(width) for _ in range(n_blocks)])
 
 
-# Pleiss et al. 2017: DenseNet-BC-100 (k = 12) trained at batch 64 on CIFAR, the GPU memory of the naive
+# Pleiss et al. 2017: DenseNet-BC-100 (k = 12) trained at batch 64 on CIFAR, the GPU memory of the
+# naive
 # implementation against the memory-efficient one (shared storages, recomputation), in GB.
 PLEISS_PEAK_GB = {"naive": 2.863, "efficient": 1.605}
 
 
 def efficient(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose dense layers recompute their concatenation, norm and 1x1 convolution in backward
-    (``EfficientDenseLayer``): the same parameters, outputs and gradients."""
+    """A copy of ``model`` whose dense layers recompute their concatenation, norm and 1x1
+    convolution in backward (``EfficientDenseLayer``): the same parameters, outputs and
+    gradients."""
     out = copy.deepcopy(model)
     for m in out.modules():
         if type(m) is DenseLayer:
@@ -111,11 +117,13 @@ def efficient(model: nn.Module) -> nn.Module:
     return out
 
 
-def allocator_peaks(model: nn.Module, batch: int, size: int, device: torch.device | str) -> dict[str, int] | None:
-    """The CUDA allocator's peak (``torch.cuda.max_memory_allocated``, bytes) over one training step (forward and
-    backward of a ``batch`` of ``size`` px images) of ``model`` as built (``naive``) and with its dense layers
-    recomputed (``efficient``), parameters and gradients included, as Pleiss et al. measured. None off CUDA: a CPU
-    has no allocator peak to read (the saved-bytes counts stand in for it there)."""
+def allocator_peaks(model: nn.Module, batch: int, size: int,
+                    device: torch.device | str) -> dict[str, int] | None:
+    """The CUDA allocator's peak (``torch.cuda.max_memory_allocated``, bytes) over one training step
+    (forward and backward of a ``batch`` of ``size`` px images) of ``model`` as built (``naive``)
+    and with its dense layers recomputed (``efficient``), parameters and gradients included, as
+    Pleiss et al. measured. None off CUDA: a CPU has no allocator peak to read (the saved-bytes
+    counts stand in for it there)."""
     device = torch.device(device)
     if device.type != "cuda":
         return None

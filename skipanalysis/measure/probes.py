@@ -1,6 +1,6 @@
-"""Probes of a net's insides: gradient norms per convolution, gradients along a line through input space
-(shattering, Balduzzi et al. 2017), lesions of residual blocks and the gradient each path length carries (Veit et
-al. 2016)."""
+"""Probes of a net's insides: gradient norms per convolution, gradients along a line through input
+space (shattering, Balduzzi et al. 2017), lesions of residual blocks and the gradient each path
+length carries (Veit et al. 2016)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from ..models.resnet import CifarResNet
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-    """The model's convolutions in definition order (which is forward order for the families here)."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not getattr(m, "is_gate", False)]
+    """The model's convolutions in definition order (which is forward order for the families
+    here)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
+            and not getattr(m, "is_gate", False)]
 
 
 def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -32,16 +34,18 @@ def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def conv_grad_norms(model: nn.Module, data: TensorDataset, n_batches: int = 2, batch_size: int = 64,
                     device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Norm of the loss gradient for every convolution's weight, averaged over the first ``n_batches`` batches.
+    """Norm of the loss gradient for every convolution's weight, averaged over the first
+    ``n_batches`` batches.
 
-    The probe runs in train mode (batch statistics, as in training) and in fp32 (autocast off); it uses
-    ``torch.autograd.grad``, so ``.grad`` is untouched, and restores the batch-norm running statistics and
-    the train/eval mode, so probing a net during training does not change its training.
+    The probe runs in train mode (batch statistics, as in training) and in fp32 (autocast off); it
+    uses ``torch.autograd.grad``, so ``.grad`` is untouched, and restores the batch-norm running
+    statistics and the train/eval mode, so probing a net during training does not change its
+    training.
 
     Returns:
-        One row per convolution: ``layer`` (1-based), ``name``, ``numel`` (weights), ``grad_norm`` and
-        ``grad_rms = grad_norm / sqrt(numel)`` (the root-mean-square gradient per weight, which does not grow
-        with a layer's size).
+        One row per convolution: ``layer`` (1-based), ``name``, ``numel`` (weights), ``grad_norm``
+        and ``grad_rms = grad_norm / sqrt(numel)`` (the root-mean-square gradient per weight, which
+        does not grow with a layer's size).
     """
     model.to(device)
     was_training, saved = model.training, _bn_buffers(model)
@@ -61,22 +65,26 @@ def conv_grad_norms(model: nn.Module, data: TensorDataset, n_batches: int = 2, b
         model.load_state_dict(saved, strict=False)
         model.train(was_training)
     numel = np.array([w.numel() for w in weights])
-    return pd.DataFrame({"layer": range(1, len(convs) + 1), "name": [n for n, _ in convs], "numel": numel,
+    return pd.DataFrame(
+        {"layer": range(1, len(convs) + 1), "name": [n for n, _ in convs], "numel": numel,
                          "grad_norm": acc, "grad_rms": acc / np.sqrt(numel)})
 
 
 def early_late_ratio(df: pd.DataFrame, k: int = 3, column: str = "grad_rms") -> float:
-    """Mean of ``column`` over the first ``k`` convolutions divided by its mean over the last ``k``."""
+    """Mean of ``column`` over the first ``k`` convolutions divided by its mean over the last
+    ``k``."""
     g = df.sort_values("layer")[column].to_numpy()
     return float(g[:k].mean() / g[-k:].mean())
 
 
 def line_gradients(model: nn.Module, x0: torch.Tensor, direction: torch.Tensor, n_points: int = 128,
                    span: float = 1.0, seed: int = 0, batch_stats: bool = False) -> torch.Tensor:
-    """Input gradients of a fixed random read-out of the logits at ``n_points`` along ``x0 + t * direction``.
+    """Input gradients of a fixed random read-out of the logits at ``n_points`` along ``x0 + t *
+    direction``.
 
-    Returns ``(n_points, numel)``. The model is evaluated in eval mode so each point is independent; with
-    ``batch_stats`` in train mode, so batch norm normalises with the statistics of the line's points (the batch).
+    Returns ``(n_points, numel)``. The model is evaluated in eval mode so each point is independent;
+    with ``batch_stats`` in train mode, so batch norm normalises with the statistics of the line's
+    points (the batch).
     """
     model.train(batch_stats)
     t = torch.linspace(-span, span, n_points)[:, None, None, None]
@@ -98,14 +106,16 @@ class Lesion(nn.Module):
 
     def __init__(self, block: BasicBlock):
         super().__init__()
-        self.shortcut = ShortcutA(block.conv1.in_channels, block.conv1.out_channels, block.conv1.stride[0])
+        self.shortcut = ShortcutA(block.conv1.in_channels, block.conv1.out_channels,
+                                  block.conv1.stride[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x)
 
 
 @torch.no_grad()
-def error_with_lesions(model: CifarResNet, data: TensorDataset, blocks: list[int], device="cpu") -> float:
+def error_with_lesions(model: CifarResNet, data: TensorDataset, blocks: list[int],
+                       device="cpu") -> float:
     """Test error with the given blocks (0-based) deleted; the model is restored afterwards."""
     saved = {i: model.blocks[i] for i in blocks}
     try:
@@ -118,12 +128,14 @@ def error_with_lesions(model: CifarResNet, data: TensorDataset, blocks: list[int
 
 
 @torch.no_grad()
-def single_lesions(model: CifarResNet, data: TensorDataset, device="cpu", batch_size: int = 512) -> pd.DataFrame:
+def single_lesions(model: CifarResNet, data: TensorDataset, device="cpu",
+                   batch_size: int = 512) -> pd.DataFrame:
     """Test error after deleting each block in turn (and with none deleted, as ``block`` 0).
 
-    The blocks before a deleted one compute exactly what they compute in the intact net, so each batch goes through
-    the intact net once, keeping every block's input, and each lesion restarts from its block's input: the numbers
-    of ``error_with_lesions`` (the same operations on the same batches) for about half the work.
+    The blocks before a deleted one compute exactly what they compute in the intact net, so each
+    batch goes through the intact net once, keeping every block's input, and each lesion restarts
+    from its block's input: the numbers of ``error_with_lesions`` (the same operations on the same
+    batches) for about half the work.
     """
     was_training = model.training
     model.eval()
@@ -152,24 +164,27 @@ def single_lesions(model: CifarResNet, data: TensorDataset, device="cpu", batch_
     return pd.DataFrame({"block": range(n + 1), "err": (wrong / len(x_all)).tolist()})
 
 
-def random_lesions(model: CifarResNet, data: TensorDataset, ks: list[int], draws: int = 5, seed: int = 0,
+def random_lesions(model: CifarResNet, data: TensorDataset, ks: list[int], draws: int = 5,
+                   seed: int = 0,
                    device="cpu") -> pd.DataFrame:
     """Test error after deleting ``k`` randomly chosen blocks together, ``draws`` times per k."""
     rng = random.Random(seed)
     n = len(model.blocks)
-    return pd.DataFrame([{"k": k, "draw": d, "err": error_with_lesions(model, data, rng.sample(range(n), k), device)}
+    return pd.DataFrame([
+        {"k": k, "draw": d, "err": error_with_lesions(model, data, rng.sample(range(n), k), device)}
                          for k in ks for d in range(draws)])
 
 
-def path_gradients(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, samples: int = 20, seed: int = 0
+def path_gradients(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, samples: int = 20,
+                   seed: int = 0
                    ) -> pd.DataFrame:
-    """Veit et al. 2016, section 6: gradient norm at the first block's input carried by paths of each length k.
+    """Veit et al. 2016, section 6: gradient norm at the first block's input carried by paths of
+    each length k.
 
-    The forward pass is the network's own; in the backward pass k randomly
-    chosen blocks pass gradient only through their residual branch and the
-    others only through their shortcut (the forward values are unchanged, the
-    other route is detached). Returns, per k, the mean gradient norm per path,
-    the number of paths C(n, k), and their product (the total carried).
+    The forward pass is the network's own; in the backward pass k randomly chosen blocks pass
+    gradient only through their residual branch and the others only through their shortcut (the
+    forward values are unchanged, the other route is detached). Returns, per k, the mean gradient
+    norm per path, the number of paths C(n, k), and their product (the total carried).
     """
     model.eval()
     n = len(model.blocks)
@@ -183,7 +198,8 @@ def path_gradients(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, samples
             h = h0
             for i, b in enumerate(model.blocks):
                 branch, skip = b.branch(h), b.shortcut(h)
-                h = F.relu(skip.detach() + branch) if i in chosen else F.relu(skip + branch.detach())
+                h = F.relu(skip.detach() + branch) if i in chosen else F.relu(
+                    skip + branch.detach())
             loss = F.cross_entropy(model.head(F.adaptive_avg_pool2d(h, 1).flatten(1)), y)
             (g,) = torch.autograd.grad(loss, h0)
             norms.append(g.norm().item())
@@ -197,14 +213,17 @@ def path_gradients(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, samples
 
 
 class ProbeDuringTraining:
-    """Measures ``conv_grad_norms`` at given training steps, through ``train.train``'s per-batch ``augment`` hook.
+    """Measures ``conv_grad_norms`` at given training steps, through ``train.train``'s per-batch
+    ``augment`` hook.
 
-    ``train.train`` calls ``augment(x, generator)`` once per training step, before the forward pass and outside
-    autocast; this callable returns the batch unchanged and, at the steps asked for, probes the model (fp32,
-    its own fixed batches, batch-norm statistics restored), so training runs exactly as without it.
+    ``train.train`` calls ``augment(x, generator)`` once per training step, before the forward pass
+    and outside autocast; this callable returns the batch unchanged and, at the steps asked for,
+    probes the model (fp32, its own fixed batches, batch-norm statistics restored), so training runs
+    exactly as without it.
     """
 
-    def __init__(self, model: nn.Module, data: TensorDataset, steps: Iterable[int], grad_batches: int,
+    def __init__(self, model: nn.Module, data: TensorDataset, steps: Iterable[int],
+                 grad_batches: int,
                  batch_size: int, device: torch.device | str):
         self.model, self.data, self.steps = model, data, set(steps)
         self.grad_batches, self.batch_size, self.device = grad_batches, batch_size, device
@@ -212,7 +231,8 @@ class ProbeDuringTraining:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.step in self.steps:
-            self.profiles[self.step] = conv_grad_norms(self.model, self.data, self.grad_batches, self.batch_size,
+            self.profiles[self.step] = conv_grad_norms(self.model, self.data, self.grad_batches,
+                                                       self.batch_size,
                                                        self.device)
         self.step += 1
         return x

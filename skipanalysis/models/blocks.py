@@ -1,8 +1,10 @@
-"""The blocks of the CIFAR family: the option A shortcut, squeeze-and-excitation and the basic block.
+"""The blocks of the CIFAR family: the option A shortcut, squeeze-and-excitation and the basic
+block.
 
-He et al. 2016 (section 4.2) for the basic block and the parameter-free option A shortcut; Hu et al. 2018 for
-squeeze-and-excitation. ``resnet.CifarResNet`` stacks these blocks, and ``highway.HighwayBlock`` gates one; both
-import them from here, so neither imports the other's module in a circle.
+He et al. 2016 (section 4.2) for the basic block and the parameter-free option A shortcut; Hu et al.
+2018 for squeeze-and-excitation. ``resnet.CifarResNet`` stacks these blocks, and
+``highway.HighwayBlock`` gates one; both import them from here, so neither imports the other's
+module in a circle.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class ShortcutA(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation (Hu et al. 2018): re-weight channels by a gate computed from their global means."""
+    """Squeeze-and-excitation (Hu et al. 2018): re-weight channels by a gate computed from their
+    global means."""
 
     def __init__(self, channels: int, reduction: int = 4):
         super().__init__()
@@ -52,7 +55,8 @@ class BasicBlock(nn.Module):
         shortcut: residual (True) or plain (False); the parameters are the same.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = True, se: bool = False,
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, shortcut: bool = True,
+                 se: bool = False,
                  bn: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)

@@ -28,10 +28,12 @@ class DenseLayer(nn.Module):
         self.in_ch, self.growth = in_ch, growth
         if bn_size:
             mid = bn_size * growth
-            self.bottleneck = nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU(), nn.Conv2d(in_ch, mid, 1, bias=False))
+            self.bottleneck = nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU(),
+                                            nn.Conv2d(in_ch, mid, 1, bias=False))
         else:
             mid, self.bottleneck = in_ch, nn.Identity()
-        self.conv = nn.Sequential(nn.BatchNorm2d(mid), nn.ReLU(), nn.Conv2d(mid, growth, 3, 1, 1, bias=False))
+        self.conv = nn.Sequential(nn.BatchNorm2d(mid), nn.ReLU(),
+                                  nn.Conv2d(mid, growth, 3, 1, 1, bias=False))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = torch.cat(features, 1)
@@ -51,7 +53,8 @@ class DenseBlock(nn.Module):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers={n_layers!r}: a dense block needs at least one layer")
-        self.layers = nn.ModuleList(DenseLayer(in_ch + i * growth, growth, bn_size) for i in range(n_layers))
+        self.layers = nn.ModuleList(DenseLayer(in_ch + i * growth, growth, bn_size)
+                                    for i in range(n_layers))
         self.out_ch = in_ch + n_layers * growth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,9 +65,11 @@ class DenseBlock(nn.Module):
 
 
 class DenseStageNet(nn.Module):
-    """Stem conv (2k maps), one dense block, BN-ReLU, pool, linear: the dense twin of ``ResidualStageNet``."""
+    """Stem conv (2k maps), one dense block, BN-ReLU, pool, linear: the dense twin of
+    ``ResidualStageNet``."""
 
-    def __init__(self, growth: int = 12, n_layers: int = 6, num_classes: int = 10, in_channels: int = 3,
+    def __init__(self, growth: int = 12, n_layers: int = 6, num_classes: int = 10,
+                 in_channels: int = 3,
                  bn_size: int = 4):
         super().__init__()
         self.stem = nn.Conv2d(in_channels, 2 * growth, 3, 1, 1, bias=False)
@@ -86,13 +91,15 @@ class Transition(nn.Sequential):
 
 
 class PartialDenseBlock(nn.Module):
-    """CSP-style partial dense block (Wang et al. 2020, CSPNet): only part of the channels enter the dense block.
+    """CSP-style partial dense block (Wang et al. 2020, CSPNet): only part of the channels enter the
+    dense block.
 
-    The input is split; ``split`` of its channels go through a dense block and a
-    1x1 transition, the rest bypass it, and the two are concatenated.
+    The input is split; ``split`` of its channels go through a dense block and a 1x1 transition, the
+    rest bypass it, and the two are concatenated.
     """
 
-    def __init__(self, in_ch: int, n_layers: int, growth: int, split: float = 0.5, bn_size: int = 4):
+    def __init__(self, in_ch: int, n_layers: int, growth: int, split: float = 0.5,
+                 bn_size: int = 4):
         super().__init__()
         self.part = max(1, int(round(in_ch * split)))
         self.block = DenseBlock(self.part, n_layers, growth, bn_size)
@@ -105,18 +112,17 @@ class PartialDenseBlock(nn.Module):
 
 
 class DenseNetBC(nn.Module):
-    """DenseNet-BC for small images (Huang et al. 2017, section 3): a 2k-map stem, three dense blocks with
-    compression-0.5 transitions, BN-ReLU, pooling and a linear classifier.
+    """DenseNet-BC for small images (Huang et al. 2017, section 3): a 2k-map stem, three dense
+    blocks with compression-0.5 transitions, BN-ReLU, pooling and a linear classifier.
 
     Args:
-        n_layers: dense layers per block (depth = 6 * n_layers + 4).
-        growth: growth rate k.
-        num_classes: output classes.
-        in_channels: image channels.
-        partial: use CSP-style partial dense blocks (half the channels bypass each block).
+        n_layers: dense layers per block (depth = 6 * n_layers + 4). growth: growth rate k.
+        num_classes: output classes. in_channels: image channels. partial: use CSP-style partial
+        dense blocks (half the channels bypass each block).
     """
 
-    def __init__(self, n_layers: int = 6, growth: int = 12, num_classes: int = 10, in_channels: int = 3,
+    def __init__(self, n_layers: int = 6, growth: int = 12, num_classes: int = 10,
+                 in_channels: int = 3,
                  partial: bool = False):
         super().__init__()
         if n_layers < 1 or growth < 1:
@@ -124,7 +130,8 @@ class DenseNetBC(nn.Module):
         ch = 2 * growth
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 3, padding=1, bias=False)]
         for i in range(3):
-            block = PartialDenseBlock(ch, n_layers, growth) if partial else DenseBlock(ch, n_layers, growth)
+            block = PartialDenseBlock(ch, n_layers, growth) if partial else DenseBlock(ch, n_layers,
+                                                                                       growth)
             layers.append(block)
             ch = block.out_ch
             if i < 2:

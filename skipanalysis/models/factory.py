@@ -1,7 +1,8 @@
 """One way to name and build every network of the study: ``create(name, **kw)``.
 
-A run's config names its model by one of these strings plus keyword arguments, so the config is plain JSON and
-any part of the study can rebuild the net from it (the run store, lesions, landscapes).
+A run's config names its model by one of these strings plus keyword arguments, so the config is
+plain JSON and any part of the study can rebuild the net from it (the run store, lesions,
+landscapes).
 
 The names, what each builds, and its keywords:
 
@@ -18,12 +19,12 @@ The names, what each builds, and its keywords:
 - ``chain-N``: N conv-BN-ReLU layers; ``every=S`` adds a shortcut every S (width, every, ...).
 - ``unet-SKIP``: U-Net with ``concat``, ``add`` or ``none`` long skips. Keywords: in_channels,
   depth, base, decoder_mid, out_channels.
-- ``encoder-pre``, ``encoder-post``: transformer encoder, pre-norm or post-norm (Xiong et al.
-  2020). Keywords: vocab, seq_len, depth, d_model, n_heads, d_ff.
+- ``encoder-pre``, ``encoder-post``: transformer encoder, pre-norm or post-norm (Xiong et al. 2020).
+  Keywords: vocab, seq_len, depth, d_model, n_heads, d_ff.
 - ``tv:NAME``: ``torchvision.models.NAME(weights=None)`` (resnet50, ...).
 
-The CIFAR family receives its block class from here (``block=``, as timm does), so ``resnet.py`` knows nothing of
-highway or squeeze-and-excitation blocks.
+The CIFAR family receives its block class from here (``block=``, as timm does), so ``resnet.py``
+knows nothing of highway or squeeze-and-excitation blocks.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from .resnet import CifarResNet, ResidualStageNet, SkipEveryNet
 from .transformer import Encoder
 from .unet import UNet
 
-# CIFAR family: the name's prefix -> the kind label CifarResNet keeps (data frames and plots use the kinds).
-CIFAR_KINDS = {"plain": "plain", "resnet": "residual", "highway": "highway", "se-resnet": "se-residual"}
+# CIFAR family: the name's prefix -> the kind label CifarResNet keeps (data frames and plots use the
+# kinds).
+CIFAR_KINDS = {"plain": "plain", "resnet": "residual", "highway": "highway",
+               "se-resnet": "se-residual"}
 NAME_OF_KIND = {kind: prefix for prefix, kind in CIFAR_KINDS.items()}
 PATTERNS = {
     "cifar": re.compile(r"^(plain|resnet|highway|se-resnet)-(\d+)$"),
@@ -55,9 +58,9 @@ PATTERNS = {
     "encoder": re.compile(r"^encoder-(pre|post)$"),
     "torchvision": re.compile(r"^tv:([a-z0-9_]+)$"),
 }
-FORMS = ("plain-D, resnet-D, highway-D, se-resnet-D (D = 6n+2), bottleneck-resnet-D (D = 9n+2), densenet-N, "
-         "csp-densenet-N, preact-stage-N, dense-stage-N, chain-N, unet-concat|add|none, encoder-pre|post, "
-         "tv:<torchvision name>")
+FORMS = ("plain-D, resnet-D, highway-D, se-resnet-D (D = 6n+2), bottleneck-resnet-D (D = 9n+2), "
+         "densenet-N, csp-densenet-N, preact-stage-N, dense-stage-N, chain-N, "
+         "unet-concat|add|none, encoder-pre|post, tv:<torchvision name>")
 
 
 def cifar_block(kind: str, gate_bias: float = -2.0) -> Callable[..., nn.Module]:
@@ -65,30 +68,34 @@ def cifar_block(kind: str, gate_bias: float = -2.0) -> Callable[..., nn.Module]:
     if kind == "highway":
         return partial(HighwayBlock, gate_bias=gate_bias)
     if kind not in ("plain", "residual", "se-residual"):
-        raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(CIFAR_KINDS.values())}")
+        raise ValueError(
+            f"kind={kind!r} is not allowed; choose one of {', '.join(CIFAR_KINDS.values())}")
     return partial(BasicBlock, shortcut=kind != "plain", se=kind == "se-residual")
 
 
 def cifar_name(kind: str, depth: int) -> str:
-    """The factory name of a CIFAR-family net by kind label: ``("residual", 20)`` -> ``resnet-20``."""
+    """The factory name of a CIFAR-family net by kind label: ``("residual", 20)`` ->
+    ``resnet-20``."""
     if kind not in NAME_OF_KIND:
         raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(NAME_OF_KIND)}")
     return f"{NAME_OF_KIND[kind]}-{depth}"
 
 
-def cifar_resnet(depth: int, kind: str = "residual", gate_bias: float = -2.0, **kw: Any) -> CifarResNet:
+def cifar_resnet(depth: int, kind: str = "residual", gate_bias: float = -2.0,
+                 **kw: Any) -> CifarResNet:
     """A CIFAR-family net by kind label (``plain``, ``residual``, ``highway``, ``se-residual``)."""
     return CifarResNet(depth, kind, block=cifar_block(kind, gate_bias), **kw)
 
 
 def known(name: str) -> bool:
-    """Whether ``name`` has one of the forms ``create`` builds (depth rules are checked when building)."""
+    """Whether ``name`` has one of the forms ``create`` builds (depth rules are checked when
+    building)."""
     return isinstance(name, str) and any(p.match(name) for p in PATTERNS.values())
 
 
 def create(name: str, **kw: Any) -> nn.Module:
-    """Build the network ``name`` (see the module docstring) with keyword arguments ``kw``; freshly initialised,
-    so seed first (``train.seed_everything``) for a given initialisation."""
+    """Build the network ``name`` (see the module docstring) with keyword arguments ``kw``; freshly
+    initialised, so seed first (``train.seed_everything``) for a given initialisation."""
     if m := PATTERNS["cifar"].match(name):
         return cifar_resnet(int(m.group(2)), CIFAR_KINDS[m.group(1)], **kw)
     if m := PATTERNS["bottleneck"].match(name):

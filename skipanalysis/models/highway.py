@@ -22,13 +22,15 @@ from .blocks import BasicBlock, ShortcutA
 class HighwayBlock(BasicBlock):
     """A CIFAR basic block whose shortcut is gated: ``relu(T * H(x) + (1 - T) * shortcut(x))``."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, gate_bias: float = -2.0, bn: bool = True):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, gate_bias: float = -2.0,
+                 bn: bool = True):
         super().__init__(in_ch, out_ch, stride, shortcut=True, bn=bn)
         self.gate = nn.Conv2d(out_ch, out_ch, 1, bias=True)
         self.gate.is_gate = True
         nn.init.xavier_uniform_(self.gate.weight)
         nn.init.constant_(self.gate.bias, gate_bias)
-        self.last_gate_mean: float | None = None  # mean T of the last forward pass, for "how open are the gates"
+        # mean T of the last forward pass, for "how open are the gates"
+        self.last_gate_mean: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         carry = self.shortcut(x)

@@ -27,29 +27,32 @@ class CifarResNet(nn.Module):
     """The depth 6n+2 CIFAR network: plain, residual or highway.
 
     Args:
-        depth: 6n+2 (20, 32, 44, 56, 110, ...).
-        kind: ``residual`` (ResNet), ``plain`` (the same layers, no shortcut) or
-            ``highway`` (gated shortcut, see ``highway.HighwayBlock``) or ``se-residual``
-            (residual with squeeze-and-excitation on each branch, Hu et al. 2018).
-        num_classes: output classes.
-        width: multiplier on the {16, 32, 64} stage widths.
-        in_channels: image channels.
-        gate_bias: initial bias of the highway gates (negative: start close to carrying the input).
-        bn: batch normalisation after every convolution (False: none anywhere, for gradient studies).
-        block: the block class, a callable ``(in_ch, out_ch, stride, bn=)`` (``factory.cifar_block(kind)``; default:
-            ``BasicBlock`` with or without its shortcut). ``kind`` is then the label the net carries.
+        depth: 6n+2 (20, 32, 44, 56, 110, ...). kind: ``residual`` (ResNet), ``plain`` (the same
+        layers, no shortcut) or
+            ``highway`` (gated shortcut, see ``highway.HighwayBlock``) or ``se-residual`` (residual
+            with squeeze-and-excitation on each branch, Hu et al. 2018).
+        num_classes: output classes. width: multiplier on the {16, 32, 64} stage widths.
+        in_channels: image channels. gate_bias: initial bias of the highway gates (negative: start
+        close to carrying the input). bn: batch normalisation after every convolution (False: none
+        anywhere, for gradient studies). block: the block class, a callable ``(in_ch, out_ch,
+        stride, bn=)`` (``factory.cifar_block(kind)``; default:
+            ``BasicBlock`` with or without its shortcut). ``kind`` is then the label the net
+            carries.
     """
 
-    def __init__(self, depth: int = 20, kind: str = "residual", num_classes: int = 10, width: int = 1,
+    def __init__(self, depth: int = 20, kind: str = "residual", num_classes: int = 10,
+                 width: int = 1,
                  in_channels: int = 3, bn: bool = True, block=None):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
         if block is None and kind not in ("plain", "residual"):
-            raise ValueError(f"kind={kind!r} needs its block class: build the net with models.create (e.g. "
+            raise ValueError(
+                f"kind={kind!r} needs its block class: build the net with models.create (e.g. "
                              f"'highway-20') or pass block=models.factory.cifar_block({kind!r})")
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"depth={depth!r} is not allowed: the CIFAR family needs depth = 6n+2 with n >= 1 "
+            raise ValueError(
+                f"depth={depth!r} is not allowed: the CIFAR family needs depth = 6n+2 with n >= 1 "
                              "(8, 14, 20, 32, 44, 56, 110, ...)")
         if width < 1:
             raise ValueError(f"width={width!r}: the width multiplier must be a positive integer")
@@ -58,7 +61,8 @@ class CifarResNet(nn.Module):
         self.depth, self.kind, self.width = depth, kind, width
         self.stage_blocks = n
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(widths[0]) if bn else nn.Identity(), nn.ReLU(inplace=True))
+                                  nn.BatchNorm2d(widths[0]) if bn else nn.Identity(),
+                                  nn.ReLU(inplace=True))
         blocks, in_ch = [], widths[0]
         for stage, out_ch in enumerate(widths):
             for i in range(n):
@@ -89,8 +93,10 @@ class PreActBlock(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        self.body = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1, bias=False))
+        self.body = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(),
+                                  nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(),
+                                  nn.Conv2d(width, width, 3, 1, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -103,7 +109,8 @@ class ResidualStageNet(nn.Module):
     outputs matters (notebook 03).
     """
 
-    def __init__(self, width: int = 32, n_blocks: int = 6, num_classes: int = 10, in_channels: int = 3):
+    def __init__(self, width: int = 32, n_blocks: int = 6, num_classes: int = 10,
+                 in_channels: int = 3):
         super().__init__()
         self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         self.blocks = nn.ModuleList(PreActBlock(width) for _ in range(n_blocks))
@@ -118,11 +125,12 @@ class ResidualStageNet(nn.Module):
 
 
 class SkipEveryNet(nn.Module):
-    """A chain of conv-BN-ReLU layers at constant width with an identity shortcut around every ``every`` layers.
+    """A chain of conv-BN-ReLU layers at constant width with an identity shortcut around every
+    ``every`` layers.
 
-    ``every=0`` is a plain chain; ``every=1`` puts a shortcut around each layer. Used
-    to sweep connectivity from plain towards residual (notebook 02); the dense end
-    of the sweep is ``DenseStageNet``.
+    ``every=0`` is a plain chain; ``every=1`` puts a shortcut around each layer. Used to sweep
+    connectivity from plain towards residual (notebook 02); the dense end of the sweep is
+    ``DenseStageNet``.
     """
 
     def __init__(self, width: int = 16, n_layers: int = 12, every: int = 0, num_classes: int = 10,
@@ -132,7 +140,8 @@ class SkipEveryNet(nn.Module):
             raise ValueError(f"every={every!r} must be 0 or divide n_layers={n_layers}")
         self.every = every
         self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-        self.layers = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
                                                   nn.ReLU()) for _ in range(n_layers))
         self.head = nn.Linear(width, num_classes)
         for m in self.modules():

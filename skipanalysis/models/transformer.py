@@ -16,13 +16,12 @@ NORMS = ("post", "pre")
 
 
 class Block(nn.Module):
-    """One encoder block: self-attention and a ReLU feed-forward net, each wrapped in a residual connection.
+    """One encoder block: self-attention and a ReLU feed-forward net, each wrapped in a residual
+    connection.
 
     Args:
-        d_model: width.
-        n_heads: attention heads.
-        d_ff: hidden width of the feed-forward net.
-        norm: ``post`` (``LN(x + F(x))``) or ``pre`` (``x + F(LN(x))``).
+        d_model: width. n_heads: attention heads. d_ff: hidden width of the feed-forward net. norm:
+        ``post`` (``LN(x + F(x))``) or ``pre`` (``x + F(LN(x))``).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, norm: str = "pre"):
@@ -50,17 +49,16 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Token and learned position embeddings, ``depth`` blocks, (pre-norm: a final LayerNorm), a per-token head.
+    """Token and learned position embeddings, ``depth`` blocks, (pre-norm: a final LayerNorm), a
+    per-token head.
 
     Args:
-        vocab: input and output vocabulary size.
-        seq_len: maximum sequence length.
-        depth: number of blocks.
-        d_model, n_heads, d_ff: block sizes.
-        norm: ``post`` or ``pre``.
+        vocab: input and output vocabulary size. seq_len: maximum sequence length. depth: number of
+        blocks. d_model, n_heads, d_ff: block sizes. norm: ``post`` or ``pre``.
     """
 
-    def __init__(self, vocab: int, seq_len: int, depth: int = 6, d_model: int = 64, n_heads: int = 4,
+    def __init__(self, vocab: int, seq_len: int, depth: int = 6, d_model: int = 64,
+                 n_heads: int = 4,
                  d_ff: int = 128, norm: str = "pre"):
         super().__init__()
         if not isinstance(depth, int) or depth < 1:

@@ -29,12 +29,15 @@ SKIPS = ("concat", "add", "none")
 def double_conv(in_ch: int, out_ch: int, mid_ch: int | None = None) -> nn.Sequential:
     """Two padded 3x3 conv-BN-ReLU layers (in -> mid -> out; mid defaults to out)."""
     mid_ch = out_ch if mid_ch is None else mid_ch
-    return nn.Sequential(nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False), nn.BatchNorm2d(mid_ch), nn.ReLU(True),
-                         nn.Conv2d(mid_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(True))
+    return nn.Sequential(nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False), nn.BatchNorm2d(mid_ch),
+                         nn.ReLU(True),
+                         nn.Conv2d(mid_ch, out_ch, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_ch), nn.ReLU(True))
 
 
 def matched_decoder_mid(skip: str) -> float:
-    """The ``decoder_mid`` that gives ``skip``'s decoder the convolution weights of concat's (1.0 for concat)."""
+    """The ``decoder_mid`` that gives ``skip``'s decoder the convolution weights of concat's (1.0
+    for concat)."""
     if skip not in SKIPS:
         raise ValueError(f"skip={skip!r} is not allowed; choose one of {', '.join(SKIPS)}")
     return 1.0 if skip == "concat" else 1.5
@@ -44,12 +47,10 @@ class UNet(nn.Module):
     """U-Net with ``depth`` poolings and ``base`` channels at full resolution (doubling per level).
 
     Args:
-        in_channels: image channels.
-        out_channels: output maps (1 for binary segmentation, as logits).
-        depth: number of 2x down-samplings; input sides must be divisible by 2**depth.
-        base: channels of the first level.
-        skip: ``concat``, ``add`` or ``none``.
-        decoder_mid: width of the middle layer of each decoder stage, as a multiple of the stage's width
+        in_channels: image channels. out_channels: output maps (1 for binary segmentation, as
+        logits). depth: number of 2x down-samplings; input sides must be divisible by 2**depth.
+        base: channels of the first level. skip: ``concat``, ``add`` or ``none``. decoder_mid: width
+        of the middle layer of each decoder stage, as a multiple of the stage's width
             (``matched_decoder_mid(skip)`` matches concat's parameters).
     """
 
@@ -82,8 +83,9 @@ class UNet(nn.Module):
         h, w = x.shape[-2:]
         m = 2 ** self.depth
         if h % m or w % m:
-            raise ValueError(f"input size {h}x{w} is not allowed for a depth-{self.depth} U-Net: height and width must "
-                             f"be multiples of {m} (pad or crop the image, or lower depth)")
+            raise ValueError(
+                f"input size {h}x{w} is not allowed for a depth-{self.depth} U-Net: height and "
+                f"width must be multiples of {m} (pad or crop the image, or lower depth)")
         skips = []
         for block in self.down:
             x = block(x)

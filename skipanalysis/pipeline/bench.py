@@ -36,7 +36,8 @@ from ..measure.timing import paired_ratio
 from ..models import cifar_name, create
 
 CASES = [("residual", 20), ("plain", 56)]
-# (precision, batch, channels_last), at every size: whether channels_last wins is the machine's to say
+# (precision, batch, channels_last), at every size: whether channels_last wins is the machine's to
+# say
 SETTINGS = [("fp32", 32, False), ("bf16", 128, False), ("bf16", 128, True)]
 
 
@@ -45,8 +46,10 @@ def settings_for(size: int) -> list[tuple[str, int, bool]]:
 
 
 def _bare_loop(model, x, y, steps, batch, precision, channels_last, device):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, nesterov=True)
-    order = torch.randperm(len(x), device=x.device)  # one shuffled epoch, as any training loop draws it
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4,
+                          nesterov=True)
+    # one shuffled epoch, as any training loop draws it
+    order = torch.randperm(len(x), device=x.device)
     for i in range(steps):
         idx = order[i * batch:(i + 1) * batch]
         xb, yb = x[idx], y[idx]
@@ -59,7 +62,8 @@ def _bare_loop(model, x, y, steps, batch, precision, channels_last, device):
         opt.step()
 
 
-def measure(kind: str, depth: int, size: int, precision: str, batch: int, channels_last: bool, steps: int,
+def measure(kind: str, depth: int, size: int, precision: str, batch: int, channels_last: bool,
+            steps: int,
             device: torch.device, rounds: int = 5) -> dict:
     """Images/s of the bare loop and of ``train.train`` for one net and setting."""
     torch.manual_seed(0)
@@ -67,14 +71,17 @@ def measure(kind: str, depth: int, size: int, precision: str, batch: int, channe
     x = torch.randn(n, 3, size, size, device=device)
     y = torch.randint(0, 10, (n,), device=device)
     data = TensorDataset(x, y)
-    cfg = tr.TrainConfig(epochs=1, batch_size=batch, lr=0.01, schedule="cosine", precision=precision,
-                         channels_last=channels_last, nesterov=True, progress=False, final_eval=False)
+    cfg = tr.TrainConfig(epochs=1, batch_size=batch, lr=0.01, schedule="cosine",
+                         precision=precision,
+                         channels_last=channels_last, nesterov=True, progress=False,
+                         final_eval=False)
     model = create(cifar_name(kind, depth)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     timers = {
         "bare": benchmark.Timer("f(model, x, y, steps, batch, p, cl, d)", globals={
-            "f": _bare_loop, "model": model, "x": x, "y": y, "steps": steps, "batch": batch, "p": precision,
+            "f": _bare_loop, "model": model, "x": x, "y": y, "steps": steps, "batch": batch,
+            "p": precision,
             "cl": channels_last, "d": device}),
         "loop": benchmark.Timer("f(model, data, cfg, None, d)", globals={
             "f": tr.train, "model": model, "data": data, "cfg": cfg, "d": device}),
@@ -93,11 +100,15 @@ def measure(kind: str, depth: int, size: int, precision: str, batch: int, channe
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m skipanalysis.pipeline.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=12, help="optimiser steps per timed run (default 12)")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of both loops per row (default 5)")
+    ap = argparse.ArgumentParser(prog="python -m skipanalysis.pipeline.bench",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=12,
+                    help="optimiser steps per timed run (default 12)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved rounds of both loops per row (default 5)")
     ap.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps | xla (default cpu)")
-    ap.add_argument("--sizes", default="8,16,32", help="image sizes, comma-separated (default 8,16,32)")
+    ap.add_argument("--sizes", default="8,16,32",
+                    help="image sizes, comma-separated (default 8,16,32)")
     args = ap.parse_args(argv)
     if args.steps < 2:
         print(f"error: --steps={args.steps} is not allowed; give at least 2", file=sys.stderr)
@@ -113,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"{args.rounds} rounds a row; worst loop/bare (median over rounds) {table['loop/bare'].min():.3f}")
+          f"{args.rounds} rounds a row; worst loop/bare (median over rounds) "
+          f"{table['loop/bare'].min():.3f}")
     return 0
 
 

@@ -1,6 +1,7 @@
-"""Every claim's rule at once: importing this module imports every rule module, so ``RULES`` (empirical rules)
-and ``CHECKS`` (identity checks) hold every claim ID. For what handles all claims together: the report, the
-bundle's recomputation, the design table. A notebook imports only its own rule module."""
+"""Every claim's rule at once: importing this module imports every rule module, so ``RULES``
+(empirical rules) and ``CHECKS`` (identity checks) hold every claim ID. For what handles all claims
+together: the report, the bundle's recomputation, the design table. A notebook imports only its own
+rule module."""
 
 from __future__ import annotations
 
