@@ -61,11 +61,21 @@ def overlay(notebook: str) -> dict[str, Any] | None:
     except (OSError, yaml.YAMLError) as exc:
         raise ParameterError(
             f"{OVERLAY_ENV}={path}: not a readable YAML file ({type(exc).__name__})") from None
+    return notebook_sections(data, f"{OVERLAY_ENV}={path}").get(notebook, {})
+
+
+def notebook_sections(data: Any, where: str) -> dict[str, dict[str, Any]]:
+    """A parameter file's content as notebook name -> its parameters (an empty section: none).
+
+    Raises:
+        ParameterError: ``data`` is not a mapping of notebook name -> mapping (``where`` names the
+            file in the message).
+    """
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None
                                              for v in data.values()):
         raise ParameterError(
-            f"{OVERLAY_ENV}={path}: expected a mapping of notebook name -> mapping of parameters")
-    return dict(data.get(notebook) or {})
+            f"{where}: expected a mapping of notebook name -> mapping of parameters")
+    return {k: dict(v or {}) for k, v in data.items()}
 
 
 def _num(v: Any) -> bool:

@@ -47,11 +47,7 @@ def load_profile(params_dir: str | os.PathLike, profile: str) -> dict[str, dict[
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ParameterError(
             f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None
-                                             for v in data.values()):
-        raise ParameterError(
-            f"{path}: expected a mapping of notebook name -> mapping of parameters")
-    return {k: (v or {}) for k, v in data.items()}
+    return specs.notebook_sections(data, str(path))
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
