@@ -40,15 +40,20 @@ def code_text(source: str) -> str:
     changes it. Fields a newer Python adds to the tree are left out when empty, so the text is the
     same on every supported version.
     """
-    tree = ast.parse(textwrap.dedent(source))
-    for node in ast.walk(tree):
+    source = textwrap.dedent(source)
+    try:
+        statements = ast.parse(source).body
+    except IndentationError:  # a method whose string runs on at column 0: dedent cannot strip it
+        statements = ast.parse("if True:\n" + source).body[0].body
+    module = ast.Module(body=statements, type_ignores=[])
+    for node in ast.walk(module):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             del body[0]
-    return "\n".join(_tree_text(statement) for statement in tree.body)
+    return "\n".join(_tree_text(statement) for statement in module.body)
 
 
 def _tree_text(node: Any) -> str:

@@ -46,6 +46,15 @@ def test_reflowing_code_does_not_change_the_key_but_a_real_edit_does():
     assert keys.code_text("x = 1\n") != keys.code_text("x = 1.0\n") != keys.code_text("x = True\n")
 
 
+def test_a_method_whose_string_runs_on_at_column_0_reads_as_the_same_function():
+    """``inspect.getsource`` of a method keeps its indentation, which ``dedent`` cannot strip when a
+    string inside runs on at column 0: it still reads as the function written at the top level."""
+    method = '    def m(self):\n        """Doc."""\n        s = """a\nb"""\n        return s\n'
+    top = 'def m(self):\n    s = """a\nb"""\n    return s\n'
+    assert keys.code_text(method) == keys.code_text(top)
+    assert keys.code_text(method) != keys.code_text(top.replace('"""a', '"""c'))
+
+
 def test_the_code_text_is_the_syntax_tree_written_out_the_same_on_every_python():
     """Written out by hand from the grammar (``ast`` documents the node types): the f-string's
     parts, its conversion (``ord("r")``) and format spec; no ``ctx`` and no field a newer Python
